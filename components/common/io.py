@@ -1,0 +1,134 @@
+"""Paths that may be local or gs://, and writes that appear whole or not at all.
+
+Everything goes through `tf.io.gfile`, which speaks local paths and gs:// (and
+other TensorFlow file systems) alike. Local writes go to a temporary name and
+are renamed into place, so a killed process never leaves a file or folder that
+looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+    return "://" in str(path)
+
+
+def gfile():
+    """tf.io.gfile, imported late: TensorFlow takes seconds to import and local-only tools need not wait."""
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def exists(path: str | os.PathLike) -> bool:
+    return os.path.exists(path) if not is_remote(path) else gfile().exists(str(path))
+
+
+def makedirs(path: str | os.PathLike) -> None:
+    if is_remote(path):
+        gfile().makedirs(str(path))
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def open_binary(path: str | os.PathLike):
+    """Opens a local or remote file for reading bytes."""
+    return open(path, "rb") if not is_remote(path) else gfile().GFile(str(path), "rb")
+
+
+def open_write(path: str | os.PathLike):
+    """Opens a local or remote file for writing text; the caller owns atomicity (write inside a staged folder)."""
+    return open(path, "w") if not is_remote(path) else gfile().GFile(str(path), "w")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path | str:
+    """Writes a file atomically (temporary name, then rename)."""
+    path_s = str(path)
+    if is_remote(path_s):
+        tmp = f"{path_s}.tmp-{uuid.uuid4().hex}"
+        with gfile().GFile(tmp, "wb") as f:
+            f.write(data)
+        gfile().rename(tmp, path_s, overwrite=True)
+        return path_s
+    target = Path(path_s)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path | str:
+    return write_bytes(path, text.encode())
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path | str:
+    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open_binary(path) as f:
+        return json.loads(f.read())
+
+
+@contextlib.contextmanager
+def staged_dir(final: str | os.PathLike) -> Iterator[str]:
+    """Yields a staging folder that replaces `final` only if the block succeeds.
+
+    A failure (or a kill) leaves `final` as it was: an earlier good output is kept,
+    and nothing half-written takes its name. Local folders are swapped by rename;
+    on remote file systems, which have no folder rename, the staged files are
+    copied into place at the end.
+    """
+    final_s = str(final).rstrip("/")
+    stage = f"{final_s}.staging-{uuid.uuid4().hex[:8]}"
+    makedirs(stage)
+    try:
+        yield stage
+    except BaseException:
+        _remove_tree(stage)
+        raise
+    if is_remote(final_s):
+        _publish_remote(stage, final_s)
+        return
+    old = f"{final_s}.old-{uuid.uuid4().hex[:8]}"
+    had_old = os.path.exists(final_s)
+    if had_old:
+        os.rename(final_s, old)
+    os.rename(stage, final_s)
+    if had_old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _publish_remote(stage: str, final: str) -> None:
+    g = gfile()
+    for root, _, files in g.walk(stage):
+        rel = root[len(stage):].lstrip("/")
+        for name in files:
+            dest = "/".join(p for p in (final, rel, name) if p)
+            g.makedirs(os.path.dirname(dest))
+            g.copy(f"{root}/{name}", dest, overwrite=True)
+    g.rmtree(stage)
+
+
+def _remove_tree(path: str) -> None:
+    if is_remote(path):
+        with contextlib.suppress(Exception):
+            gfile().rmtree(path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,152 @@
+"""The one feature spec: written by ingest, read by every later step.
+
+`schema.json` names each feature, its type and its statistics. Train parses
+examples with `Schema.parse_spec()` and sets its preprocessing layers from the
+statistics; export builds serving signatures from it; whatif edits features
+within the ranges it records. Nobody re-declares features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.common import io
+from components.common.errors import TfpipeError
+
+SCHEMA_VERSION = 1
+FEATURE_TYPES = ("int", "float", "string", "image")
+
+
+class SchemaError(TfpipeError):
+    """schema.json is missing, malformed, or disagrees with the data."""
+
+
+@dataclass(frozen=True)
+class ImageShape:
+    height: int
+    width: int
+    channels: int
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    type: str
+    # int / float: count, missing, min, max, mean, std, histogram.
+    # string: count, missing, unique, top: [[value, count], ...].
+    stats: dict[str, Any] = field(default_factory=dict)
+    image: ImageShape | None = None
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in ("int", "float")
+
+    @property
+    def vocabulary(self) -> list[str]:
+        return [value for value, _ in self.stats.get("top", [])]
+
+    def default_value(self) -> Any:
+        """What a missing value reads as: the mean for numbers, "" for strings."""
+        if self.type == "float":
+            mean = self.stats.get("mean")
+            return float(mean) if mean is not None and math.isfinite(mean) else 0.0
+        if self.type == "int":
+            mean = self.stats.get("mean")
+            return int(round(mean)) if mean is not None and math.isfinite(mean) else 0
+        return ""
+
+
+@dataclass(frozen=True)
+class Schema:
+    features: tuple[Feature, ...]
+    label: str
+    key: str = ""
+    # Rows per split, as written.
+    splits: dict[str, int] = field(default_factory=dict)
+    # Where the data came from, resolved (a pattern becomes the files it matched).
+    source: dict[str, Any] = field(default_factory=dict)
+    version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        if len(set(names)) != len(names):
+            raise SchemaError(f"schema: duplicate feature names in {names}")
+        if self.label not in names:
+            raise SchemaError(f"schema: label {self.label!r} is not one of the features {names}")
+        for f in self.features:
+            if f.type not in FEATURE_TYPES:
+                raise SchemaError(f"schema: feature {f.name!r} has type {f.type!r}; expected one of {FEATURE_TYPES}")
+            if f.type == "image" and f.image is None:
+                raise SchemaError(f"schema: image feature {f.name!r} has no height/width/channels")
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise SchemaError(f"schema: no feature {name!r}; features are {[f.name for f in self.features]}")
+
+    @property
+    def label_feature(self) -> Feature:
+        return self.feature(self.label)
+
+    @property
+    def inputs(self) -> tuple[Feature, ...]:
+        """Every feature but the label: what a model takes."""
+        return tuple(f for f in self.features if f.name != self.label)
+
+    def parse_spec(self) -> dict[str, Any]:
+        """The `tf.io.parse_example` spec; a missing value reads as `Feature.default_value()`."""
+        import tensorflow as tf
+
+        dtypes = {"int": tf.int64, "float": tf.float32, "string": tf.string, "image": tf.string}
+        return {
+            f.name: tf.io.FixedLenFeature([], dtypes[f.type], default_value=f.default_value())
+            for f in self.features
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, plain: dict[str, Any], where: str = "schema.json") -> Schema:
+        try:
+            version = plain.get("version", SCHEMA_VERSION)
+            if version != SCHEMA_VERSION:
+                raise SchemaError(f"{where}: schema version {version}; this tfpipe reads version {SCHEMA_VERSION}")
+            features = tuple(
+                Feature(
+                    name=f["name"],
+                    type=f["type"],
+                    stats=f.get("stats", {}),
+                    image=ImageShape(**f["image"]) if f.get("image") else None,
+                )
+                for f in plain["features"]
+            )
+            return cls(
+                features=features,
+                label=plain["label"],
+                key=plain.get("key", ""),
+                splits=plain.get("splits", {}),
+                source=plain.get("source", {}),
+                version=version,
+            )
+        except (KeyError, TypeError) as e:
+            raise SchemaError(f"{where}: malformed schema, missing or bad field {e}") from None
+
+    def write(self, folder: str) -> None:
+        io.write_text(f"{folder}/schema.json", self.to_json() + "\n")
+
+    @classmethod
+    def read(cls, folder_or_file: str) -> Schema:
+        path = folder_or_file if folder_or_file.endswith(".json") else f"{folder_or_file}/schema.json"
+        if not io.exists(path):
+            raise SchemaError(f"{path}: schema not found (run the ingest step first)")
+        try:
+            plain = io.read_json(path)
+        except json.JSONDecodeError as e:
+            raise SchemaError(f"{path}: not valid JSON: {e}") from None
+        return cls.from_dict(plain, where=path)

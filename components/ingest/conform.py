@@ -1,0 +1,200 @@
+"""Types for raw columns: inferred from a sample, then enforced row by row.
+
+Conversion is vectorised with Arrow compute. The fast path casts a whole
+column at once; only when that fails does a column fall back to a per-value
+check, so that clean data pays nothing and dirty data still has every bad row
+named. Nothing is coerced silently: a value that does not parse as its
+column's type rejects its row, with the column, the value and the expected type.
+"""
+
+from __future__ import annotations
+
+import io as stdio
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from components.common.schema import ImageShape
+from components.ingest.sources import RawBatch, rejection
+
+INT_PATTERN = r"^[+-]?\d+$"
+FLOAT_PATTERN = r"^[+-]?((\d+\.?\d*)|(\.\d+))([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$"
+ARROW_TYPES = {"int": pa.int64(), "float": pa.float32(), "string": pa.binary(), "image": pa.binary()}
+
+
+@dataclass
+class Typed:
+    """One batch after typing: the rows that passed, as Arrow columns, and those that did not."""
+
+    table: pa.Table
+    lines: np.ndarray
+    # The text each good row's split is decided by.
+    keys: pa.Array
+    rejected: list[dict]
+
+
+def infer_types(sample: pa.Table, overrides: dict[str, str], image_columns: set[str]) -> dict[str, str]:
+    """int, float or string for each column, from the values in `sample`; `overrides` win."""
+    types = {}
+    for name in sample.column_names:
+        if name in overrides:
+            types[name] = overrides[name]
+        elif name in image_columns:
+            types[name] = "image"
+        else:
+            types[name] = _infer_column(sample.column(name))
+    return types
+
+
+def _infer_column(col: pa.ChunkedArray) -> str:
+    t = col.type
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        return "int"
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "float"
+    if not (pa.types.is_binary(t) or pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return "string"
+    text = _as_text(col.drop_null())
+    if text is None or len(text) == 0:
+        return "string"
+    text = pc.utf8_trim_whitespace(text)
+    if pc.all(pc.match_substring_regex(text, INT_PATTERN)).as_py():
+        return "int"
+    if pc.all(pc.match_substring_regex(text, FLOAT_PATTERN, ignore_case=True)).as_py():
+        return "float"
+    return "string"
+
+
+def _as_text(col) -> pa.ChunkedArray | None:
+    """Binary as UTF-8 text, or None if some value is not valid UTF-8."""
+    try:
+        return pc.cast(col, pa.string())
+    except pa.ArrowInvalid:
+        return None
+
+
+def image_shape(png: bytes) -> ImageShape:
+    from PIL import Image
+
+    img = Image.open(stdio.BytesIO(png))
+    return ImageShape(height=img.height, width=img.width, channels=1 if img.mode == "L" else 3)
+
+
+def conform(batch: RawBatch, types: dict[str, str], label: str, key: str, drop: tuple[str, ...]) -> Typed:
+    """Types every column of `batch`; rows with a bad value or no label are rejected."""
+    table = batch.table
+    n = table.num_rows
+    bad = np.zeros(n, dtype=bool)
+    reasons: dict[int, str] = {}
+    columns = {}
+    for name, ftype in types.items():
+        if name in drop:
+            continue
+        values, invalid, why = _convert(table.column(name), ftype)
+        if invalid is not None:
+            for i in np.flatnonzero(invalid & ~bad):
+                reasons[int(i)] = f"column {name!r}: {why(int(i))}"
+            bad |= invalid
+        columns[name] = values
+    missing_label = np.asarray(pc.is_null(columns[label]).to_numpy(zero_copy_only=False), dtype=bool) & ~bad
+    for i in np.flatnonzero(missing_label):
+        reasons[int(i)] = f"label column {label!r} is empty"
+    bad |= missing_label
+    keys = _split_keys(table, key)
+    rejected = list(batch.rejected)
+    if bad.any():
+        raw = _raw_rows(table)
+        rejected.extend(rejection(batch.file, int(batch.lines[i]), raw[i], reasons[int(i)]) for i in np.flatnonzero(bad))
+        good = pa.array(~bad)
+        typed = pa.table(columns).filter(good)
+        keys = keys.filter(good)
+        lines = batch.lines[~bad]
+    else:
+        typed, lines = pa.table(columns), batch.lines
+    return Typed(typed, lines, keys, rejected)
+
+
+def _convert(col: pa.ChunkedArray, ftype: str):
+    """Returns (typed column, invalid mask or None, reason for row i)."""
+    target = ARROW_TYPES[ftype]
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if ftype in ("string", "image"):
+        if ftype == "image" or pa.types.is_string(col.type):
+            return pc.cast(col, target), None, None
+        if _as_text(col) is not None:
+            return col.cast(target), None, None
+        invalid = np.array([v is not None and not _is_utf8(v) for v in col.to_pylist()])
+        return pc.if_else(pa.array(~invalid), col, pa.nulls(len(col), col.type)).cast(target), invalid, \
+            lambda i: "value is not valid UTF-8"
+    if not (pa.types.is_binary(col.type) or pa.types.is_string(col.type)):
+        try:
+            return pc.cast(col, target), None, None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            col = pc.cast(col, pa.string())
+    text = _as_text(col)
+    if text is None:
+        invalid = np.array([v is not None and not _is_utf8(v) for v in col.to_pylist()])
+        text = pc.cast(pc.if_else(pa.array(~invalid), col, pa.nulls(len(col), col.type)), pa.string())
+        values, more, why = _convert(text, ftype)
+        merged = invalid | (more if more is not None else False)
+        return values, merged, lambda i: "value is not valid UTF-8" if invalid[i] else why(i)
+    text = pc.utf8_trim_whitespace(text)
+    try:
+        parsed = pc.cast(text, pa.int64() if ftype == "int" else pa.float64())
+        return pc.cast(parsed, target), None, None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    pattern = INT_PATTERN if ftype == "int" else FLOAT_PATTERN
+    ok = pc.fill_null(pc.match_substring_regex(text, pattern, ignore_case=True), True)
+    invalid = ~np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
+    clean = pc.if_else(ok, text, pa.nulls(len(text), pa.string()))
+    try:
+        parsed = pc.cast(clean, pa.int64() if ftype == "int" else pa.float64())
+    except pa.ArrowInvalid:  # out of range: fall back to Python for this column
+        py = [_parse_or_none(v, ftype) for v in clean.to_pylist()]
+        invalid |= np.array([v is not None and p is None for v, p in zip(clean.to_pylist(), py)])
+        parsed = pa.array(py, pa.int64() if ftype == "int" else pa.float64())
+    values = text.to_pylist()
+    expected = "an integer" if ftype == "int" else "a number"
+    return pc.cast(parsed, target), invalid, lambda i: f"expected {expected}, found {values[i]!r}"
+
+
+def _parse_or_none(v, ftype):
+    if v is None:
+        return None
+    try:
+        out = int(v) if ftype == "int" else float(v)
+    except ValueError:
+        return None
+    return out if ftype != "int" or -(2**63) <= out < 2**63 else None
+
+
+def _is_utf8(v: bytes) -> bool:
+    try:
+        v.decode("utf8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _split_keys(table: pa.Table, key: str) -> pa.Array:
+    """The text that decides a row's split: the key column, or every value of the row joined."""
+    cols = [table.column(key)] if key else [table.column(n) for n in table.column_names]
+    text = [c if pa.types.is_binary(c.type) else pc.cast(pc.cast(c, pa.string()), pa.binary()) for c in cols]
+    text = [pc.fill_null(c, b"") for c in text]
+    if len(text) == 1:
+        return text[0].combine_chunks()
+    return pc.binary_join_element_wise(*text, b"\x1f").combine_chunks()
+
+
+def _raw_rows(table: pa.Table) -> list[str]:
+    """Each row as readable text, for rejected.jsonl."""
+    cols = []
+    for c in table.columns:
+        if pa.types.is_binary(c.type):
+            cols.append([None if v is None else v.decode("utf8", "backslashreplace")[:200] for v in c.to_pylist()])
+        else:
+            cols.append([None if v is None else str(v) for v in c.to_pylist()])
+    return [",".join("" if v is None else v for v in row) for row in zip(*cols)]

@@ -1,0 +1,327 @@
+"""Readers that turn each source format into Arrow batches of raw rows.
+
+Every reader yields `RawBatch`es: an Arrow table of the rows it could read
+(text formats as strings, Parquet as its own types), the line or item number
+of each row, and the rows it could not read at all, each with the reason.
+Typing and validation happen later, the same way for every format
+(`components.ingest.conform`).
+"""
+
+from __future__ import annotations
+
+import io as stdio
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from components.common import io
+from components.common.config import IngestConfig
+from components.common.errors import TfpipeError
+
+EXTENSIONS = {
+    ".csv": "csv", ".tsv": "csv", ".txt": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
+}
+IMAGE_LABEL_SOURCE = "path"
+
+
+class SourceError(TfpipeError):
+    """The source cannot be found, listed or read."""
+
+
+@dataclass
+class RawBatch:
+    file: str
+    # 1-based line (text formats), row (Parquet) or item (images) number of each row.
+    lines: np.ndarray
+    table: pa.Table
+    rejected: list[dict] = field(default_factory=list)
+
+
+def rejection(file: str, line: int | None, raw: str, reason: str) -> dict:
+    return {"file": file, "line": line, "raw": raw, "reason": reason}
+
+
+@dataclass(frozen=True)
+class Source:
+    format: str
+    files: tuple[str, ...]
+    # The folder holding class sub-folders, for image sources.
+    root: str = ""
+
+    def describe(self) -> dict:
+        return {"format": self.format, "files": list(self.files) if self.format != "images" else [],
+                "root": self.root, "count": len(self.files)}
+
+
+def resolve(cfg: IngestConfig) -> Source:
+    """Finds the files a source names: a file, a folder, or a glob pattern, local or remote."""
+    path = cfg.source.rstrip("/") if cfg.source not in ("/",) else cfg.source
+    g = io.gfile()
+    if any(ch in path for ch in "*?["):
+        files = sorted(g.glob(path))
+        if not files:
+            raise SourceError(f"ingest.source: pattern {path} matched no files")
+        return Source(_format_of(cfg.format, files[0]), tuple(files))
+    if not g.exists(path):
+        raise SourceError(f"ingest.source: {path} does not exist")
+    if not g.isdir(path):
+        return Source(_format_of(cfg.format, path), (path,))
+    entries = sorted(g.listdir(path))
+    subdirs = [e.rstrip("/") for e in entries if g.isdir(f"{path}/{e}")]
+    if cfg.format == "images" or (cfg.format == "auto" and subdirs):
+        return _image_source(path, subdirs, cfg)
+    files = [f"{path}/{e}" for e in entries if os.path.splitext(e)[1].lower() in EXTENSIONS]
+    if not files:
+        raise SourceError(f"ingest.source: folder {path} holds no data files ({', '.join(sorted(EXTENSIONS))})")
+    return Source(_format_of(cfg.format, files[0]), tuple(files))
+
+
+def _format_of(configured: str, path: str) -> str:
+    if configured != "auto":
+        return configured
+    ext = os.path.splitext(path.removesuffix(".gz"))[1].lower()
+    if ext not in EXTENSIONS:
+        raise SourceError(f"ingest.source: cannot tell the format of {path}; set ingest.format to csv, parquet or jsonl")
+    return EXTENSIONS[ext]
+
+
+def _image_source(root: str, classes: list[str], cfg: IngestConfig) -> Source:
+    if not classes:
+        raise SourceError(f"ingest.source: image folder {root} has no class sub-folders (expected {root}/<class>/<image>)")
+    g = io.gfile()
+    files = [
+        f"{root}/{cls}/{name}"
+        for cls in classes
+        for name in sorted(g.listdir(f"{root}/{cls}"))
+        if os.path.splitext(name)[1].lower() in cfg.image.extensions
+    ]
+    if not files:
+        raise SourceError(f"ingest.source: no {'/'.join(cfg.image.extensions)} files under {root}/<class>/")
+    return Source("images", tuple(files), root)
+
+
+def read(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:
+    readers = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl}
+    if source.format == "images":
+        yield from _read_images(source, cfg)
+        return
+    for path in source.files:
+        yield from readers[source.format](path, cfg)
+
+
+def _open(path: str):
+    try:
+        return io.open_binary(path)
+    except Exception as e:  # noqa: BLE001 - any file-system error becomes one clear message
+        raise SourceError(f"{path}: cannot open: {e}") from None
+
+
+def _read_csv(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:
+    """Streams a CSV as binary columns, so that bad UTF-8 and bad numbers reach `conform` row by row."""
+    opts = cfg.csv
+    invalid: list[pacsv.InvalidRow] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(row)
+        return "skip"
+
+    names = list(opts.column_names) if not opts.header else _csv_header(path, cfg)
+    read_opts = pacsv.ReadOptions(
+        use_threads=False,
+        block_size=1 << 22,
+        column_names=names,
+        skip_rows=1 if opts.header else 0,
+        encoding=opts.encoding,
+    )
+    parse_opts = pacsv.ParseOptions(
+        delimiter=opts.delimiter, quote_char=opts.quote_char or False, invalid_row_handler=on_invalid
+    )
+    convert_opts = pacsv.ConvertOptions(
+        column_types={n: pa.binary() for n in names},
+        null_values=list(opts.null_values),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+    with _open(path) as f:
+        try:
+            reader = pacsv.open_csv(f, read_options=read_opts, parse_options=parse_opts, convert_options=convert_opts)
+        except (pa.ArrowInvalid, StopIteration) as e:
+            raise SourceError(f"{path}: cannot read as CSV: {e}") from None
+        first_line = 2 if opts.header else 1
+        seen = 0
+        invalid_lines: list[int] = []
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as e:
+                raise SourceError(f"{path}: CSV parse error after data row {seen}: {e}") from None
+            rejected = [
+                rejection(path, r.number, r.text, f"expected {r.expected_columns} fields, found {r.actual_columns}")
+                for r in invalid
+            ]
+            invalid_lines.extend(r.number for r in invalid if r.number is not None)
+            invalid.clear()
+            lines = np.arange(seen, seen + batch.num_rows, dtype=np.int64) + first_line
+            for bad in sorted(invalid_lines):
+                lines[lines >= bad] += 1
+            seen += batch.num_rows
+            yield RawBatch(path, lines, pa.Table.from_batches([batch]), rejected)
+        if invalid:
+            yield RawBatch(path, np.zeros(0, np.int64), _empty_binary_table(names), [
+                rejection(path, r.number, r.text, f"expected {r.expected_columns} fields, found {r.actual_columns}")
+                for r in invalid
+            ])
+
+
+def _csv_header(path: str, cfg: IngestConfig) -> list[str]:
+    opts = cfg.csv
+    with _open(path) as f:
+        head = f.read(1 << 20)
+    if not head:
+        raise SourceError(f"{path}: file is empty; expected a CSV header line")
+    try:
+        table = pacsv.read_csv(
+            stdio.BytesIO(head.split(b"\n", 1)[0] + b"\n"),
+            read_options=pacsv.ReadOptions(encoding=opts.encoding),
+            parse_options=pacsv.ParseOptions(delimiter=opts.delimiter, quote_char=opts.quote_char or False),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+        raise SourceError(f"{path}: line 1: cannot read the CSV header: {e}") from None
+    names = table.column_names
+    if len(set(names)) != len(names):
+        raise SourceError(f"{path}: line 1: duplicate column names in header {names}")
+    return names
+
+
+def _empty_binary_table(names: list[str]) -> pa.Table:
+    return pa.table({n: pa.array([], pa.binary()) for n in names})
+
+
+def _read_parquet(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:
+    with _open(path) as f:
+        try:
+            pf = pq.ParquetFile(f)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise SourceError(f"{path}: cannot read as Parquet: {e}") from None
+        seen = 0
+        for batch in pf.iter_batches(batch_size=cfg.batch_rows):
+            lines = np.arange(seen, seen + batch.num_rows, dtype=np.int64) + 1
+            seen += batch.num_rows
+            yield RawBatch(path, lines, pa.Table.from_batches([batch]))
+
+
+def _read_jsonl(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:
+    """JSON lines, one object per line; values become text so that typing is the same as for CSV."""
+    names: list[str] | None = None
+    columns: dict[str, list] = {}
+    lines: list[int] = []
+    rejected: list[dict] = []
+
+    def flush() -> RawBatch:
+        table = pa.table({n: pa.array(columns[n], pa.binary()) for n in names or []})
+        out = RawBatch(path, np.asarray(lines, np.int64), table, list(rejected))
+        for values in columns.values():
+            values.clear()
+        lines.clear()
+        rejected.clear()
+        return out
+
+    with _open(path) as f:
+        for number, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            row, reason = _json_row(raw, names)
+            if reason:
+                rejected.append(rejection(path, number, raw.decode("utf8", "replace").rstrip("\n"), reason))
+                continue
+            if names is None:
+                names = list(row)
+                columns = {n: [] for n in names}
+            for n in names:
+                columns[n].append(row.get(n))
+            lines.append(number)
+            if len(lines) >= cfg.batch_rows:
+                yield flush()
+    if lines or rejected:
+        yield flush()
+
+
+def _json_row(raw: bytes, names: list[str] | None) -> tuple[dict, str]:
+    try:
+        obj = json.loads(raw.decode("utf8"))
+    except UnicodeDecodeError as e:
+        return {}, f"not valid UTF-8 ({e.reason} at byte {e.start})"
+    except json.JSONDecodeError as e:
+        return {}, f"not valid JSON: {e.msg} at column {e.colno}"
+    if not isinstance(obj, dict):
+        return {}, f"expected a JSON object, found {type(obj).__name__}"
+    if names is not None:
+        extra = sorted(set(obj) - set(names))
+        if extra:
+            return {}, f"unexpected keys {extra}; the first row has {names}"
+    row = {}
+    for key, value in obj.items():
+        if isinstance(value, (dict, list)):
+            return {}, f"column {key!r}: expected a single value, found a JSON {type(value).__name__}"
+        if value is None:
+            row[key] = None
+        elif isinstance(value, str):
+            row[key] = value.encode()
+        else:
+            row[key] = json.dumps(value).encode()
+    return row, ""
+
+
+def _read_images(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:
+    """Image files in class folders, checked and re-encoded as PNG of one size and channel count."""
+    from PIL import Image, UnidentifiedImageError
+
+    target_size = tuple(cfg.image.size) or None  # (height, width)
+    mode = "L" if cfg.image.grayscale else None
+    prefix = len(source.root) + 1
+    for start in range(0, len(source.files), cfg.batch_rows):
+        images, labels, paths, numbers, rejected = [], [], [], [], []
+        for number, path in enumerate(source.files[start:start + cfg.batch_rows], start + 1):
+            rel = path[prefix:]
+            try:
+                with _open(path) as f:
+                    img = Image.open(stdio.BytesIO(f.read()))
+                    img.load()
+            except (UnidentifiedImageError, OSError, SourceError) as e:
+                rejected.append(rejection(path, number, rel, f"unreadable image: {e}"))
+                continue
+            if mode is None:
+                mode = "L" if img.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
+            img = img.convert(mode)
+            if target_size is None:
+                target_size = (img.height, img.width)
+            if (img.height, img.width) != target_size:
+                if not cfg.image.size:
+                    rejected.append(rejection(
+                        path, number, rel,
+                        f"image is {img.height}x{img.width}, expected {target_size[0]}x{target_size[1]} "
+                        "(set ingest.image.size to resize every image)"))
+                    continue
+                img = img.resize((target_size[1], target_size[0]), Image.Resampling.BILINEAR)
+            buf = stdio.BytesIO()
+            img.save(buf, format="PNG")
+            images.append(buf.getvalue())
+            labels.append(rel.split("/", 1)[0].encode())
+            paths.append(rel.encode())
+            numbers.append(number)
+        table = pa.table({
+            "image": pa.array(images, pa.binary()),
+            cfg.label: pa.array(labels, pa.binary()),
+            IMAGE_LABEL_SOURCE: pa.array(paths, pa.binary()),
+        })
+        yield RawBatch(source.root, np.asarray(numbers, np.int64), table, rejected)

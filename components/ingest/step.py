@@ -1,0 +1,206 @@
+"""The ingest step: a source in, sharded TFRecords + schema + statistics out.
+
+Batches flow read -> type (conform) -> split -> serialize -> write. The reader
+runs in the calling thread; typing, encoding and writing run on a small thread
+pool whose work happens in Arrow and TensorFlow C++ code outside the GIL, with
+at most a few batches in flight, so memory stays flat whatever the input size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator
+
+import pyarrow as pa
+
+from components.common import io
+from components.common.config import IngestConfig
+from components.common.errors import TfpipeError
+from components.common.progress import Progress
+from components.common.schema import Feature, Schema
+from components.ingest import conform, examples, report, sources, split
+from components.ingest.stats import Statistics
+from components.ingest.writer import ShardedWriter
+
+log = logging.getLogger("tfpipe.ingest")
+
+
+class IngestError(TfpipeError):
+    """The data cannot be ingested: too many bad rows, no good rows, or no label."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    out: str
+    rows: int
+    rejected: int
+    splits: dict[str, int]
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return (self.rows + self.rejected) / max(self.seconds, 1e-9)
+
+
+def run(cfg: IngestConfig, out: str) -> IngestResult:
+    """Ingests `cfg.source` into folder `out`, which appears whole or not at all."""
+    cfg.validate()
+    start = time.perf_counter()
+    source = sources.resolve(cfg)
+    batches = sources.read(source, cfg)
+    sample, batches = _peek(batches, cfg.infer_rows)
+    types = _column_types(sample, source, cfg)
+    kept = {n: t for n, t in types.items() if n not in _dropped(cfg, source)}
+    stats = Statistics(kept, cfg.label, cfg.vocab_top_n)
+    progress = Progress("ingest", log)
+    rejected_path = f"{out.rstrip('/')}.rejected.jsonl"
+    with io.staged_dir(out) as stage:
+        good, bad = _write(stage, batches, types, kept, stats, cfg, progress)
+        try:
+            _check_counts(good, bad, cfg, f"{stage}/rejected.jsonl")
+        except IngestError:
+            io.gfile().copy(f"{stage}/rejected.jsonl", rejected_path, overwrite=True)
+            log.error("rejected rows kept in %s", rejected_path)
+            raise
+        schema = _schema(kept, stats, sample, source, cfg)
+        elapsed = time.perf_counter() - start
+        summary = {
+            "rows": good, "rejected": bad, "splits": dict(stats.split_rows),
+            "labels": {s: dict(c) for s, c in stats.split_labels.items()},
+            "seconds": round(elapsed, 3), "rows_per_second": round((good + bad) / max(elapsed, 1e-9)),
+            "columns": stats.column_dicts(),
+        }
+        io.write_json(f"{stage}/stats.json", summary)
+        io.write_text(f"{stage}/stats.html", report.render(schema, summary))
+        schema.write(stage)
+    if io.exists(rejected_path):
+        io.gfile().remove(rejected_path)
+    progress.done(good + bad, f"{good:,} rows written, {bad:,} rejected -> {out}")
+    return IngestResult(out, good, bad, dict(stats.split_rows), time.perf_counter() - start)
+
+
+def _peek(batches: Iterator[sources.RawBatch], rows: int) -> tuple[pa.Table, Iterator[sources.RawBatch]]:
+    """The first `rows` good rows as a sample, and an iterator that still yields every batch."""
+    seen: list[sources.RawBatch] = []
+    count = 0
+    for batch in batches:
+        seen.append(batch)
+        count += batch.table.num_rows
+        if count >= rows:
+            break
+    tables = [b.table for b in seen if b.table.num_rows]
+    if not tables:
+        reasons = [r["reason"] for b in seen for r in b.rejected][:3]
+        raise IngestError(f"no readable rows in the source{': ' + '; '.join(reasons) if reasons else ''}")
+    sample = pa.concat_tables(tables, promote_options="permissive").slice(0, rows)
+    return sample, itertools.chain(seen, batches)
+
+
+def _dropped(cfg: IngestConfig, source: sources.Source) -> set[str]:
+    return set(cfg.drop) | ({sources.IMAGE_LABEL_SOURCE} if source.format == "images" else set())
+
+
+def _column_types(sample: pa.Table, source: sources.Source, cfg: IngestConfig) -> dict[str, str]:
+    columns = sample.column_names
+    where = source.root or source.files[0]
+    if cfg.label not in columns:
+        raise IngestError(f"{where}: label column {cfg.label!r} not found; columns are {columns} (set ingest.label)")
+    for what, names in (("ingest.key", [cfg.key] if cfg.key else []), ("ingest.drop", cfg.drop),
+                        ("ingest.types", list(cfg.types))):
+        missing = [n for n in names if n not in columns]
+        if missing:
+            raise IngestError(f"{what}: column(s) {missing} not in {where}; columns are {columns}")
+    if cfg.label in cfg.drop:
+        raise IngestError(f"ingest.drop: cannot drop the label column {cfg.label!r}")
+    overrides = dict(cfg.types)
+    image_columns = set()
+    if source.format == "images":
+        # Class folder names are names, even when they look like numbers.
+        overrides.setdefault(cfg.label, "string")
+        image_columns.add("image")
+    return conform.infer_types(sample, overrides, image_columns)
+
+
+def _write(stage, batches, types, kept, stats, cfg, progress) -> tuple[int, int]:
+    writer = ShardedWriter(stage, split.SPLITS, cfg.shards)
+    dropped = tuple(set(types) - set(kept))
+    good = bad = 0
+    with io.open_write(f"{stage}/rejected.jsonl") as rejected, ThreadPoolExecutor(cfg.threads) as pool:
+
+        def process(index: int, batch: sources.RawBatch):
+            try:
+                typed = conform.conform(batch, types, cfg.label, cfg.key, dropped)
+                assigned = split.assign(typed.keys, cfg.split)
+                writer.write(index, assigned, examples.serialize(typed.table, kept))
+                return typed, assigned
+            except BaseException:
+                writer.fail()
+                raise
+
+        def collect(future: Future) -> None:
+            nonlocal good, bad
+            typed, assigned = future.result()
+            stats.update(typed.table, assigned, split.SPLITS)
+            for row in typed.rejected:
+                rejected.write(json.dumps(row) + "\n")
+            good += typed.table.num_rows
+            bad += len(typed.rejected)
+            progress.update(good + bad, f"{bad:,} rejected")
+
+        in_flight: deque[Future] = deque()
+        try:
+            for index, batch in enumerate(batches):
+                in_flight.append(pool.submit(process, index, batch))
+                while len(in_flight) > cfg.threads:
+                    collect(in_flight.popleft())
+            while in_flight:
+                collect(in_flight.popleft())
+        except BaseException:
+            writer.fail()
+            for f in in_flight:
+                f.cancel()
+            raise
+        finally:
+            writer.close()
+    return good, bad
+
+
+def _check_counts(good: int, bad: int, cfg: IngestConfig, rejected_file: str) -> None:
+    total = good + bad
+    if good == 0:
+        raise IngestError(f"no good rows: all {bad:,} rows were rejected; {_first_reasons(rejected_file)}")
+    if bad / total > cfg.max_rejected_fraction:
+        raise IngestError(
+            f"{bad:,} of {total:,} rows rejected ({bad / total:.1%}), more than "
+            f"ingest.max_rejected_fraction={cfg.max_rejected_fraction:g}; {_first_reasons(rejected_file)}"
+        )
+
+
+def _first_reasons(rejected_file: str, count: int = 5) -> str:
+    lines = []
+    with io.gfile().GFile(rejected_file) as f:
+        for raw in itertools.islice(f, count):
+            row = json.loads(raw)
+            lines.append(f"{row['file']}:{row['line']}: {row['reason']}")
+    return "first rejected rows:\n  " + "\n  ".join(lines)
+
+
+def _schema(kept: dict[str, str], stats: Statistics, sample: pa.Table, source, cfg: IngestConfig) -> Schema:
+    columns = stats.column_dicts()
+    features = []
+    for name, ftype in kept.items():
+        shape = conform.image_shape(sample.column(name)[0].as_py()) if ftype == "image" else None
+        features.append(Feature(name=name, type=ftype, stats=columns[name], image=shape))
+    return Schema(
+        features=tuple(features),
+        label=cfg.label,
+        key=cfg.key,
+        splits={s: stats.split_rows.get(s, 0) for s in split.SPLITS},
+        source={**source.describe(), "config_source": cfg.source},
+    )

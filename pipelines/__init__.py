@@ -1,0 +1,1 @@
+"""tfpipe's pipeline layer and CLI: the only code that imports kfp."""

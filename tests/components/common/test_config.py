@@ -1,0 +1,87 @@
+import json
+
+import pytest
+
+from components.common import config
+from components.common.config import ConfigError, IngestConfig, RunConfig
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_yaml_then_overrides_with_coercion(tmp_path):
+    path = write(tmp_path, "name: demo\ningest:\n  source: a.csv\n  label: y\n")
+    cfg = config.load(path, ["ingest.shards=4", "ingest.split.train=0.6", "ingest.split.eval=0.2",
+                             "ingest.split.test=0.2", "ingest.drop=[a, b]", "ingest.csv.header=false",
+                             "ingest.types={age: float}"])
+    assert cfg.name == "demo"
+    assert cfg.ingest.shards == 4 and isinstance(cfg.ingest.shards, int)
+    assert cfg.ingest.split.train == 0.6
+    assert cfg.ingest.drop == ("a", "b")
+    assert cfg.ingest.csv.header is False
+    assert cfg.ingest.types == {"age": "float"}
+
+
+def test_string_numbers_are_coerced(tmp_path):
+    cfg = config.load(None, ["ingest.source=x.csv", "ingest.shards='3'"])
+    assert cfg.ingest.shards == 3
+
+
+@pytest.mark.parametrize("override, message", [
+    ("ingest.shard=3", "ingest.shard: unknown key; expected one of"),
+    ("ingest.shards=three", "ingest.shards: expected an integer, got 'three'"),
+    ("ingest.split.train=lots", "ingest.split.train: expected a number"),
+    ("ingest.format=xls", "ingest.format: expected one of auto, csv, parquet, jsonl, images, got 'xls'"),
+    ("ingest.types={age: decimal}", "ingest.types.age: expected one of int, float, string, image"),
+    ("ingest.csv.header=maybe", "ingest.csv.header: expected true or false"),
+    ("ingest.split.train=0.9", "ingest.split: train + eval + test must be 1.0"),
+    ("ingest.shards=0", "ingest.shards: expected an integer >= 1"),
+    ("ingest", "expected section.key=value"),
+])
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=None) as err:
+        config.load(None, ["ingest.source=x.csv", override])
+    assert message in str(err.value)
+
+
+def test_unknown_section_in_yaml(tmp_path):
+    path = write(tmp_path, "ingest: {source: a.csv}\ntrian: {epochs: 3}\n")
+    with pytest.raises(ConfigError, match="trian: unknown key"):
+        config.load(path)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        config.load(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config.load(write(tmp_path, "ingest: [unclosed\n"))
+
+
+def test_missing_source_is_an_error():
+    with pytest.raises(ConfigError, match="ingest.source: expected a path"):
+        config.load(None, [])
+
+
+def test_json_round_trip_and_written_file(tmp_path):
+    cfg = config.load(None, ["ingest.source=x.csv", "ingest.types={a: int}", "ingest.image.size=[28, 28]"])
+    assert RunConfig.from_json(cfg.to_json()) == cfg
+    written = cfg.write(tmp_path)
+    assert json.loads(written.read_text())["ingest"]["image"]["size"] == [28, 28]
+
+
+def test_configs_in_the_repository_load():
+    from tests.conftest import ROOT
+
+    for path in sorted((ROOT / "pipelines" / "configs").glob("*.yaml")):
+        cfg = config.load(path)
+        assert cfg.name
+        assert path.read_text().startswith("#"), f"{path} must open with how to run it"
+
+
+def test_frozen():
+    cfg = IngestConfig(source="x")
+    with pytest.raises(AttributeError):
+        cfg.source = "y"

@@ -1,0 +1,71 @@
+"""Shared fixtures: small data files written per test, and a reader for what ingest wrote."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_csv(path: Path, header: list[str], rows: list[list], delimiter: str = ",") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, delimiter=delimiter)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def people_rows(n: int = 500, seed: int = 0) -> tuple[list[str], list[list]]:
+    """An id, two numbers, a category with a comma-quoted value, a label."""
+    rng = np.random.default_rng(seed)
+    header = ["id", "age", "income", "city", "label"]
+    cities = ["Paris", "Oslo", "Lima", "Austin, TX"]
+    rows = [
+        [i, int(rng.integers(18, 90)), round(float(rng.normal(50_000, 9_000)), 2), cities[i % 4], int(rng.integers(0, 2))]
+        for i in range(n)
+    ]
+    return header, rows
+
+
+@pytest.fixture
+def people_csv(tmp_path: Path) -> Path:
+    header, rows = people_rows()
+    return write_csv(tmp_path / "people.csv", header, rows)
+
+
+def read_examples(out: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """Every split of an ingest output, parsed with the schema, as numpy columns."""
+    import tensorflow as tf
+
+    from components.common.schema import Schema
+
+    schema = Schema.read(str(out))
+    spec = schema.parse_spec()
+    result = {}
+    for split in ("train", "eval", "test"):
+        files = sorted(tf.io.gfile.glob(f"{out}/{split}/*.tfrecord.gz"))
+        ds = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096)
+        ds = ds.map(lambda x: tf.io.parse_example(x, spec))
+        cols: dict[str, list] = {name: [] for name in spec}
+        for batch in ds:
+            for name, value in batch.items():
+                cols[name].append(value.numpy())
+        result[split] = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
+    return result
+
+
+def all_rows(examples: dict[str, dict[str, np.ndarray]], key: str) -> dict:
+    """{key value: {column: value}} over every split."""
+    out = {}
+    for split, cols in examples.items():
+        for i, k in enumerate(cols[key]):
+            out[int(k)] = {**{c: v[i] for c, v in cols.items()}, "_split": split}
+    return out
