@@ -96,7 +96,9 @@ def staged_dir(final: str | os.PathLike) -> Iterator[str]:
     copied into place at the end.
     """
     final_s = str(final).rstrip("/")
-    stage = f"{final_s}.staging-{uuid.uuid4().hex[:8]}"
+    if not is_remote(final_s):
+        _remove_abandoned_stages(final_s)
+    stage = f"{final_s}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     makedirs(stage)
     try:
         yield stage
@@ -113,6 +115,26 @@ def staged_dir(final: str | os.PathLike) -> Iterator[str]:
     os.rename(stage, final_s)
     if had_old:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_abandoned_stages(final: str) -> None:
+    """Staging folders of killed processes: their owner's pid is no longer running."""
+    import glob
+
+    for stage in glob.glob(f"{glob.escape(final)}.staging-*"):
+        pid = stage.rsplit(".staging-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _publish_remote(stage: str, final: str) -> None:

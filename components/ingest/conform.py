@@ -35,8 +35,13 @@ class Typed:
     rejected: list[dict]
 
 
-def infer_types(sample: pa.Table, overrides: dict[str, str], image_columns: set[str]) -> dict[str, str]:
-    """int, float or string for each column, from the values in `sample`; `overrides` win."""
+def infer_types(sample: pa.Table, overrides: dict[str, str], image_columns: set[str], tolerance: float) -> dict[str, str]:
+    """int, float or string for each column, from the values in `sample`; `overrides` win.
+
+    A column is numeric when at most `tolerance` of its values fail to parse as
+    numbers: those rows are then rejected by name rather than the whole column
+    silently becoming text.
+    """
     types = {}
     for name in sample.column_names:
         if name in overrides:
@@ -44,11 +49,11 @@ def infer_types(sample: pa.Table, overrides: dict[str, str], image_columns: set[
         elif name in image_columns:
             types[name] = "image"
         else:
-            types[name] = _infer_column(sample.column(name))
+            types[name] = _infer_column(sample.column(name), tolerance)
     return types
 
 
-def _infer_column(col: pa.ChunkedArray) -> str:
+def _infer_column(col: pa.ChunkedArray, tolerance: float) -> str:
     t = col.type
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         return "int"
@@ -60,10 +65,11 @@ def _infer_column(col: pa.ChunkedArray) -> str:
     if text is None or len(text) == 0:
         return "string"
     text = pc.utf8_trim_whitespace(text)
-    if pc.all(pc.match_substring_regex(text, INT_PATTERN)).as_py():
-        return "int"
-    if pc.all(pc.match_substring_regex(text, FLOAT_PATTERN, ignore_case=True)).as_py():
-        return "float"
+    allowed = int(tolerance * len(text))
+    for ftype, pattern in (("int", INT_PATTERN), ("float", FLOAT_PATTERN)):
+        failures = len(text) - pc.sum(pc.match_substring_regex(text, pattern, ignore_case=True)).as_py()
+        if failures <= allowed and failures < len(text):
+            return ftype
     return "string"
 
 

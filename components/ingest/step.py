@@ -124,7 +124,7 @@ def _column_types(sample: pa.Table, source: sources.Source, cfg: IngestConfig) -
         # Class folder names are names, even when they look like numbers.
         overrides.setdefault(cfg.label, "string")
         image_columns.add("image")
-    return conform.infer_types(sample, overrides, image_columns)
+    return conform.infer_types(sample, overrides, image_columns, cfg.max_rejected_fraction)
 
 
 def _write(stage, batches, types, kept, stats, cfg, progress) -> tuple[int, int]:

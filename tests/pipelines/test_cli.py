@@ -1,0 +1,60 @@
+"""The `tfpipe` and `python -m components` commands, run as a user runs them."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+TFPIPE = str(Path(sys.executable).with_name("tfpipe"))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def call(*args, cwd=ROOT):
+    return subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def test_ingest_command(tmp_path, people_csv):
+    done = call(TFPIPE, "ingest", "--set", f"ingest.source={people_csv}", "--set", "ingest.key=id",
+                "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "500 rows (train" in done.stdout and "0 rejected" in done.stdout
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert cfg["ingest"]["key"] == "id"
+
+
+def test_module_entry_point_and_errors(tmp_path, people_csv):
+    done = call(sys.executable, "-m", "components", "ingest", "--set", f"ingest.source={people_csv}",
+                "--set", "ingest.label=target", "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert "error: " in done.stderr and "label column 'target' not found" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = call(TFPIPE, "ingest", "--set", "ingest.shards=many", "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and "ingest.shards: expected an integer, got 'many'" in done.stderr
+    done = call(TFPIPE, "ingest", "--set", f"ingest.source={tmp_path}/nothing.csv", "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and "nothing.csv does not exist" in done.stderr
+
+
+def test_example_data_then_run(tmp_path):
+    done = call(TFPIPE, "example-data", "--out", str(tmp_path / "data"))
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "data" / "digits").glob("*/*.png"))) == 1797
+    assert (tmp_path / "data" / "penguins" / "penguins.csv").exists()
+    done = call(TFPIPE, "run", "--config", str(ROOT / "pipelines/configs/penguins.yaml"),
+                "--set", f"ingest.source={tmp_path}/data/penguins/penguins.csv", "--set", f"runs_root={tmp_path}/runs")
+    assert done.returncode == 0, done.stderr
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("penguins-")
+    assert json.loads((run_dir / "config.json").read_text())["ingest"]["label"] == "species"
+    schema = json.loads((run_dir / "ingest" / "schema.json").read_text())
+    assert schema["splits"]["train"] + schema["splits"]["eval"] + schema["splits"]["test"] == 344
+    assert str(run_dir / "ingest" / "stats.html") in done.stdout
+
+
+def test_help_lists_commands():
+    done = call(TFPIPE, "--help")
+    assert done.returncode == 0
+    for command in ("run", "ingest", "example-data"):
+        assert command in done.stdout
