@@ -1,0 +1,54 @@
+"""Example data that ships with tfpipe, so that `make run` needs no download.
+
+- digits: scikit-learn's bundled copy of the UCI optical handwritten digits
+  (1,797 8x8 grayscale images, 10 classes; the data set the TensorFlow chapter
+  tfpipe grew from trains on), written out as PNG files in one folder per class,
+  the layout users' own image collections have. Licence: CC BY 4.0 (UCI ML
+  Repository); scikit-learn ships it under BSD-3-Clause.
+- penguins: the Palmer Penguins table (344 penguins; numeric measurements,
+  categorical island and sex, label species; missing values included), by
+  Gorman, Williams and Fraser, Palmer Station LTER, released under CC0 and
+  packaged as `palmerpenguins`. Stored here as `penguins.csv`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+PENGUINS_CSV = Path(__file__).with_name("penguins.csv")
+
+
+def write_digits(folder: str | os.PathLike) -> Path:
+    """Writes the digits as `<folder>/<class>/<index>.png`; a complete folder is left as it is."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    folder = Path(folder)
+    digits = load_digits()
+    if folder.is_dir() and sum(1 for _ in folder.glob("*/*.png")) == len(digits.images):
+        return folder
+    stage = folder.with_name(f".{folder.name}.staging")
+    shutil.rmtree(stage, ignore_errors=True)
+    for index, (image, target) in enumerate(zip(digits.images, digits.target)):
+        pixels = np.round(image * (255 / 16)).astype(np.uint8)  # load_digits holds 0..16
+        path = stage / str(target) / f"{index:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels, mode="L").save(path)
+    shutil.rmtree(folder, ignore_errors=True)
+    stage.rename(folder)
+    return folder
+
+
+def write_penguins(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PENGUINS_CSV, path)
+    return path
+
+
+def write_all(root: str | os.PathLike) -> dict[str, Path]:
+    root = Path(root)
+    return {"digits": write_digits(root / "digits"), "penguins": write_penguins(root / "penguins" / "penguins.csv")}
