@@ -28,19 +28,36 @@ def add_step_commands(commands) -> None:
     ingest.add_argument("--out", required=True, help="output folder (replaced whole on success)")
     ingest.set_defaults(handler=ingest_command)
 
+    train = commands.add_parser("train", help="examples + schema -> Keras model, checkpoints, TensorBoard logs")
+    add_config_arguments(train)
+    train.add_argument("--examples", required=True, help="the ingest step's output folder")
+    train.add_argument("--out", required=True, help="output folder for the model, logs and checkpoints")
+    train.set_defaults(handler=train_command)
+
     data = commands.add_parser("example-data", help="write the bundled example data sets (digits PNGs, penguins CSV)")
     data.add_argument("--out", default="data", help="folder to write into (default: data)")
     data.set_defaults(handler=example_data_command)
 
 
 def ingest_command(args: argparse.Namespace) -> int:
-    cfg = config_lib.load(args.config, args.overrides)
+    cfg = config_lib.load_section(args.config, args.overrides, "ingest")
     from components import ingest  # TensorFlow loads in seconds: only once the config is known to be good
 
     result = ingest.run(cfg.ingest, args.out)
     cfg.write(args.out)
     print(f"{result.rows:,} rows ({', '.join(f'{k} {v:,}' for k, v in result.splits.items())}), "
           f"{result.rejected:,} rejected, {result.rows_per_second:,.0f} rows/s -> {args.out}")
+    return 0
+
+
+def train_command(args: argparse.Namespace) -> int:
+    cfg = config_lib.load_section(args.config, args.overrides, "train")
+    from components import train
+
+    result = train.run(cfg.train, args.examples, args.out)
+    cfg.write(args.out)
+    print(f"{result.epochs} epochs in {result.seconds:.1f}s; eval "
+          f"{', '.join(f'{k} {v:.4f}' for k, v in result.metrics.items())} -> {args.out}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
     tfpipe run --config pipelines/configs/digits.yaml      # every step, results under runs/<name>-<time>/
     tfpipe ingest --config pipelines/configs/penguins.yaml --out /tmp/penguins
+    tfpipe train --config pipelines/configs/penguins.yaml --examples /tmp/penguins --out /tmp/penguins-model
     tfpipe example-data --out data
 
 Each step command is the same as `python -m components <step>`.
@@ -19,7 +20,7 @@ from components import __main__ as steps
 
 def run_command(args: argparse.Namespace) -> int:
     """Runs the steps in order into a fresh run folder and prints where the results are."""
-    from components import ingest
+    from components import ingest, train
     from components.common import config as config_lib
 
     cfg = config_lib.load(args.config, args.overrides)
@@ -28,16 +29,22 @@ def run_command(args: argparse.Namespace) -> int:
     cfg.write(run_dir)
     timings = {}
     start = time.perf_counter()
-    result = ingest.run(cfg.ingest, str(run_dir / "ingest"))
+    ingested = ingest.run(cfg.ingest, str(run_dir / "ingest"))
     timings["ingest"] = time.perf_counter() - start
+    start = time.perf_counter()
+    trained = train.run(cfg.train, str(run_dir / "ingest"), str(run_dir / "train"))
+    timings["train"] = time.perf_counter() - start
+    total = sum(timings.values())
     print(f"\nrun {run_dir}")
     for step, seconds in timings.items():
-        print(f"  {step:<8} {seconds:6.1f} s")
-    print(f"  rows     {result.rows:,} ({', '.join(f'{k} {v:,}' for k, v in result.splits.items())}), "
-          f"{result.rejected:,} rejected")
-    print(f"  examples {run_dir / 'ingest'}/<split>/*.tfrecord.gz")
+        print(f"  {step:<8} {seconds:6.1f} s  ({seconds / total:.0%})")
+    print(f"  rows     {ingested.rows:,} ({', '.join(f'{k} {v:,}' for k, v in ingested.splits.items())}), "
+          f"{ingested.rejected:,} rejected")
+    print(f"  eval     {', '.join(f'{k} {v:.4f}' for k, v in trained.metrics.items())}")
     print(f"  schema   {run_dir / 'ingest' / 'schema.json'}")
     print(f"  report   {run_dir / 'ingest' / 'stats.html'}")
+    print(f"  model    {run_dir / 'train' / 'model.keras'}")
+    print(f"  logs     tensorboard --logdir {run_dir / 'train' / 'logs'} --host 127.0.0.1")
     return 0
 
 

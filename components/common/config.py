@@ -105,6 +105,85 @@ class IngestConfig:
         self.split.validate(f"{where}.split")
 
 
+ModelApi = Literal["sequential", "functional", "subclass"]
+Strategy = Literal["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"]
+Schedule = Literal["constant", "step", "cosine", "exponential"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which of the three Keras APIs builds the model, and its sizes."""
+
+    api: ModelApi = "functional"
+    # Convolutional (image) models: the chapter's digits CNN.
+    filters: int = 32
+    kernel_size: int = 5
+    pool_size: int = 2
+    dropout: float = 0.5
+    # Tabular models: dense layers after the per-feature preprocessing.
+    hidden_units: tuple[int, ...] = (64, 64)
+    # Strings: embedding width; 0 one-hot encodes instead.
+    embedding_dim: int = 8
+    # Functional API: add a residual connection around each hidden block of equal width.
+    residual: bool = False
+
+
+@dataclass(frozen=True)
+class TensorBoardConfig:
+    histogram_freq: int = 1
+    write_graph: bool = True
+    write_images: bool = True
+    update_freq: str = "epoch"
+    # [first, last] batch to profile; empty turns the profiler off.
+    profile_batch: tuple[int, ...] = (2, 4)
+    confusion_matrix: bool = True
+    sample_images: int = 8
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: model, loop, schedule, callbacks, strategy."""
+
+    model: ModelConfig = ModelConfig()
+    loop: Literal["fit", "custom"] = "fit"
+    epochs: int = 5
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float = 0.001
+    lr_schedule: Schedule = "constant"
+    # step schedule: the learning rate becomes lr_values[i] after epoch lr_boundaries[i].
+    lr_boundaries: tuple[int, ...] = ()
+    lr_values: tuple[float, ...] = ()
+    lr_decay: float = 0.9
+    # custom loop: gradients clipped to this norm through a tf.custom_gradient function.
+    clip_norm: float = 5.0
+    early_stopping_patience: int = 0
+    strategy: Strategy = "auto"
+    tpu: str = ""
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    shuffle_buffer: int = 10000
+    seed: int = 42
+    tensorboard: TensorBoardConfig = TensorBoardConfig()
+
+    def validate(self, where: str = "train") -> None:
+        for name in ("epochs", "batch_size", "shuffle_buffer"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: expected an integer >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"{where}.learning_rate: expected a number > 0, got {self.learning_rate}")
+        if self.lr_schedule == "step" and len(self.lr_values) != len(self.lr_boundaries):
+            raise ConfigError(f"{where}.lr_values: expected one value per boundary in {where}.lr_boundaries "
+                              f"({len(self.lr_boundaries)}), got {len(self.lr_values)}")
+        if list(self.lr_boundaries) != sorted(self.lr_boundaries):
+            raise ConfigError(f"{where}.lr_boundaries: expected increasing epochs, got {list(self.lr_boundaries)}")
+        if self.tensorboard.profile_batch and len(self.tensorboard.profile_batch) != 2:
+            raise ConfigError(f"{where}.tensorboard.profile_batch: expected [first, last] or [], "
+                              f"got {list(self.tensorboard.profile_batch)}")
+        if not 0 <= self.model.dropout < 1:
+            raise ConfigError(f"{where}.model.dropout: expected a fraction in [0, 1), got {self.model.dropout}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """The whole run: a name, where runs go, and one section per step."""
@@ -112,11 +191,13 @@ class RunConfig:
     name: str = "tfpipe"
     runs_root: str = "runs"
     ingest: IngestConfig = IngestConfig()
+    train: TrainConfig = TrainConfig()
 
     def validate(self) -> RunConfig:
         if not self.name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"name: expected letters, digits, '-' or '_', got {self.name!r}")
         self.ingest.validate()
+        self.train.validate()
         return self
 
     def to_json(self) -> str:
@@ -134,19 +215,36 @@ class RunConfig:
 
 def load(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> RunConfig:
     """Reads a YAML config (or the defaults), applies `a.b=value` overrides, validates."""
-    plain: dict[str, Any] = {}
-    if path is not None:
-        try:
-            plain = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(plain, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    plain: dict[str, Any] = yaml_mapping(path) if path is not None else {}
     for item in overrides:
         apply_override(plain, item)
     return from_plain(RunConfig, plain).validate()
+
+
+def load_section(path: str | Path | None, overrides: typing.Sequence[str], section: str) -> RunConfig:
+    """Like `load`, for a command that runs one step: only that section must be complete.
+
+    `tfpipe train --examples DIR` needs no ingest source, so the other sections
+    are checked for unknown keys and types but not for required values.
+    """
+    plain: dict[str, Any] = yaml_mapping(path) if path is not None else {}
+    for item in overrides:
+        apply_override(plain, item)
+    cfg = from_plain(RunConfig, plain)
+    getattr(cfg, section).validate(section)
+    return cfg
+
+
+def yaml_mapping(path: str | Path) -> dict[str, Any]:
+    try:
+        plain = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(plain, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return plain
 
 
 def apply_override(plain: dict[str, Any], item: str) -> None:
