@@ -102,8 +102,26 @@ def log_sample_images(logdir: str, data: tf.data.Dataset, image_name: str | None
     """A grid of training inputs, so that people see what the model sees."""
     for x, _ in data.take(1):
         images = x if image_name is None else x[image_name]
-        with tf.summary.create_file_writer(f"{logdir}/samples").as_default():
+        writer = tf.summary.create_file_writer(f"{logdir}/samples")
+        with writer.as_default():
             tf.summary.image("training_samples", images[:count], step=0, max_outputs=count)
+        writer.close()
+
+
+def log_graph(logdir: str, model: keras.Model, data: tf.data.Dataset) -> None:
+    """The op graph of the model's forward pass, for TensorBoard's Graphs dashboard.
+
+    Keras 3's TensorBoard callback writes only the conceptual `keras` graph, so
+    the op graph is traced here with `tf.summary.trace_on`.
+    """
+    forward = tf.function(lambda x: model(x, training=False))
+    for x, _ in data.take(1):
+        writer = tf.summary.create_file_writer(f"{logdir}/graph")
+        tf.summary.trace_on(graph=True, profiler=False)
+        forward(x)
+        with writer.as_default():
+            tf.summary.trace_export("model", step=0)
+        writer.close()
 
 
 def build(cfg: TrainConfig, out: dict[str, str], task: Task, eval_data: tf.data.Dataset) -> list:

@@ -77,9 +77,8 @@ def _input(feature: Feature) -> keras.KerasTensor:
 def preprocessing(feature: Feature, cfg: ModelConfig) -> list[keras.layers.Layer]:
     """The layers that turn one raw feature into floats, set from the schema's statistics."""
     if feature.is_numeric:
-        std = feature.stats.get("std") or 1.0
-        return [keras.layers.Normalization(mean=feature.stats.get("mean", 0.0), variance=std * std,
-                                           name=f"{feature.name}_norm")]
+        return [Standardize(feature.stats.get("mean", 0.0), feature.stats.get("std") or 1.0,
+                            name=f"{feature.name}_norm")]
     if feature.type == "string":
         vocab = feature.vocabulary or [""]
         if cfg.embedding_dim:
@@ -101,8 +100,32 @@ def _apply(layers, x):
     return x
 
 
-def _cast_float(x):
-    return keras.ops.cast(x, "float32")
+@keras.saving.register_keras_serializable(package="tfpipe")
+class Standardize(keras.layers.Layer):
+    """(x - mean) / std with the schema's statistics held as plain numbers in the config.
+
+    Keras' Normalization layer, given a fixed mean and variance, keeps them as
+    tensors made at build time, which a subclassed model rebuilt by `load_model`
+    captures from a finished graph; plain numbers have no such problem.
+    """
+
+    def __init__(self, mean: float, std: float, **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std = float(mean), float(std)
+
+    def call(self, x):
+        return (keras.ops.cast(x, "float32") - self.mean) / self.std
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="tfpipe")
+class CastToFloat(keras.layers.Layer):
+    """int64 features to float32 before normalisation; a named layer, not a Lambda, so safe-mode loading works."""
+
+    def call(self, x):
+        return keras.ops.cast(x, "float32")
 
 
 def functional(schema: Schema, task: Task, cfg: ModelConfig) -> keras.Model:
@@ -111,7 +134,7 @@ def functional(schema: Schema, task: Task, cfg: ModelConfig) -> keras.Model:
     for f in schema.inputs:
         x = inputs[f.name]
         if f.is_numeric:
-            x = keras.layers.Lambda(_cast_float, name=f"{f.name}_float")(x) if f.type == "int" else x
+            x = CastToFloat(name=f"{f.name}_float")(x) if f.type == "int" else x
         branches.append(_apply(preprocessing(f, cfg), x))
     x = keras.layers.Concatenate(name="features")(branches) if len(branches) > 1 else branches[0]
     for i, units in enumerate(cfg.hidden_units):

@@ -69,6 +69,8 @@ def run(cfg: TrainConfig, examples: str, out: str) -> TrainResult:
     model.summary(print_fn=lambda line, **_: lines.append(line))
     if strategy_lib.is_chief():
         io.write_text(f"{out}/model_summary.txt", "\n".join(lines) + "\n")
+    if cfg.tensorboard.write_graph and strategy_lib.is_chief():
+        callbacks_lib.log_graph(paths["logs"], model, eval_data)
     image = next((f.name for f in schema.inputs if f.type == "image"), None)
     if image is not None and cfg.tensorboard.sample_images:
         callbacks_lib.log_sample_images(paths["logs"], train_data, None if single else image,

@@ -1,0 +1,129 @@
+"""Training with each model API, read back as a user would: the model file, the weights, TensorBoard."""
+
+import json
+import shutil
+from pathlib import Path
+
+import tensorflow as tf
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator as ea
+
+from components.common.config import ModelConfig, TensorBoardConfig, TrainConfig
+from components.common.schema import Schema
+from components.train import TrainError, load_model, run
+from components.train import inputs, models
+from components.train.task import task_of
+
+QUICK = TrainConfig(epochs=2, batch_size=64, tensorboard=TensorBoardConfig(profile_batch=()))
+
+
+def accumulate(folder: Path) -> ea.EventAccumulator:
+    acc = ea.EventAccumulator(str(folder), size_guidance={ea.TENSORS: 0, ea.IMAGES: 0, ea.HISTOGRAMS: 0})
+    acc.Reload()
+    return acc
+
+
+@pytest.mark.parametrize("api, data", [("sequential", "digits"), ("functional", "digits"),
+                                       ("subclass", "digits"), ("functional", "penguins"),
+                                       ("subclass", "penguins")])
+def test_each_api_trains_saves_and_reloads(tmp_path, api, data, request):
+    examples = request.getfixturevalue(f"{data}_examples")
+    cfg = TrainConfig(epochs=2, batch_size=64, model=ModelConfig(api=api, residual=True, hidden_units=(16, 16)),
+                      tensorboard=TensorBoardConfig(profile_batch=(), histogram_freq=0))
+    result = run(cfg, examples, str(tmp_path))
+    assert result.epochs == 2
+    for name in ("model.keras", "model_summary.txt", "history.json", "history.csv", "metrics.json"):
+        assert (tmp_path / name).exists(), name
+    assert len(list((tmp_path / "checkpoints").glob("epoch-*.weights.h5"))) == 2
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["loss"]) == 2 and "val_accuracy" in history
+
+    schema = Schema.read(examples)
+    task = task_of(schema)
+    data_ = inputs.dataset(examples, "eval", schema, task, 64, training=False,
+                           single_input=models.is_single_input(cfg.model))
+    loaded = load_model(str(tmp_path))
+    fresh = models.build(schema, task, cfg.model)
+    fresh.load_weights(sorted((tmp_path / "checkpoints").glob("*.h5"))[-1])
+    for model in (loaded, fresh):
+        from components.train.step import compile_model
+
+        compile_model(model, cfg, task)
+        metrics = model.evaluate(data_, verbose=0, return_dict=True)
+        assert metrics["accuracy"] == pytest.approx(result.metrics["accuracy"], abs=1e-6)
+        assert metrics["loss"] == pytest.approx(result.metrics["loss"], rel=1e-5)
+
+
+def test_digits_cnn_learns(tmp_path, digits_examples):
+    cfg = TrainConfig(epochs=6, batch_size=32, learning_rate=0.003, model=ModelConfig(api="sequential"),
+                      tensorboard=TensorBoardConfig(profile_batch=()))
+    assert run(cfg, digits_examples, str(tmp_path)).metrics["accuracy"] > 0.9
+
+
+def test_tensorboard_logs_read_back(tmp_path, digits_examples):
+    cfg = TrainConfig(epochs=3, batch_size=32, lr_schedule="step", lr_boundaries=(0,), lr_values=(0.0005,),
+                      model=ModelConfig(api="functional"),
+                      tensorboard=TensorBoardConfig(histogram_freq=1, profile_batch=(2, 4)))
+    run(cfg, digits_examples, str(tmp_path))
+    logs = tmp_path / "logs"
+    train = accumulate(logs / "train")
+    validation = accumulate(logs / "validation")
+    for tag in ("epoch_loss", "epoch_accuracy", "epoch_learning_rate"):
+        assert len(train.Tensors(tag)) == 3, tag
+    rates = [float(tf.make_ndarray(e.tensor_proto)) for e in train.Tensors("epoch_learning_rate")]
+    assert rates == pytest.approx([0.001, 0.0005, 0.0005])
+    for tag in ("epoch_loss", "epoch_accuracy"):
+        assert len(validation.Tensors(tag)) == 3, tag
+    assert any("histogram" in t or "kernel" in t for t in train.Tags()["tensors"])
+    assert "keras" in train.Tags()["tensors"], "conceptual graph not written"
+    # The op graph, as the Graphs dashboard reads it (tf.summary.trace_export's plugin).
+    assert "model" in accumulate(logs / "graph").PluginTagToContent("graph_run_metadata_graph")
+    confusion = accumulate(logs / "confusion_matrix")
+    assert len(confusion.Tensors("confusion_matrix")) == 3
+    samples = accumulate(logs / "samples")
+    assert samples.Tensors("training_samples")
+    assert list(logs.glob("**/plugins/profile/*/*.xplane.pb")), "no profile trace"
+
+
+def test_schedules():
+    from components.train.callbacks import learning_rate
+
+    step = learning_rate(TrainConfig(learning_rate=0.2, lr_schedule="step", lr_boundaries=(10, 20, 50),
+                                     lr_values=(0.02, 0.01, 0.005)))
+    assert [step(e) for e in (0, 10, 11, 21, 51)] == [0.2, 0.2, 0.02, 0.01, 0.005]
+    cosine = learning_rate(TrainConfig(learning_rate=1.0, lr_schedule="cosine", epochs=4))
+    assert [cosine(e) for e in range(5)] == pytest.approx([1.0, 0.8535534, 0.5, 0.1464466, 0.0])
+    exponential = learning_rate(TrainConfig(learning_rate=1.0, lr_schedule="exponential", lr_decay=0.5))
+    assert exponential(3) == 0.125
+
+
+def test_nan_loss_names_epoch_and_step(tmp_path, penguins_examples):
+    cfg = TrainConfig(epochs=3, optimizer="sgd", learning_rate=1e30, model=ModelConfig(dropout=0.0),
+                      tensorboard=TensorBoardConfig(profile_batch=(), histogram_freq=0, confusion_matrix=False))
+    with pytest.raises(TrainError, match=r"loss became nan at epoch 1, step \d+"):
+        run(cfg, penguins_examples, str(tmp_path))
+
+
+def test_sequential_needs_one_image(tmp_path, penguins_examples):
+    with pytest.raises(TrainError, match="api=sequential takes exactly one image feature"):
+        run(TrainConfig(model=ModelConfig(api="sequential")), penguins_examples, str(tmp_path))
+
+
+def test_label_with_more_classes_than_the_schema_lists(tmp_path, penguins_examples):
+    copy = tmp_path / "examples"
+    shutil.copytree(penguins_examples, copy)
+    schema = json.loads((copy / "schema.json").read_text())
+    label = next(f for f in schema["features"] if f["name"] == "species")
+    label["stats"]["top"] = label["stats"]["top"][:2]
+    (copy / "schema.json").write_text(json.dumps(schema))
+    with pytest.raises(TrainError, match="has 3 classes but the schema lists only 2"):
+        run(QUICK, str(copy), str(tmp_path / "out"))
+
+
+def test_missing_split(tmp_path, penguins_examples):
+    copy = tmp_path / "examples"
+    shutil.copytree(penguins_examples, copy)
+    shutil.rmtree(copy / "eval")
+    with pytest.raises(TrainError, match="eval: no TFRecord shards"):
+        run(QUICK, str(copy), str(tmp_path / "out"))
