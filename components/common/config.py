@@ -145,7 +145,6 @@ class TrainConfig:
     """How to train: model, loop, schedule, callbacks, strategy."""
 
     model: ModelConfig = ModelConfig()
-    loop: Literal["fit", "custom"] = "fit"
     epochs: int = 5
     batch_size: int = 64
     optimizer: str = "adam"
@@ -155,8 +154,6 @@ class TrainConfig:
     lr_boundaries: tuple[int, ...] = ()
     lr_values: tuple[float, ...] = ()
     lr_decay: float = 0.9
-    # custom loop: gradients clipped to this norm through a tf.custom_gradient function.
-    clip_norm: float = 5.0
     early_stopping_patience: int = 0
     strategy: Strategy = "auto"
     tpu: str = ""
