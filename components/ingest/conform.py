@@ -131,7 +131,7 @@ def _convert(col: pa.ChunkedArray, ftype: str):
             return pc.cast(col, target), None, None
         if _as_text(col) is not None:
             return col.cast(target), None, None
-        invalid = np.array([v is not None and not _is_utf8(v) for v in col.to_pylist()])
+        invalid = _not_utf8(col)
         return pc.if_else(pa.array(~invalid), col, pa.nulls(len(col), col.type)).cast(target), invalid, \
             lambda i: "value is not valid UTF-8"
     if not (pa.types.is_binary(col.type) or pa.types.is_string(col.type)):
@@ -141,7 +141,7 @@ def _convert(col: pa.ChunkedArray, ftype: str):
             col = pc.cast(col, pa.string())
     text = _as_text(col)
     if text is None:
-        invalid = np.array([v is not None and not _is_utf8(v) for v in col.to_pylist()])
+        invalid = _not_utf8(col)
         text = pc.cast(pc.if_else(pa.array(~invalid), col, pa.nulls(len(col), col.type)), pa.string())
         values, more, why = _convert(text, ftype)
         merged = invalid | (more if more is not None else False)
@@ -175,6 +175,11 @@ def _parse_or_none(v, ftype):
     except ValueError:
         return None
     return out if ftype != "int" or -(2**63) <= out < 2**63 else None
+
+
+def _not_utf8(col: pa.Array) -> np.ndarray:
+    """Which values of a binary column are not valid UTF-8 (the slow path, once a cast has failed)."""
+    return np.array([v is not None and not _is_utf8(v) for v in col.to_pylist()], dtype=bool)
 
 
 def _is_utf8(v: bytes) -> bool:

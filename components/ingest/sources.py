@@ -165,10 +165,7 @@ def _read_csv(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:
                 break
             except pa.ArrowInvalid as e:
                 raise SourceError(f"{path}: CSV parse error after data row {seen}: {e}") from None
-            rejected = [
-                rejection(path, r.number, r.text, f"expected {r.expected_columns} fields, found {r.actual_columns}")
-                for r in invalid
-            ]
+            rejected = _field_count_rejections(path, invalid)
             invalid_lines.extend(r.number for r in invalid if r.number is not None)
             invalid.clear()
             lines = np.arange(seen, seen + batch.num_rows, dtype=np.int64) + first_line
@@ -177,10 +174,13 @@ def _read_csv(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:
             seen += batch.num_rows
             yield RawBatch(path, lines, pa.Table.from_batches([batch]), rejected)
         if invalid:
-            yield RawBatch(path, np.zeros(0, np.int64), _empty_binary_table(names), [
-                rejection(path, r.number, r.text, f"expected {r.expected_columns} fields, found {r.actual_columns}")
-                for r in invalid
-            ])
+            yield RawBatch(path, np.zeros(0, np.int64), _empty_binary_table(names),
+                           _field_count_rejections(path, invalid))
+
+
+def _field_count_rejections(path: str, rows: list[pacsv.InvalidRow]) -> list[dict]:
+    return [rejection(path, r.number, r.text, f"expected {r.expected_columns} fields, found {r.actual_columns}")
+            for r in rows]
 
 
 def _csv_header(path: str, cfg: IngestConfig) -> list[str]:

@@ -27,8 +27,7 @@ from components.train.task import Task, TrainError
 
 def build(schema: Schema, task: Task, cfg: ModelConfig) -> keras.Model:
     builders = {"sequential": sequential, "functional": functional, "subclass": subclass}
-    model = builders[cfg.api](schema, task, cfg)
-    return model
+    return builders[cfg.api](schema, task, cfg)
 
 
 def is_single_input(cfg: ModelConfig) -> bool:
