@@ -32,6 +32,9 @@ def add_step_commands(commands) -> None:
     add_config_arguments(train)
     train.add_argument("--examples", required=True, help="the ingest step's output folder")
     train.add_argument("--out", required=True, help="output folder for the model, logs and checkpoints")
+    train.add_argument("--workers", type=int, default=None,
+                       help="train in this many local processes with MultiWorkerMirroredStrategy "
+                            "(default: runtime.workers)")
     train.set_defaults(handler=train_command)
 
     data = commands.add_parser("example-data", help="write the bundled example data sets (digits PNGs, penguins CSV)")
@@ -52,10 +55,18 @@ def ingest_command(args: argparse.Namespace) -> int:
 
 def train_command(args: argparse.Namespace) -> int:
     cfg = config_lib.load_section(args.config, args.overrides, "train")
+    workers = args.workers or cfg.runtime.workers
+    if workers > 1 and not os.environ.get("TF_CONFIG"):
+        from components.train import launcher
+
+        command = launcher.worker_command(args.examples, args.out, args.config, args.overrides)
+        return launcher.launch(command, workers)
     from components import train
+    from components.train import strategy
 
     result = train.run(cfg.train, args.examples, args.out)
-    cfg.write(args.out)
+    if strategy.is_chief():
+        cfg.write(args.out)
     print(f"{result.epochs} epochs in {result.seconds:.1f}s; eval "
           f"{', '.join(f'{k} {v:.4f}' for k, v in result.metrics.items())} -> {args.out}")
     return 0

@@ -108,6 +108,7 @@ class IngestConfig:
 ModelApi = Literal["sequential", "functional", "subclass"]
 Strategy = Literal["auto", "default", "one_device", "mirrored", "multi_worker", "tpu"]
 Schedule = Literal["constant", "step", "cosine", "exponential"]
+Loop = Literal["fit", "custom"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,10 @@ class TrainConfig:
     """How to train: model, loop, schedule, callbacks, strategy."""
 
     model: ModelConfig = ModelConfig()
+    # fit: model.fit with callbacks; custom: a tf.GradientTape loop (components.train.loop) driving the same callbacks.
+    loop: Loop = "fit"
+    # custom loop only: the gradient flowing back from the loss is clipped to this norm (0: off).
+    clip_norm: float = 0.0
     epochs: int = 5
     batch_size: int = 64
     optimizer: str = "adam"
@@ -169,6 +174,10 @@ class TrainConfig:
                 raise ConfigError(f"{where}.{name}: expected an integer >= 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise ConfigError(f"{where}.learning_rate: expected a number > 0, got {self.learning_rate}")
+        if self.clip_norm < 0:
+            raise ConfigError(f"{where}.clip_norm: expected a number >= 0 (0: no clipping), got {self.clip_norm}")
+        if self.clip_norm and self.loop != "custom":
+            raise ConfigError(f"{where}.clip_norm: applies to the custom loop; set {where}.loop=custom or remove it")
         if self.lr_schedule == "step" and len(self.lr_values) != len(self.lr_boundaries):
             raise ConfigError(f"{where}.lr_values: expected one value per boundary in {where}.lr_boundaries "
                               f"({len(self.lr_boundaries)}), got {len(self.lr_values)}")
@@ -182,6 +191,18 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how the steps run."""
+
+    # Training processes on this machine; more than one is a MultiWorkerMirroredStrategy run over 127.0.0.1.
+    workers: int = 1
+
+    def validate(self, where: str = "runtime") -> None:
+        if self.workers < 1:
+            raise ConfigError(f"{where}.workers: expected an integer >= 1, got {self.workers}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """The whole run: a name, where runs go, and one section per step."""
 
@@ -189,12 +210,14 @@ class RunConfig:
     runs_root: str = "runs"
     ingest: IngestConfig = IngestConfig()
     train: TrainConfig = TrainConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
 
     def validate(self) -> RunConfig:
         if not self.name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"name: expected letters, digits, '-' or '_', got {self.name!r}")
         self.ingest.validate()
         self.train.validate()
+        self.runtime.validate()
         return self
 
     def to_json(self) -> str:

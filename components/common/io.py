@@ -103,7 +103,7 @@ def staged_dir(final: str | os.PathLike) -> Iterator[str]:
     try:
         yield stage
     except BaseException:
-        _remove_tree(stage)
+        remove_tree(stage)
         raise
     if is_remote(final_s):
         _publish_remote(stage, final_s)
@@ -148,7 +148,8 @@ def _publish_remote(stage: str, final: str) -> None:
     g.rmtree(stage)
 
 
-def _remove_tree(path: str) -> None:
+def remove_tree(path: str) -> None:
+    """Removes a local or remote folder and everything in it, if it is there."""
     if is_remote(path):
         with contextlib.suppress(Exception):
             gfile().rmtree(path)

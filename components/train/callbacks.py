@@ -9,6 +9,7 @@ image each epoch; for image models, a grid of sample inputs once.
 from __future__ import annotations
 
 import io
+import logging
 import math
 
 import keras
@@ -16,7 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from components.common.config import TrainConfig
+from components.train import strategy as strategy_lib
 from components.train.task import Task, TrainError
+
+log = logging.getLogger("tfpipe.train")
 
 
 def learning_rate(cfg: TrainConfig):
@@ -37,6 +41,31 @@ def learning_rate(cfg: TrainConfig):
         return float(base)
 
     return schedule
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore, written by the chief alone and read by every worker.
+
+    Every worker must restart from the same state, and workers writing the
+    same files at once would corrupt them, so only the chief saves and deletes.
+    """
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.model._initial_epoch:
+            log.info("resuming after epoch %d from the backup in %s", self.model._initial_epoch, self.backup_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if strategy_lib.is_chief():
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if strategy_lib.is_chief():
+            super().on_train_batch_end(batch, logs)
+
+    def on_train_end(self, logs=None):
+        if strategy_lib.is_chief():
+            super().on_train_end(logs)
 
 
 class TerminateOnNaN(keras.callbacks.TerminateOnNaN):
@@ -127,7 +156,6 @@ def log_graph(logdir: str, model: keras.Model, data: tf.data.Dataset) -> None:
 def build(cfg: TrainConfig, out: dict[str, str], task: Task, eval_data: tf.data.Dataset) -> list:
     tb = cfg.tensorboard
     callbacks = [
-        keras.callbacks.BackupAndRestore(out["backup"]),
         keras.callbacks.LearningRateScheduler(learning_rate(cfg)),
         TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(f"{out['checkpoints']}/epoch-{{epoch:03d}}.weights.h5",
@@ -143,4 +171,6 @@ def build(cfg: TrainConfig, out: dict[str, str], task: Task, eval_data: tf.data.
         out["logs"], histogram_freq=tb.histogram_freq, write_graph=tb.write_graph, write_images=tb.write_images,
         update_freq=int(tb.update_freq) if tb.update_freq.isdigit() else tb.update_freq,
         profile_batch=tuple(tb.profile_batch) if tb.profile_batch else 0))
+    # Last, so that an epoch's checkpoint, logs and CSV row are all written before the backup marks it done.
+    callbacks.append(BackupAndRestore(out["backup"]))
     return callbacks

@@ -3,8 +3,13 @@
 Files are interleaved, records parsed a batch at a time with
 `tf.io.parse_example`, images decoded, labels mapped to class indices, then
 cached (when it fits), shuffled, batched and prefetched, with AUTOTUNE
-parallelism throughout. Under MultiWorkerMirroredStrategy the dataset is
-sharded by data across workers (tf.data's auto-sharding).
+parallelism throughout. Under MultiWorkerMirroredStrategy tf.data's
+auto-sharding splits the batches by data across workers, so every worker runs
+the same number of steps however many shards ingest wrote.
+
+`check_examples` reads the first records against the schema before training,
+so a mismatch is a clear error naming the file and feature, not a failed op
+in the middle of an epoch.
 """
 
 from __future__ import annotations
@@ -68,13 +73,9 @@ def parser(schema: Schema, task: Task, single_input: bool):
 
 
 def dataset(examples: str, split: str, schema: Schema, task: Task, batch_size: int, *, training: bool,
-            single_input: bool = False, shuffle_buffer: int = 10000, seed: int = 42,
-            input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+            single_input: bool = False, shuffle_buffer: int = 10000, seed: int = 42) -> tf.data.Dataset:
     files = files_of(examples, split)
     ds = tf.data.Dataset.from_tensor_slices(files)
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id) \
-            if len(files) >= input_context.num_input_pipelines else ds
     ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
                        cycle_length=min(len(files), 4), num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.batch(PARSE_BATCH).map(parser(schema, task, single_input), num_parallel_calls=AUTOTUNE).unbatch()
@@ -82,4 +83,48 @@ def dataset(examples: str, split: str, schema: Schema, task: Task, batch_size: i
         ds = ds.cache()
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.batch(batch_size).prefetch(AUTOTUNE).with_options(options)
+
+
+KINDS = {"int": "int64_list", "float": "float_list", "string": "bytes_list", "image": "bytes_list"}
+
+
+def check_examples(examples: str, schema: Schema, task: Task, records: int = 64) -> None:
+    """The first records of the train and eval splits against the schema: kinds, value counts, image shapes, labels."""
+    for split in ("train", "eval"):
+        file = files_of(examples, split)[0]
+        for i, record in enumerate(tf.data.TFRecordDataset(file, compression_type="GZIP").take(records)):
+            example = tf.train.Example.FromString(record.numpy())
+            where = f"{file}: record {i + 1}"
+            for feature in schema.features:
+                if feature.name in example.features.feature:
+                    _check_value(example.features.feature[feature.name], feature, where)
+            _check_label(example, schema, task, where)
+
+
+def _check_value(value: tf.train.Feature, feature, where: str) -> None:
+    kind = value.WhichOneof("kind")
+    values = getattr(value, kind).value if kind else []
+    if kind != KINDS[feature.type] or len(values) > 1:
+        raise TrainError(f"{where}: feature {feature.name!r} holds {len(values)} value(s) of {kind}; the schema "
+                         f"expects one {feature.type} ({KINDS[feature.type]}); ingest again or fix schema.json")
+    if feature.type == "image" and values:
+        shape = tuple(tf.io.decode_image(values[0], expand_animations=False).shape)
+        expected = (feature.image.height, feature.image.width, feature.image.channels)
+        if shape != expected:
+            raise TrainError(f"{where}: image {feature.name!r} is {'x'.join(map(str, shape))} (height x width x "
+                             f"channels); the schema expects {'x'.join(map(str, expected))}")
+
+
+def _check_label(example: tf.train.Example, schema: Schema, task: Task, where: str) -> None:
+    if task.kind != "classification":
+        return
+    value = example.features.feature[schema.label]
+    kind = value.WhichOneof("kind")
+    label = getattr(value, kind).value[0] if kind and getattr(value, kind).value else None
+    text = label.decode("utf-8", "replace") if isinstance(label, bytes) else str(label)
+    if text not in task.classes:
+        raise TrainError(f"{where}: label {schema.label!r} is {text!r}, not one of the schema's classes "
+                         f"{list(task.classes)}")

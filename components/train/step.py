@@ -8,6 +8,7 @@ and `backup/` (BackupAndRestore: a re-run after a kill resumes where it stopped)
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import time
@@ -21,6 +22,7 @@ from components.common.config import TrainConfig
 from components.common.schema import Schema
 from components.train import callbacks as callbacks_lib
 from components.train import inputs, models, strategy as strategy_lib
+from components.train.loop import CustomLoop
 from components.train.task import Task, task_of
 
 log = logging.getLogger("tfpipe.train")
@@ -30,28 +32,26 @@ log = logging.getLogger("tfpipe.train")
 class TrainResult:
     out: str
     metrics: dict
-    epochs: int
+    epochs: int  # completed in this call (a resumed run counts only those after the restart)
     seconds: float
 
 
 def compile_model(model: keras.Model, cfg: TrainConfig, task: Task) -> None:
     optimizer = keras.optimizers.get({"class_name": cfg.optimizer, "config": {"learning_rate": cfg.learning_rate}})
-    if task.kind == "classification":
-        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
-    else:
-        loss, metrics = "mse", ["mae"]
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=cfg.jit_compile or False)
+    model.compile(optimizer=optimizer, loss=task.loss, metrics=task.metrics(), jit_compile=cfg.jit_compile)
 
 
 def run(cfg: TrainConfig, examples: str, out: str) -> TrainResult:
     cfg.validate()
     start = time.perf_counter()
+    # First: MultiWorkerMirroredStrategy configures collective ops, which must precede any other TensorFlow op.
+    strategy = strategy_lib.make(cfg.strategy, cfg.tpu)
     schema = Schema.read(examples)
     task = task_of(schema)
+    inputs.check_examples(examples, schema, task)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    strategy = strategy_lib.make(cfg.strategy, cfg.tpu)
     single = models.is_single_input(cfg.model)
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.batch_size * replicas
@@ -62,6 +62,8 @@ def run(cfg: TrainConfig, examples: str, out: str) -> TrainResult:
 
     train_data, eval_data = data("train", True), data("eval", False)
     paths = _paths(out)
+    log.info("train: %s with %d replica(s) in sync, global batch %d", type(strategy).__name__, replicas,
+             global_batch)
     with strategy.scope():
         model = models.build(schema, task, cfg.model)
         compile_model(model, cfg, task)
@@ -75,32 +77,69 @@ def run(cfg: TrainConfig, examples: str, out: str) -> TrainResult:
     if image is not None and cfg.tensorboard.sample_images:
         callbacks_lib.log_sample_images(paths["logs"], train_data, None if single else image,
                                         cfg.tensorboard.sample_images)
-    history = model.fit(train_data, validation_data=eval_data, epochs=cfg.epochs, verbose=2,
-                        callbacks=callbacks_lib.build(cfg, paths, task, eval_data))
-    metrics = model.evaluate(eval_data, verbose=0, return_dict=True)
-    if strategy_lib.is_chief():
-        _save(model, out, history.history, metrics)
+    callbacks = callbacks_lib.build(cfg, paths, task, eval_data)
+    loop_name = _loop_for(cfg, strategy)
+    if loop_name == "custom":
+        loop = CustomLoop(model, strategy, task, cfg)
+        history = loop.fit(train_data, eval_data, cfg.epochs, callbacks)
+        metrics = loop.evaluate(eval_data)
+    else:
+        history = model.fit(train_data, validation_data=eval_data, epochs=cfg.epochs, verbose=2, callbacks=callbacks)
+        metrics = model.evaluate(eval_data, verbose=0, return_dict=True)
+    epochs = len(history.history.get("loss", []))
     seconds = time.perf_counter() - start
-    log.info("train: %d epochs in %.1fs; eval %s", len(history.history.get("loss", [])), seconds,
+    if strategy_lib.is_chief():
+        _save(model, out, paths["csv"], metrics)
+        io.write_json(f"{out}/training.json", {
+            "loop": loop_name, "strategy": type(strategy).__name__, "workers": max(1, strategy_lib.worker_count()),
+            "replicas": replicas, "global_batch_size": global_batch, "epochs_run": epochs, "seconds": seconds})
+    else:
+        io.remove_tree(paths["worker"])  # this worker's temporary copies; the chief's outputs are the real ones
+    log.info("train: %d epochs in %.1fs; eval %s", epochs, seconds,
              ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-    return TrainResult(out, metrics, len(history.history.get("loss", [])), seconds)
+    return TrainResult(out, metrics, epochs, seconds)
+
+
+def _loop_for(cfg: TrainConfig, strategy: tf.distribute.Strategy) -> str:
+    """The configured loop, except that multi-worker runs use the custom loop.
+
+    Keras 3's `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585: it reduces
+    nested batches and scalar logs along a batch axis); the custom loop drives the same callbacks
+    and writes the same outputs, so the run goes on with it and says so.
+    """
+    if cfg.loop == "fit" and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        log.warning("train.loop=fit: Keras 3's fit() cannot run under MultiWorkerMirroredStrategy "
+                    "(keras-team/keras#20585); using the custom loop, which writes the same outputs")
+        return "custom"
+    return cfg.loop
 
 
 def _paths(out: str) -> dict[str, str]:
     base = strategy_lib.output_dir(out, "train")
-    paths = {"logs": f"{out}/logs" if strategy_lib.is_chief() else f"{base}/logs",
+    paths = {"worker": base, "logs": f"{out}/logs" if strategy_lib.is_chief() else f"{base}/logs",
              "checkpoints": f"{base}/checkpoints", "backup": f"{out}/backup", "csv": f"{base}/history.csv"}
     for key in ("logs", "checkpoints"):
         io.makedirs(paths[key])
+    if not io.exists(paths["backup"]) and io.exists(paths["csv"]):
+        io.gfile().remove(paths["csv"])  # a finished earlier run's log; a resumed run appends to its own
     return paths
 
 
-def _save(model: keras.Model, out: str, history: dict, metrics: dict) -> None:
-    """The model appears whole or not at all: saved under a temporary name, then renamed."""
+def _save(model: keras.Model, out: str, csv_log: str, metrics: dict) -> None:
+    """The model appears whole or not at all: saved under a temporary name, then renamed.
+
+    The history comes from the CSV log, which a resumed run appends to, so it
+    covers every epoch, not only those since the last restart.
+    """
     tmp = f"{out}/.model-{os.getpid()}.keras"
     model.save(tmp)
     os.replace(tmp, f"{out}/model.keras")
-    io.write_json(f"{out}/history.json", {k: [float(v) for v in vs] for k, vs in history.items()})
+    with io.open_binary(csv_log) as f:
+        rows = list(csv.DictReader(f.read().decode().splitlines()))
+    by_epoch = {int(row["epoch"]): row for row in rows}  # an epoch replayed after a kill: its last record
+    history = {k: [float(by_epoch[e][k]) for e in sorted(by_epoch)] for k in (rows[0] if rows else {})
+               if k != "epoch"}
+    io.write_json(f"{out}/history.json", history)
     io.write_json(f"{out}/metrics.json", {k: float(v) for k, v in metrics.items()})
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import keras
+
 from components.common.errors import TfpipeError
 from components.common.schema import Schema
 
@@ -26,6 +28,17 @@ class Task:
     @property
     def num_outputs(self) -> int:
         return len(self.classes) if self.kind == "classification" else 1
+
+    @property
+    def loss(self) -> str:
+        """The Keras loss on the model's output: softmax probabilities, or the predicted value."""
+        return "sparse_categorical_crossentropy" if self.kind == "classification" else "mean_squared_error"
+
+    def metrics(self) -> list[keras.metrics.Metric]:
+        """Fresh metric objects, named as both loops and `model.evaluate` report them."""
+        if self.kind == "classification":
+            return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        return [keras.metrics.MeanAbsoluteError(name="mae")]
 
 
 def task_of(schema: Schema) -> Task:
