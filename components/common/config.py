@@ -191,6 +191,62 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class Threshold:
+    """What one metric must satisfy to bless a model.
+
+    Value thresholds bound the metric itself. Change thresholds bound how much
+    worse than the baseline (the last blessed model, evaluated on the same test
+    split) it may be: `max_worse` in the metric's units, `max_worse_relative` as
+    a fraction of the baseline's value. Lower is better for loss, mae, rmse,
+    mse and ece; higher for every other metric.
+    """
+
+    at_least: float | None = None
+    at_most: float | None = None
+    max_worse: float | None = None
+    max_worse_relative: float | None = None
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Metrics on the test split, by slice, and the blessing gate."""
+
+    # metric name (accuracy, loss, auc, macro_f1, recall/<class>, mae, rmse, r2, ...) -> its checks
+    thresholds: dict[str, Threshold] = field(default_factory=dict)
+    # features to slice by; empty: every string feature, and every number in `numeric_bins` quantile bins
+    slices: tuple[str, ...] = ()
+    numeric_bins: int = 4
+    batch_size: int = 256
+
+    def validate(self, where: str = "evaluate") -> None:
+        if self.numeric_bins < 1 or self.batch_size < 1:
+            raise ConfigError(f"{where}.numeric_bins and {where}.batch_size: expected integers >= 1")
+        for name, t in self.thresholds.items():
+            if all(v is None for v in (t.at_least, t.at_most, t.max_worse, t.max_worse_relative)):
+                raise ConfigError(f"{where}.thresholds.{name}: expected at least one of at_least, at_most, "
+                                  "max_worse, max_worse_relative")
+            for key in ("max_worse", "max_worse_relative"):
+                if (getattr(t, key) or 0) < 0:
+                    raise ConfigError(f"{where}.thresholds.{name}.{key}: expected a number >= 0")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Where SavedModels go, in TF Serving's `<base>/<model_name>/<version>/` layout."""
+
+    # empty: <runs_root>/serving, shared by every run so that versions and the blessing record accumulate
+    base: str = ""
+    model_name: str = "model"
+    warmup_examples: int = 5
+
+    def validate(self, where: str = "export") -> None:
+        if not self.model_name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"{where}.model_name: expected letters, digits, '-' or '_', got {self.model_name!r}")
+        if self.warmup_examples < 0:
+            raise ConfigError(f"{where}.warmup_examples: expected an integer >= 0")
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     """Where and how the steps run."""
 
@@ -210,13 +266,26 @@ class RunConfig:
     runs_root: str = "runs"
     ingest: IngestConfig = IngestConfig()
     train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    export: ExportConfig = ExportConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+
+    @property
+    def serving_base(self) -> str:
+        return self.export.base or f"{self.runs_root}/serving"
+
+    @property
+    def model_home(self) -> str:
+        """`<serving base>/<model name>`: the version folders and the blessing record (`blessed.json`)."""
+        return f"{self.serving_base}/{self.export.model_name}"
 
     def validate(self) -> RunConfig:
         if not self.name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"name: expected letters, digits, '-' or '_', got {self.name!r}")
         self.ingest.validate()
         self.train.validate()
+        self.evaluate.validate()
+        self.export.validate()
         self.runtime.validate()
         return self
 

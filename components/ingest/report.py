@@ -1,26 +1,13 @@
-"""stats.html: the statistics as a page people can read at a glance.
-
-Self-contained (inline CSS and SVG, no scripts or external URLs) so that the
-KFP UI, a browser opened on a bucket, or an e-mail attachment all show it.
-"""
+"""stats.html: the statistics as a page people can read at a glance."""
 
 from __future__ import annotations
 
-import html
-
+from components.common.page import escape as _e, page
 from components.common.schema import Schema
-
-_STYLE = """
-body{font:14px system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.bar{fill:#4a7fc1}.warn{color:#b00}
-"""
 
 
 def render(schema: Schema, summary: dict) -> str:
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>tfpipe ingest statistics</title>"
-        f"<style>{_STYLE}</style></head><body>",
+    return page("tfpipe ingest statistics", [
         "<h1>Ingest statistics</h1>",
         f"<p>{summary['rows']:,} rows written, "
         f"<span class='{'warn' if summary['rejected'] else ''}'>{summary['rejected']:,} rejected</span>, "
@@ -32,13 +19,7 @@ def render(schema: Schema, summary: dict) -> str:
         _numeric_table(schema),
         "<h2>String features</h2>",
         _string_table(schema),
-        "</body></html>",
-    ]
-    return "\n".join(parts)
-
-
-def _e(value) -> str:
-    return html.escape(str(value))
+    ])
 
 
 def _splits_table(summary: dict) -> str:

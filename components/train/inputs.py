@@ -14,6 +14,8 @@ in the middle of an epoch.
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 from components.common.schema import Schema
@@ -83,9 +85,13 @@ def dataset(examples: str, split: str, schema: Schema, task: Task, batch_size: i
         ds = ds.cache()
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if schema.splits.get(split):
+        # Known from ingest: progress bars show the epoch's length from the start.
+        ds = ds.apply(tf.data.experimental.assert_cardinality(math.ceil(schema.splits[split] / batch_size)))
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.batch(batch_size).prefetch(AUTOTUNE).with_options(options)
+    return ds.prefetch(AUTOTUNE).with_options(options)
 
 
 KINDS = {"int": "int64_list", "float": "float_list", "string": "bytes_list", "image": "bytes_list"}

@@ -1,9 +1,14 @@
 """The train step: examples + schema in; a Keras model, checkpoints, TensorBoard logs and history out.
 
 Outputs under `out/`: `model.keras`, `model_summary.txt`, `history.json`,
-`history.csv`, `metrics.json` (the eval split), `checkpoints/epoch-NNN.weights.h5`,
-`logs/` (TensorBoard: train, validation, confusion_matrix, samples, profile)
-and `backup/` (BackupAndRestore: a re-run after a kill resumes where it stopped).
+`history.csv`, `metrics.json` (the eval split), `training.json` (loop,
+strategy, workers, replicas, global batch, time), `checkpoints/epoch-NNN.weights.h5`,
+`logs/` (TensorBoard: train, validation, confusion_matrix, samples, graph,
+profile) and, while a run is unfinished, `backup/` (BackupAndRestore: the same
+command run again after a kill resumes where it stopped).
+
+The loop is Keras' `fit` or the custom GradientTape loop (`loop.py`); both
+drive the same callbacks, so the outputs do not depend on the choice.
 """
 
 from __future__ import annotations
@@ -36,9 +41,13 @@ class TrainResult:
     seconds: float
 
 
-def compile_model(model: keras.Model, cfg: TrainConfig, task: Task) -> None:
+def compile_model(model: keras.Model, cfg: TrainConfig, task: Task) -> list[keras.metrics.Metric]:
+    """Compiles with the config's optimizer and the task's loss; returns the metric objects (fit's validation
+    pass updates these same objects)."""
     optimizer = keras.optimizers.get({"class_name": cfg.optimizer, "config": {"learning_rate": cfg.learning_rate}})
-    model.compile(optimizer=optimizer, loss=task.loss, metrics=task.metrics(), jit_compile=cfg.jit_compile)
+    metrics = task.metrics()
+    model.compile(optimizer=optimizer, loss=task.loss, metrics=metrics, jit_compile=cfg.jit_compile)
+    return metrics
 
 
 def run(cfg: TrainConfig, examples: str, out: str) -> TrainResult:
@@ -50,8 +59,7 @@ def run(cfg: TrainConfig, examples: str, out: str) -> TrainResult:
     task = task_of(schema)
     inputs.check_examples(examples, schema, task)
     keras.utils.set_random_seed(cfg.seed)
-    if cfg.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
     single = models.is_single_input(cfg.model)
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.batch_size * replicas
@@ -66,7 +74,7 @@ def run(cfg: TrainConfig, examples: str, out: str) -> TrainResult:
              global_batch)
     with strategy.scope():
         model = models.build(schema, task, cfg.model)
-        compile_model(model, cfg, task)
+        compiled_metrics = compile_model(model, cfg, task)
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
     if strategy_lib.is_chief():
@@ -77,14 +85,16 @@ def run(cfg: TrainConfig, examples: str, out: str) -> TrainResult:
     if image is not None and cfg.tensorboard.sample_images:
         callbacks_lib.log_sample_images(paths["logs"], train_data, None if single else image,
                                         cfg.tensorboard.sample_images)
-    callbacks = callbacks_lib.build(cfg, paths, task, eval_data)
     loop_name = _loop_for(cfg, strategy)
     if loop_name == "custom":
         loop = CustomLoop(model, strategy, task, cfg)
+        callbacks = callbacks_lib.build(cfg, paths, task, loop.eval_metrics)
         history = loop.fit(train_data, eval_data, cfg.epochs, callbacks)
         metrics = loop.evaluate(eval_data)
     else:
-        history = model.fit(train_data, validation_data=eval_data, epochs=cfg.epochs, verbose=2, callbacks=callbacks)
+        callbacks = callbacks_lib.build(cfg, paths, task, compiled_metrics)
+        history = model.fit(train_data, validation_data=eval_data, epochs=cfg.epochs, verbose=2, callbacks=callbacks,
+                            shuffle=False)  # the dataset shuffles itself
         metrics = model.evaluate(eval_data, verbose=0, return_dict=True)
     epochs = len(history.history.get("loss", []))
     seconds = time.perf_counter() - start
@@ -145,7 +155,7 @@ def _save(model: keras.Model, out: str, csv_log: str, metrics: dict) -> None:
 
 def load_model(out: str) -> keras.Model:
     """The trained model, in Keras safe mode (no arbitrary code from the file)."""
-    from components.train import models as _  # registers SchemaModel
+    from components.train import metrics as _, models as __  # register ConfusionMatrix and SchemaModel
 
     return keras.saving.load_model(f"{out}/model.keras", safe_mode=True)
 

@@ -36,8 +36,10 @@ class Task:
 
     def metrics(self) -> list[keras.metrics.Metric]:
         """Fresh metric objects, named as both loops and `model.evaluate` report them."""
+        from components.train.metrics import ConfusionMatrix
+
         if self.kind == "classification":
-            return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), ConfusionMatrix(len(self.classes))]
         return [keras.metrics.MeanAbsoluteError(name="mae")]
 
 

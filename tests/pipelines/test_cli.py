@@ -2,8 +2,10 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -43,18 +45,39 @@ def test_example_data_then_run(tmp_path):
     assert len(list((tmp_path / "data" / "digits").glob("*/*.png"))) == 1797
     assert (tmp_path / "data" / "penguins" / "penguins.csv").exists()
     done = call(TFPIPE, "run", "--config", str(ROOT / "pipelines/configs/penguins.yaml"),
-                "--set", f"ingest.source={tmp_path}/data/penguins/penguins.csv", "--set", f"runs_root={tmp_path}/runs")
+                "--set", f"ingest.source={tmp_path}/data/penguins/penguins.csv", "--set", f"runs_root={tmp_path}/runs",
+                "--set", "runtime.workers=2", "--set", "train.epochs=5")
     assert done.returncode == 0, done.stderr
+    assert "[worker 1]" in done.stdout
     [run_dir] = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith("penguins-")
     assert json.loads((run_dir / "config.json").read_text())["ingest"]["label"] == "species"
     schema = json.loads((run_dir / "ingest" / "schema.json").read_text())
     assert schema["splits"]["train"] + schema["splits"]["eval"] + schema["splits"]["test"] == 344
     assert str(run_dir / "ingest" / "stats.html") in done.stdout
+    assert json.loads((run_dir / "train" / "training.json").read_text())["workers"] == 2
+    assert f"tfpipe tensorboard {run_dir}" in done.stdout
+    assert_tensorboard_serves(run_dir)
+
+
+def assert_tensorboard_serves(run_dir):
+    board = subprocess.Popen([TFPIPE, "tensorboard", str(run_dir), "--port", "0"], env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = board.stdout.readline()
+        url = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+        assert url, line
+        with urllib.request.urlopen(url[1] + "data/runs", timeout=30) as response:
+            assert {"train", "validation"} <= set(json.loads(response.read()))
+        with urllib.request.urlopen(url[1] + "data/plugins_listing", timeout=30) as response:
+            assert {"scalars", "images", "graphs", "histograms", "profile"} <= set(json.loads(response.read()))
+    finally:
+        board.terminate()
+        board.wait(timeout=30)
 
 
 def test_help_lists_commands():
     done = call(TFPIPE, "--help")
     assert done.returncode == 0
-    for command in ("run", "ingest", "example-data"):
+    for command in ("run", "ingest", "train", "tensorboard", "example-data"):
         assert command in done.stdout

@@ -43,7 +43,7 @@ def test_custom_loop_writes_what_fit_writes(tmp_path, digits_examples):
     assert files(outs["custom"]) == files(outs["fit"])
     history = {loop: json.loads((outs[loop] / "history.json").read_text()) for loop in outs}
     assert history["custom"].keys() == history["fit"].keys() == {
-        "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
+        "loss", "accuracy", "balanced_accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy", "learning_rate"}
     assert history["custom"]["learning_rate"] == pytest.approx([0.001, 0.0005])
     # Same seed, data and model: the hand-written step computes what fit() computes. (Later epochs
     # differ a little because the two loops create their per-epoch iterators, and so shuffles, differently.)
@@ -55,7 +55,7 @@ def test_custom_loop_writes_what_fit_writes(tmp_path, digits_examples):
     assert list((outs["custom"] / "logs").glob("**/plugins/profile/*/*.xplane.pb")), "no profile trace"
     metrics = json.loads((outs["custom"] / "metrics.json").read_text())
     model = load_model(str(outs["custom"]))
-    assert model.name == "functional" and set(metrics) == {"loss", "accuracy"}
+    assert model.name == "functional" and set(metrics) == {"loss", "accuracy", "balanced_accuracy"}
 
 
 def test_custom_loop_learns_digits(tmp_path, digits_examples):
