@@ -37,6 +37,14 @@ def add_step_commands(commands) -> None:
                             "(default: runtime.workers)")
     train.set_defaults(handler=train_command)
 
+    evaluate = commands.add_parser("evaluate", help="model + test split -> metrics, slices, report, blessing")
+    add_config_arguments(evaluate)
+    evaluate.add_argument("--model", required=True, help="the train step's output folder (holds model.keras)")
+    evaluate.add_argument("--examples", required=True, help="the ingest step's output folder")
+    evaluate.add_argument("--out", required=True, help="output folder (replaced whole on success)")
+    evaluate.add_argument("--record", help="the blessing record (default: <export base>/<model name>/blessed.json)")
+    evaluate.set_defaults(handler=evaluate_command)
+
     data = commands.add_parser("example-data", help="write the bundled example data sets (digits PNGs, penguins CSV)")
     data.add_argument("--out", default="data", help="folder to write into (default: data)")
     data.set_defaults(handler=example_data_command)
@@ -69,6 +77,18 @@ def train_command(args: argparse.Namespace) -> int:
         cfg.write(args.out)
     print(f"{result.epochs} epochs in {result.seconds:.1f}s; eval "
           f"{', '.join(f'{k} {v:.4f}' for k, v in result.metrics.items())} -> {args.out}")
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    cfg = config_lib.load_section(args.config, args.overrides, "evaluate")
+    from components import evaluate
+
+    result = evaluate.run(cfg.evaluate, args.model, args.examples, args.out,
+                          args.record or f"{cfg.model_home}/blessed.json")
+    cfg.write(args.out)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if "/" not in k)
+    print(f"{'BLESSED' if result.blessed else 'NOT blessed'}: {shown} -> {args.out}")
     return 0
 
 

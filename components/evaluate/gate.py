@@ -1,0 +1,109 @@
+"""The blessing gate, in the spirit of TFX's Evaluator, and the record of the last blessed model.
+
+`decide` checks value thresholds (a metric at least / at most x) and change
+thresholds against the baseline (no worse than it by more than an absolute
+or relative amount). With no baseline, the change thresholds are skipped and
+the verdict rests on the value thresholds alone, which the checks say.
+
+The baseline is the model named by the blessing record, `blessed.json`
+beside the serving models (`<base>/<model_name>/blessed.json`): a small JSON
+file the gate rewrites, atomically, each time it blesses a model. The
+baseline model is evaluated again on the same test split, so both numbers
+describe the same examples.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import asdict, dataclass
+
+from components.common import io
+from components.common.config import Threshold
+from components.common.errors import TfpipeError
+from components.evaluate.metrics import LOWER_IS_BETTER
+
+
+class EvaluateError(TfpipeError):
+    """The model, data or baseline cannot be evaluated as asked."""
+
+
+@dataclass(frozen=True)
+class Check:
+    metric: str
+    check: str  # at_least, at_most, max_worse, max_worse_relative
+    threshold: float
+    value: float | None
+    baseline: float | None
+    verdict: str  # pass, fail, skipped
+    reason: str
+
+
+def decide(thresholds: dict[str, Threshold], current: dict[str, float],
+           baseline: dict[str, float] | None) -> tuple[bool, list[Check]]:
+    """(blessed, every check); blessed when no check fails."""
+    checks = []
+    for metric, t in sorted(thresholds.items()):
+        if metric not in current:
+            raise EvaluateError(f"evaluate.thresholds.{metric}: no such metric; the evaluation has "
+                                f"{', '.join(sorted(current))}")
+        value = current[metric]
+        for kind in ("at_least", "at_most", "max_worse", "max_worse_relative"):
+            threshold = getattr(t, kind)
+            if threshold is not None:
+                checks.append(_check(metric, kind, threshold, value, (baseline or {}).get(metric),
+                                     has_baseline=baseline is not None))
+    return all(c.verdict != "fail" for c in checks), checks
+
+
+def _check(metric: str, kind: str, threshold: float, value: float | None, base: float | None,
+           has_baseline: bool) -> Check:
+    def verdict(ok: bool, reason: str) -> Check:
+        return Check(metric, kind, threshold, value, base, "pass" if ok else "fail", reason)
+
+    if value is None:
+        return verdict(False, f"{metric} is undefined on this test split")
+    if kind == "at_least":
+        return verdict(value >= threshold, f"{metric} {value:.6g} {'>=' if value >= threshold else '<'} {threshold:g}")
+    if kind == "at_most":
+        return verdict(value <= threshold, f"{metric} {value:.6g} {'<=' if value <= threshold else '>'} {threshold:g}")
+    if not has_baseline:
+        return Check(metric, kind, threshold, value, None, "skipped",
+                     "no baseline: this is the first model to be blessed, so only value thresholds apply")
+    if base is None:
+        return verdict(False, f"the baseline's {metric} is undefined on this test split")
+    worse = value - base if metric in LOWER_IS_BETTER else base - value
+    allowed = threshold if kind == "max_worse" else threshold * abs(base)
+    return verdict(worse <= allowed, f"{metric} {value:.6g} vs baseline {base:.6g}: "
+                                     f"{'worse' if worse > 0 else 'not worse'} by {abs(worse):.6g} "
+                                     f"(allowed {allowed:.6g})")
+
+
+def read_record(path: str) -> dict | None:
+    """The blessing record, or None before the first blessing; an unreadable record is an error, not a reset."""
+    if not io.exists(path):
+        return None
+    try:
+        record = io.read_json(path)
+        if not isinstance(record, dict) or not isinstance(record.get("model"), str):
+            raise ValueError("expected an object with a 'model' path")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise EvaluateError(f"{path}: unreadable blessing record ({e}); expected JSON like "
+                            '{"model": ".../model.keras", "metrics": {...}}; fix or delete it') from None
+    return record
+
+
+def write_record(path: str, model: str, metrics: dict[str, float], evaluation: str) -> None:
+    io.write_json(path, {"model": model, "metrics": metrics, "evaluation": evaluation,
+                         "blessed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+
+
+def blessing_json(blessed: bool, checks: list[Check], baseline: dict | None) -> dict:
+    return {"blessed": blessed, "baseline": baseline and {k: baseline[k] for k in ("model", "blessed_at")
+                                                         if k in baseline},
+            "note": None if baseline else "first run: no blessed baseline yet, so only value thresholds apply",
+            "checks": [asdict(c) for c in checks]}
+
+
+def describe(checks: list[Check]) -> str:
+    return "; ".join(f"{c.verdict}: {c.reason}" for c in checks) or "no thresholds configured"
+

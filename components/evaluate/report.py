@@ -1,0 +1,107 @@
+"""report.html and TensorBoard logs for an evaluation: what people would rather see than read.
+
+The page opens with the verdict and every check, then the metrics, the
+confusion matrix, ROC, precision-recall and reliability (calibration) plots
+as inline SVG, per-class numbers and the slices. TensorBoard gets the scalar
+metrics and a PR curve per class (or for the positive class of a binary label).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import tensorflow as tf
+from matplotlib.figure import Figure
+from tensorboard.plugins.pr_curve import summary as pr_summary
+
+from components.common.page import escape, page, table
+from components.train.task import Task
+
+SLICE_METRICS = {"classification": ("accuracy", "loss", "auc"), "regression": ("mae", "rmse", "r2")}
+
+
+def html(document: dict, blessing: dict) -> str:
+    overall = document["overall"]
+    verdict = "BLESSED" if blessing["blessed"] else "NOT BLESSED"
+    parts = [
+        "<h1>Evaluation</h1>",
+        f"<p>Model <code>{escape(document['model'])}</code> on {overall['count']:,} test examples of "
+        f"<code>{escape(document['examples'])}</code>.</p>",
+        f"<h2 class='{'ok' if blessing['blessed'] else 'warn'}'>{verdict}</h2>",
+        f"<p>{escape(blessing['note'])}</p>" if blessing["note"] else "",
+        table(["metric", "check", "threshold", "value", "baseline", "verdict", "reason"],
+              [[c["metric"], c["check"], c["threshold"], c["value"], c["baseline"], c["verdict"], c["reason"]]
+               for c in blessing["checks"]]) if blessing["checks"] else "<p>No thresholds configured.</p>",
+        "<h2>Metrics</h2>",
+        table(["metric", "value", "baseline"],
+              [[k, v, (document["baseline"] or {}).get(k)] for k, v in overall.items()
+               if isinstance(v, (int, float))]),
+    ]
+    if document["task"] == "classification":
+        parts += ["<h2>Plots</h2>", _figure(_confusion, overall, document["classes"]),
+                  _figure(_curves, overall["roc"], "fpr", "tpr", "ROC", "false positive rate", "true positive rate"),
+                  _figure(_curves, overall["pr"], "recall", "precision", "precision-recall", "recall", "precision"),
+                  _figure(_reliability, overall["calibration"]),
+                  "<h2>Per class</h2>",
+                  table(["class", "precision", "recall", "f1", "support"],
+                        [[c, v["precision"], v["recall"], v["f1"], v["support"]]
+                         for c, v in overall["per_class"].items()])]
+    keys = SLICE_METRICS[document["task"]]
+    parts += ["<h2>Slices</h2>",
+              table(["feature", "slice", "count", *keys],
+                    [[s["feature"], s["slice"], s["count"], *(s["metrics"].get(k) for k in keys)]
+                     for s in document["slices"]])]
+    return page("tfpipe evaluation", parts)
+
+
+def _figure(draw, *args) -> str:
+    figure = Figure(figsize=(4.2, 3.6), dpi=72)
+    draw(figure.add_subplot(), *args)
+    figure.tight_layout()
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg")
+    svg = buffer.getvalue()
+    return f"<figure>{svg[svg.index('<svg'):]}</figure>"
+
+
+def _confusion(ax, overall: dict, classes: list[str]) -> None:
+    matrix = np.array(overall["confusion_matrix"])
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45)
+    ax.set_yticks(range(len(classes)), classes)
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=8,
+                color="white" if v > matrix.max() / 2 else "black")
+    ax.set(title="confusion matrix", xlabel="predicted", ylabel="true")
+
+
+def _curves(ax, curves: dict, x: str, y: str, title: str, xlabel: str, ylabel: str) -> None:
+    for name, curve in curves.items():
+        if curve.get(x):
+            ax.plot(curve[x], curve[y], label=f"{name} ({curve['auc']:.3f})")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(fontsize=7, loc="lower right" if x == "fpr" else "lower left")
+
+
+def _reliability(ax, calibration: dict) -> None:
+    bins = calibration["bins"]
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1)
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o")
+    ax.set(title=f"reliability (ECE {calibration['ece']:.3f})", xlabel="confidence", ylabel="accuracy",
+           xlim=(0, 1), ylim=(0, 1.02))
+
+
+def tensorboard(logdir: str, task: Task, scalars: dict[str, float], labels: np.ndarray, outputs: np.ndarray) -> None:
+    """Scalar metrics and PR curves, in a `logs/` folder TensorBoard reads as the run `evaluation`."""
+    writer = tf.summary.create_file_writer(f"{logdir}/evaluation")
+    with writer.as_default():
+        for name, value in scalars.items():
+            tf.summary.scalar(name, value, step=0)
+        if task.kind == "classification":
+            positive = range(1, 2) if len(task.classes) == 2 else range(len(task.classes))
+            for i in positive:
+                summary = pr_summary.pb(f"pr_curve/{task.classes[i]}", labels == i,
+                                        outputs[:, i].astype(np.float32), num_thresholds=101)
+                tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=0)
+    writer.close()

@@ -1,0 +1,137 @@
+"""The evaluate step: a trained model and the test split in; metrics, slices and a blessing out.
+
+Outputs under `out/` (staged, renamed into place whole): `metrics.json`
+(overall metrics with curves, per-slice metrics, the model and split
+evaluated), `blessing.json` (every check with its value, threshold and
+verdict), `report.html` (plots and tables) and `logs/` (TensorBoard scalars
+and PR curves). When the model is blessed, the blessing record is rewritten
+to name it, after the outputs are in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from components.common import io
+from components.common.config import EvaluateConfig
+from components.common.schema import Schema
+from components.evaluate import gate, metrics as metrics_lib, report, slices
+from components.evaluate.gate import EvaluateError
+from components.train import inputs
+from components.train.task import Task, task_of
+
+log = logging.getLogger("tfpipe.evaluate")
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    out: str
+    blessed: bool
+    metrics: dict[str, float]
+    checks: list[gate.Check]
+
+
+@dataclass(frozen=True)
+class TestSplit:
+    """The test split in memory: raw features (images left out), label indices or values."""
+
+    features: dict[str, np.ndarray]
+    labels: np.ndarray
+    data: tf.data.Dataset  # batches of (features, label), for the model
+
+
+def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, record: str) -> EvaluateResult:
+    """Evaluates `model_dir/model.keras` on the test split; `record` is the blessing record's path."""
+    cfg.validate()
+    schema = Schema.read(examples)
+    task = task_of(schema)
+    model = load(f"{model_dir}/model.keras", schema)
+    test = read_test_split(examples, schema, task, cfg.batch_size)
+    outputs = predict(model, test.data)
+    overall = score(task, test.labels, outputs)
+    by_slice = slices.compute(schema, cfg, test.features,
+                              lambda mask: metrics_lib.scalars(score(task, test.labels[mask], outputs[mask], False)))
+    current = metrics_lib.scalars(overall)
+    baseline_record = gate.read_record(record)
+    baseline = None
+    if baseline_record is not None:
+        baseline_model = load(baseline_record["model"], schema, what=f"baseline in {record}")
+        baseline = metrics_lib.scalars(score(task, test.labels, predict(baseline_model, test.data), False))
+    blessed, checks = gate.decide(cfg.thresholds, current, baseline)
+    model_path = os.path.abspath(f"{model_dir}/model.keras") if not io.is_remote(model_dir) else f"{model_dir}/model.keras"
+    document = {"model": model_path, "examples": examples, "split": "test", "task": task.kind,
+                "classes": list(task.classes), "overall": overall, "slices": by_slice, "baseline": baseline}
+    blessing = gate.blessing_json(blessed, checks, baseline_record)
+    with io.staged_dir(out) as stage:
+        io.write_json(f"{stage}/metrics.json", document)
+        io.write_json(f"{stage}/blessing.json", blessing)
+        io.write_text(f"{stage}/report.html", report.html(document, blessing))
+        report.tensorboard(f"{stage}/logs", task, current, test.labels, outputs)
+    if blessed:
+        gate.write_record(record, model_path, current, out)
+    log.info("evaluate: %s on %d test examples; %s; %s", ", ".join(f"{k} {current[k]:.4f}" for k in
+             ("loss", "accuracy", "auc", "mae", "rmse") if current.get(k) is not None), len(test.labels),
+             "BLESSED" if blessed else "NOT blessed", gate.describe(checks))
+    return EvaluateResult(out, blessed, current, checks)
+
+
+def load(path: str, schema: Schema, what: str = "model") -> keras.Model:
+    """A `.keras` model in safe mode, checked against the schema's features."""
+    from components.train import metrics as _, models as __  # register tfpipe's layers and metrics
+
+    if not io.exists(path):
+        raise EvaluateError(f"{path}: no {what} here; expected the train step's model.keras")
+    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    expected = sorted(f.name for f in schema.inputs)
+    names = input_names(model)
+    if names is not None and sorted(names) != expected:
+        raise EvaluateError(f"{path}: the {what} takes features {sorted(names)}; the schema's inputs are {expected}")
+    return model
+
+
+def input_names(model: keras.Model) -> list[str] | None:
+    """The feature names a model takes, where its structure says: dict inputs, a subclassed SchemaModel,
+    or a Sequential model's single input."""
+    if isinstance(model, keras.Sequential):
+        return [model.inputs[0].name]
+    if hasattr(model, "features"):
+        return [f.name for f in model.features]
+    try:
+        structure = model.input
+    except (AttributeError, ValueError):  # a model never called on symbolic inputs
+        return None
+    return list(structure) if isinstance(structure, dict) else None
+
+
+def read_test_split(examples: str, schema: Schema, task: Task, batch_size: int) -> TestSplit:
+    if not schema.splits.get("test"):
+        raise EvaluateError(f"{examples}: the test split is empty; ingest with ingest.split.test > 0")
+    data = inputs.dataset(examples, "test", schema, task, batch_size, training=False)
+    wanted = [f.name for f in schema.inputs if f.type != "image"]
+    features = {name: [] for name in wanted}
+    labels = []
+    for x, y in data:
+        for name in wanted:
+            features[name].append(x[name].numpy().reshape(-1))
+        labels.append(y.numpy())
+    return TestSplit({k: np.concatenate(v) for k, v in features.items()}, np.concatenate(labels), data)
+
+
+def predict(model: keras.Model, data: tf.data.Dataset) -> np.ndarray:
+    """The model's outputs for every batch, in order; a Sequential model gets its one input tensor."""
+    single = isinstance(model, keras.Sequential)
+    forward = tf.function(lambda x: model(x, training=False))
+    outputs = [forward(next(iter(x.values())) if single else x).numpy() for x, _ in data]
+    return np.concatenate(outputs)
+
+
+def score(task: Task, labels: np.ndarray, outputs: np.ndarray, curves: bool = True) -> dict:
+    if task.kind == "classification":
+        return metrics_lib.classification(labels, outputs, list(task.classes), curves=curves)
+    return metrics_lib.regression(labels, outputs.reshape(-1))

@@ -1,0 +1,134 @@
+"""The export step: a trained Keras model in; a SavedModel in TF Serving's layout out.
+
+`<home>/<version>/` (home = `<export base>/<model name>`), with an integer
+version one above the highest already there, so versions only increase; TF
+Serving, KServe and Vertex load the highest. The SavedModel is built in a
+staging folder whose name is not a number (TF Serving ignores it), checked,
+then renamed into place whole. It holds the signatures of `signatures.py` and
+`assets.extra/tf_serving_warmup_requests`: PredictionLogs of a few test
+examples that TF Serving replays at load, so that the first real request
+does not pay for graph warm-up.
+
+Before the rename the export checks itself: it loads the SavedModel fresh,
+runs every signature on test examples and compares each with the Keras
+model's predictions (max abs difference 1e-5).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+from components.common import io
+from components.common.config import ExportConfig
+from components.common.errors import TfpipeError
+from components.common.schema import Schema
+from components.evaluate.step import load
+from components.export.signatures import ServingModule, set_method_names
+from components.train import inputs
+from components.train.task import task_of
+
+log = logging.getLogger("tfpipe.export")
+TOLERANCE = 1e-5
+CHECK_EXAMPLES = 64
+
+
+class ExportError(TfpipeError):
+    """The model cannot be exported, or the export does not answer as the model does."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: str
+    version: int
+    signatures: tuple[str, ...]
+    max_difference: float
+
+
+def run(cfg: ExportConfig, model_dir: str, examples: str, home: str) -> ExportResult:
+    """Exports `model_dir/model.keras` as the next version under `home`."""
+    cfg.validate()
+    schema = Schema.read(examples)
+    task = task_of(schema)
+    model = load(f"{model_dir}/model.keras", schema)
+    serialized = _test_examples(examples)
+    module = ServingModule(model, schema, task)
+    signatures = module.signatures()
+    version = next_version(home)
+    final = f"{home}/{version}"
+    with io.staged_dir(final) as stage:
+        tf.saved_model.save(module, stage, signatures=signatures)
+        set_method_names(stage)
+        _write_warmup(stage, cfg, module, serialized[:cfg.warmup_examples])
+        difference = check(stage, module, schema, task, serialized)
+    log.info("export: version %d at %s (signatures %s; max difference from Keras %.2g)", version, final,
+             ", ".join(signatures), difference)
+    return ExportResult(final, version, tuple(signatures), difference)
+
+
+def next_version(home: str) -> int:
+    """One above the highest numbered version folder in `home` (1 for the first)."""
+    if not io.exists(home):
+        return 1
+    names = tf.io.gfile.listdir(home)
+    versions = [int(n.rstrip("/")) for n in names if re.fullmatch(r"\d+/?", n)]
+    return max(versions, default=0) + 1
+
+
+def _test_examples(examples: str) -> list[bytes]:
+    files = inputs.files_of(examples, "test")
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(CHECK_EXAMPLES)
+    serialized = [r.numpy() for r in records]
+    if not serialized:
+        raise ExportError(f"{examples}/test: no examples; export checks itself on the test split")
+    return serialized
+
+
+def _write_warmup(stage: str, cfg: ExportConfig, module: ServingModule, serialized: list[bytes]) -> None:
+    if not serialized:
+        return
+    features = module.parse(tf.constant(serialized))
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=cfg.model_name,
+                                                                       signature_name="serving_default"))
+    for name, value in features.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
+    log_record = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    io.makedirs(f"{stage}/assets.extra")
+    with tf.io.TFRecordWriter(f"{stage}/assets.extra/tf_serving_warmup_requests") as writer:
+        writer.write(log_record.SerializeToString())
+
+
+def check(saved_model_dir: str, module: ServingModule, schema: Schema, task, serialized: list[bytes]) -> float:
+    """Runs every signature of the SavedModel, loaded fresh, against the Keras model; the largest difference."""
+    batch = tf.constant(serialized)
+    x, _ = inputs.parser(schema, task, module.single_input)(batch)
+    expected = np.asarray(module.model(x, training=False), np.float32)
+    loaded = tf.saved_model.load(saved_model_dir)
+    features = module.parse(batch)
+    answers = {
+        "serving_default": loaded.signatures["serving_default"](**features),
+        "predict_examples": loaded.signatures["predict_examples"](inputs=batch),
+    }
+    method = "classification" if task.kind == "classification" else "regression"
+    answers[method] = loaded.signatures[method](inputs=batch)
+    worst = 0.0
+    for name, outputs in answers.items():
+        key = {"classification": "scores", "regression": "outputs"}.get(name) or (
+            "probabilities" if task.kind == "classification" else "predictions")
+        got = outputs[key].numpy().reshape(expected.shape)
+        difference = float(np.max(np.abs(got - expected)))
+        if difference > TOLERANCE:
+            raise ExportError(f"signature {name!r} answers up to {difference:.3g} away from the Keras model "
+                              f"(tolerance {TOLERANCE}); the export was not published")
+        worst = max(worst, difference)
+    if task.kind == "classification":
+        labels = np.asarray(answers["serving_default"]["classes"]).astype(str)
+        if list(labels) != [task.classes[i] for i in expected.argmax(axis=1)]:
+            raise ExportError("signature 'serving_default' names other classes than the Keras model predicts")
+    return worst
+
