@@ -101,7 +101,7 @@ def tensorboard(logdir: str, task: Task, scalars: dict[str, float], labels: np.n
         if task.kind == "classification":
             positive = range(1, 2) if len(task.classes) == 2 else range(len(task.classes))
             for i in positive:
-                summary = pr_summary.pb(f"pr_curve/{task.classes[i]}", labels == i,
+                summary = pr_summary.pb(task.classes[i], labels == i,  # tag "<class>/pr_curves"
                                         outputs[:, i].astype(np.float32), num_thresholds=101)
                 tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=0)
     writer.close()

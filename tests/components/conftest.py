@@ -1,0 +1,42 @@
+"""Example data ingested once per session, and models trained on it, shared by the step tests."""
+
+import pytest
+
+from components.common.config import IngestConfig, ModelConfig, TensorBoardConfig, TrainConfig
+from components.data import write_digits, write_penguins
+from components.ingest import run
+from components.train import run as train
+
+
+@pytest.fixture(scope="session")
+def digits_examples(tmp_path_factory):
+    root = tmp_path_factory.mktemp("digits")
+    run(IngestConfig(source=str(write_digits(root / "png"))), str(root / "examples"))
+    return str(root / "examples")
+
+
+@pytest.fixture(scope="session")
+def penguins_examples(tmp_path_factory):
+    root = tmp_path_factory.mktemp("penguins")
+    run(IngestConfig(source=str(write_penguins(root / "penguins.csv")), label="species"), str(root / "examples"))
+    return str(root / "examples")
+
+
+def trained(tmp_path_factory, examples: str, api: str, epochs: int) -> str:
+    out = tmp_path_factory.mktemp(f"model-{api}")
+    cfg = TrainConfig(epochs=epochs, batch_size=32, learning_rate=0.01, model=ModelConfig(api=api),
+                      tensorboard=TensorBoardConfig(profile_batch=(), histogram_freq=0, write_graph=False))
+    train(cfg, examples, str(out))
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def penguins_model(tmp_path_factory, penguins_examples):
+    """A functional model of the penguins (string and number features)."""
+    return trained(tmp_path_factory, penguins_examples, "functional", 8)
+
+
+@pytest.fixture(scope="session")
+def digits_model(tmp_path_factory, digits_examples):
+    """The chapter's Sequential CNN on the digits (one image input)."""
+    return trained(tmp_path_factory, digits_examples, "sequential", 2)

@@ -1,0 +1,101 @@
+"""The evaluate step on trained models: metrics, slices, report, TensorBoard, the blessing record, bad input."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing import event_accumulator as ea
+
+from components.common.config import EvaluateConfig, IngestConfig, SplitRatios, Threshold
+from components.data import write_penguins
+from components.evaluate import EvaluateError, artifacts, run
+from components.ingest import run as ingest
+from tests.components.conftest import trained
+
+PENGUIN_CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
+
+
+def test_penguins_metrics_slices_report_and_logs(tmp_path, penguins_model, penguins_examples):
+    record = tmp_path / "serving" / "blessed.json"
+    cfg = EvaluateConfig(thresholds={"accuracy": Threshold(at_least=0.6, max_worse=0.05)})
+    result = run(cfg, penguins_model, penguins_examples, str(tmp_path / "eval"), str(record))
+    assert result.blessed
+    document = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    overall = document["overall"]
+    assert document["classes"] == PENGUIN_CLASSES and overall["accuracy"] == result.metrics["accuracy"] > 0.6
+    assert set(overall["per_class"]) == set(PENGUIN_CLASSES)
+    assert set(overall["roc"]) == {*PENGUIN_CLASSES, "micro"} and 0.5 < overall["auc"] <= 1
+    assert sum(map(sum, overall["confusion_matrix"])) == overall["count"]
+
+    by_feature = {}
+    for row in document["slices"]:
+        by_feature.setdefault(row["feature"], []).append(row)
+    assert {r["slice"] for r in by_feature["island"]} == {"Biscoe", "Dream", "Torgersen"}
+    assert 2 <= len(by_feature["bill_length_mm"]) <= 4 and by_feature["bill_length_mm"][0]["slice"].startswith("[")
+    for rows in by_feature.values():
+        assert sum(r["count"] for r in rows) == overall["count"]
+        assert all("accuracy" in r["metrics"] for r in rows)
+
+    blessing = json.loads((tmp_path / "eval" / "blessing.json").read_text())
+    assert blessing["blessed"] and "first run" in blessing["note"]
+    assert [c["verdict"] for c in blessing["checks"]] == ["pass", "skipped"]
+    page = (tmp_path / "eval" / "report.html").read_text()
+    assert "BLESSED" in page and page.count("<svg") >= 4 and "Torgersen" in page
+    assert json.loads(record.read_text())["model"] == str(Path(penguins_model, "model.keras").resolve())
+
+    logs = ea.EventAccumulator(str(tmp_path / "eval" / "logs" / "evaluation"), size_guidance={ea.TENSORS: 0})
+    logs.Reload()
+    assert {"accuracy", "loss", "auc"} <= set(logs.Tags()["tensors"])
+    assert set(logs.PluginTagToContent("pr_curves")) == {f"{c}/pr_curves" for c in PENGUIN_CLASSES}
+
+    assert artifacts.scalars(document)["accuracy"] == overall["accuracy"]
+    fpr, tpr, thresholds = artifacts.roc_curve(document)
+    assert len(fpr) == len(tpr) == len(thresholds) > 2
+
+
+def test_the_blessed_model_is_the_next_baseline(tmp_path, tmp_path_factory, penguins_model, penguins_examples):
+    record = str(tmp_path / "blessed.json")
+    cfg = EvaluateConfig(thresholds={"accuracy": Threshold(max_worse=0.01)})
+    assert run(cfg, penguins_model, penguins_examples, str(tmp_path / "first"), record).blessed
+    weak = trained(tmp_path_factory, penguins_examples, "subclass", 1)
+    worse = run(cfg, weak, penguins_examples, str(tmp_path / "second"), record)
+    assert not worse.blessed
+    [check] = worse.checks
+    assert check.verdict == "fail" and check.baseline > check.value and "vs baseline" in check.reason
+    assert json.loads(Path(record).read_text())["model"].startswith(str(Path(penguins_model).resolve()))
+    again = run(cfg, penguins_model, penguins_examples, str(tmp_path / "third"), record)
+    assert again.blessed and again.checks[0].reason.endswith("not worse by 0 (allowed 0.01)")
+
+
+def test_named_slices_and_a_sequential_model(tmp_path, digits_model, digits_examples, penguins_model,
+                                              penguins_examples):
+    cfg = EvaluateConfig(slices=("island",))
+    run(cfg, penguins_model, penguins_examples, str(tmp_path / "a"), str(tmp_path / "r.json"))
+    document = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert {r["feature"] for r in document["slices"]} == {"island"}
+    with pytest.raises(EvaluateError, match="evaluate.slices: 'beak' is not a feature"):
+        run(EvaluateConfig(slices=("beak",)), penguins_model, penguins_examples, str(tmp_path / "b"),
+            str(tmp_path / "r.json"))
+    result = run(EvaluateConfig(), digits_model, digits_examples, str(tmp_path / "c"), str(tmp_path / "d.json"))
+    assert result.blessed and result.metrics["accuracy"] > 0.5  # no thresholds: blessed, and says so
+    assert json.loads((tmp_path / "c" / "metrics.json").read_text())["slices"] == []  # images are not sliced
+
+
+def test_bad_inputs_name_what_was_expected(tmp_path, digits_model, penguins_model, penguins_examples):
+    record = str(tmp_path / "blessed.json")
+    with pytest.raises(EvaluateError, match=r"nothing/model.keras: no model here; expected the train step"):
+        run(EvaluateConfig(), str(tmp_path / "nothing"), penguins_examples, str(tmp_path / "o"), record)
+    with pytest.raises(EvaluateError, match=r"takes features \['image'\]; the schema's inputs are \['bill_depth_mm'"):
+        run(EvaluateConfig(), digits_model, penguins_examples, str(tmp_path / "o"), record)
+    Path(record).write_text("[1, 2]")
+    with pytest.raises(EvaluateError, match="unreadable blessing record"):
+        run(EvaluateConfig(), penguins_model, penguins_examples, str(tmp_path / "o"), record)
+    assert not (tmp_path / "o").exists(), "a failed evaluation left output behind"
+
+    no_test = tmp_path / "no-test"
+    ingest(IngestConfig(source=str(write_penguins(tmp_path / "p.csv")), label="species",
+                        split=SplitRatios(train=0.9, eval=0.1, test=0.0)), str(no_test))
+    with pytest.raises(EvaluateError, match="the test split is empty"):
+        run(EvaluateConfig(), penguins_model, str(no_test), str(tmp_path / "o"), str(tmp_path / "other.json"))
+    shutil.rmtree(no_test)
