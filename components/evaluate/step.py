@@ -24,6 +24,7 @@ from components.common.schema import Schema
 from components.evaluate import gate, metrics as metrics_lib, report, slices
 from components.evaluate.gate import EvaluateError
 from components.train import inputs
+from components.train.step import load_model
 from components.train.task import Task, task_of
 
 log = logging.getLogger("tfpipe.evaluate")
@@ -51,7 +52,7 @@ def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, record: st
     cfg.validate()
     schema = Schema.read(examples)
     task = task_of(schema)
-    model = load(f"{model_dir}/model.keras", schema)
+    model = load_model(model_dir, schema)
     test = read_test_split(examples, schema, task, cfg.batch_size)
     outputs = predict(model, test.data)
     overall = score(task, test.labels, outputs)
@@ -61,7 +62,7 @@ def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, record: st
     baseline_record = gate.read_record(record)
     baseline = None
     if baseline_record is not None:
-        baseline_model = load(baseline_record["model"], schema, what=f"baseline in {record}")
+        baseline_model = load_model(baseline_record["model"], schema, what=f"baseline model named in {record}")
         baseline = metrics_lib.scalars(score(task, test.labels, predict(baseline_model, test.data), False))
     blessed, checks = gate.decide(cfg.thresholds, current, baseline)
     model_path = os.path.abspath(f"{model_dir}/model.keras") if not io.is_remote(model_dir) else f"{model_dir}/model.keras"
@@ -79,34 +80,6 @@ def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, record: st
              ("loss", "accuracy", "auc", "mae", "rmse") if current.get(k) is not None), len(test.labels),
              "BLESSED" if blessed else "NOT blessed", gate.describe(checks))
     return EvaluateResult(out, blessed, current, checks)
-
-
-def load(path: str, schema: Schema, what: str = "model") -> keras.Model:
-    """A `.keras` model in safe mode, checked against the schema's features."""
-    from components.train import metrics as _, models as __  # register tfpipe's layers and metrics
-
-    if not io.exists(path):
-        raise EvaluateError(f"{path}: no {what} here; expected the train step's model.keras")
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    expected = sorted(f.name for f in schema.inputs)
-    names = input_names(model)
-    if names is not None and sorted(names) != expected:
-        raise EvaluateError(f"{path}: the {what} takes features {sorted(names)}; the schema's inputs are {expected}")
-    return model
-
-
-def input_names(model: keras.Model) -> list[str] | None:
-    """The feature names a model takes, where its structure says: dict inputs, a subclassed SchemaModel,
-    or a Sequential model's single input."""
-    if isinstance(model, keras.Sequential):
-        return [model.inputs[0].name]
-    if hasattr(model, "features"):
-        return [f.name for f in model.features]
-    try:
-        structure = model.input
-    except (AttributeError, ValueError):  # a model never called on symbolic inputs
-        return None
-    return list(structure) if isinstance(structure, dict) else None
 
 
 def read_test_split(examples: str, schema: Schema, task: Task, batch_size: int) -> TestSplit:

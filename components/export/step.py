@@ -28,9 +28,9 @@ from components.common import io
 from components.common.config import ExportConfig
 from components.common.errors import TfpipeError
 from components.common.schema import Schema
-from components.evaluate.step import load
 from components.export.signatures import ServingModule, set_method_names
 from components.train import inputs
+from components.train.step import load_model
 from components.train.task import task_of
 
 log = logging.getLogger("tfpipe.export")
@@ -55,7 +55,7 @@ def run(cfg: ExportConfig, model_dir: str, examples: str, home: str) -> ExportRe
     cfg.validate()
     schema = Schema.read(examples)
     task = task_of(schema)
-    model = load(f"{model_dir}/model.keras", schema)
+    model = load_model(model_dir, schema)
     serialized = _test_examples(examples)
     module = ServingModule(model, schema, task)
     signatures = module.signatures()

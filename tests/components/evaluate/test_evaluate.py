@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing import event_accumulator as ea
 from components.common.config import EvaluateConfig, IngestConfig, SplitRatios, Threshold
 from components.data import write_penguins
 from components.evaluate import EvaluateError, artifacts, run
+from components.train import ModelError
 from components.ingest import run as ingest
 from tests.components.conftest import trained
 
@@ -84,9 +85,9 @@ def test_named_slices_and_a_sequential_model(tmp_path, digits_model, digits_exam
 
 def test_bad_inputs_name_what_was_expected(tmp_path, digits_model, penguins_model, penguins_examples):
     record = str(tmp_path / "blessed.json")
-    with pytest.raises(EvaluateError, match=r"nothing/model.keras: no model here; expected the train step"):
+    with pytest.raises(ModelError, match=r"nothing/model.keras: no model here; expected the train step"):
         run(EvaluateConfig(), str(tmp_path / "nothing"), penguins_examples, str(tmp_path / "o"), record)
-    with pytest.raises(EvaluateError, match=r"takes features \['image'\]; the schema's inputs are \['bill_depth_mm'"):
+    with pytest.raises(ModelError, match=r"takes features \['image'\]; the schema's inputs are \['bill_depth_mm'"):
         run(EvaluateConfig(), digits_model, penguins_examples, str(tmp_path / "o"), record)
     Path(record).write_text("[1, 2]")
     with pytest.raises(EvaluateError, match="unreadable blessing record"):

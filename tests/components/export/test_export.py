@@ -1,0 +1,120 @@
+"""Export round trips: every signature against the Keras model, TF Serving's layout, warmup, method names."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+from components.common.config import ExportConfig, IngestConfig
+from components.common.schema import Schema
+from components.data import write_penguins
+from components.export import ExportError, run
+from components.export import step as export_step
+from components.ingest import run as ingest
+from components.train import ModelError, inputs, load_model
+from components.train.task import task_of
+from tests.components.conftest import trained
+
+SAVED_MODEL_CLI = str(Path(sys.executable).with_name("saved_model_cli"))
+
+
+def keras_answers(model_dir: str, examples: str, single_input: bool):
+    """The Keras model's outputs and the test split's raw features, read independently of the export."""
+    schema = Schema.read(examples)
+    task = task_of(schema)
+    model = load_model(model_dir)
+    x, _ = next(iter(inputs.dataset(examples, "test", schema, task, 1000, training=False, single_input=single_input)))
+    return np.asarray(model(x, training=False)), x, task
+
+
+def serialized_test_examples(examples: str) -> tf.Tensor:
+    files = inputs.files_of(examples, "test")
+    return tf.constant([r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")])
+
+
+def test_classifier_round_trip_through_every_signature(tmp_path, penguins_model, penguins_examples):
+    home = tmp_path / "serving" / "penguins"
+    result = run(ExportConfig(model_name="penguins"), penguins_model, penguins_examples, str(home))
+    assert result.path == str(home / "1") and result.version == 1
+    assert set(result.signatures) == {"serving_default", "predict_examples", "classification"}
+    assert result.max_difference <= 1e-5
+    assert sorted(p.name for p in home.iterdir()) == ["1"], "staging left behind"
+
+    expected, x, task = keras_answers(penguins_model, penguins_examples, single_input=False)
+    loaded = tf.saved_model.load(str(home / "1"))
+    raw = loaded.signatures["serving_default"](**{k: tf.reshape(v, [-1]) for k, v in x.items()})
+    np.testing.assert_allclose(raw["probabilities"].numpy(), expected, atol=1e-5)
+    assert raw["class_ids"].numpy().tolist() == expected.argmax(axis=1).tolist()
+    assert [c.decode() for c in raw["classes"].numpy()] == [task.classes[i] for i in expected.argmax(axis=1)]
+
+    batch = serialized_test_examples(penguins_examples)
+    from_examples = loaded.signatures["predict_examples"](inputs=batch)
+    np.testing.assert_allclose(from_examples["probabilities"].numpy(), expected, atol=1e-5)
+    classify = loaded.signatures["classification"](inputs=batch)
+    np.testing.assert_allclose(classify["scores"].numpy(), expected, atol=1e-5)
+    assert [c.decode() for c in classify["classes"].numpy()[0]] == list(task.classes)
+
+    shown = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", str(home / "1"), "--all"], capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    for name in ("serving_default", "predict_examples", "classification"):
+        assert f"signature_def['{name}']" in shown.stdout
+    assert "Method name is: tensorflow/serving/classify" in shown.stdout
+    assert "inputs['island'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in shown.stdout
+
+    second = run(ExportConfig(model_name="penguins"), penguins_model, penguins_examples, str(home))
+    assert second.version == 2 and (home / "2" / "saved_model.pb").exists()
+
+
+def test_warmup_requests_parse_as_prediction_logs(tmp_path, penguins_model, penguins_examples):
+    home = tmp_path / "m"
+    run(ExportConfig(model_name="m", warmup_examples=3), penguins_model, penguins_examples, str(home))
+    records = list(tf.data.TFRecordDataset(str(home / "1" / "assets.extra" / "tf_serving_warmup_requests")))
+    assert len(records) == 1
+    log = prediction_log_pb2.PredictionLog.FromString(records[0].numpy())
+    request = log.predict_log.request
+    assert request.model_spec.name == "m" and request.model_spec.signature_name == "serving_default"
+    schema = Schema.read(penguins_examples)
+    assert set(request.inputs) == {f.name for f in schema.inputs}
+    assert all(t.tensor_shape.dim[0].size == 3 for t in request.inputs.values())
+
+
+def test_image_model_takes_uint8_images(tmp_path, digits_model, digits_examples):
+    result = run(ExportConfig(), digits_model, digits_examples, str(tmp_path / "digits"))
+    expected, x, _ = keras_answers(digits_model, digits_examples, single_input=True)
+    answer = tf.saved_model.load(result.path).signatures["serving_default"](image=x)
+    np.testing.assert_allclose(answer["probabilities"].numpy(), expected, atol=1e-5)
+
+
+def test_regressor_has_a_regress_signature(tmp_path, tmp_path_factory):
+    examples = tmp_path / "examples"
+    ingest(IngestConfig(source=str(write_penguins(tmp_path / "p.csv")), label="bill_length_mm"), str(examples))
+    model = trained(tmp_path_factory, str(examples), "subclass", 1)
+    result = run(ExportConfig(), model, str(examples), str(tmp_path / "serving"))
+    assert set(result.signatures) == {"serving_default", "predict_examples", "regression"}
+    loaded = tf.saved_model.load(result.path)
+    batch = serialized_test_examples(str(examples))
+    outputs = loaded.signatures["regression"](inputs=batch)["outputs"].numpy()
+    predictions = loaded.signatures["predict_examples"](inputs=batch)["predictions"].numpy()
+    assert outputs.shape == (int(batch.shape[0]),) and np.allclose(outputs, predictions)
+    shown = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", result.path, "--signature_def", "regression",
+                            "--tag_set", "serve"], capture_output=True, text=True, timeout=120)
+    assert "Method name is: tensorflow/serving/regress" in shown.stdout
+
+
+def test_a_failed_self_check_publishes_nothing(tmp_path, penguins_model, penguins_examples, monkeypatch):
+    monkeypatch.setattr(export_step, "TOLERANCE", -1.0)  # any answer now counts as too far from Keras
+    with pytest.raises(ExportError, match="signature 'serving_default' answers up to .* away from the Keras model"):
+        run(ExportConfig(), penguins_model, penguins_examples, str(tmp_path / "home"))
+    assert not (tmp_path / "home").exists() or not list((tmp_path / "home").iterdir())
+
+
+def test_bad_inputs(tmp_path, digits_model, penguins_examples):
+    with pytest.raises(ModelError, match="no model here"):
+        run(ExportConfig(), str(tmp_path / "none"), penguins_examples, str(tmp_path / "home"))
+    with pytest.raises(ModelError, match="the schema's inputs are"):
+        run(ExportConfig(), digits_model, penguins_examples, str(tmp_path / "home"))
