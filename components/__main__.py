@@ -45,6 +45,13 @@ def add_step_commands(commands) -> None:
     evaluate.add_argument("--record", help="the blessing record (default: <export base>/<model name>/blessed.json)")
     evaluate.set_defaults(handler=evaluate_command)
 
+    export = commands.add_parser("export", help="model -> the next SavedModel version in TF Serving's layout")
+    add_config_arguments(export)
+    export.add_argument("--model", required=True, help="the train step's output folder (holds model.keras)")
+    export.add_argument("--examples", required=True, help="the ingest step's output folder (schema, test split)")
+    export.add_argument("--home", help="the model's serving folder (default: <export base>/<model name>)")
+    export.set_defaults(handler=export_command)
+
     data = commands.add_parser("example-data", help="write the bundled example data sets (digits PNGs, penguins CSV)")
     data.add_argument("--out", default="data", help="folder to write into (default: data)")
     data.set_defaults(handler=example_data_command)
@@ -87,8 +94,18 @@ def evaluate_command(args: argparse.Namespace) -> int:
     result = evaluate.run(cfg.evaluate, args.model, args.examples, args.out,
                           args.record or f"{cfg.model_home}/blessed.json")
     cfg.write(args.out)
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if "/" not in k)
-    print(f"{'BLESSED' if result.blessed else 'NOT blessed'}: {shown} -> {args.out}")
+    from components.evaluate.metrics import headline
+
+    print(f"{'BLESSED' if result.blessed else 'NOT blessed'}: {headline(result.metrics)} -> {args.out}")
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    cfg = config_lib.load_section(args.config, args.overrides, "export")
+    from components import export
+
+    result = export.run(cfg.export, args.model, args.examples, args.home or cfg.model_home)
+    print(f"version {result.version} ({', '.join(result.signatures)}) -> {result.path}")
     return 0
 
 

@@ -3,6 +3,8 @@
     tfpipe run --config pipelines/configs/digits.yaml      # every step, results under runs/<name>-<time>/
     tfpipe ingest --config pipelines/configs/penguins.yaml --out /tmp/penguins
     tfpipe train --config pipelines/configs/penguins.yaml --examples /tmp/penguins --out /tmp/penguins-model
+    tfpipe evaluate --model /tmp/penguins-model --examples /tmp/penguins --out /tmp/penguins-eval
+    tfpipe export --model /tmp/penguins-model --examples /tmp/penguins
     tfpipe train ... --workers 2                            # a local MultiWorkerMirroredStrategy run
     tfpipe tensorboard runs/digits-20261126-101500          # TensorBoard on 127.0.0.1 for a run's logs
     tfpipe example-data --out data
@@ -22,32 +24,47 @@ from components import __main__ as steps
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Runs the steps in order into a fresh run folder and prints where the results are."""
-    from components import ingest
+    """Runs the steps in order into a fresh run folder and prints where the results are.
+
+    ingest -> train -> evaluate -> (if blessed) export, in this process (train in
+    `runtime.workers` processes when asked).
+    """
+    from components import evaluate, export, ingest
     from components.common import config as config_lib
+    from components.evaluate.metrics import headline
 
     cfg = config_lib.load(args.config, args.overrides)
     run_dir = Path(cfg.runs_root) / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir.mkdir(parents=True, exist_ok=False)
     cfg.write(run_dir)
+    examples, model = str(run_dir / "ingest"), str(run_dir / "train")
     timings = {}
-    start = time.perf_counter()
-    ingested = ingest.run(cfg.ingest, str(run_dir / "ingest"))
-    timings["ingest"] = time.perf_counter() - start
-    start = time.perf_counter()
-    metrics = _train(cfg, run_dir)
-    timings["train"] = time.perf_counter() - start
+
+    def timed(step: str, work):
+        start = time.perf_counter()
+        result = work()
+        timings[step] = time.perf_counter() - start
+        return result
+
+    ingested = timed("ingest", lambda: ingest.run(cfg.ingest, examples))
+    timed("train", lambda: _train(cfg, run_dir))
+    evaluated = timed("evaluate", lambda: evaluate.run(cfg.evaluate, model, examples, str(run_dir / "evaluate"),
+                                                       f"{cfg.model_home}/blessed.json"))
+    exported = timed("export", lambda: export.run(cfg.export, model, examples, cfg.model_home)) \
+        if evaluated.blessed else None
     total = sum(timings.values())
     print(f"\nrun {run_dir}")
     for step, seconds in timings.items():
-        print(f"  {step:<8} {seconds:6.1f} s  ({seconds / total:.0%})")
-    print(f"  rows     {ingested.rows:,} ({', '.join(f'{k} {v:,}' for k, v in ingested.splits.items())}), "
+        print(f"  {step:<9} {seconds:6.1f} s  ({seconds / total:.0%})")
+    print(f"  rows      {ingested.rows:,} ({', '.join(f'{k} {v:,}' for k, v in ingested.splits.items())}), "
           f"{ingested.rejected:,} rejected")
-    print(f"  eval     {', '.join(f'{k} {v:.4f}' for k, v in metrics.items())}")
-    print(f"  schema   {run_dir / 'ingest' / 'schema.json'}")
-    print(f"  report   {run_dir / 'ingest' / 'stats.html'}")
-    print(f"  model    {run_dir / 'train' / 'model.keras'}")
-    print(f"  logs     tfpipe tensorboard {run_dir}")
+    print(f"  test      {headline(evaluated.metrics)} ({int(evaluated.metrics['count']):,} examples)")
+    print(f"  blessed   {'yes' if evaluated.blessed else 'NO'} ({run_dir / 'evaluate' / 'blessing.json'})")
+    print(f"  schema    {run_dir / 'ingest' / 'schema.json'}")
+    print(f"  reports   {run_dir / 'ingest' / 'stats.html'}, {run_dir / 'evaluate' / 'report.html'}")
+    print(f"  model     {run_dir / 'train' / 'model.keras'}")
+    print(f"  serving   {exported.path if exported else 'not exported: the model was not blessed'}")
+    print(f"  logs      tfpipe tensorboard {run_dir}")
     return 0
 
 

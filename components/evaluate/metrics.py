@@ -84,6 +84,12 @@ def scalars(result: dict) -> dict[str, float]:
     return out
 
 
+def headline(values: dict[str, float]) -> str:
+    """The few numbers people look at first, as one line."""
+    keys = ("loss", "accuracy", "balanced_accuracy", "auc", "mae", "rmse", "r2")
+    return ", ".join(f"{k} {values[k]:.4f}" for k in keys if values.get(k) is not None)
+
+
 def _one_vs_rest(labels, probabilities, classes) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(is this class, score of this class) per curve: the positive class when binary, else each class and micro."""
     if len(classes) == 2:

@@ -76,8 +76,7 @@ def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, record: st
         report.tensorboard(f"{stage}/logs", task, current, test.labels, outputs)
     if blessed:
         gate.write_record(record, model_path, current, out)
-    log.info("evaluate: %s on %d test examples; %s; %s", ", ".join(f"{k} {current[k]:.4f}" for k in
-             ("loss", "accuracy", "auc", "mae", "rmse") if current.get(k) is not None), len(test.labels),
+    log.info("evaluate: %s on %d test examples; %s; %s", metrics_lib.headline(current), len(test.labels),
              "BLESSED" if blessed else "NOT blessed", gate.describe(checks))
     return EvaluateResult(out, blessed, current, checks)
 

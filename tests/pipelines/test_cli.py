@@ -46,18 +46,36 @@ def test_example_data_then_run(tmp_path):
     assert (tmp_path / "data" / "penguins" / "penguins.csv").exists()
     done = call(TFPIPE, "run", "--config", str(ROOT / "pipelines/configs/penguins.yaml"),
                 "--set", f"ingest.source={tmp_path}/data/penguins/penguins.csv", "--set", f"runs_root={tmp_path}/runs",
-                "--set", "runtime.workers=2", "--set", "train.epochs=5")
+                "--set", "runtime.workers=2", "--set", "train.epochs=5", "--set", "evaluate.thresholds={}")
     assert done.returncode == 0, done.stderr
     assert "[worker 1]" in done.stdout
-    [run_dir] = (tmp_path / "runs").iterdir()
+    [run_dir] = (tmp_path / "runs").glob("penguins-*")
     assert run_dir.name.startswith("penguins-")
     assert json.loads((run_dir / "config.json").read_text())["ingest"]["label"] == "species"
     schema = json.loads((run_dir / "ingest" / "schema.json").read_text())
     assert schema["splits"]["train"] + schema["splits"]["eval"] + schema["splits"]["test"] == 344
     assert str(run_dir / "ingest" / "stats.html") in done.stdout
     assert json.loads((run_dir / "train" / "training.json").read_text())["workers"] == 2
+    assert "blessed   yes" in done.stdout and (run_dir / "evaluate" / "report.html").exists()
+    assert (tmp_path / "runs" / "serving" / "penguins" / "1" / "saved_model.pb").exists()
+    assert json.loads((tmp_path / "runs" / "serving" / "penguins" / "blessed.json").read_text())["model"] == str(
+        (run_dir / "train" / "model.keras").resolve())
+    step_commands_on(run_dir, tmp_path)
     assert f"tfpipe tensorboard {run_dir}" in done.stdout
     assert_tensorboard_serves(run_dir)
+
+
+def step_commands_on(run_dir, tmp_path):
+    """`tfpipe evaluate` and `tfpipe export` on a finished run's folders."""
+    done = call(TFPIPE, "evaluate", "--model", str(run_dir / "train"), "--examples", str(run_dir / "ingest"),
+                "--out", str(tmp_path / "eval"), "--record", str(tmp_path / "blessed.json"),
+                "--set", "evaluate.thresholds.accuracy.at_least=1.01")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("NOT blessed: loss ") and not (tmp_path / "blessed.json").exists()
+    done = call(TFPIPE, "export", "--model", str(run_dir / "train"), "--examples", str(run_dir / "ingest"),
+                "--home", str(tmp_path / "home"))
+    assert done.returncode == 0, done.stderr
+    assert "version 1 (serving_default, predict_examples, classification)" in done.stdout
 
 
 def assert_tensorboard_serves(run_dir):
@@ -79,5 +97,5 @@ def assert_tensorboard_serves(run_dir):
 def test_help_lists_commands():
     done = call(TFPIPE, "--help")
     assert done.returncode == 0
-    for command in ("run", "ingest", "train", "tensorboard", "example-data"):
+    for command in ("run", "ingest", "train", "evaluate", "export", "tensorboard", "example-data"):
         assert command in done.stdout
