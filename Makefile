@@ -31,6 +31,7 @@ test: setup ## run the test suite
 
 bench: setup ## run the benchmarks (they print ratios against a baseline run in the same process)
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/train.py
 
 clean: ## remove runs/ and data/ (keeps .venv)
 	rm -rf runs data
