@@ -247,6 +247,50 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class BatchingConfig:
+    """TF Serving's batching options."""
+
+    enabled: bool = False
+    max_batch_size: int = 32
+    batch_timeout_micros: int = 2000
+    max_enqueued_batches: int = 64
+    num_batch_threads: int = 2
+
+
+VersionPolicy = Literal["latest", "all", "specific"]
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The local TF-Serving-compatible server (`tfpipe serve`)."""
+
+    # <base>/<name>: the folder of numbered versions; empty: the export's model home
+    model_base: str = ""
+    model_name: str = ""  # empty: the folder's name
+    host: str = "127.0.0.1"
+    rest_port: int = 8501  # 0 picks a free port
+    grpc_port: int = 8500
+    version_policy: VersionPolicy = "latest"
+    versions: tuple[int, ...] = ()  # for version_policy: specific
+    labels_file: str = ""  # YAML/JSON {label: version}, re-read on every poll
+    poll_seconds: float = 1.0
+    batching: BatchingConfig = BatchingConfig()
+    max_request_bytes: int = 16 << 20
+    request_timeout_seconds: float = 30.0
+
+    def validate(self, where: str = "serve") -> None:
+        if self.version_policy == "specific" and not self.versions:
+            raise ConfigError(f"{where}.versions: version_policy specific needs a list of versions")
+        b = self.batching
+        for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads"):
+            if getattr(b, name) < 1:
+                raise ConfigError(f"{where}.batching.{name}: expected an integer >= 1, got {getattr(b, name)}")
+        if self.max_request_bytes < 1024 or self.request_timeout_seconds <= 0 or self.poll_seconds <= 0:
+            raise ConfigError(f"{where}: max_request_bytes >= 1024, request_timeout_seconds > 0 and "
+                              "poll_seconds > 0 expected")
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     """Where and how the steps run."""
 
@@ -268,6 +312,7 @@ class RunConfig:
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
+    serve: ServeConfig = ServeConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     @property
@@ -286,6 +331,7 @@ class RunConfig:
         self.train.validate()
         self.evaluate.validate()
         self.export.validate()
+        self.serve.validate()
         self.runtime.validate()
         return self
 

@@ -26,6 +26,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from components.common.schema import Schema
 from components.train.task import Task
 
+PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 DTYPES = {"int": tf.int64, "float": tf.float32, "string": tf.string, "image": tf.uint8}

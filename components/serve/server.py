@@ -1,0 +1,101 @@
+"""The model server: REST and gRPC front ends on one asyncio loop, a model watcher, a batcher.
+
+`ModelServer.serve_forever()` runs it in the foreground (`tfpipe serve`);
+`running(cfg)` runs it on a background thread for as long as a `with` block
+lasts (the infra check, tests, benchmarks) and gives its addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from components.common.config import ServeConfig
+from components.common.errors import TfpipeError
+from components.serve import grpc_service, rest
+from components.serve.batching import Batcher
+from components.serve.models import ModelManager
+from components.serve.service import Service
+
+log = logging.getLogger("tfpipe.serve")
+
+
+class ModelServer:
+    def __init__(self, cfg: ServeConfig):
+        cfg.validate()
+        if not cfg.model_base:
+            raise TfpipeError("serve.model_base: expected the model's folder of numbered versions (<base>/<name>)")
+        self.cfg = cfg
+        self.manager = ModelManager(cfg.model_base, cfg.model_name, cfg.version_policy, cfg.versions,
+                                    cfg.labels_file)
+        self.rest_port = self.grpc_port = 0
+        self._runner: web.AppRunner | None = None
+        self._grpc = None
+        self._batcher: Batcher | None = None
+
+    async def start(self) -> None:
+        self.manager.start(self.cfg.poll_seconds)
+        self._batcher = Batcher(self.cfg.batching)
+        service = Service(self.manager, self._batcher, self.cfg.request_timeout_seconds, CollectorRegistry())
+        self._runner = web.AppRunner(rest.app(service, self.cfg.max_request_bytes), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.rest_port)
+        await site.start()
+        self.rest_port = self._runner.addresses[0][1]
+        self._grpc, self.grpc_port = grpc_service.server(service, f"{self.cfg.host}:{self.cfg.grpc_port}",
+                                                         self.cfg.max_request_bytes)
+        await self._grpc.start()
+        log.info("serve: %s (versions %s) on REST %s and gRPC %s", self.manager.name,
+                 sorted(self.manager.servables), self.rest_url, self.grpc_target)
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.cfg.host}:{self.rest_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"{self.cfg.host}:{self.grpc_port}"
+
+    async def stop(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.stop(grace=2)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._batcher is not None:
+            self._batcher.close()
+        self.manager.stop()
+
+    def serve_forever(self) -> None:
+        async def main():
+            await self.start()
+            print(f"serving {self.manager.name} versions {sorted(self.manager.servables)}: REST {self.rest_url}, "
+                  f"gRPC {self.grpc_target} (Ctrl-C stops)", flush=True)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await self.stop()
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+
+
+@contextlib.contextmanager
+def running(cfg: ServeConfig) -> Iterator[ModelServer]:
+    """A server on a background thread, stopped when the block ends."""
+    server = ModelServer(cfg)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="model-server", daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=300)
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
