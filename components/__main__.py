@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 import os
 import sys
 
@@ -51,6 +52,17 @@ def add_step_commands(commands) -> None:
     export.add_argument("--examples", required=True, help="the ingest step's output folder (schema, test split)")
     export.add_argument("--home", help="the model's serving folder (default: <export base>/<model name>)")
     export.set_defaults(handler=export_command)
+
+    serve = commands.add_parser("serve", help="serve a model's versions over TF Serving's REST and gRPC APIs")
+    add_config_arguments(serve)
+    serve.add_argument("--model-base", help="the folder of numbered versions, <base>/<name> (default: the "
+                                            "export's model home)")
+    serve.add_argument("--model-name", help="the name clients use (default: the folder's name)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--rest-port", type=int, help="REST port (default 8501; 0 picks a free one)")
+    serve.add_argument("--grpc-port", type=int, help="gRPC port (default 8500; 0 picks a free one)")
+    serve.add_argument("--enable-batching", action="store_true", help="merge concurrent requests into batches")
+    serve.set_defaults(handler=serve_command)
 
     data = commands.add_parser("example-data", help="write the bundled example data sets (digits PNGs, penguins CSV)")
     data.add_argument("--out", default="data", help="folder to write into (default: data)")
@@ -106,6 +118,20 @@ def export_command(args: argparse.Namespace) -> int:
 
     result = export.run(cfg.export, args.model, args.examples, args.home or cfg.model_home)
     print(f"version {result.version} ({', '.join(result.signatures)}) -> {result.path}")
+    return 0
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    flags = {"model_base": args.model_base, "model_name": args.model_name, "host": args.host,
+             "rest_port": args.rest_port, "grpc_port": args.grpc_port}
+    overrides = [f"serve.{k}={v}" for k, v in flags.items() if v is not None]
+    if args.enable_batching:
+        overrides.append("serve.batching.enabled=true")
+    cfg = config_lib.load_section(args.config, [*args.overrides, *overrides], "serve")
+    from components.serve.server import ModelServer
+
+    serve_cfg = cfg.serve if cfg.serve.model_base else replace(cfg.serve, model_base=cfg.model_home)
+    ModelServer(serve_cfg).serve_forever()
     return 0
 
 

@@ -33,30 +33,46 @@ from components.serve.tensors import RequestError
 PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
                   r"(?::(?P<method>predict|classify|regress)|/(?P<metadata>metadata))?")
 STATUS = {RequestError: 400, NotFound: 404, Overloaded: 429, Timeout: 504}
+SERVICE = web.AppKey("service", Service)
 
 
 def app(service: Service, max_request_bytes: int) -> web.Application:
-    application = web.Application(client_max_size=max_request_bytes)
-    application["service"] = service
-    application.router.add_get("/healthz", lambda _: web.json_response({"status": "ok"}))
+    application = web.Application(client_max_size=max_request_bytes, middlewares=[_json_errors])
+    application[SERVICE] = service
+    application.router.add_get("/healthz", _healthy)
     application.router.add_get("/readyz", _ready)
     application.router.add_get("/monitoring/prometheus/metrics", _metrics)
     application.router.add_route("*", "/v1/models/{path:.+}", _model)
     return application
 
 
+@web.middleware
+async def _json_errors(request: web.Request, handler):
+    """aiohttp's own 4xx answers (405, 413, ...) in TF Serving's `{"error": ...}` form."""
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return web.json_response({"error": e.text or e.reason}, status=e.status)
+
+
+async def _healthy(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
 async def _ready(request: web.Request) -> web.Response:
-    ready = request.app["service"].manager.ready
+    ready = request.app[SERVICE].manager.ready
     return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app["service"].registry)
+    body = generate_latest(request.app[SERVICE].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def _model(request: web.Request) -> web.Response:
-    service: Service = request.app["service"]
+    service: Service = request.app[SERVICE]
     started = time.perf_counter()
     match = PATH.fullmatch(request.match_info["path"])
     api = (match and (match["method"] or ("metadata" if match["metadata"] else "status"))) or "unknown"
