@@ -201,7 +201,8 @@ def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
                                                    for d in array.shape])
     if array.dtype == object or array.dtype.kind == "S":
         return tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=shape,
-                                      string_val=[bytes(v) for v in array.reshape(-1)])
+                                      string_val=[v.encode() if isinstance(v, str) else bytes(v)
+                                                  for v in array.reshape(-1)])
     dtype, field = _TYPED[array.dtype]
     proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape)
     getattr(proto, field).extend(array.reshape(-1).tolist())

@@ -79,7 +79,7 @@ def test_status_and_metadata_in_tf_servings_shape(client):
     assert set(default["outputs"]) == {"probabilities", "class_ids", "classes"}
 
 
-VALID = {"bill_depth_mm": 17.0, "bill_length_mm": 40.0, "body_mass_g": 4000, "flipper_length_mm": 190.0,
+VALID = {"bill_depth_mm": 17.0, "bill_length_mm": 40.0, "body_mass_g": 4000, "flipper_length_mm": 190,
          "island": "Dream", "sex": "male", "year": 2008}
 
 
