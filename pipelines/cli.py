@@ -26,10 +26,11 @@ from components import __main__ as steps
 def run_command(args: argparse.Namespace) -> int:
     """Runs the steps in order into a fresh run folder and prints where the results are.
 
-    ingest -> train -> evaluate -> (if blessed) export, in this process (train in
-    `runtime.workers` processes when asked).
+    ingest -> train -> evaluate -> (if blessed) export -> serve (the infra check, then the
+    deploy target), in this process (train in `runtime.workers` processes when asked).
     """
     from components import evaluate, export, ingest
+    from components.serve import step as serve
     from components.common import config as config_lib
     from components.evaluate.metrics import headline
 
@@ -52,6 +53,8 @@ def run_command(args: argparse.Namespace) -> int:
                                                        f"{cfg.model_home}/blessed.json"))
     exported = timed("export", lambda: export.run(cfg.export, model, examples, cfg.model_home)) \
         if evaluated.blessed else None
+    deployed = timed("serve", lambda: serve.run(cfg.deploy, cfg.model_home, exported.version, examples,
+                                                str(run_dir / "serve"))) if exported else None
     total = sum(timings.values())
     print(f"\nrun {run_dir}")
     for step, seconds in timings.items():
@@ -64,8 +67,18 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"  reports   {run_dir / 'ingest' / 'stats.html'}, {run_dir / 'evaluate' / 'report.html'}")
     print(f"  model     {run_dir / 'train' / 'model.keras'}")
     print(f"  serving   {exported.path if exported else 'not exported: the model was not blessed'}")
+    if deployed is not None:
+        print(f"  deployed  {_deployment(deployed)} ({run_dir / 'serve' / 'deploy.json'})")
     print(f"  logs      tfpipe tensorboard {run_dir}")
     return 0
+
+
+def _deployment(record: dict) -> str:
+    if not record["deployed"]:
+        return f"NO: {record['reason']}"
+    if record["target"] == "local":
+        return f"{record['path']}; serve it with: {record['serve']}"
+    return f"{record['target']}: {record.get('manifest') or record.get('endpoint')}"
 
 
 def _train(cfg, run_dir: Path) -> dict[str, float]:

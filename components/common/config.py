@@ -290,6 +290,40 @@ class ServeConfig:
                               "poll_seconds > 0 expected")
 
 
+DeployTarget = Literal["local", "kserve", "vertex"]
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """Where a blessed, infra-checked version goes (components.serve.deploy)."""
+
+    target: DeployTarget = "local"
+    infra_check: bool = True
+    infra_timeout_seconds: float = 180.0
+    # local: the serving base a running `tfpipe serve` watches; empty: the export's base, where it already is
+    local_base: str = ""
+    # kserve: where the cluster reads the model base (<storage_uri> holds the numbered versions)
+    storage_uri: str = ""
+    namespace: str = "default"
+    apply: bool = False  # apply with the kubernetes client (kubeconfig); else only write the manifest
+    kube_context: str = ""
+    # vertex
+    project: str = ""
+    region: str = "us-central1"
+    serving_image: str = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+    machine_type: str = "n1-standard-2"
+    endpoint: str = ""  # an existing endpoint's resource name; empty: create one
+    traffic_percent: int = 100
+
+    def validate(self, where: str = "deploy") -> None:
+        if self.target == "kserve" and not self.storage_uri:
+            raise ConfigError(f"{where}.storage_uri: kserve needs the model base's URI (gs://, s3://, pvc://)")
+        if self.target == "vertex" and (not self.project or not self.storage_uri.startswith("gs://")):
+            raise ConfigError(f"{where}: vertex needs {where}.project and a gs:// {where}.storage_uri")
+        if not 0 < self.traffic_percent <= 100:
+            raise ConfigError(f"{where}.traffic_percent: expected 1..100, got {self.traffic_percent}")
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     """Where and how the steps run."""
@@ -313,6 +347,7 @@ class RunConfig:
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
     serve: ServeConfig = ServeConfig()
+    deploy: DeployConfig = DeployConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     @property
@@ -332,6 +367,7 @@ class RunConfig:
         self.evaluate.validate()
         self.export.validate()
         self.serve.validate()
+        self.deploy.validate()
         self.runtime.validate()
         return self
 

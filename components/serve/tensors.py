@@ -41,7 +41,7 @@ def predict_inputs(body: dict, specs: dict[str, tf.TensorSpec]) -> tuple[dict[st
         rows = body["instances"]
         if not isinstance(rows, list) or not rows:
             raise RequestError("instances: expected a non-empty list")
-        if all(isinstance(r, dict) for r in rows):
+        if all(isinstance(r, dict) and not _is_b64(r) for r in rows):
             for i, r in enumerate(rows):
                 _check_names(r, specs, f"instances[{i}]")
             columns = {name: [r[name] for r in rows] for name in specs}
@@ -52,7 +52,7 @@ def predict_inputs(body: dict, specs: dict[str, tf.TensorSpec]) -> tuple[dict[st
         row_format = True
     else:
         given = body["inputs"]
-        if isinstance(given, dict):
+        if isinstance(given, dict) and not _is_b64(given):
             columns = given
         elif len(specs) == 1:
             columns = {next(iter(specs)): given}
@@ -63,6 +63,11 @@ def predict_inputs(body: dict, specs: dict[str, tf.TensorSpec]) -> tuple[dict[st
     arrays = {name: from_json(columns[name], specs[name], name) for name in specs}
     _check_batch(arrays)
     return arrays, row_format
+
+
+def _is_b64(value) -> bool:
+    """`{"b64": "..."}`: one binary value, not an object of named inputs."""
+    return isinstance(value, dict) and set(value) == {"b64"}
 
 
 def _check_names(given: dict, specs: dict, where: str) -> None:
@@ -118,7 +123,7 @@ def _strings(value, name: str):
     """Nested lists of strings; `{"b64": ...}` decoded to bytes, text encoded as UTF-8."""
     if isinstance(value, list):
         return [_strings(v, name) for v in value]
-    if isinstance(value, dict) and set(value) == {"b64"}:
+    if _is_b64(value):
         try:
             return base64.b64decode(value["b64"], validate=True)
         except (binascii.Error, TypeError):

@@ -1,0 +1,158 @@
+"""The infra check, in the role of TFX's InfraValidator: does the exported version really serve?
+
+It starts the model server on that one version in a separate process (as a
+deployment would), waits for the version to be AVAILABLE, sends canary
+requests built from test examples over REST (`:predict` on the
+`predict_examples` signature, examples as `{"b64": ...}`) and over gRPC
+(Classify or Regress), compares every answer with the SavedModel run in this
+process, and records the latency. `infra_blessing.json` says whether it
+passed, and why not when it did not; deployment happens only if it passed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from components.common import io
+from components.serve.client import GrpcClient, RestClient, ServeError
+from components.train import inputs
+
+CANARIES = 8
+TOLERANCE = 1e-5
+
+
+@dataclass
+class InfraResult:
+    blessed: bool
+    reason: str
+    version: int
+    checks: list[dict] = field(default_factory=list)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+
+def check(home: str, version: int, examples: str, out: str, timeout_seconds: float = 180) -> InfraResult:
+    """Serves `<home>/<version>` in a subprocess and checks it; writes `<out>/infra_blessing.json`."""
+    name = Path(home).name
+    result = InfraResult(False, "", version)
+    serialized = _canaries(examples)
+    try:
+        expected = _expected(Path(home) / str(version), serialized)
+    except (OSError, ValueError, tf.errors.OpError) as e:
+        result.reason = f"{home}/{version}: the SavedModel does not load or run: {str(e).splitlines()[0][:300]}"
+        return _write(result, out)
+    command = [sys.executable, "-m", "components", "serve", "--model-base", home, "--model-name", name,
+               "--rest-port", "0", "--grpc-port", "0", "--set", "serve.version_policy=specific",
+               "--set", f"serve.versions=[{version}]"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    lines: list[str] = []
+    try:
+        addresses = _wait_for_addresses(server, lines, timeout_seconds)
+        if addresses is None:
+            result.reason = f"the server did not start within {timeout_seconds:g} s: {_tail(lines)}"
+        else:
+            _run_canaries(result, name, addresses, serialized, expected)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return _write(result, out)
+
+
+def _write(result: InfraResult, out: str) -> InfraResult:
+    io.makedirs(out)
+    io.write_json(f"{out}/infra_blessing.json", asdict(result))
+    return result
+
+
+def _canaries(examples: str) -> list[bytes]:
+    files = inputs.files_of(examples, "test")
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(CANARIES)]
+
+
+def _expected(version_dir: Path, serialized: list[bytes]) -> dict[str, np.ndarray]:
+    loaded = tf.saved_model.load(str(version_dir))
+    outputs = loaded.signatures["predict_examples"](inputs=tf.constant(serialized))
+    return {k: v.numpy() for k, v in outputs.items()}
+
+
+def _wait_for_addresses(server: subprocess.Popen, lines: list[str], timeout: float) -> tuple[str, str] | None:
+    """The REST URL and gRPC target the server prints once it listens, or None if it never does."""
+    found: list[tuple[str, str]] = []
+
+    def read():
+        for line in server.stdout:
+            lines.append(line)
+            match = re.search(r"REST (http://\S+), gRPC (\S+) \(", line)
+            if match:
+                found.append((match[1], match[2]))
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not found and server.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found[0] if found else None
+
+
+def _run_canaries(result: InfraResult, name: str, addresses: tuple[str, str], serialized: list[bytes],
+                  expected: dict[str, np.ndarray]) -> None:
+    rest_url, grpc_target = addresses
+    rest, grpc_client = RestClient(rest_url, name), GrpcClient(grpc_target, name)
+    timings: dict[str, list[float]] = {"rest": [], "grpc": []}
+    try:
+        state = rest.status()["model_version_status"][0]
+        result.checks.append({"check": "status", "passed": state["state"] == "AVAILABLE",
+                              "detail": f"version {state['version']} {state['state']}"})
+        classifier = "probabilities" in expected
+        reference = expected["probabilities" if classifier else "predictions"]
+        for i, example in enumerate(serialized):
+            started = time.perf_counter()
+            answer = rest.predict(instances=[{"b64": base64.b64encode(example).decode()}],
+                                  signature="predict_examples")["predictions"][0]
+            timings["rest"].append(time.perf_counter() - started)
+            got = np.asarray(answer["probabilities"] if classifier else answer["predictions"])
+            _compare(result, f"rest predict canary {i}", got, reference[i])
+            started = time.perf_counter()
+            if classifier:
+                got = np.array([score for _, score in grpc_client.classify([example])[0]])
+            else:
+                got = np.array(grpc_client.regress([example]))
+            timings["grpc"].append(time.perf_counter() - started)
+            _compare(result, f"grpc {'classify' if classifier else 'regress'} canary {i}", got, reference[i])
+    except (ServeError, OSError, KeyError, json.JSONDecodeError) as e:
+        result.checks.append({"check": "canary requests", "passed": False, "detail": str(e)})
+    finally:
+        rest.close()
+        grpc_client.close()
+    result.latency_ms = {f"{protocol}_{stat}": round(1000 * fn(values), 3)
+                         for protocol, values in timings.items() if values
+                         for stat, fn in (("p50", statistics.median), ("max", max))}
+    failed = [c for c in result.checks if not c["passed"]]
+    result.blessed = not failed and len(result.checks) > 1
+    result.reason = "every canary answered as the SavedModel does" if result.blessed else \
+        "; ".join(f"{c['check']}: {c['detail']}" for c in failed[:3])
+
+
+def _compare(result: InfraResult, what: str, got: np.ndarray, want: np.ndarray) -> None:
+    difference = float(np.max(np.abs(got.reshape(-1) - np.asarray(want).reshape(-1))))
+    result.checks.append({"check": what, "passed": difference <= TOLERANCE,
+                          "detail": f"max difference {difference:.2g} (tolerance {TOLERANCE})"})
+
+
+def _tail(lines: list[str]) -> str:
+    return " | ".join(line.strip() for line in lines[-3:]) or "no output"
