@@ -50,7 +50,7 @@ def check(home: str, version: int, examples: str, out: str, timeout_seconds: flo
     serialized = _canaries(examples)
     try:
         expected = _expected(Path(home) / str(version), serialized)
-    except (OSError, ValueError, tf.errors.OpError) as e:
+    except (OSError, ValueError, IndexError, tf.errors.OpError) as e:  # IndexError: truncated variables
         result.reason = f"{home}/{version}: the SavedModel does not load or run: {str(e).splitlines()[0][:300]}"
         return _write(result, out)
     command = [sys.executable, "-m", "components", "serve", "--model-base", home, "--model-name", name,

@@ -1,0 +1,105 @@
+"""The serve step: the infra check passes and fails for the right reasons; each deploy target's request."""
+
+import asyncio
+import json
+import shutil
+import threading
+import time
+
+import pytest
+import yaml
+from aiohttp import web
+from kubernetes import client as kube
+
+from components.common.config import ConfigError, DeployConfig
+from components.serve import deploy, infra, step
+from components.serve.client import RestClient
+from components.serve.server import running
+from tests.components.serve.conftest import config
+
+
+def test_infra_check_passes_and_local_deploy_reaches_a_running_server(tmp_path, penguins_home, penguins_examples):
+    served = tmp_path / "served"
+    (served / "penguins").mkdir(parents=True)
+    with running(config(served / "penguins")) as server:
+        record = step.run(DeployConfig(local_base=str(served)), str(penguins_home), 1, penguins_examples,
+                          str(tmp_path / "out"))
+        assert record == {"deployed": True, "target": "local", "path": str(served / "penguins" / "1"),
+                          "serve": f"tfpipe serve --model-base {served / 'penguins'}"}
+        blessing = json.loads((tmp_path / "out" / "infra_blessing.json").read_text())
+        assert blessing["blessed"] and blessing["reason"] == "every canary answered as the SavedModel does"
+        assert len(blessing["checks"]) == 1 + 2 * infra.CANARIES
+        assert set(blessing["latency_ms"]) == {"rest_p50", "rest_max", "grpc_p50", "grpc_max"}
+        deadline = time.monotonic() + 30
+        while not server.manager.ready and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert RestClient(server.rest_url, "penguins").status()["model_version_status"][0]["version"] == "1"
+
+
+def test_a_version_that_answers_differently_is_not_deployed(tmp_path, penguins_home, penguins_examples, monkeypatch):
+    monkeypatch.setattr(infra, "TOLERANCE", -1.0)  # every answer now counts as different from the SavedModel
+    record = step.run(DeployConfig(local_base=str(tmp_path / "served")), str(penguins_home), 1, penguins_examples,
+                      str(tmp_path / "out"))
+    assert not record["deployed"] and "infra check failed: rest predict canary 0: max difference" in record["reason"]
+    assert not (tmp_path / "served").exists()
+
+
+def test_a_version_that_does_not_load_is_not_deployed(tmp_path, penguins_home, penguins_examples):
+    home = tmp_path / "penguins"
+    shutil.copytree(penguins_home / "1", home / "1")
+    for data in (home / "1" / "variables").glob("variables.data-*"):
+        data.write_bytes(b"broken")
+    result = infra.check(str(home), 1, penguins_examples, str(tmp_path / "out"))
+    assert not result.blessed and "the SavedModel does not load or run" in result.reason
+    assert json.loads((tmp_path / "out" / "infra_blessing.json").read_text())["blessed"] is False
+
+
+@pytest.fixture()
+def recording_cluster():
+    """A stand-in Kubernetes API server on 127.0.0.1 that records requests and answers 201."""
+    seen = []
+
+    async def record(request):
+        seen.append((request.method, request.path, await request.json()))
+        return web.json_response(await request.json(), status=201)
+
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(web.Application())
+    runner.app.router.add_route("*", "/{tail:.*}", record)
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    asyncio.run_coroutine_threadsafe(runner.setup(), loop).result()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    asyncio.run_coroutine_threadsafe(site.start(), loop).result()
+    configuration = kube.Configuration(host=f"http://127.0.0.1:{runner.addresses[0][1]}")
+    yield kube.ApiClient(configuration), seen
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+
+
+def test_kserve_manifest_and_the_request_that_applies_it(tmp_path, recording_cluster):
+    api_client, seen = recording_cluster
+    cfg = DeployConfig(target="kserve", storage_uri="gs://models/serving/penguins", namespace="ml", apply=True)
+    result = deploy.kserve(cfg, "penguins", str(tmp_path), api_client=api_client)
+    manifest = yaml.safe_load((tmp_path / "inferenceservice.yaml").read_text())
+    assert result == {"applied": True, "manifest": str(tmp_path / "inferenceservice.yaml")}
+    assert manifest["kind"] == "InferenceService" and manifest["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert manifest["spec"]["predictor"]["model"]["modelFormat"] == {"name": "tensorflow"}
+    assert manifest["spec"]["predictor"]["model"]["storageUri"] == "gs://models/serving/penguins"
+    [(method, path, body)] = seen
+    assert (method, path) == ("POST", "/apis/serving.kserve.io/v1beta1/namespaces/ml/inferenceservices")
+    assert body == manifest
+
+
+def test_vertex_requests():
+    cfg = DeployConfig(target="vertex", project="acme", region="europe-west4", storage_uri="gs://m/serving/digits",
+                       traffic_percent=10)
+    upload, create_endpoint = deploy.vertex_requests(cfg, "digits", 7)
+    assert upload.parent == "projects/acme/locations/europe-west4"
+    assert upload.model.artifact_uri == "gs://m/serving/digits/7"
+    assert upload.model.container_spec.image_uri.startswith("us-docker.pkg.dev/vertex-ai/prediction/tf2-")
+    assert create_endpoint.endpoint.display_name == "digits"
+    request = deploy.vertex_deploy_request(cfg, "projects/acme/locations/europe-west4/endpoints/5", "models/9")
+    assert dict(request.traffic_split) == {"0": 10}
+    assert request.deployed_model.model == "models/9"
+    with pytest.raises(ConfigError, match="vertex needs deploy.project"):
+        DeployConfig(target="vertex").validate()
