@@ -32,6 +32,7 @@ test: setup ## run the test suite
 bench: setup ## run the benchmarks (they print ratios against a baseline run in the same process)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/serve.py
 
 clean: ## remove runs/ and data/ (keeps .venv)
 	rm -rf runs data
