@@ -47,6 +47,7 @@ class Batcher:
         self.queues: dict[tuple, _Queue] = {}
         self.on_batch = on_batch  # called with each model call's row count (for metrics)
         self.limit = options.max_enqueued_batches * options.max_batch_size
+        self.tasks: set[asyncio.Task] = set()
 
     async def run(self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray]) -> dict:
         rows = len(next(iter(inputs.values())))
@@ -56,7 +57,7 @@ class Batcher:
         queue = self.queues.get(key)
         if queue is None:
             queue = self.queues[key] = _Queue()
-            asyncio.get_running_loop().create_task(self._collect(key, queue, servable, signature))
+            self._track(asyncio.get_running_loop().create_task(self._collect(key, queue, servable, signature)))
         if queue.rows + rows > self.limit:
             raise Overloaded(f"the batching queue is full ({queue.rows} rows waiting); retry later")
         request = _Request(inputs, rows, asyncio.get_running_loop().create_future())
@@ -101,7 +102,7 @@ class Batcher:
                 rows += item.rows
             queue.rows -= rows
             await self.slots.acquire()
-            asyncio.get_running_loop().create_task(self._run_batch(servable, signature, batch, rows))
+            self._track(asyncio.get_running_loop().create_task(self._run_batch(servable, signature, batch, rows)))
 
     async def _run_batch(self, servable: Servable, signature: Signature, batch: list[_Request], rows: int) -> None:
         try:
@@ -121,5 +122,13 @@ class Batcher:
         finally:
             self.slots.release()
 
-    def close(self) -> None:
+    def _track(self, task: asyncio.Task) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def close(self) -> None:
+        """Cancels the collectors and batches in flight, then the model-call pool."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -68,7 +68,7 @@ class ModelServer:
         if self._runner is not None:
             await self._runner.cleanup()
         if self._batcher is not None:
-            self._batcher.close()
+            await self._batcher.close()
         self.manager.stop()
 
     def serve_forever(self) -> None:
