@@ -38,6 +38,12 @@ def add_step_commands(commands) -> None:
                             "(default: runtime.workers)")
     train.set_defaults(handler=train_command)
 
+    tune = commands.add_parser("tune", help="examples -> hyperparameter trials, the best values, an HParams log")
+    add_config_arguments(tune)
+    tune.add_argument("--examples", required=True, help="the ingest step's output folder")
+    tune.add_argument("--out", required=True, help="output folder for the trials, trials.json/html, best.json")
+    tune.set_defaults(handler=tune_command)
+
     evaluate = commands.add_parser("evaluate", help="model + test split -> metrics, slices, report, blessing")
     add_config_arguments(evaluate)
     evaluate.add_argument("--model", required=True, help="the train step's output folder (holds model.keras)")
@@ -96,6 +102,20 @@ def train_command(args: argparse.Namespace) -> int:
         cfg.write(args.out)
     print(f"{result.epochs} epochs in {result.seconds:.1f}s; eval "
           f"{', '.join(f'{k} {v:.4f}' for k, v in result.metrics.items())} -> {args.out}")
+    return 0
+
+
+def tune_command(args: argparse.Namespace) -> int:
+    cfg = config_lib.load_section(args.config, args.overrides, "tune")
+    cfg.train.validate()
+    from components import tune
+
+    result = tune.run(cfg.tune, cfg.train, args.examples, args.out)
+    cfg.write(args.out)
+    failed = sum(t.status == "failed" for t in result.trials)
+    best = f"{result.best.id} {result.best.params} {cfg.tune.metric} {result.best.metric:.4f}" if result.best \
+        else "none (every trial failed or stopped early)"
+    print(f"{len(result.trials)} trials ({failed} failed); best {best} -> {args.out}/trials.html")
     return 0
 
 

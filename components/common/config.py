@@ -290,6 +290,47 @@ class ServeConfig:
                               "poll_seconds > 0 expected")
 
 
+@dataclass(frozen=True)
+class Domain:
+    """The values one hyperparameter may take: a list (`values`), or an interval (`min`, `max`),
+    of integers when `integer`, sampled on a log scale when `log`."""
+
+    values: tuple[Any, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    integer: bool = False
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Hyperparameter search over train config keys (`learning_rate`, `model.dropout`, ...)."""
+
+    space: dict[str, Domain] = field(default_factory=dict)
+    algorithm: Literal["grid", "random"] = "grid"
+    trials: int = 8  # random: how many; grid: at most this many
+    grid_points: int = 3  # points per interval in a grid
+    seed: int = 0
+    metric: str = "accuracy"  # of the eval split, as metrics.json names it
+    goal: Literal["maximize", "minimize"] = "maximize"
+    parallel: int = 1  # trials at once, each in its own process
+    median_stopping: bool = False  # stop a trial whose best so far is worse than the median of finished trials
+    median_stopping_min_epochs: int = 2
+
+    def validate(self, where: str = "tune") -> None:
+        if not self.space:
+            raise ConfigError(f"{where}.space: expected at least one train key with its values or interval")
+        for key, d in self.space.items():
+            interval = d.min is not None and d.max is not None
+            if bool(d.values) == interval:
+                raise ConfigError(f"{where}.space.{key}: expected either values: [...] or min and max")
+            if interval and (d.min > d.max or (d.log and d.min <= 0)):
+                raise ConfigError(f"{where}.space.{key}: expected min <= max (and min > 0 on a log scale)")
+        for name in ("trials", "grid_points", "parallel"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: expected an integer >= 1, got {getattr(self, name)}")
+
+
 DeployTarget = Literal["local", "kserve", "vertex"]
 
 
@@ -348,6 +389,7 @@ class RunConfig:
     export: ExportConfig = ExportConfig()
     serve: ServeConfig = ServeConfig()
     deploy: DeployConfig = DeployConfig()
+    tune: TuneConfig = TuneConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -162,8 +163,9 @@ def log_graph(logdir: str, model: keras.Model, data: tf.data.Dataset) -> None:
         writer.close()
 
 
-def build(cfg: TrainConfig, out: dict[str, str], task: Task, validation_metrics: list[keras.metrics.Metric]) -> list:
-    """The callbacks, given the metric objects the validation pass updates."""
+def build(cfg: TrainConfig, out: dict[str, str], task: Task, validation_metrics: list[keras.metrics.Metric],
+          extra: Sequence[keras.callbacks.Callback] = ()) -> list:
+    """The callbacks, given the metric objects the validation pass updates; `extra` ones go before the backup."""
     tb = cfg.tensorboard
     callbacks = [
         keras.callbacks.LearningRateScheduler(learning_rate(cfg)),
@@ -183,6 +185,7 @@ def build(cfg: TrainConfig, out: dict[str, str], task: Task, validation_metrics:
         write_steps_per_second=True,
         update_freq=int(tb.update_freq) if tb.update_freq.isdigit() else tb.update_freq,
         profile_batch=tuple(tb.profile_batch) if tb.profile_batch else 0))
+    callbacks.extend(extra)
     # Last, so that an epoch's checkpoint, logs and CSV row are all written before the backup marks it done.
     callbacks.append(BackupAndRestore(out["backup"]))
     return callbacks

@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -51,7 +52,9 @@ def compile_model(model: keras.Model, cfg: TrainConfig, task: Task) -> list[kera
     return metrics
 
 
-def run(cfg: TrainConfig, examples: str, out: str) -> TrainResult:
+def run(cfg: TrainConfig, examples: str, out: str,
+        extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
+    """Trains on `examples` into `out`; `extra_callbacks` run with tfpipe's own (the tuner's early stopping)."""
     cfg.validate()
     start = time.perf_counter()
     # First: MultiWorkerMirroredStrategy configures collective ops, which must precede any other TensorFlow op.
@@ -89,11 +92,11 @@ def run(cfg: TrainConfig, examples: str, out: str) -> TrainResult:
     loop_name = _loop_for(cfg, strategy)
     if loop_name == "custom":
         loop = CustomLoop(model, strategy, task, cfg)
-        callbacks = callbacks_lib.build(cfg, paths, task, loop.eval_metrics)
+        callbacks = callbacks_lib.build(cfg, paths, task, loop.eval_metrics, extra_callbacks)
         history = loop.fit(train_data, eval_data, cfg.epochs, callbacks)
         metrics = loop.evaluate(eval_data)
     else:
-        callbacks = callbacks_lib.build(cfg, paths, task, compiled_metrics)
+        callbacks = callbacks_lib.build(cfg, paths, task, compiled_metrics, extra_callbacks)
         history = model.fit(train_data, validation_data=eval_data, epochs=cfg.epochs, verbose=2, callbacks=callbacks,
                             shuffle=False)  # the dataset shuffles itself
         metrics = model.evaluate(eval_data, verbose=0, return_dict=True)
