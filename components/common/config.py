@@ -366,6 +366,24 @@ class DeployConfig:
 
 
 @dataclass(frozen=True)
+class PipelineConfig:
+    """How the KFP pipeline is built: image, caching, retries, resources."""
+
+    # The component image (containers/components/Dockerfile); locally the project's venv stands in for it.
+    base_image: str = "tfpipe-components:latest"
+    cache: bool = True
+    retries: int = 1  # for steps that can fail for passing reasons (reading remote data, deploying)
+    cpu: str = "2"
+    memory: str = "8G"
+    accelerator_type: str = ""  # e.g. NVIDIA_TESLA_T4 on Vertex, nvidia.com/gpu on Kubeflow
+    accelerator_count: int = 0
+
+    def validate(self, where: str = "pipeline") -> None:
+        if self.retries < 0 or self.accelerator_count < 0:
+            raise ConfigError(f"{where}.retries and {where}.accelerator_count: expected integers >= 0")
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     """Where and how the steps run."""
 
@@ -390,6 +408,7 @@ class RunConfig:
     serve: ServeConfig = ServeConfig()
     deploy: DeployConfig = DeployConfig()
     tune: TuneConfig = TuneConfig()
+    pipeline: PipelineConfig = PipelineConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     @property
@@ -410,15 +429,28 @@ class RunConfig:
         self.export.validate()
         self.serve.validate()
         self.deploy.validate()
+        self.pipeline.validate()
         self.runtime.validate()
         return self
 
-    def to_json(self) -> str:
-        return json.dumps(to_plain(self), indent=2, sort_keys=True)
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON of the whole config; `indent=None` gives one line (KFP comments parameter defaults line by line)."""
+        return json.dumps(to_plain(self), indent=indent, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
         return from_plain(cls, json.loads(text)).validate()
+
+    def sections_json(self, *names: str) -> str:
+        """Only the named sections, as one line of JSON: a step's input that changes only with its settings."""
+        return json.dumps({name: to_plain(getattr(self, name)) for name in names}, sort_keys=True)
+
+    @classmethod
+    def from_sections_json(cls, text: str, section: str) -> RunConfig:
+        """A config from `sections_json`, other sections at their defaults, `section` validated."""
+        cfg = from_plain(cls, json.loads(text))
+        getattr(cfg, section).validate(section)
+        return cfg
 
     def write(self, folder: str | Path) -> Path:
         from components.common import io

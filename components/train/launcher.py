@@ -47,6 +47,21 @@ def worker_command(examples: str, out: str, config: str | None, overrides: list[
     return command + [f"--set={item}" for item in overrides]
 
 
+def train(cfg, examples: str, out: str) -> dict[str, float]:
+    """The train step in this process, or in `cfg.runtime.workers` local processes; the eval metrics."""
+    from components.common import io
+    from components.train import TrainError, run
+
+    if cfg.runtime.workers == 1:
+        return run(cfg.train, examples, out).metrics
+    io.makedirs(out)
+    cfg.write(out)
+    code = launch(worker_command(examples, out, f"{out}/config.json", []), cfg.runtime.workers)
+    if code:
+        raise TrainError(f"train: a worker failed (exit status {code}); its output is above")
+    return io.read_json(f"{out}/metrics.json")
+
+
 def launch(command: list[str], workers: int) -> int:
     """Runs `command` once per worker; 0 when all succeed, else the first failure's exit status."""
     procs = []

@@ -49,30 +49,31 @@ def test_example_data_then_run(tmp_path):
                 "--set", "runtime.workers=2", "--set", "train.epochs=5", "--set", "evaluate.thresholds={}")
     assert done.returncode == 0, done.stderr
     assert "[worker 1]" in done.stdout
-    [run_dir] = (tmp_path / "runs").glob("penguins-*")
-    assert run_dir.name.startswith("penguins-")
+    [run_dir] = (tmp_path / "runs").glob("tfpipe-penguins-*")
+    examples, model = run_dir / "ingest" / "examples", run_dir / "train" / "model"
     assert json.loads((run_dir / "config.json").read_text())["ingest"]["label"] == "species"
-    schema = json.loads((run_dir / "ingest" / "schema.json").read_text())
+    schema = json.loads((examples / "schema.json").read_text())
     assert schema["splits"]["train"] + schema["splits"]["eval"] + schema["splits"]["test"] == 344
-    assert str(run_dir / "ingest" / "stats.html") in done.stdout
-    assert json.loads((run_dir / "train" / "training.json").read_text())["workers"] == 2
-    assert "blessed   yes" in done.stdout and (run_dir / "evaluate" / "report.html").exists()
+    assert str(examples / "stats.html") in done.stdout
+    assert json.loads((model / "training.json").read_text())["workers"] == 2
+    assert "blessed   yes" in done.stdout and (run_dir / "evaluate" / "evaluation" / "report.html").exists()
     assert (tmp_path / "runs" / "serving" / "penguins" / "1" / "saved_model.pb").exists()
     assert json.loads((tmp_path / "runs" / "serving" / "penguins" / "blessed.json").read_text())["model"] == str(
-        (run_dir / "train" / "model.keras").resolve())
-    step_commands_on(run_dir, tmp_path)
-    assert f"tfpipe tensorboard {run_dir}" in done.stdout
-    assert_tensorboard_serves(run_dir)
+        (model / "model.keras").resolve())
+    assert json.loads((run_dir / "serve" / "deployment" / "infra_blessing.json").read_text())["blessed"]
+    step_commands_on(examples, model, tmp_path)
+    assert f"tfpipe tensorboard {model}" in done.stdout
+    assert_tensorboard_serves(model)
 
 
-def step_commands_on(run_dir, tmp_path):
+def step_commands_on(examples, model, tmp_path):
     """`tfpipe evaluate` and `tfpipe export` on a finished run's folders."""
-    done = call(TFPIPE, "evaluate", "--model", str(run_dir / "train"), "--examples", str(run_dir / "ingest"),
+    done = call(TFPIPE, "evaluate", "--model", str(model), "--examples", str(examples),
                 "--out", str(tmp_path / "eval"), "--record", str(tmp_path / "blessed.json"),
                 "--set", "evaluate.thresholds.accuracy.at_least=1.01")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("NOT blessed: loss ") and not (tmp_path / "blessed.json").exists()
-    done = call(TFPIPE, "export", "--model", str(run_dir / "train"), "--examples", str(run_dir / "ingest"),
+    done = call(TFPIPE, "export", "--model", str(model), "--examples", str(examples),
                 "--home", str(tmp_path / "home"))
     assert done.returncode == 0, done.stderr
     assert "version 1 (serving_default, predict_examples, classification)" in done.stdout
@@ -97,5 +98,6 @@ def assert_tensorboard_serves(run_dir):
 def test_help_lists_commands():
     done = call(TFPIPE, "--help")
     assert done.returncode == 0
-    for command in ("run", "ingest", "train", "evaluate", "export", "tensorboard", "example-data"):
+    for command in ("run", "compile", "ingest", "train", "tune", "evaluate", "export", "serve", "tensorboard",
+                    "example-data"):
         assert command in done.stdout

@@ -1,0 +1,135 @@
+"""One thin KFP component per step: each body imports `components.<step>` and calls it; no logic here.
+
+KFP ships a lightweight component's source into its container, so every
+import is inside the function, and the image (or, locally, the project's
+venv) provides `components` and kfp (`install_kfp_package=False`). Every op
+takes the run config as JSON: ingest and train only their own sections (so
+that their cache keys change only when their settings do), the later steps
+the whole config (they need the export base and the blessing record).
+
+`make(base_image)` returns the ops for one image; the image comes from config,
+never from the environment at import time.
+"""
+
+from types import SimpleNamespace
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+
+def ingest(config: str, source_fingerprint: str, examples: Output[Dataset], statistics: Output[HTML]) -> int:
+    """Source data -> sharded TFRecords, schema and statistics; returns the row count.
+
+    `source_fingerprint` (the source files' names, sizes and times) is not read here: it is part of
+    the cache key, so that new data is ingested again even when the config is unchanged.
+    """
+    import shutil
+    import time
+
+    from components import ingest
+    from components.common.config import RunConfig
+
+    cfg = RunConfig.from_sections_json(config, "ingest")
+    started = time.perf_counter()
+    result = ingest.run(cfg.ingest, examples.path)
+    shutil.copy(f"{examples.path}/stats.html", statistics.path)
+    examples.metadata.update({"rows": result.rows, "rejected": result.rejected, **result.splits,
+                              "seconds": time.perf_counter() - started})
+    return result.rows
+
+
+def train(config: str, examples: Input[Dataset], model: Output[Model]) -> float:
+    """Examples -> a Keras model, checkpoints and TensorBoard logs; returns the eval split's loss."""
+    import time
+
+    from components.common.config import RunConfig
+    from components.train import launcher
+
+    cfg = RunConfig.from_sections_json(config, "train")
+    started = time.perf_counter()
+    metrics = launcher.train(cfg, examples.path, model.path)
+    model.metadata.update({**{k: float(v) for k, v in metrics.items()}, "seconds": time.perf_counter() - started})
+    return float(metrics["loss"])
+
+
+def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars: Output[Metrics],
+             classification: Output[ClassificationMetrics], report: Output[HTML],
+             evaluation: Output[Artifact]) -> bool:
+    """Model + test split -> metrics, slices, report; returns the blessing.
+
+    A single unnamed output: kfp.local resolves `dsl.If` conditions on `Output` but not on named outputs.
+    """
+    import json
+    import shutil
+    import time
+
+    from components import evaluate
+    from components.common.config import RunConfig
+    from components.evaluate import artifacts
+
+    cfg = RunConfig.from_json(config)
+    started = time.perf_counter()
+    result = evaluate.run(cfg.evaluate, model.path, examples.path, evaluation.path, f"{cfg.model_home}/blessed.json")
+    document = json.loads(open(f"{evaluation.path}/metrics.json").read())
+    for name, value in artifacts.scalars(document).items():
+        scalars.log_metric(name, value)
+    matrix = artifacts.confusion_matrix(document)
+    if matrix:
+        classification.log_confusion_matrix(*matrix)
+        classification.log_roc_curve(*artifacts.roc_curve(document))
+    shutil.copy(f"{evaluation.path}/report.html", report.path)
+    evaluation.metadata.update({"blessed": result.blessed, "seconds": time.perf_counter() - started,
+                                "examples_dir": examples.path, "model_dir": model.path})
+    return result.blessed
+
+
+def export(config: str, examples: Input[Dataset], model: Input[Model], saved_model: Output[Model]) -> int:
+    """Model -> the next SavedModel version under the export base (returned); the artifact records where."""
+    import time
+
+    from components import export
+    from components.common.config import RunConfig
+
+    cfg = RunConfig.from_json(config)
+    started = time.perf_counter()
+    result = export.run(cfg.export, model.path, examples.path, cfg.model_home)
+    saved_model.metadata.update({"path": result.path, "version": result.version,
+                                 "signatures": list(result.signatures), "seconds": time.perf_counter() - started})
+    with open(saved_model.path, "w") as f:
+        f.write(result.path + "\n")
+    return result.version
+
+
+def serve(config: str, examples: Input[Dataset], version: int, deployment: Output[Artifact]) -> bool:
+    """The infra check on the exported version, then the configured deploy target."""
+    import time
+
+    from components.common.config import RunConfig
+    from components.serve import step
+
+    cfg = RunConfig.from_json(config)
+    started = time.perf_counter()
+    record = step.run(cfg.deploy, cfg.model_home, version, examples.path, deployment.path)
+    deployment.metadata.update({**{k: v for k, v in record.items() if isinstance(v, (str, bool, int))},
+                                "seconds": time.perf_counter() - started})
+    return bool(record["deployed"])
+
+
+def summary(config: str, status: dsl.PipelineTaskFinalStatus, report: Output[Artifact]) -> str:
+    """Runs whatever happened before it (an exit handler): the run's state and, on failure, which step."""
+    import json
+
+    state = status.state
+    failed = status.error_message or ""
+    text = json.dumps({"pipeline": json.loads(config)["name"], "state": state, "error": failed}, indent=2)
+    with open(report.path, "w") as f:
+        f.write(text + "\n")
+    return state
+
+
+def make(base_image: str) -> SimpleNamespace:
+    """The ops as KFP components on `base_image`."""
+    def component(function):
+        return dsl.component(function, base_image=base_image, install_kfp_package=False)
+
+    return SimpleNamespace(ingest=component(ingest), train=component(train), evaluate=component(evaluate),
+                           export=component(export), serve=component(serve), summary=component(summary))

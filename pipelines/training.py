@@ -1,0 +1,56 @@
+"""The training pipeline, as one KFP DAG:
+
+    1. ingest    source data -> sharded TFRecords, schema, statistics (Dataset, HTML)
+    2. train     examples -> Keras model, checkpoints, TensorBoard logs (Model)
+    3. evaluate  model + test split -> metrics, slices, report, blessing (Metrics, ClassificationMetrics, HTML)
+    4. export    only if blessed: the next SavedModel version under the export base (Model)
+    5. serve     only if blessed: the infra check on that version, then the deploy target
+    6. summary   always (an exit handler): the run's final state, and the failing step if any
+
+Ingest gets its config section, train its own and the runtime's, the others the whole config (as
+JSON). Ingest and train are pure functions of the config
+and data, so they are cached when `pipeline.cache` is on; evaluate (it reads the blessing record),
+export and serve (they change the serving base) always run. Steps that read or write remote
+things retry `pipeline.retries` times.
+"""
+
+
+from kfp import dsl
+
+from components.common.config import RunConfig
+from pipelines import ops as ops_lib
+
+
+def build(cfg: RunConfig):
+    """The pipeline function for this config (its name, image, caching and resources)."""
+    ops = ops_lib.make(cfg.pipeline.base_image)
+    p = cfg.pipeline
+
+    def configure(task, retries: bool = False, heavy: bool = False, pure: bool = False):
+        task.set_caching_options(p.cache and pure)
+        if retries and p.retries:
+            task.set_retry(num_retries=p.retries, backoff_duration="30s")
+        if heavy:
+            task.set_cpu_limit(p.cpu).set_memory_limit(p.memory)
+            if p.accelerator_type and p.accelerator_count:
+                task.set_accelerator_type(p.accelerator_type).set_accelerator_limit(p.accelerator_count)
+        return task
+
+    @dsl.pipeline(name=f"tfpipe-{cfg.name}", description=__doc__.split("\n\n")[0])
+    def training(config: str = cfg.to_json(indent=None), ingest_config: str = cfg.sections_json("ingest"),
+                 train_config: str = cfg.sections_json("train", "runtime"), source_fingerprint: str = ""):
+        summary = ops.summary(config=config).set_caching_options(False)
+        with dsl.ExitHandler(summary, name="run"):
+            ingested = configure(ops.ingest(config=ingest_config, source_fingerprint=source_fingerprint),
+                                 retries=True, pure=True)
+            trained = configure(ops.train(config=train_config, examples=ingested.outputs["examples"]), heavy=True,
+                                pure=True)
+            evaluated = configure(ops.evaluate(config=config, examples=ingested.outputs["examples"],
+                                               model=trained.outputs["model"]))
+            with dsl.If(evaluated.outputs["Output"] == True, name="blessed"):  # noqa: E712 (a KFP condition, not Python)
+                exported = configure(ops.export(config=config, examples=ingested.outputs["examples"],
+                                                model=trained.outputs["model"]))
+                configure(ops.serve(config=config, examples=ingested.outputs["examples"],
+                                    version=exported.outputs["Output"]), retries=True)
+
+    return training

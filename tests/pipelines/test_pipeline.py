@@ -1,0 +1,66 @@
+"""The KFP DAG: compiled IR, and whole local runs with kfp.local (blessed or not, cached, failing)."""
+
+import json
+
+import pytest
+import yaml
+from kfp import components, compiler
+
+from components.common import config as config_lib
+from components.data import write_penguins
+from pipelines import summary, training
+from pipelines.targets import local
+from pipelines.targets.local import PipelineError
+from tests.conftest import ROOT
+
+
+def test_compiled_pipeline(tmp_path):
+    cfg = config_lib.load(ROOT / "pipelines/configs/digits.yaml", ["pipeline.base_image=registry.example/tfpipe:1.0",
+                                                                   "pipeline.retries=2"])
+    path = tmp_path / "digits.yaml"
+    compiler.Compiler().compile(training.build(cfg), str(path))
+    assert components.load_component_from_file(str(path)).name == "tfpipe-digits"
+    ir = yaml.safe_load(path.read_text())
+    executors = ir["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {"registry.example/tfpipe:1.0"}
+    assert "pip install" not in json.dumps(executors)  # kfp comes with the image
+    dag = ir["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    assert set(dag) == {"ingest", "train", "evaluate", "condition-2"}
+    assert dag["ingest"]["cachingOptions"]["enableCache"] and dag["train"]["cachingOptions"]["enableCache"]
+    assert not dag["evaluate"]["cachingOptions"].get("enableCache", False)
+    assert dag["ingest"]["retryPolicy"]["maxRetryCount"] == 2
+    assert dag["condition-2"]["triggerPolicy"]["condition"] == \
+        "inputs.parameter_values['pipelinechannel--evaluate-Output'] == true"
+    blessed = ir["components"]["comp-condition-2"]["dag"]["tasks"]
+    assert set(blessed) == {"export", "serve"}
+    root = ir["root"]["dag"]["tasks"]
+    assert root["summary"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    train_resources = executors["exec-train"]["container"]["resources"]
+    assert train_resources["cpuLimit"] == 2.0 and train_resources["memoryLimit"] == 8.0
+
+
+@pytest.fixture()
+def penguins_cfg(tmp_path):
+    source = write_penguins(tmp_path / "penguins.csv")
+    return lambda *sets: config_lib.load(ROOT / "pipelines/configs/penguins.yaml", [
+        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=3", *sets])
+
+
+def test_unblessed_skips_export_and_serve_and_a_rerun_hits_the_cache(penguins_cfg):
+    cfg = penguins_cfg("evaluate.thresholds.accuracy.at_least=1.01")
+    first = local.run(cfg)
+    assert {p.name for p in first.iterdir() if p.is_dir()} == {"ingest", "train", "evaluate", "summary"}
+    lines = "\n".join(summary.lines(first))
+    assert "blessed   NO" in lines and "serving   not exported: the model was not blessed" in lines
+    assert json.loads((first / "summary" / "report").read_text())["state"] == "SUCCEEDED"
+    second = local.run(cfg)
+    assert not (second / "ingest").exists() and not (second / "train").exists()
+    again = "\n".join(summary.lines(second))
+    assert "ingest    cached" in again and "train     cached" in again
+    assert str(first / "train" / "model" / "model.keras") in again
+
+
+def test_a_failing_step_is_named(penguins_cfg):
+    with pytest.raises(PipelineError, match=r"step 'train' failed: .*TrainError: train.model.api=sequential takes "
+                                            r"exactly one image feature"):
+        local.run(penguins_cfg("train.model.api=sequential"))  # the penguins have no image to convolve
