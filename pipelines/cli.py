@@ -2,6 +2,8 @@
 
     tfpipe run --config pipelines/configs/digits.yaml      # the whole DAG with kfp.local, into runs/
     tfpipe compile --config pipelines/configs/digits.yaml --out digits.yaml   # KFP IR YAML
+    tfpipe submit --config ... --kfp-host https://kfp.example.com/pipeline    # one run on a KFP cluster
+    tfpipe schedule --config ... --vertex --project p --pipeline-root gs://b/runs --cron "0 3 * * *"
     tfpipe ingest --config pipelines/configs/penguins.yaml --out /tmp/penguins
     tfpipe train --config pipelines/configs/penguins.yaml --examples /tmp/penguins --out /tmp/penguins-model
     tfpipe evaluate --model /tmp/penguins-model --examples /tmp/penguins --out /tmp/penguins-eval
@@ -50,6 +52,47 @@ def compile_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def cluster_command(args: argparse.Namespace) -> int:
+    """`submit` (one run) or `schedule` (a recurring run) on a KFP cluster or Vertex AI Pipelines."""
+    import tempfile
+
+    from kfp import compiler
+
+    from components.common import config as config_lib
+    from components.common.errors import TfpipeError
+    from pipelines import training
+    from pipelines.targets import cluster
+
+    if bool(args.kfp_host) == bool(args.vertex):
+        raise TfpipeError("expected exactly one target: --kfp-host URL, or --vertex with --project and --pipeline-root")
+    cfg = config_lib.load(args.config, args.overrides)
+    name = f"tfpipe-{cfg.name}"
+    with tempfile.TemporaryDirectory() as tmp:
+        package = f"{tmp}/{name}.yaml"
+        compiler.Compiler().compile(training.build(cfg), package)
+        if args.kfp_host:
+            client = cluster.kfp_client(args.kfp_host, args.namespace)
+            if args.command == "schedule":
+                made = "recurring run " + cluster.kfp_schedule(client, package, name, args.experiment, args.cron,
+                                                               cfg.pipeline.cache)
+            else:
+                made = "run " + cluster.kfp_submit(client, package, name, args.experiment, cfg.pipeline.cache)
+        else:
+            if not args.project:
+                raise TfpipeError("--vertex needs --project")
+            job = cluster.vertex_job(package, name, args.project, args.region, args.pipeline_root or "",
+                                     cfg.pipeline.cache)
+            if args.command == "schedule":
+                schedule = cluster.vertex_schedule(job, name)
+                schedule.create(cron=cluster.cron_for(args.cron, "vertex"))
+                made = f"schedule {schedule.resource_name}"
+            else:
+                job.submit()
+                made = f"pipeline job {job.resource_name}"
+    print(f"{name}: {made}")
+    return 0
+
+
 def tensorboard_command(args: argparse.Namespace) -> int:
     """Serves TensorBoard (the profile plugin included) on a run's logs until interrupted."""
     from tensorboard import program
@@ -84,6 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--out", default="pipeline.yaml", help="the YAML file to write (default pipeline.yaml)")
     compile_.set_defaults(handler=compile_command)
     steps.add_step_commands(commands)
+    for command, help_text in (("submit", "compile and start one run on a KFP cluster or Vertex AI Pipelines"),
+                               ("schedule", "compile and create a recurring run (cron) on KFP or Vertex")):
+        target = commands.add_parser(command, help=help_text)
+        steps.add_config_arguments(target)
+        target.add_argument("--kfp-host", help="the KFP API endpoint, e.g. https://kfp.example.com/pipeline")
+        target.add_argument("--experiment", default="tfpipe", help="KFP experiment (default: tfpipe)")
+        target.add_argument("--namespace", default="kubeflow", help="KFP namespace (default: kubeflow)")
+        target.add_argument("--vertex", action="store_true", help="Vertex AI Pipelines instead of a KFP cluster")
+        target.add_argument("--project", help="Google Cloud project (Vertex)")
+        target.add_argument("--region", default="us-central1", help="Vertex region (default: us-central1)")
+        target.add_argument("--pipeline-root", help="gs:// folder for the run's outputs (Vertex)")
+        if command == "schedule":
+            target.add_argument("--cron", required=True,
+                                help="when: 5 fields (Vertex style) or 6 with seconds first (KFP style)")
+        target.set_defaults(handler=cluster_command)
     board = commands.add_parser("tensorboard", help="serve TensorBoard on a run's logs and print the URL")
     board.add_argument("path", help="a run folder (runs/<name>-<time>), a train output folder, or a logs folder")
     board.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")

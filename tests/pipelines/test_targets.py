@@ -1,0 +1,96 @@
+"""Cluster targets up to the requests they send: KFP against a recording API server, Vertex objects offline."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+from aiohttp import web
+from google.auth.credentials import AnonymousCredentials
+from kfp import compiler
+
+from components.common import config as config_lib
+from pipelines import training
+from pipelines.targets import cluster
+from tests.conftest import ROOT
+
+
+def test_cron_translation():
+    assert cluster.cron_for("0 3 * * *", "kfp") == "0 0 3 * * *"
+    assert cluster.cron_for("0 0 3 * * *", "kfp") == "0 0 3 * * *"
+    assert cluster.cron_for("0 0 3 * * 1", "vertex") == "0 3 * * 1"
+    assert cluster.cron_for("15 3 * * *", "vertex") == "15 3 * * *"
+    with pytest.raises(cluster.CronError, match="no seconds field"):
+        cluster.cron_for("30 0 3 * * *", "vertex")
+    with pytest.raises(cluster.CronError, match="expected 5 fields"):
+        cluster.cron_for("daily", "kfp")
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    cfg = config_lib.load(ROOT / "pipelines/configs/digits.yaml")
+    path = tmp_path_factory.mktemp("package") / "tfpipe-digits.yaml"
+    compiler.Compiler().compile(training.build(cfg), str(path))
+    return str(path)
+
+
+@pytest.fixture()
+def kfp_api():
+    """A stand-in KFP API server on 127.0.0.1 that records requests and answers like KFP v2beta1."""
+    seen = []
+
+    async def answer(request):
+        body = await request.json() if request.can_read_body else None
+        seen.append((request.method, request.path, body))
+        path = request.path
+        if path.endswith("/experiments") and request.method == "GET":
+            return web.json_response({"experiments": [{"experiment_id": "exp-1", "display_name": "tfpipe"}],
+                                      "total_size": 1})
+        if path.endswith("/experiments"):
+            return web.json_response({"experiment_id": "exp-1", "display_name": body["display_name"]})
+        if path.endswith("/recurringruns"):
+            return web.json_response({**body, "recurring_run_id": "rec-1"})
+        if path.endswith("/runs"):
+            return web.json_response({**body, "run_id": "run-1"})
+        return web.json_response({})
+
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(web.Application())
+    runner.app.router.add_route("*", "/{tail:.*}", answer)
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    asyncio.run_coroutine_threadsafe(runner.setup(), loop).result()
+    asyncio.run_coroutine_threadsafe(web.TCPSite(runner, "127.0.0.1", 0).start(), loop).result()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
+    loop.call_soon_threadsafe(loop.stop)
+
+
+def test_kfp_submit_and_schedule_requests(kfp_api, package):
+    host, seen = kfp_api
+    client = cluster.kfp_client(host, "team-ml")
+    assert cluster.kfp_submit(client, package, "tfpipe-digits", "tfpipe", cache=True) == "run-1"
+    [run] = [body for method, path, body in seen if method == "POST" and path.endswith("/runs")]
+    assert run["display_name"] == "tfpipe-digits" and run["experiment_id"] == "exp-1"
+    assert run["pipeline_spec"]["pipelineInfo"]["name"] == "tfpipe-digits"
+    assert "ingest_config" in run["pipeline_spec"]["root"]["inputDefinitions"]["parameters"]
+    assert cluster.kfp_schedule(client, package, "tfpipe-digits", "tfpipe", "0 3 * * *", cache=True) == "rec-1"
+    [recurring] = [body for method, path, body in seen if path.endswith("/recurringruns")]
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * *"
+    assert recurring["max_concurrency"] == "1" or recurring["max_concurrency"] == 1
+    assert recurring["no_catchup"] is True and recurring["pipeline_spec"]["pipelineInfo"]["name"] == "tfpipe-digits"
+
+
+def test_vertex_job_and_schedule_objects(package):
+    job = cluster.vertex_job(package, "tfpipe-digits", "acme", "europe-west4", "gs://acme-runs/tfpipe", cache=False,
+                             credentials=AnonymousCredentials())
+    resource = job._gca_resource
+    assert resource.display_name == "tfpipe-digits" and resource.labels["managed-by"] == "tfpipe"
+    assert resource.runtime_config.gcs_output_directory == "gs://acme-runs/tfpipe"
+    spec = json.loads(type(resource).to_json(resource))["pipelineSpec"]
+    assert spec["pipelineInfo"]["name"] == "tfpipe-digits"
+    assert all(not t.get("cachingOptions", {}).get("enableCache") for t in spec["root"]["dag"]["tasks"].values())
+    schedule = cluster.vertex_schedule(job, "tfpipe-digits nightly", credentials=AnonymousCredentials())
+    assert schedule._gca_resource.display_name == "tfpipe-digits nightly"
+    assert schedule._gca_resource.create_pipeline_job_request.parent == "projects/acme/locations/europe-west4"
+    with pytest.raises(Exception, match="gs:// folder"):
+        cluster.vertex_job(package, "x", "acme", "us-central1", "/tmp/runs", cache=True)
