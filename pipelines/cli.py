@@ -9,7 +9,7 @@
     tfpipe evaluate --model /tmp/penguins-model --examples /tmp/penguins --out /tmp/penguins-eval
     tfpipe export --model /tmp/penguins-model --examples /tmp/penguins
     tfpipe train ... --workers 2                            # a local MultiWorkerMirroredStrategy run
-    tfpipe tensorboard runs/digits-20261126-101500          # TensorBoard on 127.0.0.1 for a run's logs
+    tfpipe tensorboard runs/tfpipe-digits-2026-11-26-10-15-00-000000   # TensorBoard on 127.0.0.1
     tfpipe example-data --out data
 
 Each step command is the same as `python -m components <step>`.
