@@ -12,6 +12,7 @@ never from the environment at import time.
 """
 
 from types import SimpleNamespace
+from typing import List
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
@@ -37,14 +38,59 @@ def ingest(config: str, source_fingerprint: str, examples: Output[Dataset], stat
     return result.rows
 
 
-def train(config: str, examples: Input[Dataset], model: Output[Model]) -> float:
-    """Examples -> a Keras model, checkpoints and TensorBoard logs; returns the eval split's loss."""
+def plan_trials(config: str, experiment: Output[Artifact]) -> List[dict]:
+    """The tuning trials to run (their ids and values); the HParams experiment goes to `experiment`."""
+    from components.common.config import RunConfig
+    from components.tune import space, step
+
+    cfg = RunConfig.from_sections_json(config, "tune")
+    step.write_experiment(cfg.tune, experiment.path)
+    return [{"id": f"trial-{i:03d}", "params": params} for i, params in enumerate(space.trials(cfg.tune))]
+
+
+def run_trial(config: str, examples: Input[Dataset], trial: dict, logs: Output[Artifact]) -> dict:
+    """One tuning trial (a train run with the trial's values); its record, failed or not."""
+    from dataclasses import asdict
+
+    from components.common.config import RunConfig
+    from components.tune import step
+
+    cfg = RunConfig.from_sections_json(config, "tune")
+    done = step.run_trial(cfg.tune, cfg.train, examples.path, logs.path, step.Trial(trial["id"], trial["params"]), [])
+    return {k: v for k, v in asdict(done).items() if v is not None}  # KFP values cannot be null
+
+
+def pick_best(config: str, results: List[dict], table: Output[HTML]) -> dict:
+    """The best trial's values, for the train step; the trials table as HTML."""
+    from components.common.config import RunConfig
+    from components.common.errors import TfpipeError
+    from components.tune import step
+
+    cfg = RunConfig.from_sections_json(config, "tune")
+    trials = sorted((step.Trial(**{**r, "epochs": int(r.get("epochs", 0))}) for r in results), key=lambda t: t.id)
+    best = step.best_trial(cfg.tune, trials)
+    with open(table.path, "w") as f:
+        f.write(step.html(cfg.tune, trials, best))
+    if best is None:
+        raise TfpipeError(f"tune: none of {len(trials)} trials completed; their errors are in the trials table")
+    return best.params
+
+
+def train(config: str, examples: Input[Dataset], hparams: dict, model: Output[Model]) -> float:
+    """Examples -> a Keras model, checkpoints and TensorBoard logs; returns the eval split's loss.
+
+    `hparams` (train config keys -> values, the tuner's best; empty without tuning) override the config.
+    """
+    import dataclasses
     import time
 
     from components.common.config import RunConfig
     from components.train import launcher
+    from components.tune import space
 
     cfg = RunConfig.from_sections_json(config, "train")
+    if hparams:
+        cfg = dataclasses.replace(cfg, train=space.apply(cfg.train, hparams))
     started = time.perf_counter()
     metrics = launcher.train(cfg, examples.path, model.path)
     model.metadata.update({**{k: float(v) for k, v in metrics.items()}, "seconds": time.perf_counter() - started})
@@ -131,5 +177,5 @@ def make(base_image: str) -> SimpleNamespace:
     def component(function):
         return dsl.component(function, base_image=base_image, install_kfp_package=False)
 
-    return SimpleNamespace(ingest=component(ingest), train=component(train), evaluate=component(evaluate),
-                           export=component(export), serve=component(serve), summary=component(summary))
+    return SimpleNamespace(**{f.__name__: component(f) for f in (
+        ingest, plan_trials, run_trial, pick_best, train, evaluate, export, serve, summary)})

@@ -42,6 +42,12 @@ def lines(run_dir: Path) -> list[str]:
     examples = Path(evaluated.get("examples_dir", run_dir / "ingest" / "examples"))
     model = Path(evaluated.get("model_dir", run_dir / "train" / "model"))
     evaluation = run_dir / "evaluate" / "evaluation"
+    tuned = run_dir / "pick-best" / "executor_output.json"
+    if tuned.exists():
+        best = json.loads(tuned.read_text())["parameterValues"]["Output"]
+        trials = len(list(run_dir.glob("for-loop-*/run-trial")))
+        out.append(f"  tuned     best of {trials} trials: {best} ({run_dir / 'pick-best' / 'table'}; "
+                   f"HParams: tfpipe tensorboard {run_dir})")
     if "ingest" in ran:
         rows = ran["ingest"]
         out.append(f"  rows      {int(rows['rows']):,} (train {int(rows.get('train', 0)):,}, eval "

@@ -1,7 +1,9 @@
 """The training pipeline, as one KFP DAG:
 
     1. ingest    source data -> sharded TFRecords, schema, statistics (Dataset, HTML)
-    2. train     examples -> Keras model, checkpoints, TensorBoard logs (Model)
+       tune      only with `tune.space`: trials in a ParallelFor (`tune.parallel` at once), the best
+                 values collected (dsl.Collected) and passed on to train; an HParams experiment
+    2. train     examples (+ the best values) -> Keras model, checkpoints, TensorBoard logs (Model)
     3. evaluate  model + test split -> metrics, slices, report, blessing (Metrics, ClassificationMetrics, HTML)
     4. export    only if blessed: the next SavedModel version under the export base (Model)
     5. serve     only if blessed: the infra check on that version, then the deploy target
@@ -38,12 +40,22 @@ def build(cfg: RunConfig):
 
     @dsl.pipeline(name=f"tfpipe-{cfg.name}", description=__doc__.split("\n\n")[0])
     def training(config: str = cfg.to_json(indent=None), ingest_config: str = cfg.sections_json("ingest"),
-                 train_config: str = cfg.sections_json("train", "runtime"), source_fingerprint: str = ""):
+                 train_config: str = cfg.sections_json("train", "runtime"),
+                 tune_config: str = cfg.sections_json("tune", "train"), source_fingerprint: str = ""):
         summary = ops.summary(config=config).set_caching_options(False)
         with dsl.ExitHandler(summary, name="run"):
             ingested = configure(ops.ingest(config=ingest_config, source_fingerprint=source_fingerprint),
                                  retries=True, pure=True)
-            trained = configure(ops.train(config=train_config, examples=ingested.outputs["examples"]), heavy=True,
+            examples = ingested.outputs["examples"]
+            hparams = {}
+            if cfg.tune.space:
+                plan = configure(ops.plan_trials(config=tune_config), pure=True)
+                with dsl.ParallelFor(plan.outputs["Output"], parallelism=cfg.tune.parallel, name="trials") as trial:
+                    tried = configure(ops.run_trial(config=tune_config, examples=examples, trial=trial),
+                                      heavy=True, pure=True)
+                hparams = configure(ops.pick_best(config=tune_config, results=dsl.Collected(
+                    tried.outputs["Output"]))).outputs["Output"]
+            trained = configure(ops.train(config=train_config, examples=examples, hparams=hparams), heavy=True,
                                 pure=True)
             evaluated = configure(ops.evaluate(config=config, examples=ingested.outputs["examples"],
                                                model=trained.outputs["model"]))

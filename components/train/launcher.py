@@ -48,12 +48,19 @@ def worker_command(examples: str, out: str, config: str | None, overrides: list[
 
 
 def train(cfg, examples: str, out: str) -> dict[str, float]:
-    """The train step in this process, or in `cfg.runtime.workers` local processes; the eval metrics."""
-    from components.common import io
-    from components.train import TrainError, run
+    """The train step, with the resolved config written beside its outputs; the eval metrics.
 
-    if cfg.runtime.workers == 1:
-        return run(cfg.train, examples, out).metrics
+    In this process when one worker is asked for, or when TF_CONFIG says this process is already one
+    worker of a cluster (a Vertex CustomJob, a TFJob); else in `cfg.runtime.workers` local processes.
+    """
+    from components.common import io
+    from components.train import TrainError, run, strategy
+
+    if cfg.runtime.workers == 1 or os.environ.get("TF_CONFIG"):
+        metrics = run(cfg.train, examples, out).metrics
+        if strategy.is_chief():
+            cfg.write(out)
+        return metrics
     io.makedirs(out)
     cfg.write(out)
     code = launch(worker_command(examples, out, f"{out}/config.json", []), cfg.runtime.workers)

@@ -55,7 +55,7 @@ class TuneResult:
 def run(cfg: TuneConfig, train: TrainConfig, examples: str, out: str) -> TuneResult:
     cfg.validate()
     io.makedirs(f"{out}/trials")
-    _write_experiment(cfg, f"{out}/trials")
+    write_experiment(cfg, f"{out}/trials")
     trials = [Trial(f"trial-{i:03d}", params) for i, params in enumerate(space.trials(cfg))]
     log.info("tune: %d %s trials, %d at a time, optimising %s (%s)", len(trials), cfg.algorithm, cfg.parallel,
              cfg.metric, cfg.goal)
@@ -68,11 +68,11 @@ def run(cfg: TuneConfig, train: TrainConfig, examples: str, out: str) -> TuneRes
             futures = {pool.submit(run_trial, cfg, train, examples, out, trial, []): trial for trial in trials}
             for future in concurrent.futures.as_completed(futures):
                 _record(futures[future], future.result())
-    best = _best(cfg, trials)
+    best = best_trial(cfg, trials)
     io.write_json(f"{out}/trials.json", [asdict(t) for t in trials])
     io.write_json(f"{out}/best.json", {"trial": best.id, "params": best.params, "metric": cfg.metric,
                                        "value": best.metric} if best else {"trial": None})
-    io.write_text(f"{out}/trials.html", _html(cfg, trials, best))
+    io.write_text(f"{out}/trials.html", html(cfg, trials, best))
     return TuneResult(out, trials, best)
 
 
@@ -135,7 +135,8 @@ class MedianStopping(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _write_experiment(cfg: TuneConfig, root: str) -> None:
+def write_experiment(cfg: TuneConfig, root: str) -> None:
+    """The HParams experiment (the search space and the metrics to show) at the root of the trials' logs."""
     with tf.summary.create_file_writer(root).as_default():
         hp.hparams_config(hparams=list(space.hparams(cfg).values()), metrics=[
             hp.Metric(f"eval_{cfg.metric}", display_name=f"eval {cfg.metric}"),
@@ -150,14 +151,16 @@ def _write_session(cfg: TuneConfig, logdir: str, trial: Trial) -> None:
         tf.summary.scalar(f"eval_{cfg.metric}", trial.metric, step=0)
 
 
-def _best(cfg: TuneConfig, trials: list[Trial]) -> Trial | None:
+def best_trial(cfg: TuneConfig, trials: list[Trial]) -> Trial | None:
+    """The completed trial with the best metric (trials stopped early or failed do not count)."""
     scored = [t for t in trials if t.metric is not None and t.status == "completed"]
     if not scored:
         return None
     return (max if cfg.goal == "maximize" else min)(scored, key=lambda t: t.metric)
 
 
-def _html(cfg: TuneConfig, trials: list[Trial], best: Trial | None) -> str:
+def html(cfg: TuneConfig, trials: list[Trial], best: Trial | None) -> str:
+    """The trials as a table, best first."""
     keys = sorted(cfg.space)
     ordered = sorted(trials, key=lambda t: (t.metric is None, -(t.metric or 0) if cfg.goal == "maximize"
                                             else (t.metric or 0)))

@@ -64,3 +64,17 @@ def test_a_failing_step_is_named(penguins_cfg):
     with pytest.raises(PipelineError, match=r"step 'train' failed: .*TrainError: train.model.api=sequential takes "
                                             r"exactly one image feature"):
         local.run(penguins_cfg("train.model.api=sequential"))  # the penguins have no image to convolve
+
+
+def test_tuning_in_the_pipeline_feeds_the_best_values_to_train(penguins_cfg):
+    cfg = penguins_cfg("train.epochs=2", "deploy.infra_check=false", "tune.metric=loss", "tune.goal=minimize",
+                       "tune.space={learning_rate: {values: [0.0001, 0.03]}}", "tune.parallel=2")
+    run_dir = local.run(cfg)
+    records = [json.loads((d / "executor_output.json").read_text())["parameterValues"]["Output"]
+               for d in run_dir.glob("for-loop-*/run-trial")]
+    assert sorted(r["params"]["learning_rate"] for r in records) == [0.0001, 0.03]
+    best = min(records, key=lambda r: r["metric"])["params"]
+    assert best == {"learning_rate": 0.03}  # a hundred times the learning rate wins in two epochs
+    trained = json.loads((run_dir / "train" / "model" / "config.json").read_text())
+    assert trained["train"]["learning_rate"] == 0.03
+    assert "tuned     best of 2 trials: {'learning_rate': 0.03}" in "\n".join(summary.lines(run_dir))
