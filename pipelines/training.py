@@ -20,6 +20,7 @@ things retry `pipeline.retries` times.
 from kfp import dsl
 
 from components.common.config import RunConfig
+from components.ingest import spans
 from pipelines import ops as ops_lib
 
 
@@ -44,8 +45,9 @@ def build(cfg: RunConfig):
                  tune_config: str = cfg.sections_json("tune", "train"), source_fingerprint: str = ""):
         summary = ops.summary(config=config).set_caching_options(False)
         with dsl.ExitHandler(summary, name="run"):
+            # A {SPAN} or date source resolves when the run starts: never reuse an earlier run's data.
             ingested = configure(ops.ingest(config=ingest_config, source_fingerprint=source_fingerprint),
-                                 retries=True, pure=True)
+                                 retries=True, pure=not spans.is_templated(cfg.ingest.source))
             examples = ingested.outputs["examples"]
             hparams = {}
             if cfg.tune.space:

@@ -71,7 +71,9 @@ SourceFormat = Literal["auto", "csv", "parquet", "jsonl", "images"]
 class IngestConfig:
     """What to read and how to turn it into TFRecords + schema."""
 
+    # A file, folder or glob, local or gs://; {YYYY}-{MM}-{DD} or {SPAN} pick the newest present at run time.
     source: str = ""
+    source_date: str = ""  # YYYY-MM-DD: the day a {YYYY}-{MM}-{DD} source takes, instead of the newest
     format: SourceFormat = "auto"
     label: str = "label"
     # Column whose value decides the split; empty hashes the whole row.

@@ -10,10 +10,10 @@ Typing and validation happen later, the same way for every format
 from __future__ import annotations
 
 import io as stdio
-import json
 import hashlib
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import numpy as np
@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from components.common import io
 from components.common.config import IngestConfig
 from components.common.errors import TfpipeError
+from components.ingest import spans
 
 EXTENSIONS = {
     ".csv": "csv", ".tsv": "csv", ".txt": "csv",
@@ -56,6 +57,8 @@ class Source:
     files: tuple[str, ...]
     # The folder holding class sub-folders, for image sources.
     root: str = ""
+    # The source as resolved (a {SPAN} or date pattern filled in).
+    path: str = ""
 
     def fingerprint(self) -> str:
         """A digest of every file's name, size and modification time: it changes when the data does."""
@@ -68,12 +71,17 @@ class Source:
 
     def describe(self) -> dict:
         return {"format": self.format, "files": list(self.files) if self.format != "images" else [],
-                "root": self.root, "count": len(self.files)}
+                "root": self.root, "count": len(self.files), "resolved_source": self.path}
 
 
 def resolve(cfg: IngestConfig) -> Source:
     """Finds the files a source names: a file, a folder, or a glob pattern, local or remote."""
-    path = cfg.source.rstrip("/") if cfg.source not in ("/",) else cfg.source
+    resolved = spans.resolve(cfg.source, cfg.source_date)
+    source = _files(cfg, resolved.rstrip("/") if resolved not in ("/",) else resolved)
+    return replace(source, path=resolved)
+
+
+def _files(cfg: IngestConfig, path: str) -> Source:
     g = io.gfile()
     if any(ch in path for ch in "*?["):
         files = sorted(g.glob(path))

@@ -78,3 +78,12 @@ def test_tuning_in_the_pipeline_feeds_the_best_values_to_train(penguins_cfg):
     trained = json.loads((run_dir / "train" / "model" / "config.json").read_text())
     assert trained["train"]["learning_rate"] == 0.03
     assert "tuned     best of 2 trials: {'learning_rate': 0.03}" in "\n".join(summary.lines(run_dir))
+
+
+def test_a_span_source_is_never_cached(tmp_path):
+    cfg = config_lib.load(ROOT / "pipelines/configs/digits.yaml", ["ingest.source=gs://bucket/digits/span-{SPAN}"])
+    path = tmp_path / "p.yaml"
+    compiler.Compiler().compile(training.build(cfg), str(path))
+    tasks = yaml.safe_load(path.read_text())["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    assert not tasks["ingest"]["cachingOptions"].get("enableCache", False)
+    assert tasks["train"]["cachingOptions"]["enableCache"]
