@@ -47,7 +47,7 @@ def compile_command(args: argparse.Namespace) -> int:
     from pipelines import training
 
     cfg = config_lib.load(args.config, args.overrides)
-    compiler.Compiler().compile(training.build(cfg), args.out)
+    compiler.Compiler().compile(training.build(cfg, vertex=args.vertex), args.out)
     print(f"pipeline tfpipe-{cfg.name} -> {args.out}")
     return 0
 
@@ -69,7 +69,7 @@ def cluster_command(args: argparse.Namespace) -> int:
     name = f"tfpipe-{cfg.name}"
     with tempfile.TemporaryDirectory() as tmp:
         package = f"{tmp}/{name}.yaml"
-        compiler.Compiler().compile(training.build(cfg), package)
+        compiler.Compiler().compile(training.build(cfg, vertex=args.vertex), package)
         if args.kfp_host:
             client = cluster.kfp_client(args.kfp_host, args.namespace)
             if args.command == "schedule":
@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser("compile", help="write the pipeline as KFP IR YAML for a cluster or Vertex")
     steps.add_config_arguments(compile_)
     compile_.add_argument("--out", default="pipeline.yaml", help="the YAML file to write (default pipeline.yaml)")
+    compile_.add_argument("--vertex", action="store_true", help="for Vertex AI Pipelines (train as a CustomJob)")
     compile_.set_defaults(handler=compile_command)
     steps.add_step_commands(commands)
     for command, help_text in (("submit", "compile and start one run on a KFP cluster or Vertex AI Pipelines"),

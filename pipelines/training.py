@@ -24,10 +24,16 @@ from components.ingest import spans
 from pipelines import ops as ops_lib
 
 
-def build(cfg: RunConfig):
-    """The pipeline function for this config (its name, image, caching and resources)."""
+def build(cfg: RunConfig, vertex: bool = False):
+    """The pipeline function for this config (its name, image, caching and resources).
+
+    For Vertex, train runs as a CustomJob (GCPC's `create_custom_training_job_from_component`) of
+    `runtime.workers` replicas, so that multi-worker training gets real machines, each with the
+    TF_CONFIG Vertex sets, and its logs can stream to a Vertex TensorBoard.
+    """
     ops = ops_lib.make(cfg.pipeline.base_image)
     p = cfg.pipeline
+    train_op = _custom_job(ops.train, cfg) if vertex else ops.train
 
     def configure(task, retries: bool = False, heavy: bool = False, pure: bool = False):
         task.set_caching_options(p.cache and pure)
@@ -57,8 +63,8 @@ def build(cfg: RunConfig):
                                       heavy=True, pure=True)
                 hparams = configure(ops.pick_best(config=tune_config, results=dsl.Collected(
                     tried.outputs["Output"]))).outputs["Output"]
-            trained = configure(ops.train(config=train_config, examples=examples, hparams=hparams), heavy=True,
-                                pure=True)
+            trained = train_op(config=train_config, examples=examples, hparams=hparams)
+            configure(trained, heavy=not vertex, pure=True)
             evaluated = configure(ops.evaluate(config=config, examples=ingested.outputs["examples"],
                                                model=trained.outputs["model"]))
             with dsl.If(evaluated.outputs["Output"] == True, name="blessed"):  # noqa: E712 (a KFP condition, not Python)
@@ -68,3 +74,14 @@ def build(cfg: RunConfig):
                                     version=exported.outputs["Output"]), retries=True)
 
     return training
+
+
+def _custom_job(component, cfg: RunConfig):
+    from google_cloud_pipeline_components.v1.custom_job import create_custom_training_job_from_component
+
+    p = cfg.pipeline
+    return create_custom_training_job_from_component(
+        component, display_name=f"tfpipe-{cfg.name}-train", replica_count=cfg.runtime.workers,
+        machine_type=p.machine_type, accelerator_type=p.accelerator_type,
+        accelerator_count=p.accelerator_count if p.accelerator_type else 1, tensorboard=p.vertex_tensorboard,
+        base_output_directory=p.vertex_output_directory, restart_job_on_worker_restart=True)

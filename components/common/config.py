@@ -379,10 +379,16 @@ class PipelineConfig:
     memory: str = "8G"
     accelerator_type: str = ""  # e.g. NVIDIA_TESLA_T4 on Vertex, nvidia.com/gpu on Kubeflow
     accelerator_count: int = 0
+    # Vertex: train runs as a CustomJob of runtime.workers replicas of this machine type (TF_CONFIG set by Vertex)
+    machine_type: str = "n1-standard-4"
+    vertex_tensorboard: str = ""  # projects/P/locations/R/tensorboards/ID: training logs stream there
+    vertex_output_directory: str = ""  # gs:// folder for the CustomJob's outputs (needed with a TensorBoard)
 
     def validate(self, where: str = "pipeline") -> None:
         if self.retries < 0 or self.accelerator_count < 0:
             raise ConfigError(f"{where}.retries and {where}.accelerator_count: expected integers >= 0")
+        if self.vertex_tensorboard and not self.vertex_output_directory.startswith("gs://"):
+            raise ConfigError(f"{where}.vertex_output_directory: a Vertex TensorBoard needs a gs:// output folder")
 
 
 @dataclass(frozen=True)

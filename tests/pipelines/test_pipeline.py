@@ -87,3 +87,23 @@ def test_a_span_source_is_never_cached(tmp_path):
     tasks = yaml.safe_load(path.read_text())["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     assert not tasks["ingest"]["cachingOptions"].get("enableCache", False)
     assert tasks["train"]["cachingOptions"]["enableCache"]
+
+
+def test_vertex_trains_as_a_custom_job_of_the_workers(tmp_path):
+    cfg = config_lib.load(ROOT / "pipelines/configs/digits.yaml", [
+        "runtime.workers=3", "pipeline.machine_type=n1-highmem-8", "pipeline.accelerator_type=NVIDIA_TESLA_T4",
+        "pipeline.accelerator_count=2", "pipeline.vertex_tensorboard=projects/p/locations/r/tensorboards/7",
+        "pipeline.vertex_output_directory=gs://bucket/custom"])
+    path = tmp_path / "vertex.yaml"
+    compiler.Compiler().compile(training.build(cfg, vertex=True), str(path))
+    ir = yaml.safe_load(path.read_text())
+    defaults = {k: v.get("defaultValue") for k, v in
+                ir["components"]["comp-train"]["inputDefinitions"]["parameters"].items()}
+    pools = defaults["worker_pool_specs"]
+    assert [int(p["replica_count"]) for p in pools] == [1, 2]  # the chief, then the other workers
+    assert pools[0]["machine_spec"] == {"machine_type": "n1-highmem-8", "accelerator_type": "NVIDIA_TESLA_T4",
+                                        "accelerator_count": 2}
+    assert pools[0]["container_spec"]["image_uri"] == "tfpipe-components:latest"
+    assert defaults["tensorboard"] == "projects/p/locations/r/tensorboards/7"
+    assert defaults["base_output_directory"] == "gs://bucket/custom"
+    assert "google-cloud-pipeline-components" in ir["deploymentSpec"]["executors"]["exec-train"]["container"]["image"]
