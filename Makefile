@@ -5,6 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= pipelines/configs/digits.yaml
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# A docker client with BuildKit (Debian's docker.io has it built in; others need the buildx plugin).
+DOCKER ?= docker
+BASE_IMAGE ?= python:3.11-slim
+IMAGE ?= tfpipe-components:latest
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 
 .DEFAULT_GOAL := help
 
@@ -34,7 +39,21 @@ bench: setup ## run the benchmarks (they print ratios against a baseline run in 
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/serve.py
 
+base-image: ## make tfpipe-base:bookworm with debootstrap and docker import (no registry needed; root)
+	rm -rf .base-rootfs
+	debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm .base-rootfs \
+	  http://deb.debian.org/debian
+	tar -C .base-rootfs -c . | $(DOCKER) import - tfpipe-base:bookworm
+	rm -rf .base-rootfs
+
+images: ## build the component image $(IMAGE) from $(BASE_IMAGE) (containers/components/Dockerfile)
+	DOCKER_BUILDKIT=1 $(DOCKER) build --network host -f containers/components/Dockerfile \
+	  --build-arg BASE_IMAGE=$(BASE_IMAGE) $(if $(wildcard $(CA_BUNDLE)),--secret id=ca,src=$(CA_BUNDLE)) -t $(IMAGE) .
+
+run-docker: data ## run the pipeline with each step in $(IMAGE) (make images first)
+	$(BIN)/tfpipe run --docker --config $(CONFIG) --set pipeline.base_image=$(IMAGE)
+
 clean: ## remove runs/ and data/ (keeps .venv)
 	rm -rf runs data
 
-.PHONY: help setup data run test bench clean
+.PHONY: help setup data run test bench base-image images run-docker clean

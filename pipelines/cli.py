@@ -33,7 +33,7 @@ def run_command(args: argparse.Namespace) -> int:
     from pipelines.targets import local
 
     cfg = config_lib.load(args.config, args.overrides)
-    run_dir = local.run(cfg)
+    run_dir = local.run(cfg, docker=args.docker)
     cfg.write(run_dir)
     print("\n" + "\n".join(summary.lines(run_dir)))
     return 0
@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the whole pipeline on this machine (kfp.local) into runs/")
     steps.add_config_arguments(run)
+    run.add_argument("--docker", action="store_true",
+                     help="run each step in the component image (pipeline.base_image; make images) with no network")
     run.set_defaults(handler=run_command)
     compile_ = commands.add_parser("compile", help="write the pipeline as KFP IR YAML for a cluster or Vertex")
     steps.add_config_arguments(compile_)

@@ -1,4 +1,9 @@
-"""The whole pipeline on this machine with kfp.local: each step a subprocess in the project's venv.
+"""The whole pipeline on this machine with kfp.local: each step a subprocess in the project's venv,
+or (`docker=True`) a container of the component image with no network.
+
+In containers the run folder is mounted at its own path and a local data source read-only at
+its own, so paths in the config mean the same inside and out; the config's local paths are made
+absolute first. Containers run as the invoking user, so what they write stays theirs.
 
 kfp.local writes every task's outputs under `<runs_root>/tfpipe-<name>-<timestamp>/<task>/`;
 that folder is the run folder. Caching (`pipeline.cache`) keeps its entries in
@@ -10,9 +15,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
+import os
 import re
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from components.common.config import RunConfig
@@ -28,7 +35,7 @@ class PipelineError(TfpipeError):
     """A step of the pipeline failed."""
 
 
-def run(cfg: RunConfig) -> Path:
+def run(cfg: RunConfig, docker: bool = False) -> Path:
     """Runs the DAG to the end; the run folder. A failing step raises PipelineError naming it and its error."""
     from kfp import local
 
@@ -38,8 +45,11 @@ def run(cfg: RunConfig) -> Path:
     root = Path(cfg.runs_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     before = set(root.glob(f"tfpipe-{cfg.name}-*"))
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
-               enable_caching=cfg.pipeline.cache, cache_root=str(root / ".kfp_cache"), raise_on_error=True)
+    if docker:
+        cfg = absolute_paths(cfg)
+    runner = _docker_runner(cfg) if docker else local.SubprocessRunner(use_venv=False)
+    local.init(runner=runner, pipeline_root=str(root), enable_caching=cfg.pipeline.cache,
+               cache_root=str(root / ".kfp_cache"), raise_on_error=True)
     output = _Tee(sys.stdout)
     try:
         with contextlib.redirect_stdout(output), warnings.catch_warnings():
@@ -55,6 +65,33 @@ def run(cfg: RunConfig) -> Path:
                             f"{cause}") from None
     [run_dir] = set(root.glob(f"tfpipe-{cfg.name}-*")) - before
     return run_dir
+
+
+def absolute_paths(cfg: RunConfig) -> RunConfig:
+    """The config with its local paths (runs root, source, export base) made absolute."""
+    from components.common import io as io_lib
+
+    def absolute(path: str) -> str:
+        return path if not path or io_lib.is_remote(path) else os.path.abspath(path)
+
+    return replace(cfg, runs_root=absolute(cfg.runs_root),
+                   ingest=replace(cfg.ingest, source=absolute(cfg.ingest.source)),
+                   export=replace(cfg.export, base=absolute(cfg.export.base)))
+
+
+def _docker_runner(cfg: RunConfig):
+    from docker.types import Mount
+    from kfp import local
+
+    from components.common import io as io_lib
+
+    mounts = []
+    if cfg.ingest.source and not io_lib.is_remote(cfg.ingest.source):
+        data = Path(cfg.ingest.source.split("{")[0].split("*")[0]).resolve()
+        data = data if data.is_dir() else data.parent
+        mounts.append(Mount(str(data), str(data), type="bind", read_only=True))
+    return local.DockerRunner(network_mode="none", mounts=mounts, user=f"{os.getuid()}:{os.getgid()}",
+                              environment={"HOME": "/tmp"})
 
 
 class _Tee(io.TextIOBase):

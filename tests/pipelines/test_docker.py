@@ -1,0 +1,61 @@
+"""The component image: the whole DAG under kfp.local's DockerRunner, and one step alone with `docker run`.
+
+`.ci/run` starts a Docker engine and builds the image (`make base-image images`); where neither is
+at hand these tests say so and skip.
+"""
+
+import json
+import os
+
+import pytest
+
+from components.common import config as config_lib
+from components.data import write_digits, write_penguins
+from pipelines.targets import local
+from tests.conftest import ROOT
+
+IMAGE = os.environ.get("TFPIPE_IMAGE", "tfpipe-components:latest")
+
+
+@pytest.fixture(scope="module")
+def engine():
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env()
+        client.images.get(IMAGE)
+    except Exception as e:  # no engine, or no image built
+        pytest.skip(f"needs a Docker engine and the {IMAGE} image (make images): {e}")
+    yield client
+    client.close()
+
+
+pytestmark = pytest.mark.docker
+
+
+def test_the_image_runs_as_non_root(engine):
+    assert engine.containers.run(IMAGE, ["id", "-u"], remove=True, network_mode="none").decode().strip() == "10001"
+
+
+def test_one_step_alone_in_the_image(engine, tmp_path):
+    csv = write_penguins(tmp_path / "data" / "penguins.csv")
+    (tmp_path / "out").mkdir()
+    logs = engine.containers.run(
+        IMAGE, ["python", "-m", "components", "ingest", "--set", f"ingest.source={csv}",
+                "--set", "ingest.label=species", "--out", f"{tmp_path}/out/examples"],
+        remove=True, network_mode="none", user=f"{os.getuid()}:{os.getgid()}", environment={"HOME": "/tmp"},
+        volumes={str(tmp_path / "data"): {"bind": str(tmp_path / "data"), "mode": "ro"},
+                 str(tmp_path / "out"): {"bind": str(tmp_path / "out"), "mode": "rw"}})
+    assert "344 rows" in logs.decode()
+    assert json.loads((tmp_path / "out" / "examples" / "schema.json").read_text())["label"] == "species"
+
+
+def test_the_whole_pipeline_in_containers(engine, tmp_path, capsys):
+    source = write_digits(tmp_path / "digits")
+    cfg = config_lib.load(ROOT / "pipelines/configs/digits.yaml", [
+        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=2", "evaluate.thresholds={}",
+        f"pipeline.base_image={IMAGE}"])
+    run_dir = local.run(cfg, docker=True)
+    assert f"Found image '{IMAGE}'" in capsys.readouterr().out
+    assert (run_dir / "train" / "model" / "model.keras").exists()
+    deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
+    assert deploy["deployed"] and (tmp_path / "runs" / "serving" / "digits" / "1" / "saved_model.pb").exists()
