@@ -10,6 +10,8 @@ DOCKER ?= docker
 BASE_IMAGE ?= python:3.11-slim
 IMAGE ?= tfpipe-components:latest
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+comma := ,
+CA_SECRET = $(if $(wildcard $(CA_BUNDLE)),--secret id=ca$(comma)src=$(CA_BUNDLE))
 
 .DEFAULT_GOAL := help
 
@@ -48,7 +50,7 @@ base-image: ## make tfpipe-base:bookworm with debootstrap and docker import (no 
 
 images: ## build the component image $(IMAGE) from $(BASE_IMAGE) (containers/components/Dockerfile)
 	DOCKER_BUILDKIT=1 $(DOCKER) build --network host -f containers/components/Dockerfile \
-	  --build-arg BASE_IMAGE=$(BASE_IMAGE) $(if $(wildcard $(CA_BUNDLE)),--secret id=ca,src=$(CA_BUNDLE)) -t $(IMAGE) .
+	  --build-arg BASE_IMAGE=$(BASE_IMAGE) $(CA_SECRET) -t $(IMAGE) .
 
 run-docker: data ## run the pipeline with each step in $(IMAGE) (make images first)
 	$(BIN)/tfpipe run --docker --config $(CONFIG) --set pipeline.base_image=$(IMAGE)
