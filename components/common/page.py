@@ -7,6 +7,7 @@ them the same way.
 from __future__ import annotations
 
 import html
+import io
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:2em;color:#222}
@@ -33,3 +34,16 @@ def table(header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def figure(draw, *args, size: tuple[float, float] = (4.2, 3.6)) -> str:
+    """`draw(axes, *args)` on a new matplotlib figure, returned as an inline SVG `<figure>`."""
+    from matplotlib.figure import Figure
+
+    plot = Figure(figsize=size, dpi=72)
+    draw(plot.add_subplot(), *args)
+    plot.tight_layout()
+    buffer = io.StringIO()
+    plot.savefig(buffer, format="svg")
+    svg = buffer.getvalue()
+    return f"<figure>{svg[svg.index('<svg'):]}</figure>"

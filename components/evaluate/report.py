@@ -8,14 +8,11 @@ metrics and a PR curve per class (or for the positive class of a binary label).
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import tensorflow as tf
-from matplotlib.figure import Figure
 from tensorboard.plugins.pr_curve import summary as pr_summary
 
-from components.common.page import escape, page, table
+from components.common.page import escape, figure, page, table
 from components.train.task import Task
 
 SLICE_METRICS = {"classification": ("accuracy", "loss", "auc"), "regression": ("mae", "rmse", "r2")}
@@ -39,10 +36,10 @@ def html(document: dict, blessing: dict) -> str:
                if isinstance(v, (int, float))]),
     ]
     if document["task"] == "classification":
-        parts += ["<h2>Plots</h2>", _figure(_confusion, overall, document["classes"]),
-                  _figure(_curves, overall["roc"], "fpr", "tpr", "ROC", "false positive rate", "true positive rate"),
-                  _figure(_curves, overall["pr"], "recall", "precision", "precision-recall", "recall", "precision"),
-                  _figure(_reliability, overall["calibration"]),
+        parts += ["<h2>Plots</h2>", figure(_confusion, overall, document["classes"]),
+                  figure(_curves, overall["roc"], "fpr", "tpr", "ROC", "false positive rate", "true positive rate"),
+                  figure(_curves, overall["pr"], "recall", "precision", "precision-recall", "recall", "precision"),
+                  figure(_reliability, overall["calibration"]),
                   "<h2>Per class</h2>",
                   table(["class", "precision", "recall", "f1", "support"],
                         [[c, v["precision"], v["recall"], v["f1"], v["support"]]
@@ -53,16 +50,6 @@ def html(document: dict, blessing: dict) -> str:
                     [[s["feature"], s["slice"], s["count"], *(s["metrics"].get(k) for k in keys)]
                      for s in document["slices"]])]
     return page("tfpipe evaluation", parts)
-
-
-def _figure(draw, *args) -> str:
-    figure = Figure(figsize=(4.2, 3.6), dpi=72)
-    draw(figure.add_subplot(), *args)
-    figure.tight_layout()
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg")
-    svg = buffer.getvalue()
-    return f"<figure>{svg[svg.index('<svg'):]}</figure>"
 
 
 def _confusion(ax, overall: dict, classes: list[str]) -> None:
