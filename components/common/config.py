@@ -368,6 +368,27 @@ class DeployConfig:
 
 
 @dataclass(frozen=True)
+class WhatIfConfig:
+    """What-If analysis of a trained model on the test split (components.whatif)."""
+
+    features: tuple[str, ...] = ()  # for partial dependence; empty: every non-image feature
+    grid_points: int = 10  # values per feature sweep (quantiles for numbers)
+    ice_examples: int = 20  # per-example lines drawn with each partial dependence
+    counterfactuals: int = 10  # sampled examples to find the nearest counterfactual of
+    cost_ratio: float = 1.0  # binary labels: cost of a false positive / cost of a false negative
+    fairness_feature: str = ""  # binary labels: per-slice thresholds across this feature's values
+    saliency_examples: int = 4  # image models: most-confused examples with an occlusion map
+    occlusion_patch: int = 2  # pixels per side of the occluding square
+
+    def validate(self, where: str = "whatif") -> None:
+        for name in ("grid_points", "occlusion_patch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: expected an integer >= 1, got {getattr(self, name)}")
+        if self.cost_ratio <= 0:
+            raise ConfigError(f"{where}.cost_ratio: expected a number > 0, got {self.cost_ratio}")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """How the KFP pipeline is built: image, caching, retries, resources."""
 
@@ -416,6 +437,7 @@ class RunConfig:
     serve: ServeConfig = ServeConfig()
     deploy: DeployConfig = DeployConfig()
     tune: TuneConfig = TuneConfig()
+    whatif: WhatIfConfig = WhatIfConfig()
     pipeline: PipelineConfig = PipelineConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
@@ -437,6 +459,7 @@ class RunConfig:
         self.export.validate()
         self.serve.validate()
         self.deploy.validate()
+        self.whatif.validate()
         self.pipeline.validate()
         self.runtime.validate()
         return self
