@@ -59,6 +59,15 @@ def add_step_commands(commands) -> None:
     export.add_argument("--home", help="the model's serving folder (default: <export base>/<model name>)")
     export.set_defaults(handler=export_command)
 
+    whatif = commands.add_parser("whatif", help="What-If analysis of a trained model")
+    whatif_commands = whatif.add_subparsers(dest="whatif_command", required=True)
+    whatif_report = whatif_commands.add_parser("report", help="model + test split -> report.html, whatif.json")
+    add_config_arguments(whatif_report)
+    whatif_report.add_argument("--model", required=True, help="the train step's output folder (holds model.keras)")
+    whatif_report.add_argument("--examples", required=True, help="the ingest step's output folder")
+    whatif_report.add_argument("--out", required=True, help="output folder (replaced whole on success)")
+    whatif_report.set_defaults(handler=whatif_report_command)
+
     serve = commands.add_parser("serve", help="serve a model's versions over TF Serving's REST and gRPC APIs")
     add_config_arguments(serve)
     serve.add_argument("--model-base", help="the folder of numbered versions, <base>/<name> (default: the "
@@ -138,6 +147,15 @@ def export_command(args: argparse.Namespace) -> int:
 
     result = export.run(cfg.export, args.model, args.examples, args.home or cfg.model_home)
     print(f"version {result.version} ({', '.join(result.signatures)}) -> {result.path}")
+    return 0
+
+
+def whatif_report_command(args: argparse.Namespace) -> int:
+    cfg = config_lib.load_section(args.config, args.overrides, "whatif")
+    from components import whatif
+
+    result = whatif.run(cfg.whatif, args.model, args.examples, args.out)
+    print(f"What-If report on {result.document['count']:,} test examples -> {args.out}/report.html")
     return 0
 
 

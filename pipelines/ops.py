@@ -128,6 +128,19 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
     return result.blessed
 
 
+def whatif(config: str, examples: Input[Dataset], model: Input[Model], report: Output[HTML],
+           analysis: Output[Artifact]) -> None:
+    """What-If analysis of the trained model on the test split; the report as HTML for the KFP UI."""
+    import shutil
+
+    from components import whatif
+    from components.common.config import RunConfig
+
+    cfg = RunConfig.from_json(config)
+    whatif.run(cfg.whatif, model.path, examples.path, analysis.path)
+    shutil.copy(f"{analysis.path}/report.html", report.path)
+
+
 def export(config: str, examples: Input[Dataset], model: Input[Model], saved_model: Output[Model]) -> int:
     """Model -> the next SavedModel version under the export base (returned); the artifact records where."""
     import time
@@ -178,4 +191,4 @@ def make(base_image: str) -> SimpleNamespace:
         return dsl.component(function, base_image=base_image, install_kfp_package=False)
 
     return SimpleNamespace(**{f.__name__: component(f) for f in (
-        ingest, plan_trials, run_trial, pick_best, train, evaluate, export, serve, summary)})
+        ingest, plan_trials, run_trial, pick_best, train, evaluate, whatif, export, serve, summary)})

@@ -57,7 +57,8 @@ def lines(run_dir: Path) -> list[str]:
         blessing = json.loads((evaluation / "blessing.json").read_text())
         out.append(f"  test      {headline(scalars(document['overall']))} ({document['overall']['count']:,} examples)")
         out.append(f"  blessed   {'yes' if blessing['blessed'] else 'NO'} ({evaluation / 'blessing.json'})")
-        out.append(f"  reports   {examples / 'stats.html'}, {evaluation / 'report.html'}")
+        reports = [examples / "stats.html", evaluation / "report.html", run_dir / "whatif" / "analysis" / "report.html"]
+        out.append(f"  reports   {', '.join(str(r) for r in reports if r.exists())}")
     out.append(f"  model     {model / 'model.keras'}")
     if "export" in ran:
         out.append(f"  serving   {ran['export']['path']} (version {int(ran['export']['version'])})")

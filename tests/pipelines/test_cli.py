@@ -77,6 +77,10 @@ def step_commands_on(examples, model, tmp_path):
                 "--home", str(tmp_path / "home"))
     assert done.returncode == 0, done.stderr
     assert "version 1 (serving_default, predict_examples, classification)" in done.stdout
+    done = call(TFPIPE, "whatif", "report", "--model", str(model), "--examples", str(examples),
+                "--out", str(tmp_path / "whatif"))
+    assert done.returncode == 0, done.stderr
+    assert "What-If report on" in done.stdout and (tmp_path / "whatif" / "report.html").exists()
 
 
 def assert_tensorboard_serves(run_dir):
@@ -98,6 +102,6 @@ def assert_tensorboard_serves(run_dir):
 def test_help_lists_commands():
     done = call(TFPIPE, "--help")
     assert done.returncode == 0
-    for command in ("run", "compile", "ingest", "train", "tune", "evaluate", "export", "serve", "tensorboard",
+    for command in ("run", "compile", "ingest", "train", "tune", "evaluate", "whatif", "export", "serve", "tensorboard",
                     "example-data"):
         assert command in done.stdout

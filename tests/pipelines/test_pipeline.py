@@ -25,7 +25,7 @@ def test_compiled_pipeline(tmp_path):
     assert {e["container"]["image"] for e in executors.values()} == {"registry.example/tfpipe:1.0"}
     assert "pip install" not in json.dumps(executors)  # kfp comes with the image
     dag = ir["components"]["comp-exit-handler-1"]["dag"]["tasks"]
-    assert set(dag) == {"ingest", "train", "evaluate", "condition-2"}
+    assert set(dag) == {"ingest", "train", "evaluate", "whatif", "condition-2"}
     assert dag["ingest"]["cachingOptions"]["enableCache"] and dag["train"]["cachingOptions"]["enableCache"]
     assert not dag["evaluate"]["cachingOptions"].get("enableCache", False)
     assert dag["ingest"]["retryPolicy"]["maxRetryCount"] == 2
@@ -49,7 +49,8 @@ def penguins_cfg(tmp_path):
 def test_unblessed_skips_export_and_serve_and_a_rerun_hits_the_cache(penguins_cfg):
     cfg = penguins_cfg("evaluate.thresholds.accuracy.at_least=1.01")
     first = local.run(cfg)
-    assert {p.name for p in first.iterdir() if p.is_dir()} == {"ingest", "train", "evaluate", "summary"}
+    assert {p.name for p in first.iterdir() if p.is_dir()} == {"ingest", "train", "evaluate", "whatif", "summary"}
+    assert (first / "whatif" / "report").read_text().startswith("<!doctype html>")
     lines = "\n".join(summary.lines(first))
     assert "blessed   NO" in lines and "serving   not exported: the model was not blessed" in lines
     assert json.loads((first / "summary" / "report").read_text())["state"] == "SUCCEEDED"
