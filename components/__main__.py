@@ -67,6 +67,12 @@ def add_step_commands(commands) -> None:
     whatif_report.add_argument("--examples", required=True, help="the ingest step's output folder")
     whatif_report.add_argument("--out", required=True, help="output folder (replaced whole on success)")
     whatif_report.set_defaults(handler=whatif_report_command)
+    whatif_serve = whatif_commands.add_parser("serve", help="the interactive What-If page on 127.0.0.1")
+    whatif_serve.add_argument("--model-base", required=True, help="the exported model's folder of versions")
+    whatif_serve.add_argument("--examples", required=True, help="the ingest step's output folder")
+    whatif_serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    whatif_serve.add_argument("--port", type=int, default=8080, help="page port (default 8080; 0 picks one)")
+    whatif_serve.set_defaults(handler=whatif_serve_command)
 
     serve = commands.add_parser("serve", help="serve a model's versions over TF Serving's REST and gRPC APIs")
     add_config_arguments(serve)
@@ -157,6 +163,20 @@ def whatif_report_command(args: argparse.Namespace) -> int:
     result = whatif.run(cfg.whatif, args.model, args.examples, args.out)
     print(f"What-If report on {result.document['count']:,} test examples -> {args.out}/report.html")
     return 0
+
+
+def whatif_serve_command(args: argparse.Namespace) -> int:
+    import time
+
+    from components.whatif import page
+
+    with page.running(args.model_base, args.examples, args.host, args.port) as url:
+        print(f"What-If page: {url}  (Ctrl-C stops it)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -2,8 +2,9 @@
 
 import pytest
 
-from components.common.config import IngestConfig, ModelConfig, TensorBoardConfig, TrainConfig
+from components.common.config import ExportConfig, IngestConfig, ModelConfig, TensorBoardConfig, TrainConfig
 from components.data import write_digits, write_penguins
+from components.export import run as export
 from components.ingest import run
 from components.train import run as train
 
@@ -40,3 +41,18 @@ def penguins_model(tmp_path_factory, penguins_examples):
 def digits_model(tmp_path_factory, digits_examples):
     """The chapter's Sequential CNN on the digits (one image input)."""
     return trained(tmp_path_factory, digits_examples, "sequential", 2)
+
+
+@pytest.fixture(scope="session")
+def penguins_home(tmp_path_factory, penguins_model, penguins_examples):
+    """`<base>/penguins` holding version 1 of the penguins classifier."""
+    home = tmp_path_factory.mktemp("serving") / "penguins"
+    export(ExportConfig(model_name="penguins"), penguins_model, penguins_examples, str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def digits_home(tmp_path_factory, digits_model, digits_examples):
+    home = tmp_path_factory.mktemp("serving") / "digits"
+    export(ExportConfig(model_name="digits"), digits_model, digits_examples, str(home))
+    return home

@@ -1,27 +1,11 @@
-"""Exported models to serve, and a running server on free 127.0.0.1 ports."""
+"""A running server on free 127.0.0.1 ports (the exported models are in tests/components/conftest.py)."""
 
 import shutil
 
 import pytest
 
-from components.common.config import BatchingConfig, ExportConfig, ServeConfig
-from components.export import run as export
+from components.common.config import BatchingConfig, ServeConfig
 from components.serve.server import running
-
-
-@pytest.fixture(scope="session")
-def penguins_home(tmp_path_factory, penguins_model, penguins_examples):
-    """`<base>/penguins` holding version 1 of the penguins classifier."""
-    home = tmp_path_factory.mktemp("serving") / "penguins"
-    export(ExportConfig(model_name="penguins"), penguins_model, penguins_examples, str(home))
-    return home
-
-
-@pytest.fixture(scope="session")
-def digits_home(tmp_path_factory, digits_model, digits_examples):
-    home = tmp_path_factory.mktemp("serving") / "digits"
-    export(ExportConfig(model_name="digits"), digits_model, digits_examples, str(home))
-    return home
 
 
 def config(home, **changes) -> ServeConfig:

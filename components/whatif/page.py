@@ -1,0 +1,102 @@
+"""`tfpipe whatif serve`: the interactive What-If page on 127.0.0.1.
+
+The page (`static/index.html`, plain JavaScript, no asset from the internet)
+lists the test examples, edits any feature of one (the datapoint editor) and
+shows the prediction change, finds its nearest counterfactual and plots
+partial dependence around it. Every prediction goes through the
+TF-Serving-compatible server's REST API: the page server starts one on the
+model's versions and forwards `/v1/...` to it, so the page and the model
+share one origin. The datapoint editor edits tabular features; image models
+have their analysis in the report (`tfpipe whatif report`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from importlib import resources
+from typing import Iterator
+
+import aiohttp
+import numpy as np
+from aiohttp import web
+
+from components.common.config import ServeConfig
+from components.common.errors import TfpipeError
+from components.common.schema import Schema
+from components.evaluate.step import read_test_split
+from components.serve.server import running as model_server
+from components.train.task import task_of
+from components.whatif.analysis import grid
+
+DOCUMENT = web.AppKey("document", dict)
+MODEL_URL = web.AppKey("model_url", str)
+MAX_REQUEST_BYTES = 4 << 20
+
+
+def examples_document(examples: str, model: str) -> dict:
+    """The test examples as rows of plain values, with what the editor needs to know of each feature."""
+    schema = Schema.read(examples)
+    if any(f.type == "image" for f in schema.inputs):
+        raise TfpipeError(f"{examples}: the datapoint editor edits tabular features; for image models use "
+                          "`tfpipe whatif report`")
+    task = task_of(schema)
+    test = read_test_split(examples, schema, task, 256)
+    features, columns = [], {}
+    for f in schema.inputs:
+        values = test.features[f.name]
+        columns[f.name] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else
+                           float(f"{v:.6g}") if f.type == "float" else v.item() for v in values]  # no float32 noise
+        features.append({"name": f.name, "numeric": f.is_numeric, "integer": f.type == "int",
+                         "vocabulary": list(f.vocabulary) if f.type == "string" else [],
+                         "grid": grid(values, True, 12) if f.is_numeric else []})
+    labels = [task.classes[int(i)] for i in test.labels] if task.classes else test.labels.tolist()
+    rows = [{**{name: column[i] for name, column in columns.items()}, "_label": labels[i]}
+            for i in range(len(labels))]
+    return {"model": model, "label": schema.label, "classes": list(task.classes), "features": features,
+            "rows": rows, "count": len(rows), "mean_label": float(np.mean(test.labels)) if not task.classes else None}
+
+
+def app(document: dict, model_url: str) -> web.Application:
+    application = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    application[DOCUMENT], application[MODEL_URL] = document, model_url
+    application.router.add_get("/", _index)
+    application.router.add_get("/api/examples", _examples)
+    application.router.add_post("/v1/{path:.+}", _forward)
+    return application
+
+
+async def _index(_: web.Request) -> web.Response:
+    page = resources.files("components.whatif").joinpath("static/index.html").read_text()
+    return web.Response(text=page, content_type="text/html")
+
+
+async def _examples(request: web.Request) -> web.Response:
+    return web.json_response(request.app[DOCUMENT])
+
+
+async def _forward(request: web.Request) -> web.Response:
+    """A prediction request, passed to the model server's REST API as it is, and its answer back."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{request.app[MODEL_URL]}{request.path}", data=await request.read()) as answer:
+            return web.Response(body=await answer.read(), status=answer.status, content_type="application/json")
+
+
+@contextlib.contextmanager
+def running(model_base: str, examples: str, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """The model server and the page server, on background threads; yields the page's URL."""
+    with model_server(ServeConfig(model_base=model_base, host="127.0.0.1", rest_port=0, grpc_port=0)) as server:
+        document = examples_document(examples, server.manager.name)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="whatif-page", daemon=True)
+        thread.start()
+        runner = web.AppRunner(app(document, server.rest_url), access_log=None)
+        try:
+            asyncio.run_coroutine_threadsafe(runner.setup(), loop).result()
+            asyncio.run_coroutine_threadsafe(web.TCPSite(runner, host, port).start(), loop).result()
+            yield f"http://{host}:{runner.addresses[0][1]}/"
+        finally:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
