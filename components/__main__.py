@@ -166,17 +166,22 @@ def whatif_report_command(args: argparse.Namespace) -> int:
 
 
 def whatif_serve_command(args: argparse.Namespace) -> int:
-    import time
-
     from components.whatif import page
 
     with page.running(args.model_base, args.examples, args.host, args.port) as url:
         print(f"What-If page: {url}  (Ctrl-C stops it)", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            return 0
+        return wait_for_interrupt()
+
+
+def wait_for_interrupt() -> int:
+    """Blocks while background servers serve; Ctrl-C ends it with exit status 0."""
+    import time
+
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
 
 
 def serve_command(args: argparse.Namespace) -> int:

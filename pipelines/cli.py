@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
 from components import __main__ as steps
@@ -109,11 +108,7 @@ def tensorboard_command(args: argparse.Namespace) -> int:
     board = program.TensorBoard()
     board.configure(argv=[None, "--logdir", str(logdir), "--host", args.host, "--port", str(args.port)])
     print(f"TensorBoard on {logdir}: {board.launch()}  (Ctrl-C stops it)", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        return 0
+    return steps.wait_for_interrupt()
 
 
 def build_parser() -> argparse.ArgumentParser:
