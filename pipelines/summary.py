@@ -67,6 +67,9 @@ def lines(run_dir: Path) -> list[str]:
     if "serve" in ran:
         deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
         out.append(f"  deployed  {_deployment(deploy)}")
+    if "export" in ran:
+        home = Path(ran["export"]["path"]).parent
+        out.append(f"  what-if   tfpipe whatif serve --model-base {home} --examples {examples}")
     out.append(f"  logs      tfpipe tensorboard {model}")
     return out
 
