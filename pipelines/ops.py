@@ -92,7 +92,8 @@ def train(config: str, examples: Input[Dataset], hparams: dict, model: Output[Mo
     if hparams:
         cfg = dataclasses.replace(cfg, train=space.apply(cfg.train, hparams))
     started = time.perf_counter()
-    metrics = launcher.train(cfg, examples.path, model.path)
+    tfjob = cfg.runtime.launcher == "tfjob"  # the job's pods read and write the artifacts' URIs
+    metrics = launcher.train(cfg, examples.uri if tfjob else examples.path, model.uri if tfjob else model.path)
     model.metadata.update({**{k: float(v) for k, v in metrics.items()}, "seconds": time.perf_counter() - started})
     return float(metrics["loss"])
 

@@ -48,7 +48,7 @@ def build(cfg: RunConfig, vertex: bool = False):
 
     @dsl.pipeline(name=f"tfpipe-{cfg.name}", description=__doc__.split("\n\n")[0])
     def training(config: str = cfg.to_json(indent=None), ingest_config: str = cfg.sections_json("ingest"),
-                 train_config: str = cfg.sections_json("train", "runtime"),
+                 train_config: str = cfg.sections_json("train", "runtime", "pipeline", "name"),
                  tune_config: str = cfg.sections_json("tune", "train"), source_fingerprint: str = ""):
         summary = ops.summary(config=config).set_caching_options(False)
         with dsl.ExitHandler(summary, name="run"):

@@ -1,9 +1,12 @@
-"""Shared fixtures: small data files written per test, and a reader for what ingest wrote."""
+"""Shared fixtures: small data files written per test, a reader for what ingest wrote, a stand-in HTTP API."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +72,27 @@ def all_rows(examples: dict[str, dict[str, np.ndarray]], key: str) -> dict:
         for i, k in enumerate(cols[key]):
             out[int(k)] = {**{c: v[i] for c, v in cols.items()}, "_split": split}
     return out
+
+
+@contextlib.contextmanager
+def http_server(handler):
+    """A real aiohttp server on 127.0.0.1 answering every request with `handler`; yields its base URL.
+
+    It stands in for APIs these machines cannot reach (Kubernetes, KFP), so the real clients' requests
+    can be checked as sent.
+    """
+    from aiohttp import web
+
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(web.Application())
+    runner.app.router.add_route("*", "/{tail:.*}", handler)
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(runner.setup(), loop).result()
+    asyncio.run_coroutine_threadsafe(web.TCPSite(runner, "127.0.0.1", 0).start(), loop).result()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)

@@ -416,8 +416,11 @@ class PipelineConfig:
 class RuntimeConfig:
     """Where and how the steps run."""
 
-    # Training processes on this machine; more than one is a MultiWorkerMirroredStrategy run over 127.0.0.1.
+    # Training processes; more than one is a MultiWorkerMirroredStrategy run: local processes over 127.0.0.1,
+    # or with launcher: tfjob a TFJob on the Kubeflow cluster the pipeline runs on (gs:// artifacts needed).
     workers: int = 1
+    launcher: Literal["local", "tfjob"] = "local"
+    namespace: str = "tfpipe"  # of the TFJob
 
     def validate(self, where: str = "runtime") -> None:
         if self.workers < 1:

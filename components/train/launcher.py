@@ -51,11 +51,14 @@ def train(cfg, examples: str, out: str) -> dict[str, float]:
     """The train step, with the resolved config written beside its outputs; the eval metrics.
 
     In this process when one worker is asked for, or when TF_CONFIG says this process is already one
-    worker of a cluster (a Vertex CustomJob, a TFJob); else in `cfg.runtime.workers` local processes.
+    worker of a cluster (a Vertex CustomJob, a TFJob); as a TFJob with `runtime.launcher: tfjob`; else
+    in `cfg.runtime.workers` local processes.
     """
     from components.common import io
-    from components.train import TrainError, run, strategy
+    from components.train import TrainError, run, strategy, tfjob
 
+    if cfg.runtime.launcher == "tfjob" and not os.environ.get("TF_CONFIG"):
+        return tfjob.train(cfg, examples, out)
     if cfg.runtime.workers == 1 or os.environ.get("TF_CONFIG"):
         metrics = run(cfg.train, examples, out).metrics
         if strategy.is_chief():

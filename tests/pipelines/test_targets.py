@@ -1,8 +1,6 @@
 """Cluster targets up to the requests they send: KFP against a recording API server, Vertex objects offline."""
 
-import asyncio
 import json
-import threading
 
 import pytest
 from aiohttp import web
@@ -12,7 +10,7 @@ from kfp import compiler
 from components.common import config as config_lib
 from pipelines import training
 from pipelines.targets import cluster
-from tests.conftest import ROOT
+from tests.conftest import ROOT, http_server
 
 
 def test_cron_translation():
@@ -54,15 +52,8 @@ def kfp_api():
             return web.json_response({**body, "run_id": "run-1"})
         return web.json_response({})
 
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(web.Application())
-    runner.app.router.add_route("*", "/{tail:.*}", answer)
-    threading.Thread(target=loop.run_forever, daemon=True).start()
-    asyncio.run_coroutine_threadsafe(runner.setup(), loop).result()
-    asyncio.run_coroutine_threadsafe(web.TCPSite(runner, "127.0.0.1", 0).start(), loop).result()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
+    with http_server(answer) as url:
+        yield url, seen
 
 
 def test_kfp_submit_and_schedule_requests(kfp_api, package):

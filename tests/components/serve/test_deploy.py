@@ -1,9 +1,7 @@
 """The serve step: the infra check passes and fails for the right reasons; each deploy target's request."""
 
-import asyncio
 import json
 import shutil
-import threading
 import time
 
 import pytest
@@ -16,6 +14,7 @@ from components.serve import deploy, infra, step
 from components.serve.client import RestClient
 from components.serve.server import running
 from tests.components.serve.conftest import config
+from tests.conftest import http_server
 
 
 def test_infra_check_passes_and_local_deploy_reaches_a_running_server(tmp_path, penguins_home, penguins_examples):
@@ -63,17 +62,8 @@ def recording_cluster():
         seen.append((request.method, request.path, await request.json()))
         return web.json_response(await request.json(), status=201)
 
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(web.Application())
-    runner.app.router.add_route("*", "/{tail:.*}", record)
-    threading.Thread(target=loop.run_forever, daemon=True).start()
-    asyncio.run_coroutine_threadsafe(runner.setup(), loop).result()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    asyncio.run_coroutine_threadsafe(site.start(), loop).result()
-    configuration = kube.Configuration(host=f"http://127.0.0.1:{runner.addresses[0][1]}")
-    yield kube.ApiClient(configuration), seen
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
-    loop.call_soon_threadsafe(loop.stop)
+    with http_server(record) as url:
+        yield kube.ApiClient(kube.Configuration(host=url)), seen
 
 
 def test_kserve_manifest_and_the_request_that_applies_it(tmp_path, recording_cluster):
