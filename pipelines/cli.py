@@ -32,10 +32,14 @@ def run_command(args: argparse.Namespace) -> int:
     from pipelines import summary
     from pipelines.targets import local
 
+    if bool(args.step) != bool(args.after):
+        from components.common.errors import TfpipeError
+
+        raise TfpipeError("--step and --from go together: the step to run, and the run folder whose outputs it takes")
     cfg = config_lib.load(args.config, args.overrides)
-    run_dir = local.run(cfg, docker=args.docker)
+    run_dir = local.run(cfg, docker=args.docker, step=args.step or "", after=args.after or "")
     cfg.write(run_dir)
-    print("\n" + "\n".join(summary.lines(run_dir)))
+    print("\n" + "\n".join(summary.lines(run_dir, alone=bool(args.step))))
     return 0
 
 
@@ -117,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the whole pipeline on this machine (kfp.local) into runs/")
     steps.add_config_arguments(run)
+    run.add_argument("--step", choices=("train", "evaluate", "whatif", "export", "serve"),
+                     help="run this step alone on the outputs of the run given by --from")
+    run.add_argument("--from", dest="after", metavar="RUN", help="an earlier run folder (runs/tfpipe-<name>-<time>)")
     run.add_argument("--docker", action="store_true",
                      help="run each step in the component image (pipeline.base_image; make images) with no network")
     run.set_defaults(handler=run_command)

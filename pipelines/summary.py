@@ -25,7 +25,17 @@ def metadata(run_dir: Path, task: str) -> dict | None:
     return merged
 
 
-def lines(run_dir: Path) -> list[str]:
+def inputs_of(run_dir: Path) -> tuple[Path, Path, int | None]:
+    """(examples, model, exported version) of a run, following cached steps to where they ran."""
+    evaluated = metadata(run_dir, "evaluate") or {}
+    exported = metadata(run_dir, "export") or {}
+    version = exported.get("version")
+    return (Path(evaluated.get("examples_dir", run_dir / "ingest" / "examples")),
+            Path(evaluated.get("model_dir", run_dir / "train" / "model")), int(version) if version else None)
+
+
+def lines(run_dir: Path, alone: bool = False) -> list[str]:
+    """The summary; `alone` for one step run on an earlier run's outputs (`tfpipe run --step`)."""
     from components.evaluate.metrics import headline, scalars
 
     steps = {task: metadata(run_dir, task) for task in STEPS}
@@ -36,11 +46,9 @@ def lines(run_dir: Path) -> list[str]:
         if task in ran:
             seconds = ran[task].get("seconds", 0.0)
             out.append(f"  {task:<9} {seconds:6.1f} s  ({seconds / total:.0%})")
-        elif task in ("ingest", "train") and "evaluate" in ran:
+        elif task in ("ingest", "train") and "evaluate" in ran and not alone:
             out.append(f"  {task:<9} cached (outputs of an earlier run with the same config and data)")
-    evaluated = ran.get("evaluate", {})
-    examples = Path(evaluated.get("examples_dir", run_dir / "ingest" / "examples"))
-    model = Path(evaluated.get("model_dir", run_dir / "train" / "model"))
+    examples, model, _ = inputs_of(run_dir)
     evaluation = run_dir / "evaluate" / "evaluation"
     tuned = run_dir / "pick-best" / "executor_output.json"
     if tuned.exists():
@@ -62,7 +70,7 @@ def lines(run_dir: Path) -> list[str]:
     out.append(f"  model     {model / 'model.keras'}")
     if "export" in ran:
         out.append(f"  serving   {ran['export']['path']} (version {int(ran['export']['version'])})")
-    elif "evaluate" in ran:
+    elif "evaluate" in ran and not alone:
         out.append("  serving   not exported: the model was not blessed")
     if "serve" in ran:
         deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())

@@ -87,3 +87,23 @@ def _custom_job(component, cfg: RunConfig):
         machine_type=p.machine_type, accelerator_type=p.accelerator_type,
         accelerator_count=p.accelerator_count if p.accelerator_type else 1, tensorboard=p.vertex_tensorboard,
         base_output_directory=p.vertex_output_directory, restart_job_on_worker_restart=True)
+
+
+def build_step(cfg: RunConfig, step: str, examples: str, model: str, version: int):
+    """A pipeline of one step on an earlier run's outputs, brought in with `dsl.importer`."""
+    ops = ops_lib.make(cfg.pipeline.base_image)
+
+    @dsl.pipeline(name=f"tfpipe-{cfg.name}-{step}", description=f"the {step} step alone on {examples}")
+    def one_step(config: str = cfg.to_json(indent=None), train_config: str = cfg.sections_json(
+            "train", "runtime", "pipeline", "name")):
+        data = dsl.importer(artifact_uri=examples, artifact_class=dsl.Dataset, reimport=False).output
+        if step == "train":
+            ops.train(config=train_config, examples=data, hparams={}).set_caching_options(False)
+            return
+        if step == "serve":
+            ops.serve(config=config, examples=data, version=version).set_caching_options(False)
+            return
+        trained = dsl.importer(artifact_uri=model, artifact_class=dsl.Model, reimport=False).output
+        getattr(ops, step)(config=config, examples=data, model=trained).set_caching_options(False)
+
+    return one_step

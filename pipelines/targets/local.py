@@ -35,16 +35,20 @@ class PipelineError(TfpipeError):
     """A step of the pipeline failed."""
 
 
-def run(cfg: RunConfig, docker: bool = False) -> Path:
-    """Runs the DAG to the end; the run folder. A failing step raises PipelineError naming it and its error."""
+def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "") -> Path:
+    """Runs the DAG to the end, or `step` alone on the outputs of the run folder `after`; the new run folder.
+
+    A failing step raises PipelineError naming it and its error.
+    """
     from kfp import local
 
     from components.ingest import sources
-    from pipelines import training
+    from pipelines import summary, training
 
     root = Path(cfg.runs_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    before = set(root.glob(f"tfpipe-{cfg.name}-*"))
+    name = f"tfpipe-{cfg.name}-{step}" if step else f"tfpipe-{cfg.name}"
+    before = _runs(root, name)
     if docker:
         cfg = absolute_paths(cfg)
     runner = _docker_runner(cfg) if docker else local.SubprocessRunner(use_venv=False)
@@ -56,15 +60,24 @@ def run(cfg: RunConfig, docker: bool = False) -> Path:
             # Expected here: the project's venv stands in for the image, and resource limits are cluster settings.
             warnings.filterwarnings("ignore", "You may be attemping to run a task that uses custom")
             warnings.filterwarnings("ignore", ".* have no effect in the current local runner")
-            training.build(cfg)(source_fingerprint=sources.resolve(cfg.ingest).fingerprint())
+            if step:
+                training.build_step(cfg, step, *map(str, summary.inputs_of(Path(after).resolve())[:2]),
+                                    summary.inputs_of(Path(after))[2] or 0)()
+            else:
+                training.build(cfg)(source_fingerprint=sources.resolve(cfg.ingest).fingerprint())
     except RuntimeError as e:
         message = ANSI.sub("", str(e))
         step = re.search(r"Inner task failed: '([^']+)'", message)
         cause = next((line.strip() for line in reversed(output.lines) if ERROR_LINE.match(line)), "see above")
         raise PipelineError(f"pipeline tfpipe-{cfg.name}: step {step[1] if step else '?'!r} failed: "
                             f"{cause}") from None
-    [run_dir] = set(root.glob(f"tfpipe-{cfg.name}-*")) - before
+    [run_dir] = _runs(root, name) - before
     return run_dir
+
+
+def _runs(root: Path, name: str) -> set[Path]:
+    """The run folders of pipeline `name`: kfp.local names them `<name>-<timestamp>`."""
+    return {p for p in root.glob(f"{name}-*") if re.fullmatch(rf"{re.escape(name)}-[\d-]+", p.name)}
 
 
 def absolute_paths(cfg: RunConfig) -> RunConfig:

@@ -108,3 +108,15 @@ def test_vertex_trains_as_a_custom_job_of_the_workers(tmp_path):
     assert defaults["tensorboard"] == "projects/p/locations/r/tensorboards/7"
     assert defaults["base_output_directory"] == "gs://bucket/custom"
     assert "google-cloud-pipeline-components" in ir["deploymentSpec"]["executors"]["exec-train"]["container"]["image"]
+
+
+def test_one_step_alone_on_an_earlier_run(penguins_cfg):
+    cfg = penguins_cfg("deploy.infra_check=false")
+    first = local.run(cfg)
+    again = local.run(cfg, step="whatif", after=str(first))
+    assert again.name.startswith("tfpipe-penguins-whatif-")
+    assert (again / "whatif" / "report").read_text().startswith("<!doctype html>")
+    assert not (again / "train").exists() and not (again / "ingest").exists()
+    evaluated = local.run(cfg, step="evaluate", after=str(first))
+    lines = "\n".join(summary.lines(evaluated, alone=True))
+    assert "evaluate " in lines and "cached" not in lines and str(first / "train" / "model") in lines
