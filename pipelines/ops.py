@@ -14,7 +14,7 @@ never from the environment at import time.
 from types import SimpleNamespace
 from typing import List
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 
 
 def ingest(config: str, source_fingerprint: str, examples: Output[Dataset], statistics: Output[HTML]) -> int:
@@ -174,16 +174,18 @@ def serve(config: str, examples: Input[Dataset], version: int, deployment: Outpu
     return bool(record["deployed"])
 
 
-def summary(config: str, status: dsl.PipelineTaskFinalStatus, report: Output[Artifact]) -> str:
-    """Runs whatever happened before it (an exit handler): the run's state and, on failure, which step."""
+def summary(config: str, status: dsl.PipelineTaskFinalStatus, report: Output[Markdown]) -> str:
+    """Runs whatever happened before it (an exit handler): the run's final state as Markdown the KFP UI shows,
+    and the error of the step that failed, if one did."""
     import json
 
-    state = status.state
-    failed = status.error_message or ""
-    text = json.dumps({"pipeline": json.loads(config)["name"], "state": state, "error": failed}, indent=2)
+    name = json.loads(config)["name"]
+    lines = [f"# tfpipe-{name}", "", f"- state: **{status.state}**", f"- job: `{status.pipeline_job_resource_name}`"]
+    if status.error_message:
+        lines += [f"- error (code {status.error_code}):", "", "```", status.error_message, "```"]
     with open(report.path, "w") as f:
-        f.write(text + "\n")
-    return state
+        f.write("\n".join(lines) + "\n")
+    return status.state
 
 
 def make(base_image: str) -> SimpleNamespace:
