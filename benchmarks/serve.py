@@ -6,7 +6,8 @@ Trains the chapter's CNN on the bundled digits (3 epochs), exports it, and
 starts the server in a separate process on 127.0.0.1, once with dynamic
 batching (max_batch_size 64, batch_timeout_micros as given) and once without.
 For each protocol (REST, gRPC) and concurrency, that many client threads each
-send one-image predict requests back to back for `--seconds`; it prints
+send one-image predict requests back to back for `--seconds` (REST load comes
+from wrk when it is installed: Python clients would take half the cores); it prints
 requests/s, p50 and p99 latency, and the mean rows per model call the server
 formed (from its Prometheus metrics). The in-process limit is the SavedModel
 called directly in this process at those batch sizes. Targets at concurrency
@@ -21,7 +22,7 @@ import argparse
 import json
 import os
 import re
-import statistics
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,29 @@ def closed_loop(server: Server, protocol: str, concurrency: int, seconds: float,
             "rows_per_call": (rows - rows_before) / max(calls - calls_before, 1)}
 
 
+def wrk_loop(server: Server, concurrency: int, seconds: float, image: np.ndarray, workdir: Path) -> dict:
+    """REST load from wrk (a C event loop, so the load generator takes little of the cores)."""
+    script = workdir / "predict.lua"
+    body = json.dumps({"instances": [{"image": image.tolist()}]})
+    script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
+                      'wrk.headers["Content-Type"] = "application/json"\n')
+    calls_before, rows_before = server.rows_per_call()
+    done = subprocess.run(["wrk", f"-t{min(concurrency, 2)}", f"-c{concurrency}", f"-d{seconds:g}s", "--latency",
+                           "-s", str(script), f"{server.rest}/v1/models/digits:predict"],
+                          capture_output=True, text=True, check=True).stdout
+    calls, rows = server.rows_per_call()
+
+    def millis(label: str) -> float:
+        value = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", done)
+        return float(value[1]) * {"us": 0.001, "ms": 1, "s": 1000}[value[2]]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done)
+    if errors:
+        raise RuntimeError(f"wrk saw {errors[1]} failed responses:\n{done}")
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", done)[1]), "p50": millis("50%"),
+            "p99": millis("99%"), "rows_per_call": (rows - rows_before) / max(calls - calls_before, 1)}
+
+
 def in_process_limit(home: Path, batch: int, image: np.ndarray, seconds: float = 2.0) -> float:
     """Requests/s if every request were one row of a model call at `batch` rows, with no server at all."""
     signature = tf.saved_model.load(str(home / "1")).signatures["serving_default"]
@@ -133,6 +157,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", default="1,8,32,64")
     parser.add_argument("--batch-timeout-micros", type=int, default=1000)
+    parser.add_argument("--wrk", action=argparse.BooleanOptionalAction, default=shutil.which("wrk") is not None,
+                        help="REST load from wrk (default when installed: apt-get install wrk)")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,7 +171,9 @@ def main() -> int:
             try:
                 for protocol in ("rest", "grpc"):
                     for concurrency in levels:
-                        r = closed_loop(server, protocol, concurrency, args.seconds, image)
+                        r = wrk_loop(server, concurrency, args.seconds, image, Path(tmp)) \
+                            if protocol == "rest" and args.wrk else \
+                            closed_loop(server, protocol, concurrency, args.seconds, image)
                         results[(batching, protocol, concurrency)] = r
                         print(f"batching {'on ' if batching else 'off'} {protocol:<4} concurrency {concurrency:>2}: "
                               f"{r['rps']:7.0f} requests/s, p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms, "
