@@ -37,7 +37,7 @@ def run_command(args: argparse.Namespace) -> int:
 
         raise TfpipeError("--step and --from go together: the step to run, and the run folder whose outputs it takes")
     cfg = config_lib.load(args.config, args.overrides)
-    run_dir = local.run(cfg, docker=args.docker, step=args.step or "", after=args.after or "")
+    run_dir = local.run(cfg, docker=args.docker, step=args.step or "", after=args.after or "", verbose=args.verbose)
     cfg.write(run_dir)
     print("\n" + "\n".join(summary.lines(run_dir, alone=bool(args.step))))
     return 0
@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--step", choices=("train", "evaluate", "whatif", "export", "serve"),
                      help="run this step alone on the outputs of the run given by --from")
     run.add_argument("--from", dest="after", metavar="RUN", help="an earlier run folder (runs/tfpipe-<name>-<time>)")
+    run.add_argument("--verbose", action="store_true",
+                     help="show every task's output as it runs (it always goes to the run's pipeline.log)")
     run.add_argument("--docker", action="store_true",
                      help="run each step in the component image (pipeline.base_image; make images) with no network")
     run.set_defaults(handler=run_command)

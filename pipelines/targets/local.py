@@ -27,6 +27,8 @@ from components.common.errors import TfpipeError
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# kfp.local's lines that say which task runs and how it ended.
+STATUS_LINE = re.compile(r"^[\d:.]+ - \w+ - (Running pipeline|Executing task|Task .* finished|Pipeline .* finished)")
 # The last line of a Python traceback: "package.module.SomeError: what went wrong".
 ERROR_LINE = re.compile(r"^\s*[\w.]*(Error|Exception): ")
 
@@ -35,10 +37,12 @@ class PipelineError(TfpipeError):
     """A step of the pipeline failed."""
 
 
-def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "") -> Path:
+def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", verbose: bool = False) -> Path:
     """Runs the DAG to the end, or `step` alone on the outputs of the run folder `after`; the new run folder.
 
-    A failing step raises PipelineError naming it and its error.
+    kfp.local's whole output (every task's executor input and logs) goes to the run's `pipeline.log`;
+    the console gets the task status lines, or everything with `verbose`. A failing step raises
+    PipelineError naming it and its error.
     """
     from kfp import local
 
@@ -54,7 +58,8 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "") -
     runner = _docker_runner(cfg) if docker else local.SubprocessRunner(use_venv=False)
     local.init(runner=runner, pipeline_root=str(root), enable_caching=cfg.pipeline.cache,
                cache_root=str(root / ".kfp_cache"), raise_on_error=True)
-    output = _Tee(sys.stdout)
+    log_path = root / f".{name}-{os.getpid()}.log"
+    output = _Log(log_path, sys.stdout, verbose)
     try:
         with contextlib.redirect_stdout(output), warnings.catch_warnings():
             # Expected here: the project's venv stands in for the image, and resource limits are cluster settings.
@@ -67,12 +72,24 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "") -
                 training.build(cfg)(source_fingerprint=sources.resolve(cfg.ingest).fingerprint())
     except RuntimeError as e:
         message = ANSI.sub("", str(e))
-        step = re.search(r"Inner task failed: '([^']+)'", message)
-        cause = next((line.strip() for line in reversed(output.lines) if ERROR_LINE.match(line)), "see above")
-        raise PipelineError(f"pipeline tfpipe-{cfg.name}: step {step[1] if step else '?'!r} failed: "
-                            f"{cause}") from None
+        failed = re.search(r"Inner task failed: '([^']+)'", message)
+        cause = next((line.strip() for line in reversed(output.lines) if ERROR_LINE.match(line)), "see the log")
+        kept = _keep_log(output, log_path, _runs(root, name) - before)
+        raise PipelineError(f"pipeline tfpipe-{cfg.name}: step {failed[1] if failed else '?'!r} failed: "
+                            f"{cause} (the whole output: {kept})") from None
     [run_dir] = _runs(root, name) - before
+    _keep_log(output, log_path, {run_dir})
     return run_dir
+
+
+def _keep_log(output: "_Log", log_path: Path, runs: set[Path]) -> Path:
+    """Moves the log into the run folder, where there is one."""
+    output.close()
+    if len(runs) != 1:
+        return log_path
+    kept = next(iter(runs)) / "pipeline.log"
+    log_path.replace(kept)
+    return kept
 
 
 def _runs(root: Path, name: str) -> set[Path]:
@@ -107,16 +124,34 @@ def _docker_runner(cfg: RunConfig):
                               environment={"HOME": "/tmp"})
 
 
-class _Tee(io.TextIOBase):
-    """Writes through to a stream and keeps the last lines, to find a failed step's error."""
+class _Log(io.TextIOBase):
+    """kfp.local's output: all of it to a file, its task status lines (or all, when verbose) to the console,
+    and the last lines kept, to find a failed step's error."""
 
-    def __init__(self, stream):
-        self.stream = stream
+    def __init__(self, path: Path, console, verbose: bool):
+        self.file = open(path, "w")
+        self.console, self.verbose = console, verbose
         self.lines: collections.deque[str] = collections.deque(maxlen=400)
+        self.partial = ""
 
     def write(self, text: str) -> int:
-        self.lines.extend(text.splitlines())
-        return self.stream.write(text)
+        self.file.write(text)
+        if self.verbose:
+            self.console.write(text)
+        self.partial += text
+        *complete, self.partial = self.partial.split("\n")
+        for line in complete:
+            self.lines.append(line)
+            if not self.verbose and STATUS_LINE.match(ANSI.sub("", line)):
+                self.console.write(line + "\n")
+        return len(text)
 
     def flush(self) -> None:
-        self.stream.flush()
+        if not self.file.closed:
+            self.file.flush()
+        self.console.flush()
+
+    def close(self) -> None:
+        """Closes the file; the console stays open (it is the process's stdout)."""
+        if not self.file.closed:
+            self.file.close()

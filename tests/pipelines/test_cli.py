@@ -8,6 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from pipelines.targets.local import ANSI
 from tests.conftest import ROOT
 
 TFPIPE = str(Path(sys.executable).with_name("tfpipe"))
@@ -48,8 +49,9 @@ def test_example_data_then_run(tmp_path):
                 "--set", f"ingest.source={tmp_path}/data/penguins/penguins.csv", "--set", f"runs_root={tmp_path}/runs",
                 "--set", "runtime.workers=2", "--set", "train.epochs=5", "--set", "evaluate.thresholds={}")
     assert done.returncode == 0, done.stderr
-    assert "[worker 1]" in done.stdout
     [run_dir] = (tmp_path / "runs").glob("tfpipe-penguins-*")
+    assert "[worker 1]" in (run_dir / "pipeline.log").read_text() and "[worker 1]" not in done.stdout
+    assert "Task 'train' finished with status SUCCESS" in ANSI.sub("", done.stdout)
     examples, model = run_dir / "ingest" / "examples", run_dir / "train" / "model"
     assert json.loads((run_dir / "config.json").read_text())["ingest"]["label"] == "species"
     schema = json.loads((examples / "schema.json").read_text())

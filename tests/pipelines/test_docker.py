@@ -49,13 +49,13 @@ def test_one_step_alone_in_the_image(engine, tmp_path):
     assert json.loads((tmp_path / "out" / "examples" / "schema.json").read_text())["label"] == "species"
 
 
-def test_the_whole_pipeline_in_containers(engine, tmp_path, capsys):
+def test_the_whole_pipeline_in_containers(engine, tmp_path):
     source = write_digits(tmp_path / "digits")
     cfg = config_lib.load(ROOT / "pipelines/configs/digits.yaml", [
         f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=2", "evaluate.thresholds={}",
         f"pipeline.base_image={IMAGE}"])
     run_dir = local.run(cfg, docker=True)
-    assert f"Found image '{IMAGE}'" in capsys.readouterr().out
+    assert f"Found image '{IMAGE}'" in (run_dir / "pipeline.log").read_text()
     assert (run_dir / "train" / "model" / "model.keras").exists()
     deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
     assert deploy["deployed"] and (tmp_path / "runs" / "serving" / "digits" / "1" / "saved_model.pb").exists()
