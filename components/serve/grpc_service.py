@@ -35,6 +35,13 @@ def _spec(model_spec) -> tuple[str, int | None, str | None]:
     return model_spec.name, version, label
 
 
+def _answered_by(response, request, servable, signature) -> None:
+    """The response's model_spec: which model, version and signature answered, as TF Serving fills it."""
+    response.model_spec.name = request.model_spec.name
+    response.model_spec.version.value = servable.version
+    response.model_spec.signature_name = signature.name
+
+
 def _examples(request_input) -> list[bytes]:
     """Serialized examples from an `Input` (a plain list, or a list with a context merged into each)."""
     kind = request_input.WhichOneof("kind")
@@ -84,9 +91,7 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
             outputs = await self.service.run(servable, signature, arrays)
             wanted = list(request.output_filter) or list(outputs)
             response = predict_pb2.PredictResponse()
-            response.model_spec.name = request.model_spec.name
-            response.model_spec.version.value = servable.version
-            response.model_spec.signature_name = signature.name
+            _answered_by(response, request, servable, signature)
             for key in wanted:
                 if key not in outputs:
                     raise RequestError(f"output_filter: no output {key!r}; outputs are {sorted(outputs)}")
@@ -100,9 +105,7 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
                                                        request.model_spec.signature_name, CLASSIFY_METHOD)
             rows = await self.service.classify(servable, signature, _examples(request.input))
             response = classification_pb2.ClassificationResponse()
-            response.model_spec.name = request.model_spec.name
-            response.model_spec.version.value = servable.version
-            response.model_spec.signature_name = signature.name
+            _answered_by(response, request, servable, signature)
             for row in rows:
                 response.result.classifications.add().classes.extend(
                     classification_pb2.Class(label=c, score=s) for c, s in row)
@@ -115,9 +118,7 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
                                                        request.model_spec.signature_name, REGRESS_METHOD)
             values = await self.service.regress(servable, signature, _examples(request.input))
             response = regression_pb2.RegressionResponse()
-            response.model_spec.name = request.model_spec.name
-            response.model_spec.version.value = servable.version
-            response.model_spec.signature_name = signature.name
+            _answered_by(response, request, servable, signature)
             response.result.regressions.extend(regression_pb2.Regression(value=v) for v in values)
             return response
         return await self._answer("regress", context, work)

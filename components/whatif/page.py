@@ -19,7 +19,6 @@ from importlib import resources
 from typing import Iterator
 
 import aiohttp
-import numpy as np
 from aiohttp import web
 
 from components.common.config import ServeConfig
@@ -55,7 +54,7 @@ def examples_document(examples: str, model: str) -> dict:
     rows = [{**{name: column[i] for name, column in columns.items()}, "_label": labels[i]}
             for i in range(len(labels))]
     return {"model": model, "label": schema.label, "classes": list(task.classes), "features": features,
-            "rows": rows, "count": len(rows), "mean_label": float(np.mean(test.labels)) if not task.classes else None}
+            "rows": rows, "count": len(rows)}
 
 
 def app(document: dict, model_url: str) -> web.Application:

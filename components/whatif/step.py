@@ -68,7 +68,6 @@ def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str) -> WhatIfRes
             sample = np.random.default_rng(0).permutation(len(predicted))[:cfg.counterfactuals]
             document["counterfactuals"] = [c for c in (analysis.nearest_counterfactual(
                 test.features, numeric, predicted, int(i)) for i in sample) if c]
-            document["rows"] = {name: _plain(values) for name, values in test.features.items()}
     if task.kind == "classification" and len(task.classes) == 2:
         groups = test.features.get(cfg.fairness_feature) if cfg.fairness_feature else None
         document["thresholds"] = analysis.thresholds(test.labels, outputs[:, 1], cfg.cost_ratio, groups)
@@ -109,7 +108,3 @@ def _image_analysis(model, name: str, data: tf.data.Dataset, labels, outputs, cf
                       "saliency": analysis.occlusion(predict_images, pictures[i], cfg.occlusion_patch).tolist()})
     return found
 
-
-def _plain(values: np.ndarray) -> list:
-    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v
-            for v in values]

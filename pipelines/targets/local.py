@@ -66,8 +66,8 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
             warnings.filterwarnings("ignore", "You may be attemping to run a task that uses custom")
             warnings.filterwarnings("ignore", ".* have no effect in the current local runner")
             if step:
-                training.build_step(cfg, step, *map(str, summary.inputs_of(Path(after).resolve())[:2]),
-                                    summary.inputs_of(Path(after))[2] or 0)()
+                examples, model, version = summary.inputs_of(Path(after).resolve())
+                training.build_step(cfg, step, str(examples), str(model), version or 0)()
             else:
                 training.build(cfg)(source_fingerprint=sources.resolve(cfg.ingest).fingerprint())
     except RuntimeError as e:
