@@ -1,19 +1,26 @@
 """Dynamic batching with TF Serving's options.
 
-Requests for the same version, signature and input shapes wait in one queue;
-a collector takes up to `max_batch_size` rows, or what has arrived when
-`batch_timeout_micros` have passed since the first, concatenates them, runs
-one model call on a pool of `num_batch_threads`, and splits the outputs back
-by rows. At most `max_enqueued_batches` batches' worth of rows wait; more is
-refused at once (HTTP 429, gRPC RESOURCE_EXHAUSTED) rather than queued
-without bound. Without batching every request is one model call on the pool.
+Requests for the same version, signature and input shapes join one open
+batch. The batch closes when it holds `max_batch_size` rows, when the next
+request would not fit, or `batch_timeout_micros` after its first request,
+whichever comes first; its inputs are concatenated, run as one model call on
+a pool of `num_batch_threads`, and the outputs split back by rows. At most
+`max_enqueued_batches` batches' worth of rows wait (open, or closed and
+waiting for a thread); more is refused at once (HTTP 429, gRPC
+RESOURCE_EXHAUSTED) rather than queued without bound. Without batching every
+request is one model call on the pool.
+
+The open batch is a list and its deadline one `loop.call_later` timer: a
+request costs an append and a future, never a task of its own, because at
+thousands of requests a second the event loop's per-request work is what
+bounds the server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,10 +40,15 @@ class _Request:
     future: asyncio.Future
 
 
+@dataclass
 class _Queue:
-    def __init__(self):
-        self.items: asyncio.Queue[_Request] = asyncio.Queue()
-        self.rows = 0
+    """One servable, signature and input shape's open batch, and its rows waiting in all."""
+    servable: Servable
+    signature: Signature
+    open: list[_Request] = field(default_factory=list)
+    open_rows: int = 0
+    waiting_rows: int = 0
+    deadline: asyncio.TimerHandle | None = None
 
 
 class Batcher:
@@ -52,82 +64,69 @@ class Batcher:
     async def run(self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray]) -> dict:
         rows = len(next(iter(inputs.values())))
         if not self.options.enabled or rows >= self.options.max_batch_size:
-            return await self._call(servable, signature, inputs, rows)
+            async with self.slots:
+                return await self._call(servable, signature, inputs, rows)
         key = (id(servable), signature.name, tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(inputs.items())))
         queue = self.queues.get(key)
         if queue is None:
-            queue = self.queues[key] = _Queue()
-            self._track(asyncio.get_running_loop().create_task(self._collect(key, queue, servable, signature)))
-        if queue.rows + rows > self.limit:
-            raise Overloaded(f"the batching queue is full ({queue.rows} rows waiting); retry later")
+            queue = self.queues[key] = _Queue(servable, signature)
+        if queue.waiting_rows + rows > self.limit:
+            raise Overloaded(f"the batching queue is full ({queue.waiting_rows} rows waiting); retry later")
+        if queue.open_rows + rows > self.options.max_batch_size:
+            self._close(key, queue)
         request = _Request(inputs, rows, asyncio.get_running_loop().create_future())
-        queue.rows += rows
-        queue.items.put_nowait(request)
+        queue.open.append(request)
+        queue.open_rows += rows
+        queue.waiting_rows += rows
+        if queue.open_rows == self.options.max_batch_size:
+            self._close(key, queue)
+        elif queue.deadline is None:
+            queue.deadline = asyncio.get_running_loop().call_later(
+                self.options.batch_timeout_micros / 1e6, self._close, key, queue)
         return await request.future
 
-    async def _call(self, servable, signature, inputs, rows) -> dict:
-        async with self.slots:
-            self.on_batch(rows)
-            return await asyncio.get_running_loop().run_in_executor(self.pool, servable.run, signature, inputs)
+    def _close(self, key: tuple, queue: _Queue) -> None:
+        """Sends the open batch on its way to a model call and starts a new one."""
+        if queue.deadline is not None:
+            queue.deadline.cancel()
+            queue.deadline = None
+        batch, rows = queue.open, queue.open_rows
+        queue.open, queue.open_rows = [], 0
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._run_batch(key, queue, batch, rows))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
-    async def _collect(self, key, queue: _Queue, servable: Servable, signature: Signature) -> None:
-        """Forms batches for one queue for as long as its servable is loaded and requests come."""
-        carry: _Request | None = None
-        timeout = self.options.batch_timeout_micros / 1e6
-        while True:
-            first = carry
-            if first is None:
-                try:
-                    first = await asyncio.wait_for(queue.items.get(), 60)
-                except asyncio.TimeoutError:  # idle: retire this queue
-                    if queue.items.empty():
-                        del self.queues[key]
-                        return
-                    continue
-            carry = None
-            batch, rows = [first], first.rows
-            deadline = asyncio.get_running_loop().time() + timeout
-            while rows < self.options.max_batch_size:
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(queue.items.get(), remaining)
-                except asyncio.TimeoutError:
-                    break
-                if rows + item.rows > self.options.max_batch_size:
-                    carry = item
-                    break
-                batch.append(item)
-                rows += item.rows
-            queue.rows -= rows
-            await self.slots.acquire()
-            self._track(asyncio.get_running_loop().create_task(self._run_batch(servable, signature, batch, rows)))
-
-    async def _run_batch(self, servable: Servable, signature: Signature, batch: list[_Request], rows: int) -> None:
+    async def _run_batch(self, key: tuple, queue: _Queue, batch: list[_Request], rows: int) -> None:
         try:
-            merged = {k: np.concatenate([r.inputs[k] for r in batch]) for k in batch[0].inputs}
-            self.on_batch(rows)
-            outputs = await asyncio.get_running_loop().run_in_executor(self.pool, servable.run, signature, merged)
+            async with self.slots:
+                queue.waiting_rows -= rows
+                if not queue.waiting_rows and self.queues.get(key) is queue:
+                    del self.queues[key]  # idle: a later request starts afresh (and frees the old servable)
+                merged = {k: np.concatenate([r.inputs[k] for r in batch]) for k in batch[0].inputs}
+                outputs = await self._call(queue.servable, queue.signature, merged, rows)
             start = 0
             for request in batch:
                 end = start + request.rows
                 if not request.future.done():
                     request.future.set_result({k: v[start:end] for k, v in outputs.items()})
                 start = end
-        except Exception as e:  # one bad batch fails its own requests, never the collector
+        except Exception as e:  # one bad batch fails its own requests, never the server
             for request in batch:
                 if not request.future.done():
                     request.future.set_exception(e)
-        finally:
-            self.slots.release()
 
-    def _track(self, task: asyncio.Task) -> None:
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    async def _call(self, servable: Servable, signature: Signature, inputs: dict, rows: int) -> dict:
+        self.on_batch(rows)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, servable.run, signature, inputs)
 
     async def close(self) -> None:
-        """Cancels the collectors and batches in flight, then the model-call pool."""
+        """Fails the open batches, cancels those in flight, then shuts the model-call pool."""
+        for queue in self.queues.values():
+            if queue.deadline is not None:
+                queue.deadline.cancel()
+            for request in queue.open:
+                request.future.cancel()
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

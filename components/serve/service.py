@@ -49,8 +49,9 @@ class Service:
 
     async def run(self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray]) -> dict:
         try:
-            return await asyncio.wait_for(self.batcher.run(servable, signature, inputs), self.timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.timeout):  # a deadline on this task, not a task of its own
+                return await self.batcher.run(servable, signature, inputs)
+        except TimeoutError:
             raise Timeout(f"the request took longer than the server's {self.timeout:g} s timeout") from None
 
     async def classify(self, servable: Servable, signature: Signature, examples: list[bytes]) -> list:
