@@ -1,28 +1,42 @@
 """Serving speed: closed-loop clients against `tfpipe serve`, batching on and off, next to the in-process limit.
 
-    .venv/bin/python benchmarks/serve.py [--seconds 3] [--concurrency 1,8,32,64] [--batch-timeout-micros 1000]
+    .venv/bin/python benchmarks/serve.py [--seconds 3] [--concurrency 1,8,32,64]
+                                         [--max-batch-size 32] [--batch-timeout-micros 3000]
 
 Trains the chapter's CNN on the bundled digits (3 epochs), exports it, and
 starts the server in a separate process on 127.0.0.1, once with dynamic
-batching (max_batch_size 64, batch_timeout_micros as given) and once without.
-For each protocol (REST, gRPC) and concurrency, that many client threads each
-send one-image predict requests back to back for `--seconds` (REST load comes
-from wrk when it is installed: Python clients would take half the cores); it prints
-requests/s, p50 and p99 latency, and the mean rows per model call the server
-formed (from its Prometheus metrics). The in-process limit is the SavedModel
-called directly in this process at those batch sizes. Targets at concurrency
-32: batching >= 3x the unbatched requests/s, and >= 50% of the in-process
-limit. Clients and server share this machine's cores, so the clients' own
-cost is inside every figure.
+batching and once without. For each protocol (REST, gRPC) and concurrency,
+that many clients each send one-image predict requests back to back for
+`--seconds`; it prints requests/s, p50 and p99 latency, and the mean rows per
+model call the server formed (from its Prometheus metrics, which must also
+show no failed request). The in-process limit is the SavedModel called
+directly in this process at those batch sizes. Targets at concurrency 32:
+batching >= 3x the unbatched requests/s, and >= 50% of the in-process limit.
+
+The load comes from C event loops when they are installed (`apt-get install
+wrk nghttp2-client`): wrk for REST (JSON rows) and h2load for gRPC (a
+PredictRequest with `tensor_content`, as `tf.make_tensor_proto` writes it),
+since Python clients would take half the cores; otherwise from Python threads.
+Clients and server share this machine's cores, so the clients' own cost is
+inside every figure.
+
+Batching options: a closed loop never has more requests in flight than its
+concurrency, so a `max_batch_size` above 32 would make every batch at
+concurrency 32 wait out its timeout. gRPC requests reach the handlers one by
+one rather than in a burst, so the timeout must be long enough for a batch to
+gather them (1 ms forms ~4 rows per call, 3 ms ~18); lower concurrencies pay
+that timeout in latency, as they do with TF Serving's batching.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -39,6 +53,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402  (after the log level is set)
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from tensorflow_serving.apis import predict_pb2  # noqa: E402
 
 from components.serve.client import GrpcClient, RestClient  # noqa: E402
 
@@ -58,9 +73,9 @@ def make_model(root: Path) -> Path:
 
 
 class Server:
-    def __init__(self, home: Path, batching: bool, timeout_micros: int):
+    def __init__(self, home: Path, batching: bool, max_batch_size: int, timeout_micros: int):
         command = [sys.executable, "-m", "components", "serve", "--model-base", str(home), "--rest-port", "0",
-                   "--grpc-port", "0", "--set", "serve.batching.max_batch_size=64",
+                   "--grpc-port", "0", "--set", f"serve.batching.max_batch_size={max_batch_size}",
                    "--set", f"serve.batching.batch_timeout_micros={timeout_micros}"]
         if batching:
             command.append("--enable-batching")
@@ -74,35 +89,52 @@ class Server:
             raise RuntimeError("the server did not start")
         threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
 
-    def rows_per_call(self) -> tuple[float, float]:
-        """(model calls, rows) so far, from the server's Prometheus metrics."""
+    def counts(self) -> tuple[float, float, float]:
+        """(model calls, rows, failed requests) so far, from the server's Prometheus metrics."""
         text = urllib.request.urlopen(f"{self.rest}/monitoring/prometheus/metrics").read().decode()
-        values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
-        return values["tfpipe_serve_batch_rows_count"], values["tfpipe_serve_batch_rows_sum"]
+        samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+        values = {s.name: s.value for s in samples}
+        failed = sum(s.value for s in samples
+                     if s.name == "tfpipe_serve_requests_total" and s.labels["code"] not in ("200", "OK"))
+        return values["tfpipe_serve_batch_rows_count"], values["tfpipe_serve_batch_rows_sum"], failed
+
+    def measure(self, load) -> dict:
+        """Runs `load()` -> {rps, p50, p99}, and adds the rows per model call it made the server form."""
+        calls_before, rows_before, failed_before = self.counts()
+        result = load()
+        calls, rows, failed = self.counts()
+        if failed > failed_before:
+            raise RuntimeError(f"the server failed {failed - failed_before:.0f} requests")
+        return {**result, "rows_per_call": (rows - rows_before) / max(calls - calls_before, 1)}
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
 
 
-def closed_loop(server: Server, protocol: str, concurrency: int, seconds: float, image: np.ndarray) -> dict:
+def percentiles(latencies_ms: list[float], seconds: float) -> dict:
+    every = sorted(latencies_ms)
+    return {"rps": len(every) / seconds, "p50": every[len(every) // 2],
+            "p99": every[min(len(every) - 1, int(len(every) * 0.99))]}
+
+
+def python_loop(server: Server, protocol: str, concurrency: int, seconds: float, image: np.ndarray) -> dict:
+    """Load from Python client threads (when no C load generator is installed)."""
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
     stop = threading.Event()
-    body = {"instances": [{"image": image.tolist()}]}
 
     def client(i: int) -> None:
         if protocol == "rest":
             rest = RestClient(server.rest, "digits")
-            send = lambda: rest.predict(**body)  # noqa: E731
+            send = lambda: rest.predict(instances=[{"image": image.tolist()}])  # noqa: E731
         else:
             stub = GrpcClient(server.grpc, "digits")
             send = lambda: stub.predict({"image": image[None]})  # noqa: E731
         while not stop.is_set():
             started = time.perf_counter()
             send()
-            latencies[i].append(time.perf_counter() - started)
+            latencies[i].append(1000 * (time.perf_counter() - started))
 
-    calls_before, rows_before = server.rows_per_call()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
     for t in threads:
         t.start()
@@ -110,24 +142,18 @@ def closed_loop(server: Server, protocol: str, concurrency: int, seconds: float,
     stop.set()
     for t in threads:
         t.join()
-    calls, rows = server.rows_per_call()
-    every = sorted(x for per in latencies for x in per)
-    return {"rps": len(every) / seconds, "p50": 1000 * every[len(every) // 2],
-            "p99": 1000 * every[min(len(every) - 1, int(len(every) * 0.99))],
-            "rows_per_call": (rows - rows_before) / max(calls - calls_before, 1)}
+    return percentiles([x for per in latencies for x in per], seconds)
 
 
 def wrk_loop(server: Server, concurrency: int, seconds: float, image: np.ndarray, workdir: Path) -> dict:
-    """REST load from wrk (a C event loop, so the load generator takes little of the cores)."""
+    """REST load from wrk."""
     script = workdir / "predict.lua"
     body = json.dumps({"instances": [{"image": image.tolist()}]})
     script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
                       'wrk.headers["Content-Type"] = "application/json"\n')
-    calls_before, rows_before = server.rows_per_call()
     done = subprocess.run(["wrk", f"-t{min(concurrency, 2)}", f"-c{concurrency}", f"-d{seconds:g}s", "--latency",
                            "-s", str(script), f"{server.rest}/v1/models/digits:predict"],
                           capture_output=True, text=True, check=True).stdout
-    calls, rows = server.rows_per_call()
 
     def millis(label: str) -> float:
         value = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", done)
@@ -137,7 +163,27 @@ def wrk_loop(server: Server, concurrency: int, seconds: float, image: np.ndarray
     if errors:
         raise RuntimeError(f"wrk saw {errors[1]} failed responses:\n{done}")
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", done)[1]), "p50": millis("50%"),
-            "p99": millis("99%"), "rows_per_call": (rows - rows_before) / max(calls - calls_before, 1)}
+            "p99": millis("99%")}
+
+
+def h2load_loop(server: Server, concurrency: int, seconds: float, image: np.ndarray, workdir: Path) -> dict:
+    """gRPC load from h2load: one framed PredictRequest sent on `concurrency` HTTP/2 connections, one at a time."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "digits"
+    request.inputs["image"].CopyFrom(tf.make_tensor_proto(image[None]))
+    message = request.SerializeToString()
+    body, log = workdir / "predict.grpc", workdir / "h2load.log"
+    body.write_bytes(b"\0" + struct.pack(">I", len(message)) + message)  # gRPC framing: uncompressed, length
+    log.unlink(missing_ok=True)  # h2load appends
+    done = subprocess.run(["h2load", "-D", f"{seconds:g}", "-c", str(concurrency), "-m", "1", "-t", "1",
+                           "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", str(body),
+                           f"--log-file={log}", f"http://{server.grpc}/tensorflow.serving.PredictionService/Predict"],
+                          capture_output=True, text=True, check=True).stdout
+    if not re.search(r" (\d+) succeeded, 0 failed, 0 errored, 0 timeout", done):
+        raise RuntimeError(f"h2load saw failed requests:\n{done}")
+    rows = [line.split("\t") for line in log.read_text().splitlines()]
+    return {**percentiles([int(row[2]) / 1000 for row in rows], seconds),
+            "rps": float(re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", done)[1])}
 
 
 def in_process_limit(home: Path, batch: int, image: np.ndarray, seconds: float = 2.0) -> float:
@@ -156,25 +202,33 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", default="1,8,32,64")
-    parser.add_argument("--batch-timeout-micros", type=int, default=1000)
+    parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument("--batch-timeout-micros", type=int, default=3000)
     parser.add_argument("--wrk", action=argparse.BooleanOptionalAction, default=shutil.which("wrk") is not None,
                         help="REST load from wrk (default when installed: apt-get install wrk)")
+    parser.add_argument("--h2load", action=argparse.BooleanOptionalAction, default=shutil.which("h2load") is not None,
+                        help="gRPC load from h2load (default when installed: apt-get install nghttp2-client)")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         home = make_model(Path(tmp))
-        image = np.asarray(json.loads(json.dumps(np.random.default_rng(0).integers(0, 255, (8, 8, 1)).tolist())),
-                           dtype=np.uint8)
+        image = np.random.default_rng(0).integers(0, 255, (8, 8, 1)).astype(np.uint8)
+        print(f"batching: max_batch_size {args.max_batch_size}, batch_timeout_micros {args.batch_timeout_micros}; "
+              f"REST load from {'wrk' if args.wrk else 'Python threads'}, gRPC load from "
+              f"{'h2load' if args.h2load else 'Python threads'}", flush=True)
         results = {}
         for batching in (False, True):
-            server = Server(home, batching, args.batch_timeout_micros)
+            server = Server(home, batching, args.max_batch_size, args.batch_timeout_micros)
             try:
                 for protocol in ("rest", "grpc"):
                     for concurrency in levels:
-                        r = wrk_loop(server, concurrency, args.seconds, image, Path(tmp)) \
-                            if protocol == "rest" and args.wrk else \
-                            closed_loop(server, protocol, concurrency, args.seconds, image)
-                        results[(batching, protocol, concurrency)] = r
+                        if protocol == "rest" and args.wrk:
+                            load = functools.partial(wrk_loop, server, concurrency, args.seconds, image, Path(tmp))
+                        elif protocol == "grpc" and args.h2load:
+                            load = functools.partial(h2load_loop, server, concurrency, args.seconds, image, Path(tmp))
+                        else:
+                            load = functools.partial(python_loop, server, protocol, concurrency, args.seconds, image)
+                        r = results[(batching, protocol, concurrency)] = server.measure(load)
                         print(f"batching {'on ' if batching else 'off'} {protocol:<4} concurrency {concurrency:>2}: "
                               f"{r['rps']:7.0f} requests/s, p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms, "
                               f"{r['rows_per_call']:5.1f} rows per model call", flush=True)

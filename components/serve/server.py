@@ -1,4 +1,4 @@
-"""The model server: REST and gRPC front ends on one asyncio loop, a model watcher, a batcher.
+"""The model server: REST and gRPC front ends on one asyncio loop (uvloop's), a model watcher, a batcher.
 
 `ModelServer.serve_forever()` runs it in the foreground (`tfpipe serve`);
 `running(cfg)` runs it on a background thread for as long as a `with` block
@@ -14,6 +14,7 @@ import logging
 import threading
 from typing import Iterator
 
+import uvloop
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -88,14 +89,14 @@ class ModelServer:
                 await self.stop()
 
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(main())
+            uvloop.run(main())
 
 
 @contextlib.contextmanager
 def running(cfg: ServeConfig) -> Iterator[ModelServer]:
     """A server on a background thread, stopped when the block ends."""
     server = ModelServer(cfg)
-    loop = asyncio.new_event_loop()
+    loop = uvloop.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="model-server", daemon=True)
     thread.start()
     try:
