@@ -61,6 +61,19 @@ def test_batching_merges_concurrent_requests(penguins_home):
     assert total / calls > 2, f"{calls:.0f} model calls for {total:.0f} rows: requests were not merged"
 
 
+def test_a_full_batch_leaves_without_waiting_for_its_timeout(penguins_home):
+    expected = reference(penguins_home, ROWS)["class_ids"].tolist()
+    batching = BatchingConfig(enabled=True, max_batch_size=6, batch_timeout_micros=60_000_000)
+    with running(config(penguins_home, batching=batching)) as server:
+        started = time.perf_counter()
+        answers = in_threads(2, lambda i: RestClient(server.rest_url, "penguins").predict(instances=ROWS)["predictions"])
+        elapsed = time.perf_counter() - started
+        rows = metric(server, "tfpipe_serve_batch_rows")
+    assert [[p["class_ids"] for p in a] for a in answers] == [expected, expected]
+    assert rows["tfpipe_serve_batch_rows_count"] == 1 and rows["tfpipe_serve_batch_rows_sum"] == 6
+    assert elapsed < 30, f"two 3-row requests filled a 6-row batch but waited {elapsed:.1f} s"
+
+
 def test_a_full_queue_refuses_at_once(penguins_home):
     batching = BatchingConfig(enabled=True, max_batch_size=64, max_enqueued_batches=1, batch_timeout_micros=1_500_000)
     with running(config(penguins_home, batching=batching)) as server:

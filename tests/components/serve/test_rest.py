@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from components.common.schema import Schema
+from components.serve import rest
 from components.serve.client import RestClient, ServeError
 from components.train import inputs
 
@@ -35,9 +36,9 @@ def reference(home, rows):
 
 @pytest.fixture()
 def client(penguins_server):
-    rest = RestClient(penguins_server.rest_url, "penguins")
-    yield rest
-    rest.close()
+    connection = RestClient(penguins_server.rest_url, "penguins")
+    yield connection
+    connection.close()
 
 
 def test_predict_rows_and_columns_match_the_saved_model(client, penguins_home, penguins_examples):
@@ -106,6 +107,16 @@ def test_malformed_predict_requests_get_400_naming_the_field(client, body, fragm
     with pytest.raises(ServeError) as error:
         client.request("POST", "/v1/models/penguins:predict", body)
     assert error.value.code == 400 and fragment in error.value.message
+
+
+def test_nan_and_infinity_travel_as_tf_serving_writes_them(client):
+    body = json.dumps({"instances": [{**VALID, "bill_length_mm": float("nan")},
+                                     {**VALID, "bill_depth_mm": float("inf")}]}).encode()
+    assert b"NaN" in body and b"Infinity" in body  # not standard JSON; TF Serving reads and writes them
+    predictions = client.request("POST", "/v1/models/penguins:predict", body)["predictions"]
+    assert [len(p["probabilities"]) for p in predictions] == [3, 3]  # read, not refused as bad JSON
+    assert rest._dumps({"outputs": [float("nan"), float("-inf"), 0.5]}) == b'{"outputs":[NaN,-Infinity,0.5]}'
+    assert rest._dumps({"outputs": [0.25, "null"]}) == b'{"outputs":[0.25,"null"]}'
 
 
 def test_not_found_and_wrong_api(client):
