@@ -66,8 +66,8 @@ def make_images(folder: Path, count: int, size: int, seed: int = 0) -> Path:
 
 
 def steps_per_second(logs: Path) -> list[float]:
-    from tensorboard.backend.event_processing import event_accumulator as ea
     import tensorflow as tf
+    from tensorboard.backend.event_processing import event_accumulator as ea
 
     acc = ea.EventAccumulator(str(logs / "train"), size_guidance={ea.TENSORS: 0})
     acc.Reload()
@@ -90,15 +90,16 @@ class EpochTimer(keras.callbacks.Callback):
 
 def input_ratio(examples: str, cfg) -> tuple[float, float]:
     """(TFRecord steps/s, cached steps/s) for one model, traced first on another copy of the pipeline."""
+    from components.common import reader
     from components.common.schema import Schema
-    from components.train import inputs, models, step
-    from components.train.task import task_of
+    from components.common.task import task_of
+    from components.train import models, step
 
     schema = Schema.read(examples)
     task = task_of(schema)
 
     def data():
-        return inputs.dataset(examples, "train", schema, task, BATCH, training=True, single_input=True)
+        return reader.dataset(examples, "train", schema, task, BATCH, training=True, single_input=True)
 
     model = models.build(schema, task, cfg.model)
     step.compile_model(model, cfg, task)
@@ -110,12 +111,12 @@ def input_ratio(examples: str, cfg) -> tuple[float, float]:
 
 
 def numpy_arrays(examples: str, split: str):
+    from components.common import reader
     from components.common.schema import Schema
-    from components.train import inputs
-    from components.train.task import task_of
+    from components.common.task import task_of
 
     schema = Schema.read(examples)
-    ds = inputs.dataset(examples, split, schema, task_of(schema), 4096, training=False, single_input=True)
+    ds = reader.dataset(examples, split, schema, task_of(schema), 4096, training=False, single_input=True)
     xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds))
     return np.concatenate(xs), np.concatenate(ys)
 
@@ -123,8 +124,8 @@ def numpy_arrays(examples: str, split: str):
 def plain_fit(examples: str, cfg, epochs: int) -> float:
     """Examples/s of the chapter's way: numpy arrays straight into model.fit, no callbacks."""
     from components.common.schema import Schema
+    from components.common.task import task_of
     from components.train import models, step
-    from components.train.task import task_of
 
     schema = Schema.read(examples)
     task = task_of(schema)

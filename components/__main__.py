@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import replace
 import os
 import sys
+from dataclasses import replace
 
 from components.common import config as config_lib
 

@@ -13,6 +13,7 @@ never from the environment at import time.
 
 from types import SimpleNamespace
 from typing import List
+
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
 

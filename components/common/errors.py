@@ -3,3 +3,8 @@
 
 class TfpipeError(ValueError):
     """Bad input, config or data; the message names the file, line or field and what was expected."""
+
+
+class ExamplesError(TfpipeError):
+    """Examples or their schema do not hold what a step needs: no shards, a label with no classes, a record
+    whose features disagree with the schema."""

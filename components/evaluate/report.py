@@ -13,7 +13,7 @@ import tensorflow as tf
 from tensorboard.plugins.pr_curve import summary as pr_summary
 
 from components.common.page import escape, figure, page, table
-from components.train.task import Task
+from components.common.task import Task
 
 SLICE_METRICS = {"classification": ("accuracy", "loss", "auc"), "regression": ("mae", "rmse", "r2")}
 

@@ -18,14 +18,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from components.common import io
+from components.common import io, reader
 from components.common.config import EvaluateConfig
+from components.common.model_loading import load_model
 from components.common.schema import Schema
+from components.common.task import Task, task_of
 from components.evaluate import gate, metrics as metrics_lib, report, slices
 from components.evaluate.gate import EvaluateError
-from components.train import inputs
-from components.train.step import load_model
-from components.train.task import Task, task_of
 
 log = logging.getLogger("tfpipe.evaluate")
 
@@ -84,7 +83,7 @@ def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, record: st
 def read_test_split(examples: str, schema: Schema, task: Task, batch_size: int) -> TestSplit:
     if not schema.splits.get("test"):
         raise EvaluateError(f"{examples}: the test split is empty; ingest with ingest.split.test > 0")
-    data = inputs.dataset(examples, "test", schema, task, batch_size, training=False)
+    data = reader.dataset(examples, "test", schema, task, batch_size, training=False)
     wanted = [f.name for f in schema.inputs if f.type != "image"]
     features = {name: [] for name in wanted}
     labels = []

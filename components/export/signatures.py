@@ -24,20 +24,14 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from components.common.schema import Schema
-from components.train.task import Task
-
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
-DTYPES = {"int": tf.int64, "float": tf.float32, "string": tf.string, "image": tf.uint8}
-
-
-def feature_specs(schema: Schema) -> dict[str, tf.TensorSpec]:
-    specs = {}
-    for f in schema.inputs:
-        shape = [None, f.image.height, f.image.width, f.image.channels] if f.type == "image" else [None]
-        specs[f.name] = tf.TensorSpec(shape, DTYPES[f.type], name=f.name)
-    return specs
+from components.common.signatures import (
+    CLASSIFY_METHOD,
+    REGRESS_METHOD,
+    OutputName as O,
+    SignatureName as S,
+    feature_specs,
+)
+from components.common.task import Task
 
 
 class ServingModule(tf.Module):
@@ -58,10 +52,10 @@ class ServingModule(tf.Module):
         self.regression = tf.function(self._regress, input_signature=examples)
 
     def signatures(self) -> dict:
-        common = {"serving_default": self.serving_default, "predict_examples": self.predict_examples}
+        common = {S.SERVING_DEFAULT: self.serving_default, S.PREDICT_EXAMPLES: self.predict_examples}
         if self.task.kind == "classification":
-            return {**common, "classification": self.classification}
-        return {**common, "regression": self.regression}
+            return {**common, S.CLASSIFICATION: self.classification}
+        return {**common, S.REGRESSION: self.regression}
 
     def parse(self, serialized):
         """Serialized examples -> raw features by name, as `serving_default` takes them."""
@@ -80,17 +74,17 @@ class ServingModule(tf.Module):
     def _raw(self, features):
         outputs = tf.cast(self._model_outputs(features), tf.float32)
         if self.task.kind == "regression":
-            return {"predictions": tf.reshape(outputs, [-1])}
+            return {O.PREDICTIONS: tf.reshape(outputs, [-1])}
         ids = tf.argmax(outputs, axis=-1)
-        return {"probabilities": outputs, "class_ids": ids, "classes": tf.gather(self.classes, ids)}
+        return {O.PROBABILITIES: outputs, O.CLASS_IDS: ids, O.CLASSES: tf.gather(self.classes, ids)}
 
     def _classify(self, inputs):
         scores = tf.cast(self._model_outputs(self.parse(inputs)), tf.float32)
         classes = tf.tile(self.classes[None, :], [tf.shape(scores)[0], 1])
-        return {"classes": classes, "scores": scores}
+        return {O.CLASSES: classes, O.SCORES: scores}
 
     def _regress(self, inputs):
-        return {"outputs": tf.reshape(tf.cast(self._model_outputs(self.parse(inputs)), tf.float32), [-1])}
+        return {O.OUTPUTS: tf.reshape(tf.cast(self._model_outputs(self.parse(inputs)), tf.float32), [-1])}
 
 
 def set_method_names(saved_model_dir: str) -> None:
@@ -106,7 +100,7 @@ def set_method_names(saved_model_dir: str) -> None:
     with tf.io.gfile.GFile(path, "rb") as f:
         proto.ParseFromString(f.read())
     for meta_graph in proto.meta_graphs:
-        for name, method in (("classification", CLASSIFY_METHOD), ("regression", REGRESS_METHOD)):
+        for name, method in ((S.CLASSIFICATION, CLASSIFY_METHOD), (S.REGRESSION, REGRESS_METHOD)):
             if name in meta_graph.signature_def:
                 meta_graph.signature_def[name].method_name = method
     with tf.io.gfile.GFile(path, "wb") as f:

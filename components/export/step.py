@@ -24,14 +24,14 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from components.common import io
+from components.common import io, reader
 from components.common.config import ExportConfig
 from components.common.errors import TfpipeError
+from components.common.model_loading import load_model
 from components.common.schema import Schema
+from components.common.signatures import OutputName as O, SignatureName as S
+from components.common.task import task_of
 from components.export.signatures import ServingModule, set_method_names
-from components.train import inputs
-from components.train.step import load_model
-from components.train.task import task_of
 
 log = logging.getLogger("tfpipe.export")
 TOLERANCE = 1e-5
@@ -81,7 +81,7 @@ def next_version(home: str) -> int:
 
 
 def _test_examples(examples: str) -> list[bytes]:
-    files = inputs.files_of(examples, "test")
+    files = reader.files_of(examples, "test")
     records = tf.data.TFRecordDataset(files, compression_type="GZIP").take(CHECK_EXAMPLES)
     serialized = [r.numpy() for r in records]
     if not serialized:
@@ -94,7 +94,7 @@ def _write_warmup(stage: str, cfg: ExportConfig, module: ServingModule, serializ
         return
     features = module.parse(tf.constant(serialized))
     request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=cfg.model_name,
-                                                                       signature_name="serving_default"))
+                                                                       signature_name=S.SERVING_DEFAULT))
     for name, value in features.items():
         request.inputs[name].CopyFrom(tf.make_tensor_proto(value.numpy()))
     log_record = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
@@ -106,20 +106,20 @@ def _write_warmup(stage: str, cfg: ExportConfig, module: ServingModule, serializ
 def check(saved_model_dir: str, module: ServingModule, schema: Schema, task, serialized: list[bytes]) -> float:
     """Runs every signature of the SavedModel, loaded fresh, against the Keras model; the largest difference."""
     batch = tf.constant(serialized)
-    x, _ = inputs.parser(schema, task, module.single_input)(batch)
+    x, _ = reader.parser(schema, task, module.single_input)(batch)
     expected = np.asarray(module.model(x, training=False), np.float32)
     loaded = tf.saved_model.load(saved_model_dir)
     features = module.parse(batch)
     answers = {
-        "serving_default": loaded.signatures["serving_default"](**features),
-        "predict_examples": loaded.signatures["predict_examples"](inputs=batch),
+        S.SERVING_DEFAULT: loaded.signatures[S.SERVING_DEFAULT](**features),
+        S.PREDICT_EXAMPLES: loaded.signatures[S.PREDICT_EXAMPLES](inputs=batch),
     }
-    method = "classification" if task.kind == "classification" else "regression"
+    method = S.CLASSIFICATION if task.kind == "classification" else S.REGRESSION
     answers[method] = loaded.signatures[method](inputs=batch)
     worst = 0.0
     for name, outputs in answers.items():
-        key = {"classification": "scores", "regression": "outputs"}.get(name) or (
-            "probabilities" if task.kind == "classification" else "predictions")
+        key = {S.CLASSIFICATION: O.SCORES, S.REGRESSION: O.OUTPUTS}.get(name) or (
+            O.PROBABILITIES if task.kind == "classification" else O.PREDICTIONS)
         got = outputs[key].numpy().reshape(expected.shape)
         difference = float(np.max(np.abs(got - expected)))
         if difference > TOLERANCE:
@@ -127,7 +127,7 @@ def check(saved_model_dir: str, module: ServingModule, schema: Schema, task, ser
                               f"(tolerance {TOLERANCE}); the export was not published")
         worst = max(worst, difference)
     if task.kind == "classification":
-        labels = np.asarray(answers["serving_default"]["classes"]).astype(str)
+        labels = np.asarray(answers[S.SERVING_DEFAULT][O.CLASSES]).astype(str)
         if list(labels) != [task.classes[i] for i in expected.argmax(axis=1)]:
             raise ExportError("signature 'serving_default' names other classes than the Keras model predicts")
     return worst

@@ -10,13 +10,19 @@ import time
 
 import grpc
 from google.protobuf import any_pb2
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
-                                     model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc,
-                                     regression_pb2, status_pb2)
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+    status_pb2,
+)
 
-from components.export.signatures import CLASSIFY_METHOD, REGRESS_METHOD
-from components.serve import service as service_lib
-from components.serve import tensors
+from components.common.signatures import CLASSIFY_METHOD, REGRESS_METHOD
+from components.serve import service as service_lib, tensors
 from components.serve.batching import Overloaded
 from components.serve.models import NotFound
 from components.serve.service import Service, Timeout

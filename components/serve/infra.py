@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from components.common import io
+from components.common import io, reader
 from components.serve.client import GrpcClient, RestClient, ServeError
-from components.train import inputs
 
 CANARIES = 8
 TOLERANCE = 1e-5
@@ -81,7 +80,7 @@ def _write(result: InfraResult, out: str) -> InfraResult:
 
 
 def _canaries(examples: str) -> list[bytes]:
-    files = inputs.files_of(examples, "test")
+    files = reader.files_of(examples, "test")
     return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(CANARIES)]
 
 

@@ -26,9 +26,8 @@ from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from components.export.signatures import CLASSIFY_METHOD, REGRESS_METHOD
-from components.serve import service as service_lib
-from components.serve import tensors
+from components.common.signatures import CLASSIFY_METHOD, REGRESS_METHOD
+from components.serve import service as service_lib, tensors
 from components.serve.batching import Overloaded
 from components.serve.models import NotFound
 from components.serve.service import Service, Timeout

@@ -13,8 +13,8 @@ import time
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from components.common.signatures import PREDICT_METHOD as PREDICT
 from components.serve.batching import Batcher
-from components.export.signatures import PREDICT_METHOD as PREDICT
 from components.serve.models import ModelManager, NotFound, Servable, Signature
 from components.serve.tensors import RequestError
 

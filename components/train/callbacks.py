@@ -17,9 +17,10 @@ import numpy as np
 import tensorflow as tf
 
 from components.common.config import TrainConfig
+from components.common.task import Task
 from components.train import strategy as strategy_lib
+from components.train.errors import TrainError
 from components.train.metrics import ConfusionMatrix
-from components.train.task import Task, TrainError
 
 log = logging.getLogger("tfpipe.train")
 

@@ -19,7 +19,8 @@ import keras
 import tensorflow as tf
 
 from components.common.config import TrainConfig
-from components.train.task import Task
+from components.common.task import Task
+from components.train.metrics import task_metrics
 
 
 @tf.custom_gradient
@@ -41,8 +42,8 @@ class CustomLoop:
         self.clip_norm = cfg.clip_norm
         self.loss_fn = keras.losses.get(task.loss)
         with strategy.scope():
-            self.train_metrics = [keras.metrics.Mean(name="loss"), *task.metrics()]
-            self.eval_metrics = [keras.metrics.Mean(name="loss"), *task.metrics()]
+            self.train_metrics = [keras.metrics.Mean(name="loss"), *task_metrics(task)]
+            self.eval_metrics = [keras.metrics.Mean(name="loss"), *task_metrics(task)]
             # Built here, inside the scope, so its slots are mirrored like the weights (and restorable).
             model.optimizer.build(model.trainable_variables)
         train_step = tf.function(self._train_step, jit_compile=cfg.jit_compile, reduce_retracing=True)

@@ -12,6 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from components.common.task import Task
+
 
 @keras.saving.register_keras_serializable(package="tfpipe")
 class ConfusionMatrix(keras.metrics.Metric):
@@ -38,3 +40,10 @@ class ConfusionMatrix(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
+
+
+def task_metrics(task: Task) -> list[keras.metrics.Metric]:
+    """Fresh metric objects for the task, named as both loops and `model.evaluate` report them."""
+    if task.kind == "classification":
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), ConfusionMatrix(len(task.classes))]
+    return [keras.metrics.MeanAbsoluteError(name="mae")]

@@ -23,14 +23,13 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from components.common import io
+from components.common import io, reader
 from components.common.config import TrainConfig
-from components.common.errors import TfpipeError
 from components.common.schema import Schema
-from components.train import callbacks as callbacks_lib
-from components.train import inputs, models, strategy as strategy_lib
+from components.common.task import Task, task_of
+from components.train import callbacks as callbacks_lib, models, strategy as strategy_lib
 from components.train.loop import CustomLoop
-from components.train.task import Task, task_of
+from components.train.metrics import task_metrics
 
 log = logging.getLogger("tfpipe.train")
 
@@ -47,7 +46,7 @@ def compile_model(model: keras.Model, cfg: TrainConfig, task: Task) -> list[kera
     """Compiles with the config's optimizer and the task's loss; returns the metric objects (fit's validation
     pass updates these same objects)."""
     optimizer = keras.optimizers.get({"class_name": cfg.optimizer, "config": {"learning_rate": cfg.learning_rate}})
-    metrics = task.metrics()
+    metrics = task_metrics(task)
     model.compile(optimizer=optimizer, loss=task.loss, metrics=metrics, jit_compile=cfg.jit_compile)
     return metrics
 
@@ -61,7 +60,7 @@ def run(cfg: TrainConfig, examples: str, out: str,
     strategy = strategy_lib.make(cfg.strategy, cfg.tpu)
     schema = Schema.read(examples)
     task = task_of(schema)
-    inputs.check_examples(examples, schema, task)
+    reader.check_examples(examples, schema, task)
     keras.utils.set_random_seed(cfg.seed)
     keras.mixed_precision.set_global_policy("mixed_float16" if cfg.mixed_precision else "float32")
     single = models.is_single_input(cfg.model)
@@ -69,7 +68,7 @@ def run(cfg: TrainConfig, examples: str, out: str,
     global_batch = cfg.batch_size * replicas
 
     def data(split: str, training: bool) -> tf.data.Dataset:
-        return inputs.dataset(examples, split, schema, task, global_batch, training=training, single_input=single,
+        return reader.dataset(examples, split, schema, task, global_batch, training=training, single_input=single,
                               shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed)
 
     train_data, eval_data = data("train", True), data("eval", False)
@@ -155,38 +154,3 @@ def _save(model: keras.Model, out: str, csv_log: str, metrics: dict) -> None:
                if k != "epoch"}
     io.write_json(f"{out}/history.json", history)
     io.write_json(f"{out}/metrics.json", {k: float(v) for k, v in metrics.items()})
-
-
-class ModelError(TfpipeError):
-    """A model file is missing, unreadable, or takes other features than the schema has."""
-
-
-def load_model(path: str, schema: Schema | None = None, what: str = "model") -> keras.Model:
-    """A trained model, uncompiled and in Keras safe mode, from a `.keras` file or a train output folder;
-    checked against the schema's features when one is given."""
-    from components.train import metrics as _, models as __  # register tfpipe's layers, model and metric
-
-    if not str(path).endswith(".keras"):
-        path = f"{path}/model.keras"
-    if not io.exists(path):
-        raise ModelError(f"{path}: no {what} here; expected the train step's model.keras")
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    names = input_names(model)
-    expected = sorted(f.name for f in schema.inputs) if schema is not None else None
-    if expected is not None and names is not None and sorted(names) != expected:
-        raise ModelError(f"{path}: the {what} takes features {sorted(names)}; the schema's inputs are {expected}")
-    return model
-
-
-def input_names(model: keras.Model) -> list[str] | None:
-    """The feature names a model takes, where its structure says: a Sequential model's single input,
-    a subclassed SchemaModel's features, or a functional model's dict of inputs."""
-    if isinstance(model, keras.Sequential):
-        return [model.inputs[0].name]
-    if hasattr(model, "features"):
-        return [f.name for f in model.features]
-    try:
-        structure = model.input
-    except (AttributeError, ValueError):  # a model never called on symbolic inputs
-        return None
-    return list(structure) if isinstance(structure, dict) else None

@@ -24,9 +24,9 @@ from aiohttp import web
 from components.common.config import ServeConfig
 from components.common.errors import TfpipeError
 from components.common.schema import Schema
+from components.common.task import task_of
 from components.evaluate.step import read_test_split
 from components.serve.server import running as model_server
-from components.train.task import task_of
 from components.whatif.analysis import grid
 
 DOCUMENT = web.AppKey("document", dict)

@@ -17,12 +17,12 @@ import tensorflow as tf
 
 from components.common import io
 from components.common.config import EvaluateConfig, WhatIfConfig
+from components.common.model_loading import load_model
 from components.common.schema import Schema
+from components.common.signatures import DTYPES
+from components.common.task import task_of
 from components.evaluate import metrics as metrics_lib, slices
 from components.evaluate.step import predict, read_test_split, score
-from components.export.signatures import DTYPES
-from components.train.step import load_model
-from components.train.task import task_of
 from components.whatif import analysis, report
 
 log = logging.getLogger("tfpipe.whatif")

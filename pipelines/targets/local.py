@@ -25,7 +25,6 @@ from pathlib import Path
 from components.common.config import RunConfig
 from components.common.errors import TfpipeError
 
-
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # kfp.local's lines that say which task runs and how it ended.
 STATUS_LINE = re.compile(r"^[\d:.]+ - \w+ - (Running pipeline|Executing task|Task .* finished|Pipeline .* finished)")

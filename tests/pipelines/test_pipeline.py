@@ -4,7 +4,7 @@ import json
 
 import pytest
 import yaml
-from kfp import components, compiler
+from kfp import compiler, components
 
 from components.common import config as config_lib
 from components.data import write_penguins

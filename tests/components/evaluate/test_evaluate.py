@@ -8,9 +8,9 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator as ea
 
 from components.common.config import EvaluateConfig, IngestConfig, SplitRatios, Threshold
+from components.common.model_loading import ModelError
 from components.data import write_penguins
 from components.evaluate import EvaluateError, artifacts, run
-from components.train import ModelError
 from components.ingest import run as ingest
 from tests.components.conftest import trained
 

@@ -9,14 +9,14 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from components.common import reader
 from components.common.config import ExportConfig, IngestConfig
+from components.common.model_loading import ModelError, load_model
 from components.common.schema import Schema
+from components.common.task import task_of
 from components.data import write_penguins
-from components.export import ExportError, run
-from components.export import step as export_step
+from components.export import ExportError, run, step as export_step
 from components.ingest import run as ingest
-from components.train import ModelError, inputs, load_model
-from components.train.task import task_of
 from tests.components.conftest import trained
 
 SAVED_MODEL_CLI = str(Path(sys.executable).with_name("saved_model_cli"))
@@ -27,12 +27,12 @@ def keras_answers(model_dir: str, examples: str, single_input: bool):
     schema = Schema.read(examples)
     task = task_of(schema)
     model = load_model(model_dir)
-    x, _ = next(iter(inputs.dataset(examples, "test", schema, task, 1000, training=False, single_input=single_input)))
+    x, _ = next(iter(reader.dataset(examples, "test", schema, task, 1000, training=False, single_input=single_input)))
     return np.asarray(model(x, training=False)), x, task
 
 
 def serialized_test_examples(examples: str) -> tf.Tensor:
-    files = inputs.files_of(examples, "test")
+    files = reader.files_of(examples, "test")
     return tf.constant([r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")])
 
 

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_status_pb2, predict_pb2
 
+from components.common import reader
 from components.serve.client import GrpcClient, ServeError
-from components.train import inputs
 from tests.components.serve.test_rest import VALID, reference
 
 
@@ -42,7 +42,7 @@ def test_predict_fills_typed_fields(client, penguins_home):
 
 
 def test_classify_metadata_and_status(client, penguins_home, penguins_examples):
-    files = inputs.files_of(penguins_examples, "test")
+    files = reader.files_of(penguins_examples, "test")
     serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(4)]
     expected = tf.saved_model.load(str(penguins_home / "1")).signatures["classification"](
         inputs=tf.constant(serialized))["scores"].numpy()

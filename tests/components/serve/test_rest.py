@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.common import reader
 from components.common.schema import Schema
 from components.serve import rest
 from components.serve.client import RestClient, ServeError
-from components.train import inputs
 
 FEATURES = ["bill_depth_mm", "bill_length_mm", "body_mass_g", "flipper_length_mm", "island", "sex", "year"]
 
@@ -19,7 +19,7 @@ def rows_of(penguins_examples, count=8) -> list[dict]:
     """The first test examples as REST instances: {feature: plain JSON value}."""
     schema = Schema.read(penguins_examples)
     spec = {k: v for k, v in schema.parse_spec().items() if k != schema.label}
-    files = inputs.files_of(penguins_examples, "test")
+    files = reader.files_of(penguins_examples, "test")
     batch = next(iter(tf.data.TFRecordDataset(files, compression_type="GZIP").batch(count)))
     parsed = tf.io.parse_example(batch, spec)
     return [{k: (v[i].numpy().decode() if v.dtype == tf.string else v[i].numpy().item()) for k, v in parsed.items()}

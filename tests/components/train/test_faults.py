@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from components.common.config import TrainConfig
-from components.train import TrainError, load_model, run
+from components.common.errors import ExamplesError
+from components.common.model_loading import load_model
+from components.train import run
 from tests.conftest import ROOT
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -56,15 +58,16 @@ def assert_resumed(out: Path, examples: str, epochs: int, resumed_at: int, log: 
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == epochs
     assert not (out / "backup").exists(), "the backup outlives a finished run"
+    from components.common import reader
     from components.common.schema import Schema
-    from components.train import inputs, step
-    from components.train.task import task_of
+    from components.common.task import task_of
+    from components.train import step
 
     schema = Schema.read(examples)
     task = task_of(schema)
     model = load_model(str(out))
     step.compile_model(model, TrainConfig(), task)
-    data = inputs.dataset(examples, "eval", schema, task, 64, training=False)  # the functional model's dict input
+    data = reader.dataset(examples, "eval", schema, task, 64, training=False)  # the functional model's dict input
     metrics = model.evaluate(data, verbose=0, return_dict=True)
     assert metrics["accuracy"] == pytest.approx(json.loads((out / "metrics.json").read_text())["accuracy"])
 
@@ -117,14 +120,14 @@ def edited(examples: str, tmp_path: Path, edit) -> str:
 
 def test_image_shape_other_than_the_schema(tmp_path, digits_examples):
     examples = edited(digits_examples, tmp_path, lambda f: f["image"]["image"].update(height=10))
-    with pytest.raises(TrainError, match=r"record 1: image 'image' is 8x8x1 .*the schema expects 10x8x1"):
+    with pytest.raises(ExamplesError, match=r"record 1: image 'image' is 8x8x1 .*the schema expects 10x8x1"):
         run(TrainConfig(), examples, str(tmp_path / "out"))
     assert not (tmp_path / "out" / "model.keras").exists()
 
 
 def test_feature_kind_other_than_the_schema(tmp_path, penguins_examples):
     examples = edited(penguins_examples, tmp_path, lambda f: f["bill_length_mm"].update(type="int"))
-    with pytest.raises(TrainError, match="'bill_length_mm' holds 1 value.s. of float_list; the schema expects one int"):
+    with pytest.raises(ExamplesError, match="'bill_length_mm' holds 1 value.s. of float_list; the schema expects one int"):
         run(TrainConfig(), examples, str(tmp_path / "out"))
 
 
@@ -134,5 +137,5 @@ def test_label_outside_the_schema_classes(tmp_path, penguins_examples):
         top[0] = ["Emperor", top[0][1]]
 
     examples = edited(penguins_examples, tmp_path, rename)
-    with pytest.raises(TrainError, match="label 'species' is '.*', not one of the schema's classes .*Emperor"):
+    with pytest.raises(ExamplesError, match="label 'species' is '.*', not one of the schema's classes .*Emperor"):
         run(TrainConfig(), examples, str(tmp_path / "out"))

@@ -6,9 +6,10 @@ import pytest
 import tensorflow as tf
 
 from components.common.config import ConfigError, IngestConfig, ModelConfig, TensorBoardConfig, TrainConfig
+from components.common.model_loading import load_model
 from components.data import write_penguins
 from components.ingest import run as ingest
-from components.train import load_model, run
+from components.train import run
 from components.train.loop import clip_gradient_by_norm
 from tests.components.train.test_train import accumulate
 

@@ -4,16 +4,18 @@ import json
 import shutil
 from pathlib import Path
 
-import tensorflow as tf
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator as ea
 
+from components.common import reader
 from components.common.config import ModelConfig, TensorBoardConfig, TrainConfig
+from components.common.errors import ExamplesError
+from components.common.model_loading import load_model
 from components.common.schema import Schema
-from components.train import TrainError, load_model, run
-from components.train import inputs, models
-from components.train.task import task_of
+from components.common.task import task_of
+from components.train import TrainError, models, run
 
 QUICK = TrainConfig(epochs=2, batch_size=64, tensorboard=TensorBoardConfig(profile_batch=()))
 
@@ -41,7 +43,7 @@ def test_each_api_trains_saves_and_reloads(tmp_path, api, data, request):
 
     schema = Schema.read(examples)
     task = task_of(schema)
-    data_ = inputs.dataset(examples, "eval", schema, task, 64, training=False,
+    data_ = reader.dataset(examples, "eval", schema, task, 64, training=False,
                            single_input=models.is_single_input(cfg.model))
     loaded = load_model(str(tmp_path))
     fresh = models.build(schema, task, cfg.model)
@@ -117,7 +119,7 @@ def test_label_with_more_classes_than_the_schema_lists(tmp_path, penguins_exampl
     label = next(f for f in schema["features"] if f["name"] == "species")
     label["stats"]["top"] = label["stats"]["top"][:2]
     (copy / "schema.json").write_text(json.dumps(schema))
-    with pytest.raises(TrainError, match="has 3 classes but the schema lists only 2"):
+    with pytest.raises(ExamplesError, match="has 3 classes but the schema lists only 2"):
         run(QUICK, str(copy), str(tmp_path / "out"))
 
 
@@ -125,5 +127,5 @@ def test_missing_split(tmp_path, penguins_examples):
     copy = tmp_path / "examples"
     shutil.copytree(penguins_examples, copy)
     shutil.rmtree(copy / "eval")
-    with pytest.raises(TrainError, match="eval: no TFRecord shards"):
+    with pytest.raises(ExamplesError, match="eval: no TFRecord shards"):
         run(QUICK, str(copy), str(tmp_path / "out"))

@@ -1,4 +1,4 @@
-"""tf.data input from the ingest step's TFRecord shards and schema.
+"""The examples reader every step shares: tf.data input from the ingest step's TFRecord shards and schema.
 
 Files are interleaved, records parsed a batch at a time with
 `tf.io.parse_example`, images decoded, labels mapped to class indices, then
@@ -18,8 +18,9 @@ import math
 
 import tensorflow as tf
 
+from components.common.errors import ExamplesError
 from components.common.schema import Schema
-from components.train.task import Task, TrainError
+from components.common.task import Task
 
 AUTOTUNE = tf.data.AUTOTUNE
 PARSE_BATCH = 1024
@@ -30,7 +31,7 @@ CACHE_LIMIT_BYTES = 2 << 30
 def files_of(examples: str, split: str) -> list[str]:
     files = sorted(tf.io.gfile.glob(f"{examples}/{split}/*.tfrecord.gz"))
     if not files:
-        raise TrainError(f"{examples}/{split}: no TFRecord shards; expected {split}/data-*-of-*.tfrecord.gz from ingest")
+        raise ExamplesError(f"{examples}/{split}: no TFRecord shards; expected {split}/data-*-of-*.tfrecord.gz from ingest")
     return files
 
 
@@ -114,13 +115,13 @@ def _check_value(value: tf.train.Feature, feature, where: str) -> None:
     kind = value.WhichOneof("kind")
     values = getattr(value, kind).value if kind else []
     if kind != KINDS[feature.type] or len(values) > 1:
-        raise TrainError(f"{where}: feature {feature.name!r} holds {len(values)} value(s) of {kind}; the schema "
+        raise ExamplesError(f"{where}: feature {feature.name!r} holds {len(values)} value(s) of {kind}; the schema "
                          f"expects one {feature.type} ({KINDS[feature.type]}); ingest again or fix schema.json")
     if feature.type == "image" and values:
         shape = tuple(tf.io.decode_image(values[0], expand_animations=False).shape)
         expected = (feature.image.height, feature.image.width, feature.image.channels)
         if shape != expected:
-            raise TrainError(f"{where}: image {feature.name!r} is {'x'.join(map(str, shape))} (height x width x "
+            raise ExamplesError(f"{where}: image {feature.name!r} is {'x'.join(map(str, shape))} (height x width x "
                              f"channels); the schema expects {'x'.join(map(str, expected))}")
 
 
@@ -132,5 +133,5 @@ def _check_label(example: tf.train.Example, schema: Schema, task: Task, where: s
     label = getattr(value, kind).value[0] if kind and getattr(value, kind).value else None
     text = label.decode("utf-8", "replace") if isinstance(label, bytes) else str(label)
     if text not in task.classes:
-        raise TrainError(f"{where}: label {schema.label!r} is {text!r}, not one of the schema's classes "
+        raise ExamplesError(f"{where}: label {schema.label!r} is {text!r}, not one of the schema's classes "
                          f"{list(task.classes)}")

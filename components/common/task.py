@@ -8,16 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import keras
-
-from components.common.errors import TfpipeError
+from components.common.errors import ExamplesError
 from components.common.schema import Schema
 
 MAX_CLASSES = 1000
-
-
-class TrainError(TfpipeError):
-    """The data or config cannot be trained on as asked."""
 
 
 @dataclass(frozen=True)
@@ -34,21 +28,13 @@ class Task:
         """The Keras loss on the model's output: softmax probabilities, or the predicted value."""
         return "sparse_categorical_crossentropy" if self.kind == "classification" else "mean_squared_error"
 
-    def metrics(self) -> list[keras.metrics.Metric]:
-        """Fresh metric objects, named as both loops and `model.evaluate` report them."""
-        from components.train.metrics import ConfusionMatrix
-
-        if self.kind == "classification":
-            return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), ConfusionMatrix(len(self.classes))]
-        return [keras.metrics.MeanAbsoluteError(name="mae")]
-
 
 def task_of(schema: Schema) -> Task:
     label = schema.label_feature
     if label.type == "float":
         return Task("regression")
     if label.type == "image":
-        raise TrainError(f"schema: label {label.name!r} is an image; expected a class or a number")
+        raise ExamplesError(f"schema: label {label.name!r} is an image; expected a class or a number")
     stats = label.stats
     classes = label.vocabulary
     if label.type == "int" and not classes:
@@ -57,9 +43,9 @@ def task_of(schema: Schema) -> Task:
             return Task("regression")
         classes = [str(v) for v in range(int(low), int(high) + 1)]
     if stats.get("unique", len(classes)) > len(classes):
-        raise TrainError(f"schema: label {label.name!r} has {stats['unique']} classes but the schema lists only "
+        raise ExamplesError(f"schema: label {label.name!r} has {stats['unique']} classes but the schema lists only "
                          f"{len(classes)}; raise ingest.vocab_top_n and ingest again")
     if len(classes) < 2:
-        raise TrainError(f"schema: label {label.name!r} has {len(classes)} class(es); a classifier needs at least 2")
+        raise ExamplesError(f"schema: label {label.name!r} has {len(classes)} class(es); a classifier needs at least 2")
     key = int if label.type == "int" else str
     return Task("classification", tuple(sorted(classes, key=key)))

@@ -1,0 +1,117 @@
+"""The layers every tfpipe model is built from, and the Keras classes a saved model names.
+
+Preprocessing lives inside the model (numbers standardised with the schema's
+statistics, strings looked up in its vocabulary, images rescaled), so serving
+runs the graph training ran. The classes here are registered with Keras when
+this module is imported: any step can then load a model file in safe mode
+without importing the train step.
+"""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import tensorflow as tf
+
+from components.common import config as config_lib
+from components.common.config import ModelConfig
+from components.common.schema import Feature, Schema
+from components.common.task import Task
+
+
+def kernel_size(cfg: ModelConfig, feature: Feature) -> int:
+    """The chapter's 5x5 kernels, shrunk so that a valid convolution still fits the image."""
+    return max(1, min(cfg.kernel_size, feature.image.height // 2, feature.image.width // 2))
+
+
+def head(task: Task) -> keras.layers.Layer:
+    if task.kind == "classification":
+        return keras.layers.Dense(task.num_outputs, activation="softmax", dtype="float32", name="probabilities")
+    return keras.layers.Dense(1, dtype="float32", name="prediction")
+
+
+def preprocessing(feature: Feature, cfg: ModelConfig) -> list[keras.layers.Layer]:
+    """The layers that turn one raw feature into floats, set from the schema's statistics."""
+    if feature.is_numeric:
+        return [Standardize(feature.stats.get("mean", 0.0), feature.stats.get("std") or 1.0,
+                            name=f"{feature.name}_norm")]
+    if feature.type == "string":
+        vocab = feature.vocabulary or [""]
+        if cfg.embedding_dim:
+            return [keras.layers.StringLookup(vocabulary=vocab, name=f"{feature.name}_lookup"),
+                    keras.layers.Embedding(len(vocab) + 1, cfg.embedding_dim, name=f"{feature.name}_embed"),
+                    keras.layers.Flatten(name=f"{feature.name}_flat")]
+        return [keras.layers.StringLookup(vocabulary=vocab, output_mode="one_hot", name=f"{feature.name}_onehot")]
+    k = kernel_size(cfg, feature)
+    return [keras.layers.Rescaling(1 / 255, name=f"{feature.name}_rescale"),
+            keras.layers.Conv2D(cfg.filters, k, padding="valid", activation="relu", name=f"{feature.name}_conv1"),
+            keras.layers.Conv2D(cfg.filters, k, padding="same", activation="relu", name=f"{feature.name}_conv2"),
+            keras.layers.MaxPooling2D(cfg.pool_size, name=f"{feature.name}_pool"),
+            keras.layers.Flatten(name=f"{feature.name}_flat")]
+
+
+@keras.saving.register_keras_serializable(package="tfpipe")
+class Standardize(keras.layers.Layer):
+    """(x - mean) / std with the schema's statistics held as plain numbers in the config.
+
+    Keras' Normalization layer, given a fixed mean and variance, keeps them as
+    tensors made at build time, which a subclassed model rebuilt by `load_model`
+    captures from a finished graph; plain numbers have no such problem.
+    """
+
+    def __init__(self, mean: float, std: float, **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std = float(mean), float(std)
+
+    def call(self, x):
+        return (keras.ops.cast(x, "float32") - self.mean) / self.std
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="tfpipe")
+class CastToFloat(keras.layers.Layer):
+    """int64 features to float32 before normalisation; a named layer, not a Lambda, so safe-mode loading works."""
+
+    def call(self, x):
+        return keras.ops.cast(x, "float32")
+
+
+@keras.saving.register_keras_serializable(package="tfpipe")
+class SchemaModel(keras.Model):
+    """A subclassed model built from the schema; `get_config` keeps it loadable from `.keras` files."""
+
+    def __init__(self, schema_json: str, task: dict, model_cfg: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.schema_json, self.task_dict, self.model_cfg = schema_json, task, model_cfg
+        schema = Schema.from_dict(json.loads(schema_json))
+        cfg = config_lib.from_plain(ModelConfig, model_cfg)
+        task_obj = Task(task["kind"], tuple(task["classes"]))
+        self.features = schema.inputs
+        self.branches = {f.name: preprocessing(f, cfg) for f in self.features}
+        for name, layers in self.branches.items():
+            for i, layer in enumerate(layers):
+                setattr(self, f"pre_{name}_{i}", layer)
+        self.hidden = [keras.layers.Dense(u, activation="relu") for u in cfg.hidden_units]
+        self.drop = keras.layers.Dropout(cfg.dropout)
+        self.head = head(task_obj)
+
+    def call(self, inputs, training=False):
+        parts = []
+        for f in self.features:
+            x = inputs[f.name]
+            if f.type == "int":
+                x = tf.cast(x, tf.float32)
+            for layer in self.branches[f.name]:
+                x = layer(x, training=training) if isinstance(layer, keras.layers.Dropout) else layer(x)
+            parts.append(x)
+        x = tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
+        for layer in self.hidden:
+            x = self.drop(layer(x), training=training)
+        return self.head(x)
+
+    def get_config(self):
+        return {**super().get_config(), "schema_json": self.schema_json, "task": self.task_dict,
+                "model_cfg": self.model_cfg}

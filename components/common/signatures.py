@@ -1,0 +1,42 @@
+"""The serving contract: signature names, output names, method names and input specs.
+
+Export writes these names into the SavedModel; serve, the infra check and
+whatif read them back. They live here so that no step imports another to
+agree on a name.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from components.common.schema import Schema
+
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+DTYPES = {"int": tf.int64, "float": tf.float32, "string": tf.string, "image": tf.uint8}
+
+
+class SignatureName:
+    SERVING_DEFAULT = "serving_default"  # raw features by name
+    PREDICT_EXAMPLES = "predict_examples"  # serialized tf.train.Example strings
+    CLASSIFICATION = "classification"  # TF Serving's Classify API
+    REGRESSION = "regression"  # TF Serving's Regress API
+
+
+class OutputName:
+    PROBABILITIES = "probabilities"  # classifier: [batch, classes]
+    CLASS_IDS = "class_ids"  # classifier: [batch] int64
+    CLASSES = "classes"  # classifier: [batch] predicted label; Classify: [batch, classes] every label
+    PREDICTIONS = "predictions"  # regressor: [batch]
+    SCORES = "scores"  # Classify: [batch, classes]
+    OUTPUTS = "outputs"  # Regress: [batch]
+
+
+def feature_specs(schema: Schema) -> dict[str, tf.TensorSpec]:
+    """The raw-feature inputs of `serving_default`: `[batch]` per column, `[batch, h, w, c]` uint8 per image."""
+    specs = {}
+    for f in schema.inputs:
+        shape = [None, f.image.height, f.image.width, f.image.channels] if f.type == "image" else [None]
+        specs[f.name] = tf.TensorSpec(shape, DTYPES[f.type], name=f.name)
+    return specs
