@@ -319,8 +319,9 @@ class TuneConfig:
     median_stopping: bool = False  # stop a trial whose best so far is worse than the median of finished trials
     median_stopping_min_epochs: int = 2
 
-    def validate(self, where: str = "tune") -> None:
-        if not self.space:
+    def validate(self, where: str = "tune", searching: bool = False) -> None:
+        """Every setting is checked whether or not the run tunes; `searching` also requires a space."""
+        if searching and not self.space:
             raise ConfigError(f"{where}.space: expected at least one train key with its values or interval")
         for key, d in self.space.items():
             interval = d.min is not None and d.max is not None
@@ -465,6 +466,7 @@ class RunConfig:
         self.whatif.validate()
         self.pipeline.validate()
         self.runtime.validate()
+        self.tune.validate()
         return self
 
     def to_json(self, indent: int | None = 2) -> str:

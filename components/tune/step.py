@@ -53,7 +53,7 @@ class TuneResult:
 
 
 def run(cfg: TuneConfig, train: TrainConfig, examples: str, out: str) -> TuneResult:
-    cfg.validate()
+    cfg.validate(searching=True)
     io.makedirs(f"{out}/trials")
     write_experiment(cfg, f"{out}/trials")
     trials = [Trial(f"trial-{i:03d}", params) for i, params in enumerate(space.trials(cfg))]

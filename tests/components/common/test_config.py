@@ -85,3 +85,20 @@ def test_frozen():
     cfg = IngestConfig(source="x")
     with pytest.raises(AttributeError):
         cfg.source = "y"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("tune.parallel=0", "tune.parallel: expected an integer >= 1, got 0"),
+    ("tune.trials=0", "tune.trials: expected an integer >= 1, got 0"),
+    ("tune.space={learning_rate: {min: 0.1, max: 0.01}}", r"tune.space.learning_rate: expected min <= max"),
+])
+def test_tune_is_checked_even_when_the_run_does_not_tune(override, message):
+    with pytest.raises(ConfigError, match=message):
+        config.load(None, ["ingest.source=x.csv", override])
+
+
+def test_only_a_search_needs_a_space():
+    cfg = config.load(None, ["ingest.source=x.csv"])
+    assert cfg.tune.space == {}
+    with pytest.raises(ConfigError, match="tune.space: expected at least one train key"):
+        cfg.tune.validate(searching=True)
