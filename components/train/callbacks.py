@@ -21,6 +21,7 @@ from components.common.task import Task
 from components.train import strategy as strategy_lib
 from components.train.errors import TrainError
 from components.train.metrics import ConfusionMatrix
+from components.train.paths import TrainPaths
 
 log = logging.getLogger("tfpipe.train")
 
@@ -164,29 +165,29 @@ def log_graph(logdir: str, model: keras.Model, data: tf.data.Dataset) -> None:
         writer.close()
 
 
-def build(cfg: TrainConfig, out: dict[str, str], task: Task, validation_metrics: list[keras.metrics.Metric],
+def build(cfg: TrainConfig, out: TrainPaths, task: Task, validation_metrics: list[keras.metrics.Metric],
           extra: Sequence[keras.callbacks.Callback] = ()) -> list:
     """The callbacks, given the metric objects the validation pass updates; `extra` ones go before the backup."""
     tb = cfg.tensorboard
     callbacks = [
         keras.callbacks.LearningRateScheduler(learning_rate(cfg)),
         TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(f"{out['checkpoints']}/epoch-{{epoch:03d}}.weights.h5",
+        keras.callbacks.ModelCheckpoint(f"{out.checkpoints}/epoch-{{epoch:03d}}.weights.h5",
                                         save_weights_only=True),
-        keras.callbacks.CSVLogger(out["csv"], append=True),
+        keras.callbacks.CSVLogger(out.csv, append=True),
     ]
     if cfg.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(patience=cfg.early_stopping_patience,
                                                        restore_best_weights=True))
     matrix = next((m for m in validation_metrics if isinstance(m, ConfusionMatrix)), None)
     if matrix is not None and tb.confusion_matrix:
-        callbacks.append(ConfusionMatrixImage(out["logs"], task, matrix))
+        callbacks.append(ConfusionMatrixImage(out.logs, task, matrix))
     callbacks.append(keras.callbacks.TensorBoard(
-        out["logs"], histogram_freq=tb.histogram_freq, write_graph=tb.write_graph, write_images=tb.write_images,
+        out.logs, histogram_freq=tb.histogram_freq, write_graph=tb.write_graph, write_images=tb.write_images,
         write_steps_per_second=True,
         update_freq=int(tb.update_freq) if tb.update_freq.isdigit() else tb.update_freq,
         profile_batch=tuple(tb.profile_batch) if tb.profile_batch else 0))
     callbacks.extend(extra)
     # Last, so that an epoch's checkpoint, logs and CSV row are all written before the backup marks it done.
-    callbacks.append(BackupAndRestore(out["backup"]))
+    callbacks.append(BackupAndRestore(out.backup))
     return callbacks

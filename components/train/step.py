@@ -25,11 +25,14 @@ import tensorflow as tf
 
 from components.common import io, reader
 from components.common.config import TrainConfig
+from components.common.errors import TfpipeError
 from components.common.schema import Schema
 from components.common.task import Task, task_of
 from components.train import callbacks as callbacks_lib, models, strategy as strategy_lib
+from components.train.errors import TrainError
 from components.train.loop import CustomLoop
 from components.train.metrics import task_metrics
+from components.train.paths import TrainPaths
 
 log = logging.getLogger("tfpipe.train")
 
@@ -51,14 +54,34 @@ def compile_model(model: keras.Model, cfg: TrainConfig, task: Task) -> list[kera
     return metrics
 
 
-def run(cfg: TrainConfig, examples: str, out: str,
-        extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainResult:
-    """Trains on `examples` into `out`; `extra_callbacks` run with tfpipe's own (the tuner's early stopping)."""
+def run(cfg: TrainConfig, examples: str, out: str, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+        label: str = "") -> TrainResult:
+    """Trains on `examples` into `out`; `extra_callbacks` run with tfpipe's own (the tuner's early stopping).
+
+    `label`, when given, is the label the run's config names (`ingest.label`): examples whose schema
+    names another are an error, not a model of the wrong target. A run that stops on an error the
+    user must fix (a NaN loss, bad examples) removes what it wrote into `out`; a killed run keeps
+    its backup, so the same command resumes it.
+    """
     cfg.validate()
+    before = set(io.gfile().listdir(out)) if io.exists(out) else None
+    try:
+        return _train(cfg, examples, out, extra_callbacks, label)
+    except TfpipeError:
+        _remove_new_entries(out, before)
+        raise
+
+
+def _train(cfg: TrainConfig, examples: str, out: str, extra_callbacks: Sequence[keras.callbacks.Callback],
+           label: str) -> TrainResult:
     start = time.perf_counter()
     # First: MultiWorkerMirroredStrategy configures collective ops, which must precede any other TensorFlow op.
     strategy = strategy_lib.make(cfg.strategy, cfg.tpu)
     schema = Schema.read(examples)
+    if label and label != schema.label:
+        raise TrainError(f"{examples}/schema.json: the examples' label is {schema.label!r} but the config's "
+                         f"ingest.label is {label!r}; ingest again with this config, or set "
+                         f"ingest.label={schema.label}")
     task = task_of(schema)
     reader.check_examples(examples, schema, task)
     keras.utils.set_random_seed(cfg.seed)
@@ -72,7 +95,8 @@ def run(cfg: TrainConfig, examples: str, out: str,
                               shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed)
 
     train_data, eval_data = data("train", True), data("eval", False)
-    paths = _paths(out)
+    paths = TrainPaths.of(out)
+    paths.prepare()
     log.info("train: %s with %d replica(s) in sync, global batch %d", type(strategy).__name__, replicas,
              global_batch)
     with strategy.scope():
@@ -83,10 +107,10 @@ def run(cfg: TrainConfig, examples: str, out: str,
     if strategy_lib.is_chief():
         io.write_text(f"{out}/model_summary.txt", "\n".join(lines) + "\n")
     if cfg.tensorboard.write_graph and strategy_lib.is_chief():
-        callbacks_lib.log_graph(paths["logs"], model, eval_data)
+        callbacks_lib.log_graph(paths.logs, model, eval_data)
     image = next((f.name for f in schema.inputs if f.type == "image"), None)
     if image is not None and cfg.tensorboard.sample_images:
-        callbacks_lib.log_sample_images(paths["logs"], train_data, None if single else image,
+        callbacks_lib.log_sample_images(paths.logs, train_data, None if single else image,
                                         cfg.tensorboard.sample_images)
     loop_name = _loop_for(cfg, strategy)
     if loop_name == "custom":
@@ -102,12 +126,12 @@ def run(cfg: TrainConfig, examples: str, out: str,
     epochs = len(history.history.get("loss", []))
     seconds = time.perf_counter() - start
     if strategy_lib.is_chief():
-        _save(model, out, paths["csv"], metrics)
+        _save(model, out, paths.csv, metrics)
         io.write_json(f"{out}/training.json", {
             "loop": loop_name, "strategy": type(strategy).__name__, "workers": max(1, strategy_lib.worker_count()),
             "replicas": replicas, "global_batch_size": global_batch, "epochs_run": epochs, "seconds": seconds})
     else:
-        io.remove_tree(paths["worker"])  # this worker's temporary copies; the chief's outputs are the real ones
+        io.remove_tree(paths.worker)  # this worker's temporary copies; the chief's outputs are the real ones
     log.info("train: %d epochs in %.1fs; eval %s", epochs, seconds,
              ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     return TrainResult(out, metrics, epochs, seconds)
@@ -127,15 +151,17 @@ def _loop_for(cfg: TrainConfig, strategy: tf.distribute.Strategy) -> str:
     return cfg.loop
 
 
-def _paths(out: str) -> dict[str, str]:
-    base = strategy_lib.output_dir(out, "train")
-    paths = {"worker": base, "logs": f"{out}/logs" if strategy_lib.is_chief() else f"{base}/logs",
-             "checkpoints": f"{base}/checkpoints", "backup": f"{out}/backup", "csv": f"{base}/history.csv"}
-    for key in ("logs", "checkpoints"):
-        io.makedirs(paths[key])
-    if not io.exists(paths["backup"]) and io.exists(paths["csv"]):
-        io.gfile().remove(paths["csv"])  # a finished earlier run's log; a resumed run appends to its own
-    return paths
+def _remove_new_entries(out: str, before: set[str] | None) -> None:
+    """What a failed run added to `out` (all of `out` when the run made it); what was there before stays."""
+    if before is None:
+        io.remove_tree(out)
+        return
+    for name in set(io.gfile().listdir(out)) - before if io.exists(out) else ():
+        path = f"{out}/{name.rstrip('/')}"
+        if io.gfile().isdir(path):
+            io.remove_tree(path)
+        else:
+            io.gfile().remove(path)
 
 
 def _save(model: keras.Model, out: str, csv_log: str, metrics: dict) -> None:

@@ -41,8 +41,7 @@ def manifest(name: str, namespace: str, image: str, workers: int, examples: str,
 
 def run(job: dict, api_client=None, timeout_seconds: float = 24 * 3600, poll_seconds: float = 15) -> str:
     """Creates the TFJob and waits for it to succeed; a failure or the timeout is a TrainError."""
-    from kubernetes import client
-    from kubernetes import config as kube_config
+    from kubernetes import client, config as kube_config
 
     from components.train.errors import TrainError
 

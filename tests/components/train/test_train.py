@@ -100,11 +100,24 @@ def test_schedules():
     assert exponential(3) == 0.125
 
 
-def test_nan_loss_names_epoch_and_step(tmp_path, penguins_examples):
+def test_nan_loss_names_epoch_and_step_and_leaves_nothing_behind(tmp_path, penguins_examples):
     cfg = TrainConfig(epochs=3, optimizer="sgd", learning_rate=1e30, model=ModelConfig(dropout=0.0),
                       tensorboard=TensorBoardConfig(profile_batch=(), histogram_freq=0, confusion_matrix=False))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
     with pytest.raises(TrainError, match=r"loss became nan at epoch 1, step \d+"):
-        run(cfg, penguins_examples, str(tmp_path))
+        run(cfg, penguins_examples, str(out))
+    assert [p.name for p in out.iterdir()] == ["notes.txt"], "a failed run's files stay, or a file it found is gone"
+    with pytest.raises(TrainError, match="loss became nan"):
+        run(cfg, penguins_examples, str(tmp_path / "new"))
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_config_whose_label_is_not_the_examples_label(tmp_path, penguins_examples):
+    with pytest.raises(TrainError, match=r"the examples' label is 'species' but the config's ingest.label is 'island'"):
+        run(QUICK, penguins_examples, str(tmp_path / "out"), label="island")
+    assert not (tmp_path / "out").exists()
 
 
 def test_sequential_needs_one_image(tmp_path, penguins_examples):
