@@ -4,6 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= pipelines/configs/digits.yaml
+OUT ?= pipeline.yaml
+RUN ?= $(lastword $(sort $(wildcard runs/tfpipe-*)))
+MODEL_BASE ?= runs/serving/digits
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 # A docker client with BuildKit (Debian's docker.io has it built in; others need the buildx plugin).
 DOCKER ?= docker
@@ -33,8 +36,26 @@ data: setup ## write the bundled example data (digits PNGs, penguins CSV) into d
 run: data ## run the pipeline on the example data (CONFIG=pipelines/configs/digits.yaml)
 	$(BIN)/tfpipe run --config $(CONFIG)
 
-test: setup ## run the test suite
-	$(BIN)/pytest -q
+test: setup host lint ## the whole suite, on 2 processes, with the 10 slowest tests listed (sets up the engine first)
+	$(BIN)/pytest -q -n 2 --durations=10
+
+test-fast: setup ## the edit loop: every module's quick tests, no containers or browser (under 2 minutes)
+	$(BIN)/pytest -q -n 2 -m "not slow and not docker and not browser" --durations=5
+
+host: ## what the whole suite needs besides the venv: Docker engine, images, Chromium (tests/setup-host.sh)
+	tests/setup-host.sh
+
+lint: setup ## ruff, configured in pyproject.toml
+	$(BIN)/ruff check components pipelines tests benchmarks
+
+compile: setup ## compile the pipeline to KFP IR YAML (CONFIG=..., OUT=pipeline.yaml)
+	$(BIN)/tfpipe compile --config $(CONFIG) --out $(OUT)
+
+tensorboard: setup ## TensorBoard on a run's logs (RUN=runs/<run>, default the newest)
+	$(BIN)/tfpipe tensorboard $(RUN)
+
+serve: setup ## serve a model base over REST and gRPC on 127.0.0.1 (MODEL_BASE=runs/serving/<name>)
+	$(BIN)/tfpipe serve --model-base $(MODEL_BASE)
 
 bench: setup ## run the benchmarks (they print ratios against a baseline run in the same process)
 	$(BIN)/python benchmarks/ingest.py
@@ -58,4 +79,4 @@ run-docker: data ## run the pipeline with each step in $(IMAGE) (make images fir
 clean: ## remove runs/ and data/ (keeps .venv)
 	rm -rf runs data
 
-.PHONY: help setup data run test bench base-image images run-docker clean
+.PHONY: help setup data run test test-fast host lint compile tensorboard serve bench base-image images run-docker clean
