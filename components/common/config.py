@@ -13,9 +13,10 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import yaml
 
@@ -169,8 +170,16 @@ class TrainConfig:
     shuffle_buffer: int = 10000
     seed: int = 42
     tensorboard: TensorBoardConfig = TensorBoardConfig()
+    # none: fresh weights; last_blessed: the weights of the model serving as production (else the newest blessed);
+    # or the path of a .keras model. Layers are matched in order and must have the same kind and weight shapes.
+    warm_start: str = "none"
+    # when the warm-start model does not fit this one: error (naming the layer) or cold (train fresh, with a warning)
+    warm_start_fallback: Literal["error", "cold"] = "error"
 
     def validate(self, where: str = "train") -> None:
+        if self.warm_start not in ("none", "last_blessed") and not self.warm_start.endswith(".keras"):
+            raise ConfigError(f"{where}.warm_start: expected none, last_blessed or the path of a .keras model, "
+                              f"got {self.warm_start!r}")
         for name in ("epochs", "batch_size", "shuffle_buffer"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: expected an integer >= 1, got {getattr(self, name)}")

@@ -17,8 +17,8 @@ import csv
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -28,7 +28,7 @@ from components.common.config import TrainConfig
 from components.common.errors import TfpipeError
 from components.common.schema import Schema
 from components.common.task import Task, task_of
-from components.train import callbacks as callbacks_lib, models, strategy as strategy_lib
+from components.train import callbacks as callbacks_lib, models, strategy as strategy_lib, warm_start
 from components.train.errors import TrainError
 from components.train.loop import CustomLoop
 from components.train.metrics import task_metrics
@@ -101,11 +101,15 @@ def _train(cfg: TrainConfig, examples: str, out: str, extra_callbacks: Sequence[
              global_batch)
     with strategy.scope():
         model = models.build(schema, task, cfg.model)
+        warm = warm_start.apply(model, cfg.warm_start, schema, cfg.warm_start_fallback)
         compiled_metrics = compile_model(model, cfg, task)
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
     if strategy_lib.is_chief():
         io.write_text(f"{out}/model_summary.txt", "\n".join(lines) + "\n")
+    if warm.source and strategy_lib.is_chief():
+        with tf.summary.create_file_writer(f"{paths.logs}/train").as_default():
+            tf.summary.text("warm_start", f"weights of {warm.source} ({warm.layers} layers)", step=0)
     if cfg.tensorboard.write_graph and strategy_lib.is_chief():
         callbacks_lib.log_graph(paths.logs, model, eval_data)
     image = next((f.name for f in schema.inputs if f.type == "image"), None)
@@ -129,7 +133,8 @@ def _train(cfg: TrainConfig, examples: str, out: str, extra_callbacks: Sequence[
         _save(model, out, paths.csv, metrics)
         io.write_json(f"{out}/training.json", {
             "loop": loop_name, "strategy": type(strategy).__name__, "workers": max(1, strategy_lib.worker_count()),
-            "replicas": replicas, "global_batch_size": global_batch, "epochs_run": epochs, "seconds": seconds})
+            "replicas": replicas, "global_batch_size": global_batch, "epochs_run": epochs, "seconds": seconds,
+            "warm_start": warm.to_json()})
     else:
         io.remove_tree(paths.worker)  # this worker's temporary copies; the chief's outputs are the real ones
     log.info("train: %d epochs in %.1fs; eval %s", epochs, seconds,
