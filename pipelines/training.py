@@ -20,8 +20,8 @@ things retry `pipeline.retries` times.
 
 from kfp import dsl
 
+from components.common import templates
 from components.common.config import RunConfig
-from components.ingest import spans
 from pipelines import ops as ops_lib
 
 
@@ -54,7 +54,7 @@ def build(cfg: RunConfig, vertex: bool = False):
         with dsl.ExitHandler(summary, name="run"):
             # A {SPAN} or date source resolves when the run starts: never reuse an earlier run's data.
             ingested = configure(ops.ingest(config=ingest_config, source_fingerprint=source_fingerprint),
-                                 retries=True, pure=not spans.is_templated(cfg.ingest.source))
+                                 retries=True, pure=not templates.is_templated(cfg.ingest.source))
             examples = ingested.outputs["examples"]
             hparams = {}
             if cfg.tune.space:
