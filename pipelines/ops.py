@@ -6,6 +6,8 @@ venv) provides `components` and kfp (`install_kfp_package=False`). Every op
 takes the run config as JSON: ingest and train only their own sections (so
 that their cache keys change only when their settings do), the later steps
 the whole config (they need the export base and the blessing record).
+What a step did goes into its output artifact's metadata as the step's record
+(pipelines.records), which the run summary reads back.
 
 `make(base_image)` returns the ops for one image; the image comes from config,
 never from the environment at import time.
@@ -29,13 +31,14 @@ def ingest(config: str, source_fingerprint: str, examples: Output[Dataset], stat
 
     from components import ingest
     from components.common.config import RunConfig
+    from pipelines.records import IngestRecord
 
     cfg = RunConfig.from_sections_json(config, "ingest")
     started = time.perf_counter()
     result = ingest.run(cfg.ingest, examples.path)
     shutil.copy(f"{examples.path}/stats.html", statistics.path)
-    examples.metadata.update({"rows": result.rows, "rejected": result.rejected, **result.splits,
-                              "seconds": time.perf_counter() - started})
+    examples.metadata.update(IngestRecord(time.perf_counter() - started, result.rows, result.rejected,
+                                          result.splits).to_json())
     return result.rows
 
 
@@ -87,15 +90,17 @@ def train(config: str, examples: Input[Dataset], hparams: dict, model: Output[Mo
 
     from components.common.config import RunConfig
     from components.train import launcher
-    from components.tune import space
+    from pipelines.records import TrainRecord
 
     cfg = RunConfig.from_sections_json(config, "train")
     if hparams:
+        from components.tune import space
+
         cfg = dataclasses.replace(cfg, train=space.apply(cfg.train, hparams))
     started = time.perf_counter()
     tfjob = cfg.runtime.launcher == "tfjob"  # the job's pods read and write the artifacts' URIs
     metrics = launcher.train(cfg, examples.uri if tfjob else examples.path, model.uri if tfjob else model.path)
-    model.metadata.update({**{k: float(v) for k, v in metrics.items()}, "seconds": time.perf_counter() - started})
+    model.metadata.update(TrainRecord(time.perf_counter() - started, metrics).to_json())
     return float(metrics["loss"])
 
 
@@ -113,6 +118,8 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
     from components import evaluate
     from components.common.config import RunConfig
     from components.evaluate import artifacts
+    from components.evaluate.metrics import headline
+    from pipelines.records import EvaluateRecord
 
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
@@ -125,8 +132,8 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
         classification.log_confusion_matrix(*matrix)
         classification.log_roc_curve(*artifacts.roc_curve(document))
     shutil.copy(f"{evaluation.path}/report.html", report.path)
-    evaluation.metadata.update({"blessed": result.blessed, "seconds": time.perf_counter() - started,
-                                "examples_dir": examples.path, "model_dir": model.path})
+    evaluation.metadata.update(EvaluateRecord(time.perf_counter() - started, result.blessed, result.metrics,
+                                              headline(result.metrics), examples.path, model.path).to_json())
     return result.blessed
 
 
@@ -134,13 +141,17 @@ def whatif(config: str, examples: Input[Dataset], model: Input[Model], report: O
            analysis: Output[Artifact]) -> None:
     """What-If analysis of the trained model on the test split; the report as HTML for the KFP UI."""
     import shutil
+    import time
 
     from components import whatif
     from components.common.config import RunConfig
+    from pipelines.records import WhatIfRecord
 
     cfg = RunConfig.from_json(config)
+    started = time.perf_counter()
     whatif.run(cfg.whatif, model.path, examples.path, analysis.path)
     shutil.copy(f"{analysis.path}/report.html", report.path)
+    analysis.metadata.update(WhatIfRecord(time.perf_counter() - started).to_json())
 
 
 def export(config: str, examples: Input[Dataset], model: Input[Model], saved_model: Output[Model]) -> int:
@@ -149,12 +160,13 @@ def export(config: str, examples: Input[Dataset], model: Input[Model], saved_mod
 
     from components import export
     from components.common.config import RunConfig
+    from pipelines.records import ExportRecord
 
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
     result = export.run(cfg.export, model.path, examples.path, cfg.model_home)
-    saved_model.metadata.update({"path": result.path, "version": result.version,
-                                 "signatures": list(result.signatures), "seconds": time.perf_counter() - started})
+    saved_model.metadata.update(ExportRecord(time.perf_counter() - started, result.path, result.version,
+                                             result.signatures).to_json())
     with open(saved_model.path, "w") as f:
         f.write(result.path + "\n")
     return result.version
@@ -166,12 +178,12 @@ def serve(config: str, examples: Input[Dataset], version: int, deployment: Outpu
 
     from components.common.config import RunConfig
     from components.serve import step
+    from pipelines.records import ServeRecord
 
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
     record = step.run(cfg.deploy, cfg.model_home, version, examples.path, deployment.path)
-    deployment.metadata.update({**{k: v for k, v in record.items() if isinstance(v, (str, bool, int))},
-                                "seconds": time.perf_counter() - started})
+    deployment.metadata.update(ServeRecord(time.perf_counter() - started, bool(record["deployed"])).to_json())
     return bool(record["deployed"])
 
 

@@ -1,0 +1,125 @@
+"""What each op records about its step, in its output artifact's metadata, and reads back for the run summary.
+
+KFP keeps an artifact's metadata as a JSON object, shows it in its UI and,
+locally, leaves it in `<run>/<task>/executor_output.json`. The ops write one of
+these records there and `pipelines.summary` reads the same type back, so a field
+renamed on one side fails on the other (at the first test run, not as a silent
+blank in the summary). KFP stores every number as a double; `from_json` gives
+each field its declared type back.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import ClassVar, Self
+
+from components.common.errors import TfpipeError
+
+
+class RecordError(TfpipeError):
+    """A step's record is missing a field: the run folder was written by another version of tfpipe."""
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """The base of every record: `TASK` is the op's task name, `ARTIFACT` the output whose metadata holds it."""
+
+    TASK: ClassVar[str]
+    ARTIFACT: ClassVar[str]
+
+    seconds: float  # the step's own work: the process's start and its imports are not counted
+
+    def to_json(self) -> dict:
+        """The record as artifact metadata (a JSON object)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_json(cls, plain: dict) -> Self:
+        types = typing.get_type_hints(cls)
+        missing = [f.name for f in fields(cls) if f.name not in plain]
+        if missing:
+            raise RecordError(f"{cls.TASK}: the record has no {', '.join(missing)} (it has {', '.join(plain)})")
+        return cls(**{f.name: _typed(types[f.name], plain[f.name]) for f in fields(cls)})
+
+    @classmethod
+    def read(cls, run_dir: Path) -> Self | None:
+        """The record a run's task left, or None where the task did not run (skipped, cached or failed)."""
+        output = executor_output(run_dir, cls.TASK)
+        if output is None or cls.ARTIFACT not in output.get("artifacts", {}):
+            return None
+        [artifact] = output["artifacts"][cls.ARTIFACT]["artifacts"]
+        return cls.from_json(artifact.get("metadata", {}))
+
+
+@dataclass(frozen=True)
+class IngestRecord(StepRecord):
+    TASK: ClassVar[str] = "ingest"
+    ARTIFACT: ClassVar[str] = "examples"
+
+    rows: int
+    rejected: int
+    splits: dict[str, int]  # rows per split: train, eval, test
+
+
+@dataclass(frozen=True)
+class TrainRecord(StepRecord):
+    TASK: ClassVar[str] = "train"
+    ARTIFACT: ClassVar[str] = "model"
+
+    metrics: dict[str, float]  # on the eval split, after the last epoch
+
+
+@dataclass(frozen=True)
+class EvaluateRecord(StepRecord):
+    TASK: ClassVar[str] = "evaluate"
+    ARTIFACT: ClassVar[str] = "evaluation"
+
+    blessed: bool
+    metrics: dict[str, float]  # on the test split; `count` is its number of examples
+    headline: str  # the few metrics people look at first, as evaluate words them
+    # The folders evaluated: where a cached ingest or train step's outputs really are.
+    examples_dir: str
+    model_dir: str
+
+
+@dataclass(frozen=True)
+class WhatIfRecord(StepRecord):
+    TASK: ClassVar[str] = "whatif"
+    ARTIFACT: ClassVar[str] = "analysis"
+
+
+@dataclass(frozen=True)
+class ExportRecord(StepRecord):
+    TASK: ClassVar[str] = "export"
+    ARTIFACT: ClassVar[str] = "saved_model"
+
+    path: str  # the version's folder, <base>/<name>/<version>
+    version: int
+    signatures: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServeRecord(StepRecord):
+    TASK: ClassVar[str] = "serve"
+    ARTIFACT: ClassVar[str] = "deployment"
+
+    deployed: bool
+
+
+def executor_output(run_dir: Path, task: str) -> dict | None:
+    """kfp.local's record of a task's outputs (KFP's ExecutorOutput as JSON), or None if the task did not run."""
+    path = run_dir / task / "executor_output.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _typed(kind, value):
+    """`value` as the field type `kind` says: KFP's doubles back to ints, lists back to tuples."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is dict:
+        return {key: _typed(args[1], item) for key, item in value.items()}
+    if origin is tuple:
+        return tuple(_typed(args[0], item) for item in value)
+    return kind(value)
