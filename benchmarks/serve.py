@@ -55,6 +55,7 @@ import tensorflow as tf  # noqa: E402  (after the log level is set)
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from tensorflow_serving.apis import predict_pb2  # noqa: E402
 
+from components.serve import announce  # noqa: E402
 from components.serve.client import GrpcClient, RestClient  # noqa: E402
 
 
@@ -80,14 +81,11 @@ class Server:
         if batching:
             command.append("--enable-batching")
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for line in self.proc.stdout:
-            match = re.search(r"REST (http://\S+), gRPC (\S+) \(", line)
-            if match:
-                self.rest, self.grpc = match[1], match[2]
-                break
-        else:
-            raise RuntimeError("the server did not start")
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        lines: list[str] = []
+        listening = announce.wait_for(self.proc, 300, lines)
+        if listening is None:
+            raise RuntimeError(f"the server did not start: {''.join(lines[-5:])}")
+        self.rest, self.grpc = listening.rest_url, listening.grpc_target
 
     def counts(self) -> tuple[float, float, float]:
         """(model calls, rows, failed requests) so far, from the server's Prometheus metrics."""

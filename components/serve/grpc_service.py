@@ -158,8 +158,10 @@ class ModelService(_Handler, model_service_pb2_grpc.ModelServiceServicer):
 
 def server(service: Service, address: str, max_request_bytes: int) -> tuple[grpc.aio.Server, int]:
     """The gRPC server, not started yet, and the port it bound (a free one when `address` ends in :0)."""
+    # Without so_reuseport 0, a second server on a port in use binds too and silently shares its traffic.
     grpc_server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_request_bytes),
-                                           ("grpc.max_send_message_length", max_request_bytes)])
+                                           ("grpc.max_send_message_length", max_request_bytes),
+                                           ("grpc.so_reuseport", 0)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(service), grpc_server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(service), grpc_server)
     return grpc_server, grpc_server.add_insecure_port(address)

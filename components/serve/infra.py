@@ -14,11 +14,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from components.common import io, reader
+from components.serve import announce
 from components.serve.client import GrpcClient, RestClient, ServeError
 
 CANARIES = 8
@@ -59,11 +58,11 @@ def check(home: str, version: int, examples: str, out: str, timeout_seconds: flo
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     lines: list[str] = []
     try:
-        addresses = _wait_for_addresses(server, lines, timeout_seconds)
-        if addresses is None:
+        listening = announce.wait_for(server, timeout_seconds, lines)
+        if listening is None:
             result.reason = f"the server did not start within {timeout_seconds:g} s: {_tail(lines)}"
         else:
-            _run_canaries(result, name, addresses, serialized, expected)
+            _run_canaries(result, name, listening, serialized, expected)
     finally:
         server.terminate()
         try:
@@ -90,28 +89,9 @@ def _expected(version_dir: Path, serialized: list[bytes]) -> dict[str, np.ndarra
     return {k: v.numpy() for k, v in outputs.items()}
 
 
-def _wait_for_addresses(server: subprocess.Popen, lines: list[str], timeout: float) -> tuple[str, str] | None:
-    """The REST URL and gRPC target the server prints once it listens, or None if it never does."""
-    found: list[tuple[str, str]] = []
-
-    def read():
-        for line in server.stdout:
-            lines.append(line)
-            match = re.search(r"REST (http://\S+), gRPC (\S+) \(", line)
-            if match:
-                found.append((match[1], match[2]))
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while not found and server.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return found[0] if found else None
-
-
-def _run_canaries(result: InfraResult, name: str, addresses: tuple[str, str], serialized: list[bytes],
+def _run_canaries(result: InfraResult, name: str, listening: announce.Listening, serialized: list[bytes],
                   expected: dict[str, np.ndarray]) -> None:
-    rest_url, grpc_target = addresses
-    rest, grpc_client = RestClient(rest_url, name), GrpcClient(grpc_target, name)
+    rest, grpc_client = RestClient(listening.rest_url, name), GrpcClient(listening.grpc_target, name)
     timings: dict[str, list[float]] = {"rest": [], "grpc": []}
     try:
         state = rest.status()["model_version_status"][0]

@@ -15,8 +15,10 @@ every poll.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from components.serve.tensors import RequestError
 
 log = logging.getLogger("tfpipe.serve")
 WARMUP = "assets.extra/tf_serving_warmup_requests"
+MAX_BACKOFF_SECONDS = 60.0
 
 
 class NotFound(TfpipeError):
@@ -104,55 +107,118 @@ class VersionState:
     error: str = ""
 
 
+@dataclass
+class _Failure:
+    """A version that failed to load: the folder as it was then, and when it may be tried again."""
+    fingerprint: tuple
+    failures: int
+    retry_at: float
+
+
+def fingerprint(folder: Path) -> tuple:
+    """Every file's (path, size, mtime) under `folder`: a copy still in progress changes it, a finished one not."""
+    entries = []
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            stat = path.stat()
+            entries.append((str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(entries))
+
+
 class ModelManager:
+    """TF Serving's availability-preserving policy over a folder of versions.
+
+    A version is tried when its folder has stopped changing (the same
+    fingerprint on two polls in a row, or at the first poll); one that fails
+    to load is reported in the status with its error and tried again only
+    when its folder changes, no sooner than a backoff that doubles with each
+    failure. Nothing is unloaded for a version that failed: with the latest
+    policy the server keeps the newest version that loads, so a half-copied
+    or broken newer folder leaves the serving one in place. A version whose
+    folder is removed is unloaded.
+    """
+
     def __init__(self, base: str, name: str = "", policy: str = "latest", versions: tuple[int, ...] = (),
-                 labels_file: str = ""):
+                 labels_file: str = "", poll_seconds: float = 1.0):
         self.base = Path(base)
         self.name = name or self.base.name
         self.policy, self.versions, self.labels_file = policy, tuple(versions), labels_file
+        self.poll_seconds = poll_seconds
         self.servables: dict[int, Servable] = {}
         self.labels: dict[str, int] = {}
         self.states: dict[int, VersionState] = {}
+        self._failures: dict[int, _Failure] = {}
+        self._seen: dict[int, tuple] | None = None  # each unloaded version's fingerprint at the previous poll
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def on_disk(self) -> list[int]:
-        if not self.base.is_dir():
-            return []
-        return sorted(int(p.name) for p in self.base.iterdir() if re.fullmatch(r"\d+", p.name) and
-                      (p / "saved_model.pb").exists())
-
-    def wanted(self, available: list[int]) -> list[int]:
-        if self.policy == "all":
-            return available
+        versions = [int(p.name) for p in self.base.iterdir() if re.fullmatch(r"\d+", p.name) and
+                    (p / "saved_model.pb").exists()]
         if self.policy == "specific":
-            return [v for v in available if v in self.versions]
-        return available[-1:]
+            versions = [v for v in versions if v in self.versions]
+        return sorted(versions)
 
     def poll(self) -> None:
-        """One pass of the watcher: load what the policy wants and is missing, swap, forget the rest."""
-        wanted = self.wanted(self.on_disk())
+        """One pass of the watcher: load what the policy wants and can load, swap, unload what it no longer wants."""
+        if not self.base.is_dir():  # gone for a moment (a remount, a slow disk): keep serving what is loaded
+            log.error("serve: %s is not a folder now; keeping versions %s", self.base, sorted(self.servables))
+            return
+        on_disk = self.on_disk()
+        seen, first = {}, self._seen is None
+        for version in on_disk:
+            if version not in self.servables:
+                try:
+                    seen[version] = fingerprint(self.base / str(version))
+                except OSError:  # a file vanished while we looked: still changing
+                    seen[version] = ()
+        settled = {v for v, f in seen.items() if f and (first or self._seen.get(v) == f)}
+        self._seen = seen
         current = dict(self.servables)
-        for version in wanted:
-            if version in current or self.states.get(version, VersionState("")).state == "END":
-                continue
-            self.states[version] = VersionState("LOADING")
-            try:
-                servable = Servable(self.base / str(version), version)
-                warmed = servable.warm_up()
-            except Exception as e:  # a broken version must not take the server down; it is reported instead
-                log.error("serve: version %d of %s failed to load: %s", version, self.name, e)
-                self.states[version] = VersionState("END", f"failed to load: {e}")
-                continue
-            current[version] = servable
-            self.states[version] = VersionState("AVAILABLE")
-            log.info("serve: %s version %d available (%d warmup requests)", self.name, version, warmed)
-        kept = {v: s for v, s in current.items() if v in wanted}
-        self.servables = kept  # the swap: one assignment
-        for version in set(current) - set(kept):
+        if self.policy == "latest":
+            keep = set()
+            for version in reversed(on_disk):
+                if version in current or (version in settled and self._load(version, seen[version], current)):
+                    keep = {version}
+                    break
+        else:
+            for version in on_disk:
+                if version not in current and version in settled:
+                    self._load(version, seen[version], current)
+            keep = set(current) & set(on_disk)
+        self.servables = {v: s for v, s in current.items() if v in keep}  # the swap: one assignment
+        for version in set(current) - keep:
             self.states[version] = VersionState("END")
             log.info("serve: %s version %d unloaded", self.name, version)
+        for version in set(self._failures) - set(on_disk):  # a broken folder removed: forget it
+            del self._failures[version]
+            self.states.pop(version, None)
         self.labels = self._read_labels()
+
+    def _load(self, version: int, folder: tuple, into: dict[int, Servable]) -> bool:
+        """Loads and warms up `version` into `into` unless it failed before on this same folder or is backing off."""
+        failure = self._failures.get(version)
+        if failure is not None and (failure.fingerprint == folder or time.monotonic() < failure.retry_at):
+            return False
+        self.states[version] = VersionState("LOADING")
+        try:
+            servable = Servable(self.base / str(version), version)
+            warmed = servable.warm_up()
+        except Exception as e:  # a broken version must not take the server down; it is reported instead
+            failures = failure.failures + 1 if failure else 1
+            backoff = min(self.poll_seconds * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+            self._failures[version] = _Failure(folder, failures, time.monotonic() + backoff)
+            message = f"failed to load: {_reason(e)}"
+            self.states[version] = VersionState("END", message)
+            log.error("serve: %s version %d %s (attempt %d; tried again when its folder changes, not before "
+                      "%.1f s)", self.name, version, message, failures, backoff)
+            return False
+        self._failures.pop(version, None)
+        into[version] = servable
+        self.states[version] = VersionState("AVAILABLE")
+        log.info("serve: %s version %d available (%d warmup requests)", self.name, version, warmed)
+        return True
 
     def _read_labels(self) -> dict[str, int]:
         if not self.labels_file:
@@ -188,13 +254,13 @@ class ModelManager:
     def ready(self) -> bool:
         return bool(self.servables)
 
-    def start(self, poll_seconds: float = 1.0) -> None:
+    def start(self) -> None:
         self.poll()
-        self._thread = threading.Thread(target=self._watch, args=(poll_seconds,), name="model-watcher", daemon=True)
+        self._thread = threading.Thread(target=self._watch, name="model-watcher", daemon=True)
         self._thread.start()
 
-    def _watch(self, poll_seconds: float) -> None:
-        while not self._stop.wait(poll_seconds):
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
             try:
                 self.poll()
             except Exception:  # the watcher outlives any one bad pass

@@ -12,7 +12,8 @@ import contextlib
 import gc
 import logging
 import threading
-from typing import Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
 import uvloop
 from aiohttp import web
@@ -21,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from components.common.config import ServeConfig
 from components.common.errors import TfpipeError
 from components.serve import grpc_service, rest
+from components.serve.announce import Listening
 from components.serve.batching import Batcher
 from components.serve.models import ModelManager
 from components.serve.service import Service
@@ -28,21 +30,34 @@ from components.serve.service import Service
 log = logging.getLogger("tfpipe.serve")
 
 
+class StartError(TfpipeError):
+    """The server cannot start as configured: no model base, a port in use."""
+
+
 class ModelServer:
     def __init__(self, cfg: ServeConfig):
         cfg.validate()
-        if not cfg.model_base:
-            raise TfpipeError("serve.model_base: expected the model's folder of numbered versions (<base>/<name>)")
+        if not cfg.model_base or not Path(cfg.model_base).is_dir():
+            raise StartError(f"serve.model_base {cfg.model_base or '(empty)'}: no such folder; expected the "
+                             "model's folder of numbered versions (<base>/<name>)")
         self.cfg = cfg
         self.manager = ModelManager(cfg.model_base, cfg.model_name, cfg.version_policy, cfg.versions,
-                                    cfg.labels_file)
+                                    cfg.labels_file, cfg.poll_seconds)
         self.rest_port = self.grpc_port = 0
         self._runner: web.AppRunner | None = None
         self._grpc = None
         self._batcher: Batcher | None = None
 
     async def start(self) -> None:
-        self.manager.start(self.cfg.poll_seconds)
+        """Loads the versions, then listens on both ports; on failure, stops whatever had started."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        self.manager.start()
         # Loaded models leave many long-lived Python objects; frozen out of the collector's generations,
         # a full collection no longer stalls the requests in flight (benchmarks/serve.py: p99 at
         # concurrency 32 with batching went from ~170 ms to ~7 ms).
@@ -52,11 +67,18 @@ class ModelServer:
         service = Service(self.manager, self._batcher, self.cfg.request_timeout_seconds, CollectorRegistry())
         self._runner = web.AppRunner(rest.app(service, self.cfg.max_request_bytes), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.rest_port)
-        await site.start()
+        try:
+            await web.TCPSite(self._runner, self.cfg.host, self.cfg.rest_port).start()
+        except OSError as e:
+            raise StartError(f"REST port {self.cfg.host}:{self.cfg.rest_port}: {e.strerror or e} "
+                             "(serve.rest_port; 0 picks a free one)") from None
         self.rest_port = self._runner.addresses[0][1]
-        self._grpc, self.grpc_port = grpc_service.server(service, f"{self.cfg.host}:{self.cfg.grpc_port}",
-                                                         self.cfg.max_request_bytes)
+        try:
+            self._grpc, self.grpc_port = grpc_service.server(service, f"{self.cfg.host}:{self.cfg.grpc_port}",
+                                                             self.cfg.max_request_bytes)
+        except RuntimeError:
+            raise StartError(f"gRPC port {self.cfg.host}:{self.cfg.grpc_port}: cannot bind, most likely in use "
+                             "(serve.grpc_port; 0 picks a free one)") from None
         await self._grpc.start()
         log.info("serve: %s (versions %s) on REST %s and gRPC %s", self.manager.name,
                  sorted(self.manager.servables), self.rest_url, self.grpc_target)
@@ -69,20 +91,26 @@ class ModelServer:
     def grpc_target(self) -> str:
         return f"{self.cfg.host}:{self.grpc_port}"
 
+    def listening(self) -> Listening:
+        return Listening(self.manager.name, tuple(sorted(self.manager.servables)), self.rest_url, self.grpc_target)
+
     async def stop(self) -> None:
-        if self._grpc is not None:
-            await self._grpc.stop(grace=2)
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._batcher is not None:
-            await self._batcher.close()
+        """Stops what has started; calling it again does nothing."""
+        grpc_server, runner, batcher = self._grpc, self._runner, self._batcher
+        self._grpc = self._runner = self._batcher = None
+        if grpc_server is not None:
+            await grpc_server.stop(grace=2)
+        if runner is not None:
+            await runner.cleanup()
+        if batcher is not None:
+            await batcher.close()
         self.manager.stop()
 
     def serve_forever(self) -> None:
         async def main():
             await self.start()
-            print(f"serving {self.manager.name} versions {sorted(self.manager.servables)}: REST {self.rest_url}, "
-                  f"gRPC {self.grpc_target} (Ctrl-C stops)", flush=True)
+            print(self.listening().to_line(), flush=True)
+            log.info("serve: Ctrl-C stops the server")
             try:
                 await asyncio.Event().wait()
             finally:

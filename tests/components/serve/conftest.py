@@ -9,7 +9,7 @@ from components.serve.server import running
 
 
 def config(home, **changes) -> ServeConfig:
-    return ServeConfig(model_base=str(home), rest_port=0, grpc_port=0, poll_seconds=0.2, **changes)
+    return ServeConfig(**{"model_base": str(home), "rest_port": 0, "grpc_port": 0, "poll_seconds": 0.2, **changes})
 
 
 @pytest.fixture(scope="module")
