@@ -16,6 +16,7 @@ been run against a live cluster or Vertex project.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import yaml
 
 from components.common import io
 from components.common.config import DeployConfig
+from components.serve.deployment import Deployment
 
 KSERVE = {"group": "serving.kserve.io", "version": "v1beta1", "plural": "inferenceservices"}
 
@@ -50,12 +52,13 @@ def kserve_manifest(cfg: DeployConfig, name: str) -> dict:
     }
 
 
-def kserve(cfg: DeployConfig, name: str, out: str, api_client=None) -> dict:
+def kserve(cfg: DeployConfig, name: str, out: str, api_client=None) -> Deployment:
     """Writes `<out>/inferenceservice.yaml`; with `cfg.apply`, creates (or replaces) it in the cluster."""
     manifest = kserve_manifest(cfg, name)
     io.write_text(f"{out}/inferenceservice.yaml", yaml.safe_dump(manifest, sort_keys=False))
+    deployment = Deployment(True, "kserve", manifest=f"{out}/inferenceservice.yaml")
     if not cfg.apply:
-        return {"applied": False, "manifest": f"{out}/inferenceservice.yaml"}
+        return deployment
     from kubernetes import client, config as kube_config
 
     if api_client is None:
@@ -69,7 +72,7 @@ def kserve(cfg: DeployConfig, name: str, out: str, api_client=None) -> dict:
         existing = api.get_namespaced_custom_object(namespace=cfg.namespace, name=name, **KSERVE)
         manifest["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         api.replace_namespaced_custom_object(namespace=cfg.namespace, name=name, body=manifest, **KSERVE)
-    return {"applied": True, "manifest": f"{out}/inferenceservice.yaml"}
+    return dataclasses.replace(deployment, applied=True)
 
 
 def vertex_requests(cfg: DeployConfig, name: str, version: int):
@@ -95,7 +98,7 @@ def vertex_deploy_request(cfg: DeployConfig, endpoint: str, model: str):
                                  traffic_split={"0": cfg.traffic_percent})
 
 
-def vertex(cfg: DeployConfig, name: str, version: int) -> dict:
+def vertex(cfg: DeployConfig, name: str, version: int) -> Deployment:
     """Uploads the version, then deploys it to the endpoint with the configured share of traffic."""
     from google.cloud import aiplatform_v1 as v1
 
@@ -105,4 +108,4 @@ def vertex(cfg: DeployConfig, name: str, version: int) -> dict:
     endpoints = v1.EndpointServiceClient(client_options=options)
     endpoint = cfg.endpoint or endpoints.create_endpoint(request=create_endpoint).result().name
     endpoints.deploy_model(request=vertex_deploy_request(cfg, endpoint, model)).result()
-    return {"model": model, "endpoint": endpoint}
+    return Deployment(True, "vertex", model=model, endpoint=endpoint)

@@ -1,7 +1,7 @@
 """The pipeline's serve step: the infra check on an exported version, then the deploy target.
 
 Writes `<out>/infra_blessing.json` (components.serve.infra) and
-`<out>/deploy.json` (what was deployed where, or why nothing was).
+`<out>/deploy.json` (a `Deployment`: what was deployed where, or why nothing was).
 """
 
 from __future__ import annotations
@@ -12,28 +12,28 @@ from pathlib import Path
 from components.common import io
 from components.common.config import DeployConfig
 from components.serve import deploy, infra
+from components.serve.deployment import Deployment
 
 log = logging.getLogger("tfpipe.serve")
 
 
-def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str) -> dict:
+def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str) -> Deployment:
     cfg.validate()
     name = Path(home).name
     if cfg.infra_check:
         checked = infra.check(home, version, examples, out, cfg.infra_timeout_seconds)
         if not checked.blessed:
-            record = {"deployed": False, "target": cfg.target, "reason": f"infra check failed: {checked.reason}"}
-            io.write_json(f"{out}/deploy.json", record)
-            log.warning("serve: not deployed: %s", record["reason"])
+            record = Deployment(False, cfg.target, reason=f"infra check failed: {checked.reason}")
+            io.write_text(f"{out}/deploy.json", record.to_json())
+            log.warning("serve: not deployed: %s", record.reason)
             return record
     if cfg.target == "local":
         where = deploy.local(f"{home}/{version}", name, version, cfg.local_base or str(Path(home).parent))
-        record = {"deployed": True, "target": "local", "path": where,
-                  "serve": f"tfpipe serve --model-base {Path(where).parent}"}
+        record = Deployment(True, "local", path=where, serve=f"tfpipe serve --model-base {Path(where).parent}")
     elif cfg.target == "kserve":
-        record = {"deployed": True, "target": "kserve", **deploy.kserve(cfg, name, out)}
+        record = deploy.kserve(cfg, name, out)
     else:
-        record = {"deployed": True, "target": "vertex", **deploy.vertex(cfg, name, version)}
-    io.write_json(f"{out}/deploy.json", record)
+        record = deploy.vertex(cfg, name, version)
+    io.write_text(f"{out}/deploy.json", record.to_json())
     log.info("serve: version %d of %s deployed: %s", version, name, record)
     return record

@@ -10,8 +10,10 @@ from aiohttp import web
 from kubernetes import client as kube
 
 from components.common.config import ConfigError, DeployConfig
+from components.common.errors import TfpipeError
 from components.serve import deploy, infra, step
 from components.serve.client import RestClient
+from components.serve.deployment import Deployment
 from components.serve.server import running
 from tests.components.serve.conftest import config
 from tests.conftest import http_server
@@ -23,8 +25,9 @@ def test_infra_check_passes_and_local_deploy_reaches_a_running_server(tmp_path, 
     with running(config(served / "penguins")) as server:
         record = step.run(DeployConfig(local_base=str(served)), str(penguins_home), 1, penguins_examples,
                           str(tmp_path / "out"))
-        assert record == {"deployed": True, "target": "local", "path": str(served / "penguins" / "1"),
-                          "serve": f"tfpipe serve --model-base {served / 'penguins'}"}
+        assert record == Deployment(True, "local", path=str(served / "penguins" / "1"),
+                                    serve=f"tfpipe serve --model-base {served / 'penguins'}")
+        assert Deployment.from_json((tmp_path / "out" / "deploy.json").read_text()) == record
         blessing = json.loads((tmp_path / "out" / "infra_blessing.json").read_text())
         assert blessing["blessed"] and blessing["reason"] == "every canary answered as the SavedModel does"
         assert len(blessing["checks"]) == 1 + 2 * infra.CANARIES
@@ -39,7 +42,8 @@ def test_a_version_that_answers_differently_is_not_deployed(tmp_path, penguins_h
     monkeypatch.setattr(infra, "TOLERANCE", -1.0)  # every answer now counts as different from the SavedModel
     record = step.run(DeployConfig(local_base=str(tmp_path / "served")), str(penguins_home), 1, penguins_examples,
                       str(tmp_path / "out"))
-    assert not record["deployed"] and "infra check failed: rest predict canary 0: max difference" in record["reason"]
+    assert not record.deployed and "infra check failed: rest predict canary 0: max difference" in record.reason
+    assert Deployment.from_json((tmp_path / "out" / "deploy.json").read_text()) == record
     assert not (tmp_path / "served").exists()
 
 
@@ -71,7 +75,7 @@ def test_kserve_manifest_and_the_request_that_applies_it(tmp_path, recording_clu
     cfg = DeployConfig(target="kserve", storage_uri="gs://models/serving/penguins", namespace="ml", apply=True)
     result = deploy.kserve(cfg, "penguins", str(tmp_path), api_client=api_client)
     manifest = yaml.safe_load((tmp_path / "inferenceservice.yaml").read_text())
-    assert result == {"applied": True, "manifest": str(tmp_path / "inferenceservice.yaml")}
+    assert result == Deployment(True, "kserve", manifest=str(tmp_path / "inferenceservice.yaml"), applied=True)
     assert manifest["kind"] == "InferenceService" and manifest["apiVersion"] == "serving.kserve.io/v1beta1"
     assert manifest["spec"]["predictor"]["model"]["modelFormat"] == {"name": "tensorflow"}
     assert manifest["spec"]["predictor"]["model"]["storageUri"] == "gs://models/serving/penguins"
@@ -93,3 +97,8 @@ def test_vertex_requests():
     assert request.deployed_model.model == "models/9"
     with pytest.raises(ConfigError, match="vertex needs deploy.project"):
         DeployConfig(target="vertex").validate()
+
+
+def test_a_deployment_record_with_an_unknown_field_is_refused():
+    with pytest.raises(TfpipeError, match="deploy.json: not a deployment record"):
+        Deployment.from_json('{"deployed": true, "target": "local", "where": "/x"}')
