@@ -406,12 +406,23 @@ class _LocalStore:
         self.path = path
         self.lock_path = os.path.join(os.path.dirname(path), "registry.lock")
 
-    def read(self) -> bytes | None:
+    def read(self, path: str = "") -> bytes | None:
         try:
-            with open(self.path, "rb") as f:
+            with open(path or self.path, "rb") as f:
                 return f.read()
         except FileNotFoundError:
             return None
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def versions(self, home: str) -> list[int]:
+        names = os.listdir(home) if os.path.isdir(home) else []
+        return sorted(int(n) for n in names if n.isdigit() and os.path.exists(f"{home}/{n}/saved_model.pb"))
+
+    def created(self, folder: str) -> str:
+        stamp = os.path.getmtime(folder)
+        return datetime.datetime.fromtimestamp(stamp, datetime.UTC).isoformat(timespec="seconds")
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -436,11 +447,13 @@ class _LocalStore:
 
 
 class _GcsStore:
-    """registry.json on Cloud Storage, written only if nobody wrote it since it was read (generation match)."""
+    """registry.json on Cloud Storage, written only if nobody wrote it since it was read (generation match).
+
+    It speaks to Cloud Storage with google-cloud-storage, not tf.io.gfile: gfile has no generations.
+    """
 
     def __init__(self, path: str, client=None):
         self.path = path
-        self.bucket, _, self.name = path[len("gs://"):].partition("/")
         self._client = client
 
     def client(self):
@@ -450,39 +463,56 @@ class _GcsStore:
             self._client = storage.Client()
         return self._client
 
-    def _blob(self, name: str):
-        return self.client().bucket(self.bucket).blob(name)
+    def _blob(self, path: str):
+        bucket, _, name = path[len("gs://"):].partition("/")
+        return self.client().bucket(bucket).blob(name)
 
-    def _read(self) -> tuple[bytes | None, int]:
+    def _read(self, path: str) -> tuple[bytes | None, int]:
+        """The object and its generation; (None, 0) when there is none (generation 0: "must not exist")."""
         from google.api_core import exceptions
 
-        blob = self._blob(self.name)
+        blob = self._blob(path)
         try:
             data = blob.download_as_bytes()
         except exceptions.NotFound:
             return None, 0
         return data, int(blob.generation)
 
-    def read(self) -> bytes | None:
-        return self._read()[0]
+    def read(self, path: str = "") -> bytes | None:
+        return self._read(path or self.path)[0]
+
+    def exists(self, path: str) -> bool:
+        return self._blob(path).exists()
+
+    def versions(self, home: str) -> list[int]:
+        bucket, _, prefix = home[len("gs://"):].partition("/")
+        pages = self.client().list_blobs(bucket, prefix=f"{prefix}/", delimiter="/")
+        folders = set()
+        for page in pages.pages:
+            folders |= set(page.prefixes)
+        numbers = [p.rstrip("/").rsplit("/", 1)[-1] for p in folders]
+        return sorted(int(n) for n in numbers if n.isdigit() and self.exists(f"{home}/{n}/saved_model.pb"))
+
+    def created(self, folder: str) -> str:
+        return ""
 
     def update(self, apply: Callable[[bytes | None], bytes | None], after: Callable[[bytes], None]) -> None:
         from google.api_core import exceptions
 
         for attempt in range(GCS_ATTEMPTS):
-            current, generation = self._read()
+            current, generation = self._read(self.path)
             new = apply(current)
             if new is None:
                 return
             try:
-                self._blob(self.name).upload_from_string(new, content_type="application/json",
+                self._blob(self.path).upload_from_string(new, content_type="application/json",
                                                          if_generation_match=generation)
             except exceptions.PreconditionFailed:
-                time.sleep(min(0.05 * 2 ** attempt, 1.0))
+                time.sleep(min(0.02 * 2 ** attempt, 1.0))
                 continue
             after(new)
-            # A slower writer may have put older labels over ours; whoever committed last re-renders them.
-            latest, latest_generation = self._read()
+            # A slower writer may have put older labels over these; re-rendered from what is there now.
+            latest = self.read()
             if latest is not None and latest != new:
                 after(latest)
             return
@@ -490,8 +520,7 @@ class _GcsStore:
                             "had changed it first; nothing was changed, try again")
 
     def put(self, path: str, data: bytes) -> None:
-        bucket, _, name = path[len("gs://"):].partition("/")
-        self.client().bucket(bucket).blob(name).upload_from_string(data, content_type="application/json")
+        self._blob(path).upload_from_string(data, content_type="application/json")
 
 
 def _store(path: str, storage_client=None):
@@ -555,7 +584,7 @@ class Registry:
     def next_version(self) -> int:
         """One above the highest version registered or on disk (1 for the first)."""
         record = self.read()
-        return max([v.version for v in record.versions] + self._on_disk(), default=0) + 1
+        return max([v.version for v in record.versions] + self.store.versions(self.home), default=0) + 1
 
     # changing
 
@@ -663,34 +692,21 @@ class Registry:
         return RegistryRecord.from_json(plain, self.path)
 
     def _migrated(self) -> RegistryRecord:
-        versions = tuple(VersionRecord(v, self._created(v)) for v in self._on_disk())
+        versions = tuple(VersionRecord(v, self.store.created(f"{self.home}/{v}"))
+                         for v in self.store.versions(self.home))
         record_path = f"{self.home}/blessed.json"
+        data = self.store.read(record_path)
         legacy = None
-        if io.exists(record_path):
+        if data is not None:
             try:
-                legacy = LegacyBlessing.from_json(io.read_json(record_path), record_path)
+                legacy = LegacyBlessing.from_json(json.loads(data), record_path)
             except (ValueError, UnicodeDecodeError) as e:
                 raise CorruptRegistry(f"{record_path}: unreadable blessing record ({e}); expected JSON like "
                                       '{"model": ".../model.keras", "metrics": {...}}; fix or delete it') from None
         return RegistryRecord(self.name, versions, (), legacy)
 
-    def _on_disk(self) -> list[int]:
-        if io.is_remote(self.home):
-            if not io.exists(self.home):
-                return []
-            names = [n.rstrip("/") for n in io.gfile().listdir(self.home)]
-        else:
-            names = os.listdir(self.home) if os.path.isdir(self.home) else []
-        return sorted(int(n) for n in names if n.isdigit() and io.exists(f"{self.home}/{n}/saved_model.pb"))
-
-    def _created(self, version: int) -> str:
-        if io.is_remote(self.home):
-            return ""
-        stamp = os.path.getmtime(f"{self.home}/{version}")
-        return datetime.datetime.fromtimestamp(stamp, datetime.UTC).isoformat(timespec="seconds")
-
     def _check_present(self, version: int) -> None:
-        if not io.exists(f"{self.home}/{version}/saved_model.pb"):
+        if not self.store.exists(f"{self.home}/{version}/saved_model.pb"):
             raise UnknownVersion(f"{self.home}/{version}/saved_model.pb: not there; version {version} of "
                                  f"{self.name} cannot be registered or served")
 
