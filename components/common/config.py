@@ -288,6 +288,8 @@ class ServeConfig:
     batching: BatchingConfig = BatchingConfig()
     max_request_bytes: int = 16 << 20
     request_timeout_seconds: float = 30.0
+    # accept NaN, Infinity and floats past float32 in requests, and answer NaN / Infinity (TF Serving's JSON)
+    allow_non_finite: bool = False
 
     def validate(self, where: str = "serve") -> None:
         if self.version_policy == "specific" and not self.versions:
@@ -341,6 +343,41 @@ class TuneConfig:
         for name in ("trials", "grid_points", "parallel"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: expected an integer >= 1, got {getattr(self, name)}")
+
+
+AnomalyKind = Literal["missing_feature", "new_feature", "type_change", "out_of_domain", "out_of_range",
+                      "missing_fraction", "new_label_class", "empty_split", "drift"]
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """The largest distance from the baseline a feature may drift: L-infinity for categorical features,
+    Jensen-Shannon divergence for numeric ones (components.validate.distance); both lie in [0, 1]."""
+
+    default: float = 0.1
+    features: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """The data gate before training: new examples' statistics against the last good run's (components.validate)."""
+
+    drift: DriftThresholds = DriftThresholds()
+    range_tolerance: float = 0.25  # how far beyond the baseline's [min, max] numbers may reach, in its widths
+    missing_tolerance: float = 0.05  # how much more of a feature may be missing than in the baseline
+    domain_tolerance: float = 0.0  # the fraction of rows that may hold a category the baseline never saw
+    # kinds that fail the gate; every other kind only warns
+    fail: tuple[AnomalyKind, ...] = ("missing_feature", "type_change", "missing_fraction", "new_label_class",
+                                     "empty_split", "drift")
+
+    def validate(self, where: str = "validation") -> None:
+        for name, value in [("drift.default", self.drift.default),
+                            *((f"drift.features.{k}", v) for k, v in self.drift.features.items())]:
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{where}.{name}: expected a distance in [0, 1], got {value}")
+        for name in ("range_tolerance", "missing_tolerance", "domain_tolerance"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}.{name}: expected a number >= 0, got {getattr(self, name)}")
 
 
 DeployTarget = Literal["local", "kserve", "vertex"]
@@ -444,6 +481,7 @@ class RunConfig:
     name: str = "tfpipe"
     runs_root: str = "runs"
     ingest: IngestConfig = IngestConfig()
+    validation: ValidateConfig = ValidateConfig()  # named so as not to hide validate()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()
@@ -467,6 +505,7 @@ class RunConfig:
         if not self.name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"name: expected letters, digits, '-' or '_', got {self.name!r}")
         self.ingest.validate()
+        self.validation.validate()
         self.train.validate()
         self.evaluate.validate()
         self.export.validate()

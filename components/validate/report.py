@@ -1,0 +1,105 @@
+"""report.html (every finding, and both distributions of every drifted feature) and report.md (for the run summary)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from components.common.page import escape, figure, page, table
+from components.validate import distance
+from components.validate.anomalies import Anomalies, Finding
+from components.validate.checks import Sides
+from components.validate.profile import Profile
+
+SHOWN_CATEGORIES = 15  # bars per categorical plot: the most frequent values of either side
+_HEADER = ["verdict", "feature", "kind", "statistic", "measured", "threshold", "finding"]
+
+
+def html(anomalies: Anomalies, sides: Sides | None) -> str:
+    parts = ["<h1>Data validation</h1>", f"<p>{_summary(anomalies, escape, '<code>{}</code>')}</p>"]
+    if sides is not None:
+        flagged = [f for f in anomalies.findings if f.verdict != "pass"]
+        drift = [f for f in anomalies.findings if f.kind == "drift"]
+        parts += ["<h2>Anomalies</h2>", _table(flagged) if flagged else "<p class='ok'>None.</p>",
+                  "<h2>Drift by feature</h2>", _table(sorted(drift, key=lambda f: -f.measured)),
+                  *_distributions(drift, sides),
+                  "<h2>Every check</h2>", _table(sorted(anomalies.findings, key=lambda f: (f.subject, f.kind)))]
+    return page("tfpipe data validation", parts)
+
+
+def markdown(anomalies: Anomalies) -> str:
+    lines = [f"### Data validation: {'passed' if anomalies.validated else 'FAILED'}", "",
+             _summary(anomalies, str, "`{}`"), ""]
+    flagged = [f for f in anomalies.findings if f.verdict != "pass"]
+    if flagged:
+        lines += ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
+        lines += ["| " + " | ".join(_cells(f, lambda s: s.replace("|", "\\|"))) + " |" for f in flagged]
+    return "\n".join(lines) + "\n"
+
+
+def _summary(anomalies: Anomalies, text, code: str) -> str:
+    """One paragraph in HTML or Markdown: `text` escapes, `code` formats a path."""
+    examples = code.format(text(anomalies.examples))
+    if anomalies.first_run:
+        return f"Examples {examples}: no baseline (a first run), so nothing to compare with; validated."
+    drift = [f for f in anomalies.findings if f.kind == "drift"]
+    worst = max(drift, key=lambda f: f.measured, default=None)
+    largest = f" Largest drift: {text(worst.feature)} ({worst.statistic} {worst.measured:.4f}, threshold " \
+              f"{worst.threshold:g})." if worst else ""
+    return (f"Examples {examples} against the baseline {code.format(text(anomalies.baseline))}: "
+            f"{'validated' if anomalies.validated else 'NOT validated'}, {len(anomalies.failures)} failing and "
+            f"{len(anomalies.warnings)} warning findings; drift measured on {len(drift)} features.{largest}")
+
+
+def _cells(f: Finding, text) -> list[str]:
+    def number(v: float | None) -> str:
+        return "" if v is None else f"{v:.4g}"
+
+    return [f.verdict, text(f.subject), f.kind, f.statistic, number(f.measured), number(f.threshold), text(f.message)]
+
+
+def _table(findings: list[Finding]) -> str:
+    return table(_HEADER, [_cells(f, str) for f in findings])
+
+
+def _distributions(drift: list[Finding], sides: Sides) -> list[str]:
+    drifted = [f.feature for f in drift if f.verdict != "pass"]
+    if not drifted:
+        return []
+    parts = ["<h2>Distributions of the drifted features</h2>"]
+    for name in drifted:
+        labels, base, new, xlabel = _binned(sides.baseline[name], sides.new[name])
+        top = float(max(base.max(), new.max())) * 1.05
+        parts += [f"<h3>{escape(name)}</h3><div>",
+                  figure(_bars, "baseline", labels, base, xlabel, top),
+                  figure(_bars, "new examples", labels, new, xlabel, top), "</div>"]
+    return parts
+
+
+def _binned(base: Profile, new: Profile) -> tuple[list[str], np.ndarray, np.ndarray, str]:
+    """Both sides as fractions over the same bins: the baseline's quantile bins, or the most frequent values."""
+    if base.categorical:
+        values = sorted({*base.values, *new.values}, key=lambda v: -(base.values.get(v, 0) + new.values.get(v, 0)))
+        values = values[:SHOWN_CATEGORIES]
+        fractions = [np.array([side.values.get(v, 0.0) for v in values]) / max(sum(side.values.values()), 1)
+                     for side in (base, new)]
+        return values, *fractions, f"{base.name} (most frequent values)"
+    edges, p, q = distance.common_bins(base.histogram, new.histogram)
+    n = [_number(e) for e in edges]
+    last = len(n) - 2  # the last inner bin holds its upper boundary
+    pairs = enumerate(zip(n[:-1], n[1:], strict=True))
+    inner = [f"[{lo}, {hi}{']' if i == last else ')'}" for i, (lo, hi) in pairs] or n
+    labels = [f"< {n[0]}", *inner, f"> {n[-1]}"]
+    return labels, p / max(p.sum(), 1e-12), q / max(q.sum(), 1e-12), f"{base.name} (baseline's quantile bins)"
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _bars(ax, title: str, labels: list[str], fractions: np.ndarray, xlabel: str, top: float) -> None:
+    ax.bar(range(len(labels)), fractions, color="#4a7fc1")
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+    ax.set_ylim(0, top or 1.0)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel("fraction of rows", fontsize=8)
