@@ -14,10 +14,11 @@ never from the environment at import time.
 """
 
 from types import SimpleNamespace
-from typing import List
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
+
+from pipelines import executor
 
 
 def ingest(config: str, source_fingerprint: str, examples: Output[Dataset], statistics: Output[HTML]) -> int:
@@ -42,7 +43,7 @@ def ingest(config: str, source_fingerprint: str, examples: Output[Dataset], stat
     return result.rows
 
 
-def plan_trials(config: str, experiment: Output[Artifact]) -> List[dict]:
+def plan_trials(config: str, experiment: Output[Artifact]) -> list[dict]:
     """The tuning trials to run (their ids and values); the HParams experiment goes to `experiment`."""
     from components.common.config import RunConfig
     from components.tune import space, step
@@ -64,7 +65,7 @@ def run_trial(config: str, examples: Input[Dataset], trial: dict, logs: Output[A
     return {k: v for k, v in asdict(done).items() if v is not None}  # KFP values cannot be null
 
 
-def pick_best(config: str, results: List[dict], table: Output[HTML]) -> dict:
+def pick_best(config: str, results: list[dict], table: Output[HTML]) -> dict:
     """The best trial's values, for the train step; the trials table as HTML."""
     from components.common.config import RunConfig
     from components.common.errors import TfpipeError
@@ -204,7 +205,7 @@ def summary(config: str, status: dsl.PipelineTaskFinalStatus, report: Output[Mar
 def make(base_image: str) -> SimpleNamespace:
     """The ops as KFP components on `base_image`."""
     def component(function):
-        return dsl.component(function, base_image=base_image, install_kfp_package=False)
+        return executor.run_through_this(dsl.component(function, base_image=base_image, install_kfp_package=False))
 
     return SimpleNamespace(**{f.__name__: component(f) for f in (
         ingest, plan_trials, run_trial, pick_best, train, evaluate, whatif, export, serve, summary)})

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import ClassVar, Self
 
+from components.common import io
 from components.common.errors import TfpipeError
 
 
@@ -24,16 +25,11 @@ class RecordError(TfpipeError):
 
 
 @dataclass(frozen=True)
-class StepRecord:
-    """The base of every record: `TASK` is the op's task name, `ARTIFACT` the output whose metadata holds it."""
-
-    TASK: ClassVar[str]
-    ARTIFACT: ClassVar[str]
-
-    seconds: float  # the step's own work: the process's start and its imports are not counted
+class Record:
+    """One to/from JSON for every record."""
 
     def to_json(self) -> dict:
-        """The record as artifact metadata (a JSON object)."""
+        """The record as a JSON object (what KFP keeps as artifact metadata)."""
         return json.loads(json.dumps(asdict(self)))
 
     @classmethod
@@ -41,8 +37,19 @@ class StepRecord:
         types = typing.get_type_hints(cls)
         missing = [f.name for f in fields(cls) if f.name not in plain]
         if missing:
-            raise RecordError(f"{cls.TASK}: the record has no {', '.join(missing)} (it has {', '.join(plain)})")
+            raise RecordError(f"{cls.__name__} has no {', '.join(missing)} (it has {', '.join(plain) or 'nothing'})")
         return cls(**{f.name: _typed(types[f.name], plain[f.name]) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class StepRecord(Record):
+    """What an op records about its step: `TASK` is the op's task name, `ARTIFACT` the output whose metadata
+    holds the record."""
+
+    TASK: ClassVar[str]
+    ARTIFACT: ClassVar[str]
+
+    seconds: float  # the step's own work: the process's start and its imports are not counted
 
     @classmethod
     def read(cls, run_dir: Path) -> Self | None:
@@ -123,3 +130,23 @@ def _typed(kind, value):
     if origin is tuple:
         return tuple(_typed(args[0], item) for item in value)
     return kind(value)
+
+
+@dataclass(frozen=True)
+class StepFailure(Record):
+    """Why a step's process failed, left beside its outputs for `tfpipe run` to report (pipelines.executor)."""
+
+    FILE: ClassVar[str] = "failure.json"
+
+    error: str  # the exception's type, with its module: components.train.errors.TrainError
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.error}: {self.message}"
+
+    def write(self, folder: Path) -> None:
+        io.write_json(folder / self.FILE, self.to_json())
+
+    @classmethod
+    def read(cls, path: Path) -> Self:
+        return cls.from_json(json.loads(path.read_text()))

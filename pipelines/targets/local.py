@@ -12,9 +12,7 @@ that folder is the run folder. Caching (`pipeline.cache`) keeps its entries in
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import io
 import os
 import re
 import sys
@@ -24,12 +22,8 @@ from pathlib import Path
 
 from components.common.config import RunConfig
 from components.common.errors import TfpipeError
-
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# kfp.local's lines that say which task runs and how it ended.
-STATUS_LINE = re.compile(r"^[\d:.]+ - \w+ - (Running pipeline|Executing task|Task .* finished|Pipeline .* finished)")
-# The last line of a Python traceback: "package.module.SomeError: what went wrong".
-ERROR_LINE = re.compile(r"^\s*[\w.]*(Error|Exception): ")
+from pipelines.records import StepFailure
+from pipelines.targets import local_log
 
 
 class PipelineError(TfpipeError):
@@ -58,7 +52,7 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
     local.init(runner=runner, pipeline_root=str(root), enable_caching=cfg.pipeline.cache,
                cache_root=str(root / ".kfp_cache"), raise_on_error=True)
     log_path = root / f".{name}-{os.getpid()}.log"
-    output = _Log(log_path, sys.stdout, verbose)
+    output = local_log.Log(log_path, sys.stdout, verbose)
     try:
         with contextlib.redirect_stdout(output), warnings.catch_warnings():
             # Expected here: the project's venv stands in for the image, and resource limits are cluster settings.
@@ -70,18 +64,25 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
             else:
                 training.build(cfg)(source_fingerprint=sources.resolve(cfg.ingest).fingerprint())
     except RuntimeError as e:
-        message = ANSI.sub("", str(e))
-        failed = re.search(r"Inner task failed: '([^']+)'", message)
-        cause = next((line.strip() for line in reversed(output.lines) if ERROR_LINE.match(line)), "see the log")
-        kept = _keep_log(output, log_path, _runs(root, name) - before)
-        raise PipelineError(f"pipeline tfpipe-{cfg.name}: step {failed[1] if failed else '?'!r} failed: "
-                            f"{cause} (the whole output: {kept})") from None
+        runs = _runs(root, name) - before
+        kept = _keep_log(output, log_path, runs)
+        raise PipelineError(f"pipeline tfpipe-{cfg.name}: {_failure(runs, str(e))} (the whole output: {kept})") \
+            from None
     [run_dir] = _runs(root, name) - before
     _keep_log(output, log_path, {run_dir})
     return run_dir
 
 
-def _keep_log(output: "_Log", log_path: Path, runs: set[Path]) -> Path:
+def _failure(runs: set[Path], message: str) -> str:
+    """Which step failed and why: from the failure the step recorded, else kfp.local's word for which."""
+    recorded = next(((run_dir, path) for run_dir in runs for path in sorted(run_dir.rglob(StepFailure.FILE))), None)
+    if recorded:
+        run_dir, path = recorded
+        return f"step {str(path.parent.relative_to(run_dir))!r} failed: {StepFailure.read(path)}"
+    return f"step {local_log.failed_task(message) or '?'!r} failed: see the log"
+
+
+def _keep_log(output: local_log.Log, log_path: Path, runs: set[Path]) -> Path:
     """Moves the log into the run folder, where there is one."""
     output.close()
     if len(runs) != 1:
@@ -121,36 +122,3 @@ def _docker_runner(cfg: RunConfig):
         mounts.append(Mount(str(data), str(data), type="bind", read_only=True))
     return local.DockerRunner(network_mode="none", mounts=mounts, user=f"{os.getuid()}:{os.getgid()}",
                               environment={"HOME": "/tmp"})
-
-
-class _Log(io.TextIOBase):
-    """kfp.local's output: all of it to a file, its task status lines (or all, when verbose) to the console,
-    and the last lines kept, to find a failed step's error."""
-
-    def __init__(self, path: Path, console, verbose: bool):
-        self.file = open(path, "w")
-        self.console, self.verbose = console, verbose
-        self.lines: collections.deque[str] = collections.deque(maxlen=400)
-        self.partial = ""
-
-    def write(self, text: str) -> int:
-        self.file.write(text)
-        if self.verbose:
-            self.console.write(text)
-        self.partial += text
-        *complete, self.partial = self.partial.split("\n")
-        for line in complete:
-            self.lines.append(line)
-            if not self.verbose and STATUS_LINE.match(ANSI.sub("", line)):
-                self.console.write(line + "\n")
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.file.closed:
-            self.file.flush()
-        self.console.flush()
-
-    def close(self) -> None:
-        """Closes the file; the console stays open (it is the process's stdout)."""
-        if not self.file.closed:
-            self.file.close()

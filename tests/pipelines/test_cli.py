@@ -8,7 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from pipelines.targets.local import ANSI
+from pipelines.targets.local_log import ANSI
 from tests.conftest import ROOT
 
 TFPIPE = str(Path(sys.executable).with_name("tfpipe"))

@@ -30,5 +30,5 @@ def test_a_task_that_did_not_run_has_no_record(tmp_path):
 def test_a_missing_field_is_an_error_that_names_it():
     plain = TrainRecord(1.0, {"loss": 0.5}).to_json()
     del plain["metrics"]
-    with pytest.raises(RecordError, match="train: the record has no metrics"):
+    with pytest.raises(RecordError, match="TrainRecord has no metrics"):
         TrainRecord.from_json(plain)

@@ -1,0 +1,94 @@
+"""`python3 -m pipelines.executor kfp.dsl.executor_main ARGS...`: how every op's process runs its step.
+
+Each op's command (see `run_through_this`) runs kfp's executor module through
+this one, which adds two things:
+
+- The process ends as soon as the executor has written the step's outputs.
+  After TensorFlow, Python's own teardown (freeing every module, native
+  destructors) takes about 2 s and writes nothing anyone reads; `os._exit`
+  after flushing skips it. Steps close their own files before they return.
+- A step that fails leaves its error as a record (`StepFailure`, in
+  `failure.json` beside its outputs), so that `tfpipe run` says which step
+  failed and why without reading a traceback.
+
+kfp's executor is named on the command line rather than imported here because
+kfp.local's SubprocessRunner runs only commands that name it. Where `tfpipe run`
+has a fork server running (its address in FORKSERVER), the step runs in a child
+of that server, which has done the steps' slow imports already
+(pipelines.targets.forkserver); elsewhere (containers, clusters) in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import runpy
+import sys
+import traceback
+from pathlib import Path
+from typing import NoReturn
+
+from pipelines.records import StepFailure
+
+FORKSERVER = "TFPIPE_FORKSERVER"
+KFP_EXECUTOR = "kfp.dsl.executor_main"
+# The line of the shell script kfp generates for a lightweight component that starts the executor.
+KFP_COMMAND = f"python3 -m {KFP_EXECUTOR}"
+
+
+def run_through_this(component):
+    """The component, its command changed to start the executor through this module."""
+    shell, flag, script, *source = component.component_spec.implementation.container.command
+    if (shell, flag) != ("sh", "-ec") or script.count(KFP_COMMAND) != 1:
+        raise RuntimeError(f"{component.name}: kfp's command for lightweight components changed (expected "
+                           f"`sh -ec` and one `{KFP_COMMAND}`); pipelines/executor.py must follow it")
+    script = script.replace(KFP_COMMAND, f"python3 -m {__name__} {KFP_EXECUTOR}")
+    component.component_spec.implementation.container.command = [shell, flag, script, *source]
+    return component
+
+
+def main() -> NoReturn:
+    server = os.environ.get(FORKSERVER)
+    if server:
+        from pipelines.targets import forkserver
+
+        code = forkserver.request(server, sys.argv[1:])
+        if code is not None:
+            os._exit(code)
+    execute(sys.argv[1:])
+
+
+def execute(argv: list[str]) -> NoReturn:
+    """Runs module `argv[0]` as the main module with the arguments `argv[1:]`, then ends the process:
+    with status 0 when it returned, else with the failure recorded."""
+    module, *args = argv
+    sys.argv = [module, *args]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    except BaseException as e:  # noqa: BLE001 - any failure of the step is recorded and ends it
+        traceback.print_exc()
+        _record(args, e)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
+def _record(args: list[str], error: BaseException) -> None:
+    """Writes the failure beside the step's outputs, where kfp's executor input says they go."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--executor_input")
+    executor_input = parser.parse_known_args(args)[0].executor_input
+    if executor_input:
+        outputs = Path(json.loads(executor_input)["outputs"]["outputFile"]).parent
+        StepFailure(f"{type(error).__module__}.{type(error).__qualname__}", str(error)).write(outputs)
+
+
+if __name__ == "__main__":
+    main()
