@@ -116,6 +116,8 @@ class Evaluation:
             metrics, blessing = io.read_json(f"{folder}/metrics.json"), io.read_json(f"{folder}/blessing.json")
             overall = metrics["overall"]
             verdict = blessing.get("verdict") or (BLESSED if blessing["blessed"] else NOT_BLESSED)
+            if verdict not in VERDICTS:
+                raise ValueError(f"verdict {verdict!r} is none of {', '.join(VERDICTS)}")
             return cls(verdict=verdict, model=str(metrics.get("model", "")), task=str(metrics.get("task", "")),
                        metrics={k: float(v) for k, v in overall.items()
                                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "count"},
@@ -736,7 +738,7 @@ def _labels_bytes(record: RegistryRecord) -> bytes:
 def render_table(record: RegistryRecord, where: str = "") -> str:
     """`tfpipe models list`: one row per version, newest first, with aliases, blessing, key metrics, lineage."""
     metrics = [m for m in KEY_METRICS if any(m in v.evaluation.metrics for v in record.versions)][:4]
-    header = ["version", "aliases", "blessing", *metrics, "data span", "created"]
+    header = ["version", "aliases", "blessing", *metrics, "data span", "created (UTC)"]
     rows = []
     for v in reversed(record.versions):
         rows.append([str(v.version), ",".join(record.aliases_of(v.version)) or "-", v.evaluation.verdict,

@@ -218,7 +218,8 @@ def test_the_table_and_the_command_functions(home):
     table = reg.list_models(str(home))
     lines = table.splitlines()
     assert lines[0] == f"penguins  ({home / 'registry.json'}): 3 versions"
-    assert lines[1].split() == ["version", "aliases", "blessing", "accuracy", "loss", "data", "span", "created"]
+    header = [cell.strip() for cell in lines[1].split("  ") if cell.strip()]
+    assert header == ["version", "aliases", "blessing", "accuracy", "loss", "data span", "created (UTC)"]
     assert lines[2].split()[:5] == ["3", "candidate,production", "blessed", "0.9500", "0.0500"]
     assert lines[3].split()[:6] == ["2", "-", "not", "blessed", "0.5000", "2.0000"]
     assert "data/span-3" in lines[4]
