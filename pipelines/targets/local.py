@@ -39,7 +39,7 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
     """
     from kfp import local
 
-    from components.ingest import sources
+    from components.common import fingerprint
     from pipelines import summary, training
 
     root = Path(cfg.runs_root).resolve()
@@ -62,7 +62,7 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
                 examples, model, version = summary.inputs_of(Path(after).resolve())
                 training.build_step(cfg, step, str(examples), str(model), version or 0)()
             else:
-                training.build(cfg)(source_fingerprint=sources.resolve(cfg.ingest).fingerprint())
+                training.build(cfg)(source_fingerprint=fingerprint.of_source(cfg.ingest.source))
     except RuntimeError as e:
         runs = _runs(root, name) - before
         kept = _keep_log(output, log_path, runs)

@@ -29,6 +29,19 @@ from pipelines import training
 for source in ("data/digits", "gs://bucket/digits/span-{{SPAN}}"):
     cfg = config.load("pipelines/configs/digits.yaml", [f"ingest.source={{source}}"])
     compiler.Compiler().compile(training.build(cfg), "{tmp_path}/p.yaml")
+    compiler.Compiler().compile(training.build(cfg, vertex=True), "{tmp_path}/vertex.yaml")
+""") == []
+
+
+def test_what_tfpipe_run_does_around_the_steps_loads_no_tensorflow(tmp_path):
+    """The source's fingerprint before the run, the summary after it, and each step's entry point."""
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    assert heavy_modules_after(f"""
+from components.common import fingerprint
+from pipelines import executor, ops, summary
+from pipelines.targets import local
+fingerprint.of_source("{tmp_path}/data.csv")
+summary.lines(__import__("pathlib").Path("{tmp_path}"))
 """) == []
 
 
