@@ -151,7 +151,7 @@ class VertexRegistry:
                 if request is not None:
                     with _asking(f"attach the evaluation of version {version} to {resource}"):
                         self.client.import_model_evaluation(request=request)
-            record = self.registry.set_vertex_model(version, resource)
+            self.registry.set_vertex_model(version, resource)
         for alias in aliases:
             self.promote(version, alias)
         return resource
