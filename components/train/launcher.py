@@ -3,23 +3,60 @@
 The workers get the same `TF_CONFIG` a Vertex CustomJob or a Kubeflow TFJob
 sets, with addresses on free 127.0.0.1 ports, so `tfpipe train --workers 2` is
 a real MultiWorkerMirroredStrategy run. Each worker's output is relayed with a
-`[worker i]` prefix. When one worker dies the others are stopped, since their
-collectives would wait for it forever, and the exit status says which one
-failed; the same command run again resumes from the chief's backup.
+`[worker i]` prefix.
+
+When one worker fails the others are stopped, since their collectives would
+wait for it forever. A worker that crashed (killed by a signal it raises on
+itself, as a native fault in TensorFlow does: SIGABRT, SIGSEGV...) restarts the
+run, as a TFJob's `restartPolicy: OnFailure` or a Vertex CustomJob would. A
+lone worker cannot rejoin: the collectives of a MultiWorkerMirroredStrategy
+need every peer from the start, so the whole group restarts, on fresh ports,
+and resumes from the chief's BackupAndRestore backup (the last finished
+epoch); at most `RESTARTS` times. A worker that exits with a status (a user
+error, a bad config) or that someone stopped (SIGKILL, SIGTERM, SIGINT) is not
+restarted: the exit status says which one failed, and the same command run
+again resumes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 STOP_GRACE_SECONDS = 10
+RESTARTS = 3
+# Signals a process raises on itself when its native code faults; others come from someone stopping it.
+CRASH_SIGNALS = frozenset({signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL})
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How one worker's process ended; `code` is Popen's return code, negative for a signal."""
+
+    worker: int
+    code: int
+
+    @property
+    def crashed(self) -> bool:
+        return -self.code in CRASH_SIGNALS
+
+    @property
+    def status(self) -> int:
+        """The exit status a shell reports for it: 128 + the signal's number for a signal."""
+        return self.code if self.code >= 0 else 128 - self.code
+
+    def __str__(self) -> str:
+        if self.code < 0:
+            return f"worker {self.worker} was killed by signal {-self.code}"
+        return f"worker {self.worker} exited with status {self.code}"
 
 
 def free_ports(count: int) -> list[int]:
@@ -72,36 +109,75 @@ def train(cfg, examples: str, out: str) -> dict[str, float]:
     return io.read_json(f"{out}/metrics.json")
 
 
-def launch(command: list[str], workers: int) -> int:
-    """Runs `command` once per worker; 0 when all succeed, else the first failure's exit status."""
-    procs = []
+def launch(command: list[str], workers: int, restarts: int = RESTARTS) -> int:
+    """Runs `command` once per worker; 0 when all succeed, else the failed worker's exit status.
+
+    After a crash every worker starts again, up to `restarts` times (the module's docstring says why).
+    """
+    restart = 0
+    while failure := run_group(command, workers):
+        if not failure.crashed:
+            print("the run stopped (run the same command again to resume)", file=sys.stderr, flush=True)
+            return failure.status
+        crash = f"worker {failure.worker} crashed ({signal.Signals(-failure.code).name})"
+        if restart == restarts:
+            print(f"{crash} after {restarts} restarts; the run stopped (run the same command again to resume)",
+                  file=sys.stderr, flush=True)
+            return failure.status
+        restart += 1
+        print(f"{crash}; restarting all {workers} workers from the last backup (restart {restart} of {restarts})",
+              file=sys.stderr, flush=True)
+    return 0
+
+
+def run_group(command: list[str], workers: int) -> Exit | None:
+    """One attempt of the whole group on fresh ports: None when every worker succeeds, else the failure.
+
+    The others are stopped as soon as one fails, and every worker's output is relayed before this returns.
+    """
+    exits: queue.Queue[Exit] = queue.Queue()
+    procs, relays = [], []
     try:
         for i, tf_config in enumerate(tf_configs(workers)):
             proc = subprocess.Popen(command, env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, errors="replace")
-            threading.Thread(target=_relay, args=(proc.stdout, f"[worker {i}] "), daemon=True).start()
+            relay = threading.Thread(target=_relay, args=(proc, i, exits), daemon=True)
+            relay.start()
             procs.append(proc)
+            relays.append(relay)
         print(f"started {workers} workers: pids {', '.join(str(p.pid) for p in procs)}", flush=True)
-        while True:
-            codes = [p.poll() for p in procs]
-            failed = next((i for i, code in enumerate(codes) if code not in (None, 0)), None)
-            if failed is not None:
-                code = codes[failed]
-                how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-                print(f"worker {failed} {how}; stopping the others (run the same command again to resume)",
-                      file=sys.stderr, flush=True)
-                return code if code > 0 else 128 - code
-            if all(code == 0 for code in codes):
-                return 0
-            time.sleep(0.2)
+        failure = _failure(exits, workers)
+        if failure:
+            print(f"{failure}; stopping the others", file=sys.stderr, flush=True)
+        return failure
     finally:
         _stop([p for p in procs if p.poll() is None])
+        for relay in relays:
+            relay.join(STOP_GRACE_SECONDS)
 
 
-def _relay(stream, prefix: str) -> None:
-    for line in stream:
-        sys.stdout.write(prefix + line)
+def _failure(exits: queue.Queue[Exit], workers: int) -> Exit | None:
+    """The first failure, unless a crash ended at the same moment: then the crash, which caused the other.
+
+    A crashed worker's peers fail too, with a plain status, once their collectives lose it; on busy cores
+    both may be seen at once, and the cause must win so that the run restarts.
+    """
+    for _ in range(workers):
+        first = exits.get()
+        if first.code:
+            seen = [first]
+            while not exits.empty():
+                seen.append(exits.get())
+            return next((e for e in seen if e.crashed), first)
+    return None
+
+
+def _relay(proc: subprocess.Popen, worker: int, exits: queue.Queue[Exit]) -> None:
+    """Relays the worker's output, then reports its exit: the output ends when the process does."""
+    for line in proc.stdout:
+        sys.stdout.write(f"[worker {worker}] {line}")
         sys.stdout.flush()
+    exits.put(Exit(worker, proc.wait()))
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:

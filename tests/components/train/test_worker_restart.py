@@ -1,0 +1,53 @@
+"""A worker of a 2-worker run that crashes mid-epoch: the launcher restarts the group, which resumes from the backup."""
+
+import contextlib
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.components.train.test_faults import assert_resumed, finish, start, wait_for_epoch
+from tests.conftest import ROOT
+
+
+@contextlib.contextmanager
+def no_core_dumps():
+    """Children started inside inherit a core size limit of 0: a crash leaves no core file in the repository."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+
+
+def test_sigabrt_mid_epoch_restarts_both_workers_from_the_backup(tmp_path, digits_examples):
+    out, epochs = tmp_path / "out", 3
+    sets = [f"train.epochs={epochs}", "train.batch_size=8", "train.model.api=functional"]
+    with no_core_dumps():
+        launcher = start(digits_examples, out, sets, workers=2)
+    wait_for_epoch(out, 1, launcher)
+    worker = int(re.search(r"started 2 workers: pids \d+, (\d+)", Path(f"{out}.log").read_text())[1])
+    os.kill(worker, signal.SIGABRT)  # what TensorFlow's native code does on a fault (`free(): invalid size`)
+    log = finish(launcher, out)
+    assert "worker 1 was killed by signal 6; stopping the others" in log
+    assert "worker 1 crashed (SIGABRT); restarting all 2 workers from the last backup (restart 1 of 3)" in log
+    assert log.count("started 2 workers") == 2
+    resumed_at = int(re.search(r"resuming after epoch (\d+) ", log)[1])
+    assert 1 <= resumed_at < epochs
+    assert_resumed(out, digits_examples, epochs, resumed_at, log)
+    assert not list(out.glob(".train-worker-*")), "the restarted worker's temporary outputs were left behind"
+
+
+def test_a_plain_failure_is_not_restarted(tmp_path):
+    """Only crashes restart: a worker's error exit (here, examples that do not exist) stops the run at once."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "components", "train", "--examples", str(tmp_path / "missing"), "--out", str(out),
+               "--workers", "2"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode not in (0, 128 + signal.SIGABRT), proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "; stopping the others" in proc.stderr and "run the same command again to resume" in proc.stderr
+    assert "restarting" not in proc.stderr and proc.stdout.count("started 2 workers") == 1
