@@ -226,14 +226,13 @@ def quantiles_histogram(stats: FeatureStats) -> Histogram | None:
 
 def mass_below(histogram: Histogram, points: np.ndarray, inclusive: bool = False) -> np.ndarray:
     """How many values are below each of `points` (at or below, with `inclusive`)."""
-    points = np.asarray(points, dtype=np.float64)
-    total = np.zeros_like(points)
-    for b in histogram.buckets:
-        if b.high_value > b.low_value:
-            total += b.sample_count * np.clip((points - b.low_value) / (b.high_value - b.low_value), 0.0, 1.0)
-        else:
-            total += b.sample_count * (points >= b.low_value if inclusive else points > b.low_value)
-    return total
+    at = np.asarray(points, dtype=np.float64)[:, None]
+    low, high, count = (np.array([getattr(b, k) for b in histogram.buckets], dtype=np.float64)
+                        for k in ("low_value", "high_value", "sample_count"))
+    width = high - low
+    spread = np.clip((at - low) / np.where(width > 0, width, 1.0), 0.0, 1.0)
+    point = at >= low if inclusive else at > low
+    return (count * np.where(width > 0, spread, point)).sum(axis=1)
 
 
 def rebin(histogram: Histogram, boundaries: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from components.validate.anomalies import Anomalies, Finding
 from components.validate.checks import Sides
 from components.validate.profile import Profile
 
-SHOWN_CATEGORIES = 15  # bars per categorical plot: the most frequent values of either side
+SHOWN_CATEGORIES = 15  # bins per categorical plot: the most frequent values of either side
 _HEADER = ["verdict", "feature", "kind", "statistic", "measured", "threshold", "finding"]
 
 
@@ -62,17 +62,9 @@ def _table(findings: list[Finding]) -> str:
 
 
 def _distributions(drift: list[Finding], sides: Sides) -> list[str]:
-    drifted = [f.feature for f in drift if f.verdict != "pass"]
-    if not drifted:
-        return []
-    parts = ["<h2>Distributions of the drifted features</h2>"]
-    for name in drifted:
-        labels, base, new, xlabel = _binned(sides.baseline[name], sides.new[name])
-        top = float(max(base.max(), new.max())) * 1.05
-        parts += [f"<h3>{escape(name)}</h3><div>",
-                  figure(_bars, "baseline", labels, base, xlabel, top),
-                  figure(_bars, "new examples", labels, new, xlabel, top), "</div>"]
-    return parts
+    figures = [figure(_bars, f.feature, *_binned(sides.baseline[f.feature], sides.new[f.feature]), size=(5.6, 3.8))
+               for f in drift if f.verdict != "pass"]
+    return ["<h2>Distributions of the drifted features</h2>", *figures] if figures else []
 
 
 def _binned(base: Profile, new: Profile) -> tuple[list[str], np.ndarray, np.ndarray, str]:
@@ -96,10 +88,13 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
-def _bars(ax, title: str, labels: list[str], fractions: np.ndarray, xlabel: str, top: float) -> None:
-    ax.bar(range(len(labels)), fractions, color="#4a7fc1")
-    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
-    ax.set_ylim(0, top or 1.0)
-    ax.set_title(title, fontsize=9)
+def _bars(ax, name: str, labels: list[str], base: np.ndarray, new: np.ndarray, xlabel: str) -> None:
+    """Both sides' bars next to each other in every bin, so that each bin compares at a glance."""
+    x = np.arange(len(labels))
+    ax.bar(x - 0.2, base, 0.4, color="#4a7fc1", label="baseline")
+    ax.bar(x + 0.2, new, 0.4, color="#e07b39", label="new examples")
+    ax.set_xticks(x, labels, rotation=90, fontsize=6)
+    ax.set_title(name, fontsize=9)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel("fraction of rows", fontsize=8)
+    ax.legend(fontsize=7)
