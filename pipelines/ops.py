@@ -183,9 +183,9 @@ def serve(config: str, examples: Input[Dataset], version: int, deployment: Outpu
 
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
-    record = step.run(cfg.deploy, cfg.model_home, version, examples.path, deployment.path)
-    deployment.metadata.update(ServeRecord(time.perf_counter() - started, bool(record["deployed"])).to_json())
-    return bool(record["deployed"])
+    deployed = step.run(cfg.deploy, cfg.model_home, version, examples.path, deployment.path)
+    deployment.metadata.update(ServeRecord(time.perf_counter() - started, deployed.deployed).to_json())
+    return deployed.deployed
 
 
 def summary(config: str, status: dsl.PipelineTaskFinalStatus, report: Output[Markdown]) -> str:

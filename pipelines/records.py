@@ -54,7 +54,7 @@ class StepRecord(Record):
     @classmethod
     def read(cls, run_dir: Path) -> Self | None:
         """The record a run's task left, or None where the task did not run (skipped, cached or failed)."""
-        output = executor_output(run_dir, cls.TASK)
+        output = _executor_output(run_dir, cls.TASK)
         if output is None or cls.ARTIFACT not in output.get("artifacts", {}):
             return None
         [artifact] = output["artifacts"][cls.ARTIFACT]["artifacts"]
@@ -116,7 +116,13 @@ class ServeRecord(StepRecord):
     deployed: bool
 
 
-def executor_output(run_dir: Path, task: str) -> dict | None:
+def returned(run_dir: Path, task: str):
+    """What a run's task returned (its `Output` parameter), or None if the task did not run."""
+    output = _executor_output(run_dir, task)
+    return output["parameterValues"]["Output"] if output else None
+
+
+def _executor_output(run_dir: Path, task: str) -> dict | None:
     """kfp.local's record of a task's outputs (KFP's ExecutorOutput as JSON), or None if the task did not run."""
     path = run_dir / task / "executor_output.json"
     return json.loads(path.read_text()) if path.exists() else None

@@ -1,14 +1,15 @@
 """What a finished local run made, read back from its folder, as the lines `tfpipe run` prints.
 
 Each op leaves its step's record (pipelines.records) in `<run>/<task>/executor_output.json`,
-next to the artifacts themselves; this reads those records, never the steps' own files by key.
+next to the artifacts themselves; the serve step's `Deployment` is its own typed record, in
+`deploy.json`. This reads those records, never the steps' files by key.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from components.serve.deployment import Deployment
 from pipelines.records import (
     EvaluateRecord,
     ExportRecord,
@@ -17,7 +18,7 @@ from pipelines.records import (
     StepRecord,
     TrainRecord,
     WhatIfRecord,
-    executor_output,
+    returned,
 )
 
 STEPS: tuple[type[StepRecord], ...] = (IngestRecord, TrainRecord, EvaluateRecord, WhatIfRecord, ExportRecord,
@@ -34,8 +35,8 @@ def inputs_of(run_dir: Path) -> tuple[Path, Path, int | None]:
 
 def lines(run_dir: Path, alone: bool = False) -> list[str]:
     """The summary; `alone` for one step run on an earlier run's outputs (`tfpipe run --step`)."""
+    ingested, evaluated, exported = IngestRecord.read(run_dir), EvaluateRecord.read(run_dir), ExportRecord.read(run_dir)
     ran = {record.TASK: done for record in STEPS if (done := record.read(run_dir)) is not None}
-    ingested, evaluated, exported = ran.get("ingest"), ran.get("evaluate"), ran.get("export")
     total = sum(done.seconds for done in ran.values()) or 1.0
     out = [f"run {run_dir}"]
     for record in STEPS:
@@ -46,10 +47,10 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
             out.append(f"  {record.TASK:<9} cached (outputs of an earlier run with the same config and data)")
     examples, model, _ = inputs_of(run_dir)
     evaluation = run_dir / "evaluate" / "evaluation"
-    tuned = executor_output(run_dir, "pick-best")
-    if tuned:
+    best = returned(run_dir, "pick-best")
+    if best is not None:
         trials = len(list(run_dir.glob("for-loop-*/run-trial")))
-        out.append(f"  tuned     best of {trials} trials: {tuned['parameterValues']['Output']} "
+        out.append(f"  tuned     best of {trials} trials: {best} "
                    f"({run_dir / 'pick-best' / 'table'}; HParams: tfpipe tensorboard {run_dir})")
     if ingested:
         splits = ", ".join(f"{split} {rows:,}" for split, rows in ingested.splits.items())
@@ -64,18 +65,18 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
         out.append(f"  serving   {exported.path} (version {exported.version})")
     elif evaluated and not alone:
         out.append("  serving   not exported: the model was not blessed")
-    if "serve" in ran:
-        deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
-        out.append(f"  deployed  {_deployment(deploy)}")
+    if ServeRecord.TASK in ran:
+        deployed = Deployment.from_json((run_dir / "serve" / "deployment" / "deploy.json").read_text())
+        out.append(f"  deployed  {_deployment(deployed)}")
     if exported:
         out.append(f"  what-if   tfpipe whatif serve --model-base {Path(exported.path).parent} --examples {examples}")
     out.append(f"  logs      tfpipe tensorboard {model}")
     return out
 
 
-def _deployment(record: dict) -> str:
-    if not record["deployed"]:
-        return f"NO: {record['reason']}"
-    if record["target"] == "local":
-        return f"{record['path']}; serve it with: {record['serve']}"
-    return f"{record['target']}: {record.get('manifest') or record.get('endpoint')}"
+def _deployment(deployed: Deployment) -> str:
+    if not deployed.deployed:
+        return f"NO: {deployed.reason}"
+    if deployed.target == "local":
+        return f"{deployed.path}; serve it with: {deployed.serve}"
+    return f"{deployed.target}: {deployed.manifest or deployed.endpoint}"

@@ -1,0 +1,53 @@
+"""The run summary from the records a run's tasks left, without running a pipeline."""
+
+import json
+from pathlib import Path
+
+from components.serve.deployment import Deployment
+from pipelines import summary
+from pipelines.records import (
+    EvaluateRecord,
+    ExportRecord,
+    IngestRecord,
+    ServeRecord,
+    StepRecord,
+    TrainRecord,
+    WhatIfRecord,
+)
+
+
+def leave(run_dir, record: StepRecord) -> None:
+    """What kfp.local leaves for a task whose op recorded `record`, numbers as doubles as KFP keeps them."""
+    (run_dir / record.TASK).mkdir(parents=True)
+    metadata = json.loads(json.dumps(record.to_json()), parse_int=float)
+    (run_dir / record.TASK / "executor_output.json").write_text(json.dumps(
+        {"artifacts": {record.ARTIFACT: {"artifacts": [{"name": record.ARTIFACT, "metadata": metadata}]}}}))
+
+
+def test_a_blessed_run(tmp_path):
+    run = tmp_path / "tfpipe-digits-2026"
+    for record in (IngestRecord(1.0, 1797, 3, {"train": 1431, "eval": 180, "test": 186}),
+                   TrainRecord(6.0, {"loss": 0.1}),
+                   EvaluateRecord(2.0, True, {"accuracy": 0.98, "count": 186}, "accuracy 0.9800", "/e", "/m"),
+                   WhatIfRecord(1.0), ExportRecord(1.0, "/serving/digits/1", 1, ("serving_default",)),
+                   ServeRecord(1.0, True)):
+        leave(run, record)
+    (run / "serve" / "deployment").mkdir()
+    (run / "serve" / "deployment" / "deploy.json").write_text(Deployment(
+        True, "local", path="/serving/digits/1", serve="tfpipe serve --model-base /serving/digits").to_json())
+    lines = "\n".join(summary.lines(run))
+    assert "  train        6.0 s  (50%)" in lines and "  whatif       1.0 s  (8%)" in lines
+    assert "rows      1,797 (train 1,431, eval 180, test 186), 3 rejected" in lines
+    assert "test      accuracy 0.9800 (186 examples)" in lines and "blessed   yes" in lines
+    assert "serving   /serving/digits/1 (version 1)" in lines and "model     /m/model.keras" in lines
+    assert "deployed  /serving/digits/1; serve it with: tfpipe serve --model-base /serving/digits" in lines
+    assert "what-if   tfpipe whatif serve --model-base /serving/digits --examples /e" in lines
+    assert summary.inputs_of(run) == (Path("/e"), Path("/m"), 1)
+
+
+def test_a_run_whose_ingest_and_train_were_cached_and_not_blessed(tmp_path):
+    leave(tmp_path, EvaluateRecord(2.0, False, {"accuracy": 0.5, "count": 10}, "accuracy 0.5000", "/old/e", "/old/m"))
+    lines = "\n".join(summary.lines(tmp_path))
+    assert "ingest    cached" in lines and "train     cached" in lines and "blessed   NO" in lines
+    assert "serving   not exported: the model was not blessed" in lines and "/old/m/model.keras" in lines
+    assert "cached" not in "\n".join(summary.lines(tmp_path, alone=True))
