@@ -4,6 +4,9 @@
 thresholds against the baseline (no worse than it by more than an absolute
 or relative amount). With no baseline, the change thresholds are skipped and
 the verdict rests on the value thresholds alone, which the checks say.
+With no thresholds at all nothing is checked: the verdict is "unchecked",
+never a blessing, so the pipeline's `If(blessed)` does not export a model
+nobody gated.
 
 The baseline is the model named by the blessing record, `blessed.json`
 beside the serving models (`<base>/<model_name>/blessed.json`): a small JSON
@@ -27,6 +30,11 @@ class EvaluateError(TfpipeError):
     """The model, data or baseline cannot be evaluated as asked."""
 
 
+BLESSED, NOT_BLESSED, UNCHECKED = "blessed", "not blessed", "unchecked"
+UNCHECKED_NOTE = ("no thresholds configured (evaluate.thresholds), so nothing was checked: the model is not "
+                  "blessed and will not be exported; set thresholds such as accuracy: {at_least: 0.9}")
+
+
 @dataclass(frozen=True)
 class Check:
     metric: str
@@ -39,8 +47,10 @@ class Check:
 
 
 def decide(thresholds: dict[str, Threshold], current: dict[str, float],
-           baseline: dict[str, float] | None) -> tuple[bool, list[Check]]:
-    """(blessed, every check); blessed when no check fails."""
+           baseline: dict[str, float] | None) -> tuple[str, list[Check]]:
+    """(verdict, every check): BLESSED when no check fails, UNCHECKED when there is nothing to check."""
+    if not thresholds:
+        return UNCHECKED, []
     checks = []
     for metric, t in sorted(thresholds.items()):
         if metric not in current:
@@ -52,7 +62,7 @@ def decide(thresholds: dict[str, Threshold], current: dict[str, float],
             if threshold is not None:
                 checks.append(_check(metric, kind, threshold, value, (baseline or {}).get(metric),
                                      has_baseline=baseline is not None))
-    return all(c.verdict != "fail" for c in checks), checks
+    return (BLESSED if all(c.verdict != "fail" for c in checks) else NOT_BLESSED), checks
 
 
 def _check(metric: str, kind: str, threshold: float, value: float | None, base: float | None,
@@ -94,16 +104,22 @@ def read_record(path: str) -> dict | None:
 
 def write_record(path: str, model: str, metrics: dict[str, float], evaluation: str) -> None:
     io.write_json(path, {"model": model, "metrics": metrics, "evaluation": evaluation,
-                         "blessed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+                         "blessed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
 
 
-def blessing_json(blessed: bool, checks: list[Check], baseline: dict | None) -> dict:
-    return {"blessed": blessed, "baseline": baseline and {k: baseline[k] for k in ("model", "blessed_at")
-                                                         if k in baseline},
-            "note": None if baseline else "first run: no blessed baseline yet, so only value thresholds apply",
-            "checks": [asdict(c) for c in checks]}
+def blessing_json(verdict: str, checks: list[Check], baseline: dict | None) -> dict:
+    """blessing.json: `blessed` stays the one boolean readers branch on; `verdict` says which of the three."""
+    return {"blessed": verdict == BLESSED, "verdict": verdict,
+            "baseline": baseline and {k: baseline[k] for k in ("model", "blessed_at") if k in baseline},
+            "note": _note(verdict, baseline), "checks": [asdict(c) for c in checks]}
+
+
+def _note(verdict: str, baseline: dict | None) -> str | None:
+    if verdict == UNCHECKED:
+        return UNCHECKED_NOTE
+    return None if baseline else "first run: no blessed baseline yet, so only value thresholds apply"
 
 
 def describe(checks: list[Check]) -> str:
-    return "; ".join(f"{c.verdict}: {c.reason}" for c in checks) or "no thresholds configured"
+    return "; ".join(f"{c.verdict}: {c.reason}" for c in checks) or UNCHECKED_NOTE
 

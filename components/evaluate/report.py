@@ -1,6 +1,7 @@
 """report.html and TensorBoard logs for an evaluation: what people would rather see than read.
 
-The page opens with the verdict and every check, then the metrics, the
+The page opens with the verdict (blessed, not blessed, or unchecked when no
+threshold is configured) and every check, then the metrics, the
 confusion matrix, ROC, precision-recall and reliability (calibration) plots
 as inline SVG, per-class numbers and the slices. TensorBoard gets the scalar
 metrics and a PR curve per class (or for the positive class of a binary label).
@@ -12,31 +13,35 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.pr_curve import summary as pr_summary
 
-from components.common.page import escape, figure, page, table
+from components.common.page import colour_bar, escape, figure, legend, page, section, table
 from components.common.task import Task
 
 SLICE_METRICS = {"classification": ("accuracy", "loss", "auc"), "regression": ("mae", "rmse", "r2")}
 
 
+VERDICTS = {"blessed": ("BLESSED", "ok"), "not blessed": ("NOT BLESSED", "warn"), "unchecked": ("UNCHECKED", "warn")}
+
+
 def html(document: dict, blessing: dict) -> str:
     overall = document["overall"]
-    verdict = "BLESSED" if blessing["blessed"] else "NOT BLESSED"
+    verdict, style = VERDICTS[blessing["verdict"]]
     parts = [
         "<h1>Evaluation</h1>",
         f"<p>Model <code>{escape(document['model'])}</code> on {overall['count']:,} test examples of "
         f"<code>{escape(document['examples'])}</code>.</p>",
-        f"<h2 class='{'ok' if blessing['blessed'] else 'warn'}'>{verdict}</h2>",
-        f"<p>{escape(blessing['note'])}</p>" if blessing["note"] else "",
-        table(["metric", "check", "threshold", "value", "baseline", "verdict", "reason"],
-              [[c["metric"], c["check"], c["threshold"], c["value"], c["baseline"], c["verdict"], c["reason"]]
-               for c in blessing["checks"]]) if blessing["checks"] else "<p>No thresholds configured.</p>",
+        f"<h2 id='verdict' class='{style}'>{verdict}</h2>",
+        f"<p class='{style}'>{escape(blessing['note'])}</p>" if blessing["note"] else "",
+        section("Checks", [table(["metric", "check", "threshold", "value", "baseline", "verdict", "reason"],
+                                 [[c["metric"], c["check"], c["threshold"], c["value"], c["baseline"], c["verdict"],
+                                   c["reason"]] for c in blessing["checks"]])] if blessing["checks"] else [],
+                why_empty="No checks ran: evaluate.thresholds is empty."),
         "<h2>Metrics</h2>",
         table(["metric", "value", "baseline"],
               [[k, v, (document["baseline"] or {}).get(k)] for k, v in overall.items()
                if isinstance(v, (int, float))]),
     ]
     if document["task"] == "classification":
-        parts += ["<h2>Plots</h2>", figure(_confusion, overall, document["classes"]),
+        parts += ["<h2>Plots</h2>", figure(_confusion, overall, document["classes"], size=(4.8, 3.6)),
                   figure(_curves, overall["roc"], "fpr", "tpr", "ROC", "false positive rate", "true positive rate"),
                   figure(_curves, overall["pr"], "recall", "precision", "precision-recall", "recall", "precision"),
                   figure(_reliability, overall["calibration"]),
@@ -45,16 +50,15 @@ def html(document: dict, blessing: dict) -> str:
                         [[c, v["precision"], v["recall"], v["f1"], v["support"]]
                          for c, v in overall["per_class"].items()])]
     keys = SLICE_METRICS[document["task"]]
-    parts += ["<h2>Slices</h2>",
-              table(["feature", "slice", "count", *keys],
-                    [[s["feature"], s["slice"], s["count"], *(s["metrics"].get(k) for k in keys)]
-                     for s in document["slices"]])]
+    rows = [[s["feature"], s["slice"], s["count"], *(s["metrics"].get(k) for k in keys)] for s in document["slices"]]
+    parts.append(section("Slices", [table(["feature", "slice", "count", *keys], rows)] if rows else [],
+                         why_empty=document["slices_note"]))
     return page("tfpipe evaluation", parts)
 
 
 def _confusion(ax, overall: dict, classes: list[str]) -> None:
     matrix = np.array(overall["confusion_matrix"])
-    ax.imshow(matrix, cmap="Blues")
+    colour_bar(ax, ax.imshow(matrix, cmap="Blues"), "test examples")
     ax.set_xticks(range(len(classes)), classes, rotation=45)
     ax.set_yticks(range(len(classes)), classes)
     for (i, j), v in np.ndenumerate(matrix):
@@ -64,19 +68,22 @@ def _confusion(ax, overall: dict, classes: list[str]) -> None:
 
 
 def _curves(ax, curves: dict, x: str, y: str, title: str, xlabel: str, ylabel: str) -> None:
-    for name, curve in curves.items():
-        if curve.get(x):
-            ax.plot(curve[x], curve[y], label=f"{name} ({curve['auc']:.3f})")
+    drawn = [ax.plot(curve[x], curve[y], label=f"{name} (area {curve['auc']:.3f})")
+             for name, curve in curves.items() if curve.get(x)]
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1.02))
-    ax.legend(fontsize=7, loc="lower right" if x == "fpr" else "lower left")
+    if drawn:
+        legend(ax, loc="lower right" if x == "fpr" else "lower left")
+    else:
+        ax.text(0.5, 0.5, "undefined: the test split\nholds only one outcome", ha="center", va="center")
 
 
 def _reliability(ax, calibration: dict) -> None:
     bins = calibration["bins"]
-    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1)
-    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o")
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="perfectly calibrated")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", label="model")
     ax.set(title=f"reliability (ECE {calibration['ece']:.3f})", xlabel="confidence", ylabel="accuracy",
            xlim=(0, 1), ylim=(0, 1.02))
+    legend(ax, loc="upper left")
 
 
 def tensorboard(logdir: str, task: Task, scalars: dict[str, float], labels: np.ndarray, outputs: np.ndarray) -> None:

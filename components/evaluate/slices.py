@@ -3,16 +3,19 @@
 By default every string feature is sliced by its values and every number by
 `numeric_bins` quantile bins of the test split; `evaluate.slices` names the
 features instead. Each slice reports its example count and the scalar
-metrics of `components.evaluate.metrics` (no curves).
+metrics of `components.evaluate.metrics` (no curves). A missing string value
+(read as "") is its own slice, labelled "(missing)": a model often fails
+exactly there, and a blank label would hide it.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from components.common.config import EvaluateConfig
+from components.common.page import shown
 from components.common.schema import Schema
 from components.evaluate.gate import EvaluateError
 
@@ -30,6 +33,13 @@ def features_to_slice(schema: Schema, cfg: EvaluateConfig) -> list[str]:
     return list(cfg.slices)
 
 
+def why_none(schema: Schema) -> str:
+    """Why a model has no slices: `features_to_slice` finds none only when every input is an image."""
+    images = ", ".join(f.name for f in schema.inputs if f.type == "image")
+    return (f"Not sliced: the model reads only images ({images}), and slices group examples by the values of "
+            "tabular features. Per-class numbers show how each class fares.")
+
+
 def masks(name: str, values: np.ndarray, numeric: bool, bins: int) -> Iterator[tuple[str, np.ndarray]]:
     """(slice label, boolean mask) for one feature's test values."""
     values = values.reshape(-1)
@@ -37,7 +47,7 @@ def masks(name: str, values: np.ndarray, numeric: bool, bins: int) -> Iterator[t
         text = np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values])
         kinds, counts = np.unique(text, return_counts=True)
         for kind in kinds[np.argsort(-counts, kind="stable")][:MAX_VALUES]:
-            yield kind, text == kind
+            yield shown(kind), text == kind
         return
     edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))
     if len(edges) == 1:

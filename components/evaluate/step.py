@@ -5,7 +5,8 @@ Outputs under `out/` (staged, renamed into place whole): `metrics.json`
 evaluated), `blessing.json` (every check with its value, threshold and
 verdict), `report.html` (plots and tables) and `logs/` (TensorBoard scalars
 and PR curves). When the model is blessed, the blessing record is rewritten
-to name it, after the outputs are in place.
+to name it, after the outputs are in place. With no thresholds configured the
+verdict is "unchecked" (not blessed), with a warning.
 """
 
 from __future__ import annotations
@@ -32,9 +33,14 @@ log = logging.getLogger("tfpipe.evaluate")
 @dataclass(frozen=True)
 class EvaluateResult:
     out: str
-    blessed: bool
+    verdict: str  # gate.BLESSED, gate.NOT_BLESSED or gate.UNCHECKED
     metrics: dict[str, float]
     checks: list[gate.Check]
+
+    @property
+    def blessed(self) -> bool:
+        """What the pipeline's If(blessed) branches on: an unchecked model is not blessed."""
+        return self.verdict == gate.BLESSED
 
 
 @dataclass(frozen=True)
@@ -63,21 +69,24 @@ def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, record: st
     if baseline_record is not None:
         baseline_model = load_model(baseline_record["model"], schema, what=f"baseline model named in {record}")
         baseline = metrics_lib.scalars(score(task, test.labels, predict(baseline_model, test.data), False))
-    blessed, checks = gate.decide(cfg.thresholds, current, baseline)
-    model_path = os.path.abspath(f"{model_dir}/model.keras") if not io.is_remote(model_dir) else f"{model_dir}/model.keras"
+    verdict, checks = gate.decide(cfg.thresholds, current, baseline)
+    if verdict == gate.UNCHECKED:
+        log.warning("evaluate: %s", gate.UNCHECKED_NOTE)
+    model_path = f"{model_dir}/model.keras" if io.is_remote(model_dir) else os.path.abspath(f"{model_dir}/model.keras")
     document = {"model": model_path, "examples": examples, "split": "test", "task": task.kind,
-                "classes": list(task.classes), "overall": overall, "slices": by_slice, "baseline": baseline}
-    blessing = gate.blessing_json(blessed, checks, baseline_record)
+                "classes": list(task.classes), "overall": overall, "slices": by_slice,
+                "slices_note": "" if by_slice else slices.why_none(schema), "baseline": baseline}
+    blessing = gate.blessing_json(verdict, checks, baseline_record)
     with io.staged_dir(out) as stage:
         io.write_json(f"{stage}/metrics.json", document)
         io.write_json(f"{stage}/blessing.json", blessing)
         io.write_text(f"{stage}/report.html", report.html(document, blessing))
         report.tensorboard(f"{stage}/logs", task, current, test.labels, outputs)
-    if blessed:
+    if verdict == gate.BLESSED:
         gate.write_record(record, model_path, current, out)
     log.info("evaluate: %s on %d test examples; %s; %s", metrics_lib.headline(current), len(test.labels),
-             "BLESSED" if blessed else "NOT blessed", gate.describe(checks))
-    return EvaluateResult(out, blessed, current, checks)
+             verdict.upper(), gate.describe(checks))
+    return EvaluateResult(out, verdict, current, checks)
 
 
 def read_test_split(examples: str, schema: Schema, task: Task, batch_size: int) -> TestSplit:

@@ -12,13 +12,27 @@
   opportunity (equal true positive rates).
 - Images: the most confidently wrong examples, and occlusion saliency (how
   much the predicted class's probability drops when a patch is greyed out).
+
+Results are the typed records of `components.whatif.document`, with values
+for people already as text (a missing string shows as "(missing)").
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
+
+from components.common.page import shown
+from components.whatif.document import (
+    Counterfactual,
+    FeatureValues,
+    GroupThresholds,
+    PartialDependence,
+    ThresholdPoint,
+    Thresholds,
+    nested,
+)
 
 Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -33,9 +47,9 @@ def grid(values: np.ndarray, numeric: bool, points: int) -> list:
     return [str(k) for k in kinds[np.argsort(-counts, kind="stable")][:points]]
 
 
-def partial_dependence(predict: Predict, features: dict[str, np.ndarray], name: str, values: list,
-                       ice_examples: int) -> dict:
-    """{"grid", "mean": [points x outputs], "ice": [examples x points x outputs]}."""
+def partial_dependence(predict: Predict, features: dict[str, np.ndarray], name: str, values: list, numeric: bool,
+                       ice_examples: int) -> PartialDependence:
+    """The mean prediction at each grid value, and the first `ice_examples` examples' own lines."""
     n = len(features[name])
     sweeps = []
     for value in values:
@@ -43,13 +57,13 @@ def partial_dependence(predict: Predict, features: dict[str, np.ndarray], name: 
         changed[name] = np.full(n, value, dtype=features[name].dtype)
         sweeps.append(predict(changed))
     stacked = np.stack(sweeps, axis=1)  # examples x points x outputs
-    return {"grid": list(values), "mean": stacked.mean(axis=0).tolist(),
-            "ice": stacked[:ice_examples].tolist()}
+    return PartialDependence(name, numeric, tuple(values), nested(stacked.mean(axis=0).tolist()),
+                             nested(stacked[:ice_examples].tolist()))
 
 
 def nearest_counterfactual(features: dict[str, np.ndarray], numeric: list[str], predicted: np.ndarray,
-                           index: int) -> dict | None:
-    """The closest example predicted as another class, its distance and the features that differ."""
+                           index: int, classes: tuple[str, ...]) -> Counterfactual | None:
+    """The closest example predicted as another class, its distance, and both examples' values."""
     others = np.flatnonzero(predicted != predicted[index])
     if not len(others):
         return None
@@ -62,12 +76,21 @@ def nearest_counterfactual(features: dict[str, np.ndarray], numeric: list[str], 
         else:
             distance += values[others] != values[index]
     best = int(others[np.argmin(distance)])
-    differs = [name for name, values in features.items() if values[best] != values[index]]
-    return {"example": index, "counterfactual": best, "distance": float(distance.min()), "differs": differs}
+    values = tuple(FeatureValues(name, _text(column[index]), _text(column[best]), bool(column[best] != column[index]))
+                   for name, column in features.items())
+    return Counterfactual(index, classes[predicted[index]], best, classes[predicted[best]], float(distance.min()),
+                          values)
+
+
+def _text(value) -> str:
+    """A feature value for people: numbers to 6 significant digits (no float32 noise), strings as `shown`."""
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.6g}"
+    return shown(value.item() if isinstance(value, np.generic) else value)
 
 
 def thresholds(labels: np.ndarray, scores: np.ndarray, cost_ratio: float, groups: np.ndarray | None,
-               points: int = 101) -> dict:
+               fairness_feature: str = "", points: int = 101) -> Thresholds:
     """Precision, recall and cost against the threshold; the cheapest one; fair per-group thresholds."""
     grid_ = np.linspace(0, 1, points)
     positive = labels.astype(bool)
@@ -76,32 +99,28 @@ def thresholds(labels: np.ndarray, scores: np.ndarray, cost_ratio: float, groups
         decided = scores >= t
         tp, fp = np.sum(decided & positive), np.sum(decided & ~positive)
         fn = np.sum(~decided & positive)
-        rows.append({"threshold": float(t), "precision": float(tp / max(tp + fp, 1)),
-                     "recall": float(tp / max(tp + fn, 1)), "cost": float(cost_ratio * fp + fn)})
-    best = min(rows, key=lambda r: (r["cost"], abs(r["threshold"] - 0.5)))
-    result = {"curve": rows, "cost_ratio": cost_ratio, "best": best}
-    if groups is not None:
-        result["groups"] = _fair_thresholds(positive, scores, groups, grid_, best["threshold"])
-    return result
+        rows.append(ThresholdPoint(float(t), float(tp / max(tp + fp, 1)), float(tp / max(tp + fn, 1)),
+                                   float(cost_ratio * fp + fn)))
+    best = min(rows, key=lambda r: (r.cost, abs(r.threshold - 0.5)))
+    fair = _fair_thresholds(positive, scores, groups, grid_, best.threshold) if groups is not None else ()
+    return Thresholds(tuple(rows), cost_ratio, best, fair, fairness_feature if groups is not None else "")
 
 
-def _fair_thresholds(positive, scores, groups, grid_, overall: float) -> dict:
+def _fair_thresholds(positive, scores, groups, grid_, overall: float) -> tuple[GroupThresholds, ...]:
     """Per group, the threshold whose positive rate (demographic parity) or true positive rate (equal
     opportunity) comes closest to what the overall best threshold gives the whole test split."""
     target_rate = float(np.mean(scores >= overall))
     target_tpr = float(np.mean(scores[positive] >= overall)) if positive.any() else 0.0
-    out = {}
+    out = []
     for group in sorted(set(groups.tolist())):
         mask = groups == group
         rates = [np.mean(scores[mask] >= t) for t in grid_]
         in_group = mask & positive
         tprs = [np.mean(scores[in_group] >= t) if in_group.any() else 0.0 for t in grid_]
-        out[group.decode("utf-8", "replace") if isinstance(group, bytes) else str(group)] = {
-            "count": int(mask.sum()),
-            "demographic_parity": float(grid_[int(np.argmin([abs(r - target_rate) for r in rates]))]),
-            "equal_opportunity": float(grid_[int(np.argmin([abs(r - target_tpr) for r in tprs]))]),
-        }
-    return out
+        out.append(GroupThresholds(shown(group), int(mask.sum()),
+                                   float(grid_[int(np.argmin([abs(r - target_rate) for r in rates]))]),
+                                   float(grid_[int(np.argmin([abs(r - target_tpr) for r in tprs]))])))
+    return tuple(out)
 
 
 def most_confused(labels: np.ndarray, probabilities: np.ndarray, count: int) -> list[int]:
@@ -125,6 +144,6 @@ def occlusion(predict_images: Callable[[np.ndarray], np.ndarray], image: np.ndar
             corners.append((top, left))
     drops = base[target] - predict_images(np.stack(variants))[:, target]
     saliency = np.zeros((height, width))
-    for (top, left), drop in zip(corners, drops):
+    for (top, left), drop in zip(corners, drops, strict=True):
         saliency[top:top + patch, left:left + patch] = drop
     return saliency

@@ -6,35 +6,47 @@ shows the prediction change, finds its nearest counterfactual and plots
 partial dependence around it. Every prediction goes through the
 TF-Serving-compatible server's REST API: the page server starts one on the
 model's versions and forwards `/v1/...` to it, so the page and the model
-share one origin. The datapoint editor edits tabular features; image models
-have their analysis in the report (`tfpipe whatif report`).
+share one origin. The partial-dependence plot is drawn here, by the report's
+own plotting code, so the page and the report show it alike (labelled axes, a
+legend, "(missing)" for a missing value). The datapoint editor edits tabular
+features; image models have their analysis in the report (`tfpipe whatif report`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
+from collections.abc import Iterator
 from importlib import resources
-from typing import Iterator
 
 import aiohttp
 from aiohttp import web
 
-from components.common.config import ServeConfig
+from components.common.config import ConfigError, ServeConfig, from_plain
 from components.common.errors import TfpipeError
 from components.common.schema import Schema
 from components.common.task import task_of
 from components.evaluate.step import read_test_split
 from components.serve.server import running as model_server
 from components.whatif.analysis import grid
+from components.whatif.document import (
+    EditorFeature,
+    PageDocument,
+    PartialDependence,
+    PartialDependenceRequest,
+    WhatIfError,
+    nested,
+)
+from components.whatif.report import partial_dependence_figure
 
-DOCUMENT = web.AppKey("document", dict)
+DOCUMENT = web.AppKey("document", PageDocument)
 MODEL_URL = web.AppKey("model_url", str)
 MAX_REQUEST_BYTES = 4 << 20
 
 
-def examples_document(examples: str, model: str) -> dict:
+def examples_document(examples: str, model: str) -> PageDocument:
     """The test examples as rows of plain values, with what the editor needs to know of each feature."""
     schema = Schema.read(examples)
     if any(f.type == "image" for f in schema.inputs):
@@ -47,21 +59,21 @@ def examples_document(examples: str, model: str) -> dict:
         values = test.features[f.name]
         columns[f.name] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else
                            float(f"{v:.6g}") if f.type == "float" else v.item() for v in values]  # no float32 noise
-        features.append({"name": f.name, "numeric": f.is_numeric, "integer": f.type == "int",
-                         "vocabulary": list(f.vocabulary) if f.type == "string" else [],
-                         "grid": grid(values, True, 12) if f.is_numeric else []})
+        features.append(EditorFeature(f.name, f.is_numeric, f.type == "int",
+                                      (*f.vocabulary, "") if f.type == "string" else (),  # "": a missing value
+                                      tuple(grid(values, True, 12)) if f.is_numeric else ()))
     labels = [task.classes[int(i)] for i in test.labels] if task.classes else test.labels.tolist()
-    rows = [{**{name: column[i] for name, column in columns.items()}, "_label": labels[i]}
-            for i in range(len(labels))]
-    return {"model": model, "label": schema.label, "classes": list(task.classes), "features": features,
-            "rows": rows, "count": len(rows)}
+    rows = tuple({**{name: column[i] for name, column in columns.items()}, "_label": labels[i]}
+                 for i in range(len(labels)))
+    return PageDocument(model, schema.label, task.classes, tuple(features), rows)
 
 
-def app(document: dict, model_url: str) -> web.Application:
+def app(document: PageDocument, model_url: str) -> web.Application:
     application = web.Application(client_max_size=MAX_REQUEST_BYTES)
     application[DOCUMENT], application[MODEL_URL] = document, model_url
     application.router.add_get("/", _index)
     application.router.add_get("/api/examples", _examples)
+    application.router.add_post("/api/partial-dependence", _partial_dependence)
     application.router.add_post("/v1/{path:.+}", _forward)
     return application
 
@@ -72,7 +84,7 @@ async def _index(_: web.Request) -> web.Response:
 
 
 async def _examples(request: web.Request) -> web.Response:
-    return web.json_response(request.app[DOCUMENT])
+    return web.Response(text=request.app[DOCUMENT].to_json(), content_type="application/json")
 
 
 async def _forward(request: web.Request) -> web.Response:
@@ -80,6 +92,40 @@ async def _forward(request: web.Request) -> web.Response:
     async with aiohttp.ClientSession() as session:
         async with session.post(f"{request.app[MODEL_URL]}{request.path}", data=await request.read()) as answer:
             return web.Response(body=await answer.read(), status=answer.status, content_type="application/json")
+
+
+async def _partial_dependence(request: web.Request) -> web.Response:
+    """One example's predictions as one feature sweeps its values, as the report's plot (SVG) or an error."""
+    document = request.app[DOCUMENT]
+    try:
+        asked = from_plain(PartialDependenceRequest, await request.json(), "partial dependence request")
+        feature = document.feature(asked.feature)
+        sweep = feature.grid if feature.numeric else feature.vocabulary
+        answers = await _predict(request.app, [{**asked.row, feature.name: v} for v in sweep])
+    except (ConfigError, WhatIfError, ValueError) as e:
+        return web.json_response({"error": str(e)}, status=400)
+    outputs = [p["probabilities"] if document.classes else [p["predictions"]] for p in answers]
+    curve = PartialDependence(feature.name, feature.numeric, sweep, nested(outputs))
+    svg = await asyncio.to_thread(partial_dependence_figure, curve, document.classes, document.label,
+                                  asked.row.get(feature.name))
+    return web.json_response({"svg": svg})
+
+
+async def _predict(application: web.Application, instances: list[dict]) -> list[dict]:
+    """The model server's row-format predictions, or a WhatIfError with what it answered instead."""
+    url = f"{application[MODEL_URL]}/v1/models/{application[DOCUMENT].model}:predict"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json={"instances": instances}) as answer:
+            status, text = answer.status, await answer.text()
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise WhatIfError(f"the model server answered {status} with something that is not JSON: {text[:200]!r}") \
+            from None
+    if status != 200 or not isinstance(body, dict) or "predictions" not in body:
+        error = body.get("error") if isinstance(body, dict) else None
+        raise WhatIfError(f"the model cannot score this input: {error or f'HTTP {status}'}")
+    return body["predictions"]
 
 
 @contextlib.contextmanager

@@ -3,12 +3,15 @@
 The report does what people used the What-If Tool for: performance by slice
 (per class for image models), partial dependence with ICE lines, nearest
 counterfactuals, threshold and fairness analysis for binary labels, and for
-image models the most-confused examples with occlusion saliency.
+image models the most-confused examples with occlusion saliency. Slices are
+the run's `evaluate.slices` and bins, so both reports group examples alike;
+a section with nothing to show says why.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -18,24 +21,42 @@ import tensorflow as tf
 from components.common import io
 from components.common.config import EvaluateConfig, WhatIfConfig
 from components.common.model_loading import load_model
-from components.common.schema import Schema
+from components.common.schema import Feature, Schema
 from components.common.signatures import DTYPES
-from components.common.task import task_of
+from components.common.task import Task, task_of
 from components.evaluate import metrics as metrics_lib, slices
-from components.evaluate.step import predict, read_test_split, score
+from components.evaluate.step import TestSplit, predict, read_test_split, score
 from components.whatif import analysis, report
+from components.whatif.document import (
+    Counterfactual,
+    PartialDependence,
+    SaliencyExample,
+    SliceMetrics,
+    Thresholds,
+    WhatIfDocument,
+    WhatIfError,
+    WhyEmpty,
+    nested,
+)
 
 log = logging.getLogger("tfpipe.whatif")
+
+Scored = Callable[[np.ndarray], dict[str, float]]
 
 
 @dataclass(frozen=True)
 class WhatIfResult:
     out: str
-    document: dict
+    document: WhatIfDocument
 
 
-def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str) -> WhatIfResult:
+def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str,
+        evaluate: EvaluateConfig | None = None) -> WhatIfResult:
+    """`evaluate` is the run's evaluate section: its slices and numeric bins group the examples as evaluate's do
+    (None: evaluate's defaults, for callers that do not pass the section yet)."""
+    evaluate = evaluate or EvaluateConfig()
     cfg.validate()
+    evaluate.validate()
     schema = Schema.read(examples)
     task = task_of(schema)
     model = load_model(model_dir, schema)
@@ -43,48 +64,105 @@ def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str) -> WhatIfRes
     outputs = predict(model, test.data)
     tabular = [f for f in schema.inputs if f.type != "image"]
     images = [f for f in schema.inputs if f.type == "image"]
-    document = {"task": task.kind, "classes": list(task.classes), "count": int(len(test.labels)),
-                "overall": metrics_lib.scalars(score(task, test.labels, outputs, curves=False))}
 
-    def scored(mask):
+    def scored(mask: np.ndarray) -> dict[str, float]:
         return metrics_lib.scalars(score(task, test.labels[mask], outputs[mask], curves=False))
 
-    document["slices"] = slices.compute(schema, EvaluateConfig(), test.features, scored) if tabular else []
-    if task.kind == "classification":
-        document["per_class"] = [{"feature": "true class", "slice": c, "count": int(np.sum(test.labels == i)),
-                                  "metrics": scored(test.labels == i)}
-                                 for i, c in enumerate(task.classes) if np.any(test.labels == i)]
-    if tabular:
-        predict_rows = _tabular_predictor(model, schema)
-        names = list(cfg.features) or [f.name for f in tabular]
-        document["partial_dependence"] = {
-            name: analysis.partial_dependence(
-                predict_rows, test.features, name,
-                analysis.grid(test.features[name], schema.feature(name).is_numeric, cfg.grid_points),
-                cfg.ice_examples) for name in names}
-        if task.kind == "classification":
-            predicted = outputs.argmax(axis=1)
-            numeric = [f.name for f in tabular if f.is_numeric]
-            sample = np.random.default_rng(0).permutation(len(predicted))[:cfg.counterfactuals]
-            document["counterfactuals"] = [c for c in (analysis.nearest_counterfactual(
-                test.features, numeric, predicted, int(i)) for i in sample) if c]
-    if task.kind == "classification" and len(task.classes) == 2:
-        groups = test.features.get(cfg.fairness_feature) if cfg.fairness_feature else None
-        document["thresholds"] = analysis.thresholds(test.labels, outputs[:, 1], cfg.cost_ratio, groups)
-    if images and task.kind == "classification":
-        document["images"] = _image_analysis(model, images[0].name, test.data, test.labels, outputs, cfg)
+    by_slice = tuple(SliceMetrics(**row) for row in slices.compute(schema, evaluate, test.features, scored)) \
+        if tabular else ()
+    found, why_not_found = _counterfactuals(cfg, task, tabular, test, outputs, images)
+    document = WhatIfDocument(
+        task=task.kind, label=schema.label, classes=task.classes, count=int(len(test.labels)),
+        overall=scored(np.ones(len(test.labels), bool)), slices=by_slice, per_class=_per_class(task, test, scored),
+        partial_dependence=_partial_dependences(cfg, model, schema, tabular, test),
+        counterfactuals=found, thresholds=_thresholds(cfg, task, test, outputs, tabular),
+        images=_image_analysis(model, images[0].name, task, test, outputs, cfg) if images and task.classes else (),
+        why_empty=WhyEmpty(
+            slices="" if by_slice else slices.why_none(schema),
+            partial_dependence="" if tabular else _only_images(images, "partial dependence sweeps tabular features"),
+            counterfactuals=why_not_found,
+            thresholds="" if len(task.classes) == 2 else
+            f"Threshold analysis is for binary labels; {schema.label!r} {_has_what(task)}.",
+            images=_why_no_images(task, images, test, outputs)))
     with io.staged_dir(out) as stage:
-        io.write_json(f"{stage}/whatif.json", document)
+        document.write(stage)
         io.write_text(f"{stage}/report.html", report.html(document))
-    log.info("whatif: %d test examples, %d slices, %d partial dependences -> %s", document["count"],
-             len(document["slices"]), len(document.get("partial_dependence", {})), out)
+    log.info("whatif: %d test examples, %d slices, %d partial dependences -> %s", document.count,
+             len(document.slices), len(document.partial_dependence), out)
     return WhatIfResult(out, document)
 
 
-def _tabular_predictor(model: keras.Model, schema: Schema):
+def _per_class(task: Task, test: TestSplit, scored: Scored) -> tuple[SliceMetrics, ...]:
+    return tuple(SliceMetrics("true class", c, int(np.sum(test.labels == i)), scored(test.labels == i))
+                 for i, c in enumerate(task.classes) if np.any(test.labels == i))
+
+
+def _partial_dependences(cfg: WhatIfConfig, model: keras.Model, schema: Schema, tabular: list[Feature],
+                         test: TestSplit) -> tuple[PartialDependence, ...]:
+    if not tabular:
+        return ()
+    predict_rows = _tabular_predictor(model, tabular)
+    names = list(cfg.features) or [f.name for f in tabular]
+    return tuple(analysis.partial_dependence(
+        predict_rows, test.features, name,
+        analysis.grid(test.features[name], schema.feature(name).is_numeric, cfg.grid_points),
+        schema.feature(name).is_numeric, cfg.ice_examples) for name in names)
+
+
+def _counterfactuals(cfg: WhatIfConfig, task: Task, tabular: list[Feature], test: TestSplit, outputs: np.ndarray,
+                     images: list[Feature]) -> tuple[tuple[Counterfactual, ...], str]:
+    """(counterfactuals of sampled examples, why there are none)."""
+    if not tabular:
+        return (), _only_images(images, "counterfactuals are searched over tabular features")
+    if task.kind != "classification":
+        return (), "Not computed: a counterfactual is the nearest example of another predicted class, and this " \
+                   "model predicts a number."
+    if cfg.counterfactuals == 0:
+        return (), "Not computed: whatif.counterfactuals is 0."
+    predicted = outputs.argmax(axis=1)
+    numeric = [f.name for f in tabular if f.is_numeric]
+    sample = np.random.default_rng(0).permutation(len(predicted))[:cfg.counterfactuals]
+    found = tuple(c for c in (analysis.nearest_counterfactual(test.features, numeric, predicted, int(i), task.classes)
+                              for i in sample) if c)
+    return found, "" if found else (f"None: the model predicts {task.classes[predicted[0]]!r} for every test "
+                                    "example, so no example has a neighbour of another class.")
+
+
+def _thresholds(cfg: WhatIfConfig, task: Task, test: TestSplit, outputs: np.ndarray,
+                tabular: list[Feature]) -> Thresholds | None:
+    if len(task.classes) != 2:
+        return None
+    groups = None
+    if cfg.fairness_feature:
+        if cfg.fairness_feature not in {f.name for f in tabular}:
+            raise WhatIfError(f"whatif.fairness_feature: {cfg.fairness_feature!r} is not a tabular input; expected "
+                              f"one of {sorted(f.name for f in tabular)}")
+        groups = test.features[cfg.fairness_feature]
+    return analysis.thresholds(test.labels, outputs[:, 1], cfg.cost_ratio, groups, cfg.fairness_feature)
+
+
+def _only_images(images: list[Feature], what: str) -> str:
+    return f"Not computed: the model reads only images ({', '.join(f.name for f in images)}), and {what}."
+
+
+def _has_what(task: Task) -> str:
+    return f"has {len(task.classes)} classes" if task.classes else "is a number"
+
+
+def _why_no_images(task: Task, images: list[Feature], test: TestSplit, outputs: np.ndarray) -> str:
+    """Why a model that reads images has no most-confused examples ("" for a model without images)."""
+    if not images:
+        return ""
+    if not task.classes:
+        return "Not computed: the saliency maps explain a predicted class, and this model predicts a number."
+    if np.all(outputs.argmax(axis=1) == test.labels):
+        return "None: every test example is classified correctly."
+    return ""
+
+
+def _tabular_predictor(model: keras.Model, inputs: list[Feature]):
     """A function from feature columns (numpy) to model outputs, feeding the model as training did."""
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    inputs = [f for f in schema.inputs if f.type != "image"]
 
     def predict_rows(features: dict[str, np.ndarray]) -> np.ndarray:
         batch = {f.name: tf.constant(np.asarray(features[f.name]).reshape(-1, 1).tolist(), dtype=DTYPES[f.type])
@@ -94,17 +172,17 @@ def _tabular_predictor(model: keras.Model, schema: Schema):
     return predict_rows
 
 
-def _image_analysis(model, name: str, data: tf.data.Dataset, labels, outputs, cfg: WhatIfConfig) -> list[dict]:
+def _image_analysis(model: keras.Model, name: str, task: Task, test: TestSplit, outputs: np.ndarray,
+                    cfg: WhatIfConfig) -> tuple[SaliencyExample, ...]:
+    """The most confidently wrong test images, each with its occlusion saliency map."""
     single = isinstance(model, keras.Sequential)
-    pictures = np.concatenate([x[name].numpy() for x, _ in data])
+    pictures = np.concatenate([x[name].numpy() for x, _ in test.data])
 
     def predict_images(batch: np.ndarray) -> np.ndarray:
         return np.asarray(model(batch if single else {name: batch}, training=False))
 
-    found = []
-    for i in analysis.most_confused(labels, outputs, cfg.saliency_examples):
-        found.append({"example": i, "true": int(labels[i]), "predicted": int(outputs[i].argmax()),
-                      "confidence": float(outputs[i].max()), "image": pictures[i][..., 0].tolist(),
-                      "saliency": analysis.occlusion(predict_images, pictures[i], cfg.occlusion_patch).tolist()})
-    return found
-
+    return tuple(
+        SaliencyExample(i, task.classes[int(test.labels[i])], task.classes[int(outputs[i].argmax())],
+                        float(outputs[i].max()), nested(pictures[i].tolist()),
+                        nested(analysis.occlusion(predict_images, pictures[i], cfg.occlusion_patch).tolist()))
+        for i in analysis.most_confused(test.labels, outputs, cfg.saliency_examples))

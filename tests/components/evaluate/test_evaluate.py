@@ -79,8 +79,12 @@ def test_named_slices_and_a_sequential_model(tmp_path, digits_model, digits_exam
         run(EvaluateConfig(slices=("beak",)), penguins_model, penguins_examples, str(tmp_path / "b"),
             str(tmp_path / "r.json"))
     result = run(EvaluateConfig(), digits_model, digits_examples, str(tmp_path / "c"), str(tmp_path / "d.json"))
-    assert result.blessed and result.metrics["accuracy"] > 0.5  # no thresholds: blessed, and says so
-    assert json.loads((tmp_path / "c" / "metrics.json").read_text())["slices"] == []  # images are not sliced
+    assert result.metrics["accuracy"] > 0.5
+    # No thresholds: nothing checked, so not blessed (the pipeline exports nothing) and no baseline recorded.
+    assert result.verdict == "unchecked" and not result.blessed and not (tmp_path / "d.json").exists()
+    assert json.loads((tmp_path / "c" / "blessing.json").read_text())["verdict"] == "unchecked"
+    document = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert document["slices"] == [] and "reads only images (image)" in document["slices_note"]
 
 
 def test_bad_inputs_name_what_was_expected(tmp_path, digits_model, penguins_model, penguins_examples):

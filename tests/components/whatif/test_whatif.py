@@ -1,16 +1,16 @@
 """What-If analyses on models with known behaviour, and the report for both example data sets."""
 
-import json
-
 import keras
 import numpy as np
 import pytest
 
-from components.common.config import IngestConfig, WhatIfConfig
+from components.common.config import EvaluateConfig, IngestConfig, WhatIfConfig
+from components.common.layers import Standardize
 from components.common.schema import Schema
 from components.ingest import run as ingest
 from components.train import models
 from components.whatif import analysis, run
+from components.whatif.document import WhatIfDocument, WhatIfError
 from tests.components.conftest import trained
 from tests.conftest import people_rows, write_csv
 
@@ -21,7 +21,7 @@ def bill_length_only(tmp_path_factory, penguins_examples):
     schema = Schema.read(penguins_examples)
     inputs = {f.name: models._input(f) for f in schema.inputs}
     bill = schema.feature("bill_length_mm")
-    x = models.Standardize(bill.stats["mean"], bill.stats["std"])(inputs["bill_length_mm"])
+    x = Standardize(bill.stats["mean"], bill.stats["std"])(inputs["bill_length_mm"])
     head = keras.layers.Dense(3, activation="softmax")
     model = keras.Model(inputs, head(x))
     head.set_weights([np.array([[-3.0, 0.0, 3.0]], np.float32), np.zeros(3, np.float32)])
@@ -31,29 +31,43 @@ def bill_length_only(tmp_path_factory, penguins_examples):
 
 
 def test_partial_dependence_is_flat_except_for_the_one_feature(tmp_path, bill_length_only, penguins_examples):
-    document = run(WhatIfConfig(grid_points=6), bill_length_only, penguins_examples, str(tmp_path / "w")).document
-    for name, pd in document["partial_dependence"].items():
-        spread = np.ptp(np.asarray(pd["mean"]), axis=0).max()
-        if name == "bill_length_mm":
+    slicing = EvaluateConfig(slices=("island", "body_mass_g"), numeric_bins=2)
+    document = run(WhatIfConfig(grid_points=6), bill_length_only, penguins_examples, str(tmp_path / "w"),
+                   slicing).document
+    for pd in document.partial_dependence:
+        spread = np.ptp(np.asarray(pd.mean), axis=0).max()
+        if pd.feature == "bill_length_mm":
             assert spread > 0.3, "the model's one feature must move its prediction"
-            assert np.asarray(pd["mean"])[:, 2].tolist() == sorted(np.asarray(pd["mean"])[:, 2].tolist())
+            assert np.asarray(pd.mean)[:, 2].tolist() == sorted(np.asarray(pd.mean)[:, 2].tolist())
         else:
-            assert spread < 1e-6, f"{name} does not enter the model, yet its partial dependence moves"
-    assert document["counterfactuals"], "no counterfactuals found"
-    for found in document["counterfactuals"]:
-        assert "bill_length_mm" in found["differs"]
+            assert spread < 1e-6, f"{pd.feature} does not enter the model, yet its partial dependence moves"
+    assert document.counterfactuals, "no counterfactuals found"
+    for found in document.counterfactuals:
+        assert "bill_length_mm" in found.differs and found.predicted != found.counterfactual_predicted
+    # The run's evaluate section decides the slices: its features, its bins.
+    assert {s.feature for s in document.slices} == {"island", "body_mass_g"}
+    assert sum(s.feature == "body_mass_g" for s in document.slices) == 2
+    assert document.why_empty.thresholds == "Threshold analysis is for binary labels; 'species' has 3 classes."
     page = (tmp_path / "w" / "report.html").read_text()
-    assert "Partial dependence" in page and page.count("<svg") == len(document["partial_dependence"])
+    assert "Partial dependence" in page and page.count("<svg") == len(document.partial_dependence)
+    assert WhatIfDocument.read(str(tmp_path / "w")) == document
 
 
 def test_counterfactual_by_hand():
-    features = {"x": np.array([0.0, 1.0, 5.0, 0.5]), "c": np.array([b"a", b"b", b"a", b"a"], dtype=object)}
+    features = {"x": np.array([0.0, 1.0, 5.0, 0.5]), "c": np.array([b"a", b"", b"a", b"a"], dtype=object)}
     predicted = np.array([0, 1, 1, 0])
-    found = analysis.nearest_counterfactual(features, ["x"], predicted, 0)
+    found = analysis.nearest_counterfactual(features, ["x"], predicted, 0, ("no", "yes"))
     # example 1: |0-1|/std + 1 string mismatch; example 2: |0-5|/std, no mismatch; std of x = 1.9526
     std = features["x"].std()
-    assert found["counterfactual"] == 1 and found["distance"] == pytest.approx(1 / std + 1)
-    assert found["differs"] == ["x", "c"]
+    assert found.counterfactual == 1 and found.distance == pytest.approx(1 / std + 1)
+    assert found.differs == ("x", "c") and (found.predicted, found.counterfactual_predicted) == ("no", "yes")
+    assert [(v.example, v.counterfactual) for v in found.values] == [("0", "1"), ("a", "(missing)")]
+
+
+def test_a_renamed_field_fails_where_the_document_is_read():
+    with pytest.raises(WhatIfError, match=r"whatif.json: .*unknown key; expected one of"):
+        WhatIfDocument.from_json('{"task": "regression", "label": "y", "classes": [], "count": 1, "overall": {}, '
+                                 '"partial_dependences": []}')
 
 
 def test_thresholds_and_fairness_on_a_binary_label(tmp_path, tmp_path_factory):
@@ -65,20 +79,22 @@ def test_thresholds_and_fairness_on_a_binary_label(tmp_path, tmp_path_factory):
     model = trained(tmp_path_factory, str(tmp_path / "examples"), "functional", 4)
     document = run(WhatIfConfig(fairness_feature="city", cost_ratio=3.0), model, str(tmp_path / "examples"),
                    str(tmp_path / "w")).document
-    t = document["thresholds"]
-    costs = {round(r["threshold"], 2): r["cost"] for r in t["curve"]}
-    assert t["best"]["cost"] == min(costs.values()) <= costs[0.5]
-    assert set(t["groups"]) == {"Paris", "Oslo", "Lima", "Austin, TX"}
-    for group in t["groups"].values():
-        assert 0 <= group["demographic_parity"] <= 1 and 0 <= group["equal_opportunity"] <= 1
+    t = document.thresholds
+    costs = {round(r.threshold, 2): r.cost for r in t.curve}
+    assert t.best.cost == min(costs.values()) <= costs[0.5]
+    assert {g.group for g in t.groups} == {"Paris", "Oslo", "Lima", "Austin, TX"}
+    for group in t.groups:
+        assert 0 <= group.demographic_parity <= 1 and 0 <= group.equal_opportunity <= 1
     assert "demographic parity threshold" in (tmp_path / "w" / "report.html").read_text()
 
 
 def test_image_model_report(tmp_path, digits_model, digits_examples):
     document = run(WhatIfConfig(saliency_examples=3), digits_model, digits_examples, str(tmp_path / "w")).document
-    assert len(document["per_class"]) == 10 and "partial_dependence" not in document
-    assert 1 <= len(document["images"]) <= 3
-    for item in document["images"]:
-        assert item["true"] != item["predicted"] and np.asarray(item["saliency"]).shape == (8, 8)
+    assert len(document.per_class) == 10 and document.partial_dependence == ()
+    assert "reads only images (image)" in document.why_empty.partial_dependence
+    assert 1 <= len(document.images) <= 3
+    for item in document.images:
+        assert item.true != item.predicted and np.asarray(item.saliency).shape == (8, 8)
+        assert np.asarray(item.image).shape == (8, 8, 1)
     assert "occlusion saliency" in (tmp_path / "w" / "report.html").read_text()
-    assert json.loads((tmp_path / "w" / "whatif.json").read_text())["count"] == document["count"]
+    assert WhatIfDocument.read(str(tmp_path / "w")) == document
