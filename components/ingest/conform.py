@@ -4,12 +4,15 @@ Conversion is vectorised with Arrow compute. The fast path casts a whole
 column at once; only when that fails does a column fall back to a per-value
 check, so that clean data pays nothing and dirty data still has every bad row
 named. Nothing is coerced silently: a value that does not parse as its
-column's type rejects its row, with the column, the value and the expected type.
+column's type, or does not fit it (an integer beyond int64, a float that is
+not finite as float32), rejects its row, with the column, the value and the
+expected type.
 """
 
 from __future__ import annotations
 
 import io as stdio
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +24,12 @@ from components.ingest.sources import RawBatch, rejection
 
 INT_PATTERN = r"^[+-]?\d+$"
 FLOAT_PATTERN = r"^[+-]?((\d+\.?\d*)|(\.\d+))([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$"
+PATTERNS = {"int": INT_PATTERN, "float": FLOAT_PATTERN}
 ARROW_TYPES = {"int": pa.int64(), "float": pa.float32(), "string": pa.binary(), "image": pa.binary()}
+# Text is parsed at the widest precision, then stored as ARROW_TYPES says.
+PARSED_TYPES = {"int": pa.int64(), "float": pa.float64()}
+# What a value that reads as a number but does not fit was expected to be.
+RANGES = {"int": "an integer within int64", "float": "a finite number within float32"}
 
 
 @dataclass
@@ -124,57 +132,91 @@ def conform(batch: RawBatch, types: dict[str, str], label: str, key: str, drop: 
 
 def _convert(col: pa.ChunkedArray, ftype: str):
     """Returns (typed column, invalid mask or None, reason for row i)."""
-    target = ARROW_TYPES[ftype]
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if ftype in ("string", "image"):
-        if ftype == "image" or pa.types.is_string(col.type):
-            return pc.cast(col, target), None, None
-        if _as_text(col) is not None:
-            return col.cast(target), None, None
-        invalid = _not_utf8(col)
-        return pc.if_else(pa.array(~invalid), col, pa.nulls(len(col), col.type)).cast(target), invalid, \
-            lambda i: "value is not valid UTF-8"
+    if ftype in ("int", "float"):
+        return _convert_number(col, ftype)
+    if ftype == "image" or pa.types.is_string(col.type):
+        return pc.cast(col, ARROW_TYPES[ftype]), None, None
+    text, not_utf8 = _text(col)
+    return text.cast(pa.binary()), not_utf8, lambda i: "value is not valid UTF-8"
+
+
+def _convert_number(col: pa.Array, ftype: str):
+    """Numbers from typed or text values; one that is not a number, or is outside the type's range, is invalid.
+
+    A float must be finite once stored as float32: an overflow (`1e999999`,
+    `1e39`), `inf` or `nan` would otherwise reach training as a NaN loss.
+    """
+    target = ARROW_TYPES[ftype]
     if not (pa.types.is_binary(col.type) or pa.types.is_string(col.type)):
         try:
-            return pc.cast(col, target), None, None
+            values = pc.cast(col, target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            col = pc.cast(col, pa.string())
-    text = _as_text(col)
-    if text is None:
-        invalid = _not_utf8(col)
-        text = pc.cast(pc.if_else(pa.array(~invalid), col, pa.nulls(len(col), col.type)), pa.string())
-        values, more, why = _convert(text, ftype)
-        merged = invalid | (more if more is not None else False)
-        return values, merged, lambda i: "value is not valid UTF-8" if invalid[i] else why(i)
+            col = pc.cast(col, pa.string())  # e.g. uint64 beyond int64, or a float where an int is due
+        else:
+            return _in_range(values, None, lambda: pc.cast(col, pa.string()), ftype)
+    text, not_utf8 = _text(col)
     text = pc.utf8_trim_whitespace(text)
     try:
-        parsed = pc.cast(text, pa.int64() if ftype == "int" else pa.float64())
-        return pc.cast(parsed, target), None, None
+        parsed, invalid = pc.cast(text, PARSED_TYPES[ftype]), not_utf8
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    pattern = INT_PATTERN if ftype == "int" else FLOAT_PATTERN
-    ok = pc.fill_null(pc.match_substring_regex(text, pattern, ignore_case=True), True)
+        parsed, unparsed = _parse_each(text, ftype)
+        invalid = unparsed if not_utf8 is None else unparsed | not_utf8
+    return _in_range(pc.cast(parsed, target), invalid, lambda: text, ftype, not_utf8)
+
+
+def _in_range(values: pa.Array, invalid: np.ndarray | None, text, ftype: str, not_utf8: np.ndarray | None = None):
+    """Adds non-finite floats to `invalid`; returns (values, invalid or None, reason for row i).
+
+    `text` makes the values' text, only once a row is to be rejected, for its reason.
+    """
+    if ftype == "float":
+        finite = pc.fill_null(pc.is_finite(values), True)
+        if not pc.all(finite).as_py():
+            non_finite = ~np.asarray(finite.to_numpy(zero_copy_only=False), dtype=bool)
+            invalid = non_finite if invalid is None else invalid | non_finite
+    if invalid is None:
+        return values, None, None
+    shown = text().to_pylist()
+    return values, invalid, lambda i: "value is not valid UTF-8" if not_utf8 is not None and not_utf8[i] \
+        else _why(shown[i], ftype)
+
+
+def _why(value: str, ftype: str) -> str:
+    """The reason a value was rejected: not a number at all, or a number its type cannot hold."""
+    if re.match(PATTERNS[ftype], value, re.IGNORECASE):
+        return f"expected {RANGES[ftype]}, found {value!r}"
+    return f"expected {'an integer' if ftype == 'int' else 'a number'}, found {value!r}"
+
+
+def _parse_each(text: pa.Array, ftype: str) -> tuple[pa.Array, np.ndarray]:
+    """The slow path, once a whole-column cast has failed: (parsed values, which did not parse)."""
+    ok = pc.fill_null(pc.match_substring_regex(text, PATTERNS[ftype], ignore_case=True), True)
     invalid = ~np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
     clean = pc.if_else(ok, text, pa.nulls(len(text), pa.string()))
     try:
-        parsed = pc.cast(clean, pa.int64() if ftype == "int" else pa.float64())
-    except pa.ArrowInvalid:  # out of range: fall back to Python for this column
-        py = [_parse_or_none(v, ftype) for v in clean.to_pylist()]
-        invalid |= np.array([v is not None and p is None for v, p in zip(clean.to_pylist(), py)])
-        parsed = pa.array(py, pa.int64() if ftype == "int" else pa.float64())
-    values = text.to_pylist()
-    expected = "an integer" if ftype == "int" else "a number"
-    return pc.cast(parsed, target), invalid, lambda i: f"expected {expected}, found {values[i]!r}"
+        return pc.cast(clean, PARSED_TYPES[ftype]), invalid
+    except pa.ArrowInvalid:  # an integer beyond int64: Python's ints say which
+        values = clean.to_pylist()
+        parsed = [_int64_or_none(v) for v in values]
+        invalid |= np.array([v is not None and p is None for v, p in zip(values, parsed)], dtype=bool)
+        return pa.array(parsed, pa.int64()), invalid
 
 
-def _parse_or_none(v, ftype):
-    if v is None:
+def _int64_or_none(value: str | None) -> int | None:
+    if value is None:
         return None
-    try:
-        out = int(v) if ftype == "int" else float(v)
-    except ValueError:
-        return None
-    return out if ftype != "int" or -(2**63) <= out < 2**63 else None
+    number = int(value)
+    return number if -(2**63) <= number < 2**63 else None
+
+
+def _text(col: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
+    """Binary as UTF-8 text, values that are not valid UTF-8 made null; and which those were (None if none)."""
+    text = _as_text(col)
+    if text is not None:
+        return text, None
+    not_utf8 = _not_utf8(col)
+    return pc.cast(pc.if_else(pa.array(~not_utf8), col, pa.nulls(len(col), col.type)), pa.string()), not_utf8
 
 
 def _not_utf8(col: pa.Array) -> np.ndarray:

@@ -275,8 +275,13 @@ def _read_jsonl(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:
 
 
 def _json_row(raw: bytes, names: list[str] | None) -> tuple[dict, str]:
+    """One line's object, numbers kept as the text they were written as.
+
+    Typing then reads them as it reads CSV text, and a number no type can
+    hold (`1e999999`, `NaN`, an integer beyond int64) is named as written.
+    """
     try:
-        obj = json.loads(raw.decode("utf8"))
+        obj = json.loads(raw.decode("utf8"), parse_float=str, parse_int=str, parse_constant=str)
     except UnicodeDecodeError as e:
         return {}, f"not valid UTF-8 ({e.reason} at byte {e.start})"
     except json.JSONDecodeError as e:

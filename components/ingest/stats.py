@@ -34,9 +34,9 @@ class NumericStats:
     histogram: np.ndarray | None = None
 
     def update(self, col: pa.Array) -> None:
+        """Counts every value it is given, so that count + missing is the number of rows: none drops out unseen."""
         self.missing += col.null_count
         values = col.drop_null().to_numpy(zero_copy_only=False).astype(np.float64)
-        values = values[np.isfinite(values)]
         if values.size == 0:
             return
         n, mean = values.size, float(values.mean())
