@@ -25,12 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from components.common.config import BatchingConfig
-from components.common.errors import TfpipeError
+from components.serve.errors import Overloaded
 from components.serve.models import Servable, Signature
-
-
-class Overloaded(TfpipeError):
-    """The queue is full: HTTP 429, gRPC RESOURCE_EXHAUSTED."""
 
 
 @dataclass

@@ -1,14 +1,18 @@
 """TF Serving's gRPC API with the tensorflow-serving-api stubs, on grpc.aio.
 
 PredictionService: Predict, Classify, Regress, GetModelMetadata.
-ModelService: GetModelStatus. Answers fill the typed tensor fields.
+ModelService: GetModelStatus. Answers fill the typed tensor fields. Inputs
+are checked as REST's are (components.serve.values); a large request's
+conversion and a large answer run on the offload threads.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import grpc
+import numpy as np
 from google.protobuf import any_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -22,14 +26,11 @@ from tensorflow_serving.apis import (
 )
 
 from components.common.signatures import CLASSIFY_METHOD, REGRESS_METHOD
-from components.serve import service as service_lib, tensors
-from components.serve.batching import Overloaded
-from components.serve.models import NotFound
-from components.serve.service import Service, Timeout
-from components.serve.tensors import RequestError
+from components.serve import service as service_lib, tensors, values
+from components.serve.errors import RequestError, ServingError
+from components.serve.service import Service
 
-CODES = {RequestError: grpc.StatusCode.INVALID_ARGUMENT, NotFound: grpc.StatusCode.NOT_FOUND,
-         Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED, Timeout: grpc.StatusCode.DEADLINE_EXCEEDED}
+LARGE_VALUES = 1 << 16  # requests or answers with more values than this are converted on the offload threads
 STATES = {"LOADING": get_model_status_pb2.ModelVersionStatus.LOADING,
           "AVAILABLE": get_model_status_pb2.ModelVersionStatus.AVAILABLE,
           "END": get_model_status_pb2.ModelVersionStatus.END}
@@ -48,8 +49,9 @@ def _answered_by(response, request, servable, signature) -> None:
     response.model_spec.signature_name = signature.name
 
 
-def _examples(request_input) -> list[bytes]:
-    """Serialized examples from an `Input` (a plain list, or a list with a context merged into each)."""
+def _examples(request_input, allow_non_finite: bool, _cancelled=None) -> list[bytes]:
+    """Serialized examples from an `Input` (a plain list, or a list with a context merged into each), their
+    float features checked as REST's are."""
     kind = request_input.WhichOneof("kind")
     if kind == "example_list":
         examples = list(request_input.example_list.examples)
@@ -65,7 +67,47 @@ def _examples(request_input) -> list[bytes]:
         raise RequestError("input: expected example_list or example_list_with_context")
     if not examples:
         raise RequestError("input: no examples")
+    if not allow_non_finite:
+        for i, example in enumerate(examples):
+            for name, feature in example.features.feature.items():
+                if feature.float_list.value:
+                    values.cast(np.asarray(feature.float_list.value, dtype=np.float32), np.dtype(np.float32),
+                                f"examples[{i}].{name}", allow_non_finite)
     return [e.SerializeToString() for e in examples]
+
+
+def _inputs(request, signature, service: Service, _cancelled=None) -> dict[str, np.ndarray]:
+    """The request's tensors, checked; inputs left out that have a default read as it, one per example."""
+    left_out = sorted(set(signature.inputs) - set(request.inputs))
+    missing = [name for name in left_out if name not in signature.defaults]
+    unknown = sorted(set(request.inputs) - set(signature.inputs))
+    if missing or unknown or (left_out and not request.inputs):
+        raise RequestError(f"inputs: missing {missing or left_out}, unknown {unknown}; the signature takes "
+                           f"{sorted(signature.inputs)}" + (f" ({sorted(signature.defaults)} may be left out when "
+                                                           "another input gives the batch size)"
+                                                           if signature.defaults else ""))
+    arrays = {k: tensors.from_proto(v, signature.inputs[k], k, service.allow_non_finite, service.max_request_bytes)
+              for k, v in request.inputs.items()}
+    batch = next(iter(arrays.values())).shape[:1] or (1,)
+    for name in left_out:
+        arrays[name] = np.full(batch, signature.defaults[name], dtype=signature.inputs[name].dtype.as_numpy_dtype)
+    return arrays
+
+
+def _size(request) -> int:
+    """How many values the request's tensors declare."""
+    return sum(math.prod(d.size for d in t.tensor_shape.dim) for t in request.inputs.values())
+
+
+def _predict_response(request, servable, signature, outputs: dict, _cancelled=None) -> predict_pb2.PredictResponse:
+    wanted = list(request.output_filter) or list(outputs)
+    response = predict_pb2.PredictResponse()
+    _answered_by(response, request, servable, signature)
+    for key in wanted:
+        if key not in outputs:
+            raise RequestError(f"output_filter: no output {key!r}; outputs are {sorted(outputs)}")
+        response.outputs[key].CopyFrom(tensors.to_proto(outputs[key]))
+    return response
 
 
 class _Handler:
@@ -75,41 +117,39 @@ class _Handler:
     async def _answer(self, api: str, context, work):
         started = time.perf_counter()
         try:
-            answer = await work()
-        except (RequestError, NotFound, Overloaded, Timeout) as e:
-            code = CODES[type(e)]
-            self.service.observe("grpc", api, code.name, started)
-            await context.abort(code, str(e))
+            async with self.service.deadline():
+                answer = await work()
+        except ServingError as e:
+            self.service.observe("grpc", api, e.grpc_code, started)
+            await context.abort(grpc.StatusCode[e.grpc_code], str(e))
         self.service.observe("grpc", api, "OK", started)
         return answer
 
 
 class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceServicer):
+    @staticmethod
+    def _many(request) -> bool:
+        """Whether a Classify or Regress request holds enough examples to be read on the offload threads."""
+        kind = request.input.WhichOneof("kind")
+        return kind is not None and len(getattr(request.input, kind).examples) > LARGE_VALUES // 64
+
     async def Predict(self, request, context):
         async def work():
             servable, signature = self.service.resolve(*_spec(request.model_spec), request.model_spec.signature_name)
-            missing = sorted(set(signature.inputs) - set(request.inputs))
-            unknown = sorted(set(request.inputs) - set(signature.inputs))
-            if missing or unknown:
-                raise RequestError(f"inputs: missing {missing}, unknown {unknown}; the signature takes "
-                                   f"{sorted(signature.inputs)}")
-            arrays = {k: tensors.from_proto(v, signature.inputs[k], k) for k, v in request.inputs.items()}
-            outputs = await self.service.run(servable, signature, arrays)
-            wanted = list(request.output_filter) or list(outputs)
-            response = predict_pb2.PredictResponse()
-            _answered_by(response, request, servable, signature)
-            for key in wanted:
-                if key not in outputs:
-                    raise RequestError(f"output_filter: no output {key!r}; outputs are {sorted(outputs)}")
-                response.outputs[key].CopyFrom(tensors.to_proto(outputs[key]))
-            return response
+            service = self.service
+            arrays = await service.work(_size(request) > LARGE_VALUES, _inputs, request, signature, service)
+            outputs = await service.run(servable, signature, arrays)
+            large = sum(v.size for v in outputs.values()) > LARGE_VALUES
+            return await service.work(large, _predict_response, request, servable, signature, outputs)
         return await self._answer("predict", context, work)
 
     async def Classify(self, request, context):
         async def work():
             servable, signature = self.service.resolve(*_spec(request.model_spec),
                                                        request.model_spec.signature_name, CLASSIFY_METHOD)
-            rows = await self.service.classify(servable, signature, _examples(request.input))
+            examples = await self.service.work(self._many(request), _examples, request.input,
+                                               self.service.allow_non_finite)
+            rows = service_lib.classes(await self.service.run_examples(servable, signature, examples))
             response = classification_pb2.ClassificationResponse()
             _answered_by(response, request, servable, signature)
             for row in rows:
@@ -122,10 +162,12 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
         async def work():
             servable, signature = self.service.resolve(*_spec(request.model_spec),
                                                        request.model_spec.signature_name, REGRESS_METHOD)
-            values = await self.service.regress(servable, signature, _examples(request.input))
+            examples = await self.service.work(self._many(request), _examples, request.input,
+                                               self.service.allow_non_finite)
+            answers = service_lib.regressions(await self.service.run_examples(servable, signature, examples))
             response = regression_pb2.RegressionResponse()
             _answered_by(response, request, servable, signature)
-            response.result.regressions.extend(regression_pb2.Regression(value=v) for v in values)
+            response.result.regressions.extend(regression_pb2.Regression(value=v) for v in answers)
             return response
         return await self._answer("regress", context, work)
 

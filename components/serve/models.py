@@ -28,16 +28,15 @@ import yaml
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from components.common.errors import TfpipeError
-from components.serve.tensors import RequestError
+from components.common import missing
+from components.common.schema import Schema
+from components.common.signatures import DTYPES
+from components.serve.errors import NotFound, RequestError
 
 log = logging.getLogger("tfpipe.serve")
 WARMUP = "assets.extra/tf_serving_warmup_requests"
+SCHEMA = "assets.extra/schema.json"  # the schema of the examples the version was trained on, when export wrote it
 MAX_BACKOFF_SECONDS = 60.0
-
-
-class NotFound(TfpipeError):
-    """No such model, version, label or signature: HTTP 404, gRPC NOT_FOUND."""
 
 
 @dataclass(frozen=True)
@@ -47,10 +46,12 @@ class Signature:
     inputs: dict[str, tf.TensorSpec]
     outputs: dict[str, tf.TensorSpec]
     function: object = field(repr=False)
+    # what a null, or an input left out, reads as (components.common.missing); empty without a schema
+    defaults: dict[str, object] = field(default_factory=dict)
 
 
 class Servable:
-    """One loaded version of a model."""
+    """One loaded version of a model, and the schema it was trained on when the version carries one."""
 
     def __init__(self, path: Path, version: int):
         self.path, self.version = path, version
@@ -58,11 +59,20 @@ class Servable:
         proto = saved_model_pb2.SavedModel()
         proto.ParseFromString((path / "saved_model.pb").read_bytes())
         self.signature_defs = next(m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags).signature_def
+        self.schema = Schema.read(str(path / SCHEMA)) if (path / SCHEMA).exists() else None
         self.signatures = {}
         for name, function in self.loaded.signatures.items():
             _, inputs = function.structured_input_signature
             self.signatures[name] = Signature(name, self.signature_defs[name].method_name, dict(inputs),
-                                              dict(function.structured_outputs), function)
+                                              dict(function.structured_outputs), function, self._defaults(inputs))
+
+    def _defaults(self, inputs: dict[str, tf.TensorSpec]) -> dict[str, object]:
+        """The schema's missing-value defaults of the inputs that take one value per example of the feature's type."""
+        if self.schema is None:
+            return {}
+        types = {f.name: f.type for f in self.schema.inputs}
+        return {name: value for name, value in missing.serving_defaults(self.schema).items()
+                if name in inputs and inputs[name].shape.rank == 1 and inputs[name].dtype == DTYPES[types[name]]}
 
     def signature(self, name: str) -> Signature:
         name = name or "serving_default"

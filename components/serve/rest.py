@@ -8,10 +8,12 @@
     GET  /healthz  /readyz  /monitoring/prometheus/metrics
 
 Errors answer `{"error": "..."}` with a 4xx code; bodies over the size limit
-get 413 from aiohttp before they are read. JSON goes through orjson (parsing
-and writing are a large share of a request's cost); NaN and Infinity, which
-TF Serving's JSON accepts and writes but orjson does not, take the standard
-library's path.
+get 413 from aiohttp before they are read. Bodies are parsed by
+components.serve.json_body; a large one is parsed, checked and converted on
+the offload threads, and a large answer written there, so that the event
+loop keeps answering everyone else. Answers go through orjson; NaN and
+Infinity (TF Serving writes them; orjson writes null), only present with
+`serve.allow_non_finite`, take the standard library's path.
 """
 
 from __future__ import annotations
@@ -26,17 +28,15 @@ from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from components.common.signatures import CLASSIFY_METHOD, REGRESS_METHOD
-from components.serve import service as service_lib, tensors
-from components.serve.batching import Overloaded
-from components.serve.models import NotFound
-from components.serve.service import Service, Timeout
-from components.serve.tensors import RequestError
+from components.common.signatures import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD
+from components.serve import json_body, service as service_lib, tensors
+from components.serve.errors import NotFound, RequestError, ServingError
+from components.serve.service import Service
 
 PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
                   r"(?::(?P<method>predict|classify|regress)|/(?P<metadata>metadata))?")
-STATUS = {RequestError: 400, NotFound: 404, Overloaded: 429, Timeout: 504}
 SERVICE = web.AppKey("service", Service)
+LARGE_ANSWER_ROWS = 1024  # answers with more rows are written on the offload threads
 
 
 def app(service: Service, max_request_bytes: int) -> web.Application:
@@ -88,45 +88,54 @@ async def _model(request: web.Request) -> web.Response:
         name, label = match["name"], match["label"]
         version = int(match["version"]) if match["version"] else None
         if api == "status":
-            answer = _status(service, name, version, label)
+            answer = _dumps(_status(service, name, version, label))
         elif api == "metadata":
-            answer = _metadata(service, name, version, label)
+            answer = _dumps(_metadata(service, name, version, label))
         else:
-            answer = await _infer(service, api, name, version, label, await _json(request))
+            async with service.deadline():
+                answer = await _infer(service, api, name, version, label, request)
         service.observe("rest", api, "200", started)
-        return web.json_bytes_response(answer, dumps=_dumps)
-    except (RequestError, NotFound, Overloaded, Timeout) as e:
-        code = STATUS[type(e)]
-        service.observe("rest", api, str(code), started)
-        return web.json_response({"error": str(e)}, status=code)
+        return web.Response(body=answer, content_type="application/json")
+    except ServingError as e:
+        service.observe("rest", api, str(e.http_status), started)
+        return web.json_response({"error": str(e)}, status=e.http_status)
 
 
-async def _json(request: web.Request) -> dict:
-    body = await request.read()
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(body)  # NaN, Infinity and integers past 64 bits
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RequestError(f"request body: not valid JSON ({e})") from None
+async def _infer(service: Service, api: str, name: str, version, label, request: web.Request) -> bytes:
+    """Read, decode and check (offloaded when large), run, and write the answer (offloaded when large)."""
+    raw = await request.read()
+    method = {"predict": PREDICT_METHOD, "classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD}[api]
+    servable, signature, inputs = await service.work(len(raw) > json_body.INLINE_BYTES, _decode, service, raw,
+                                                     (name, version, label), method)
+    if api == "predict":
+        arrays, row_format = inputs
+        outputs = await service.run(servable, signature, arrays)
+        return await service.work(len(next(iter(outputs.values()))) > LARGE_ANSWER_ROWS, _predict_answer,
+                                  outputs, row_format)
+    outputs = await service.run_examples(servable, signature, inputs)
+    return await service.work(len(inputs) > LARGE_ANSWER_ROWS, _examples_answer, api, outputs)
 
 
-async def _infer(service: Service, api: str, name: str, version, label, body) -> dict:
+def _decode(service: Service, raw: bytes, model: tuple, method: str, cancelled):
+    """(servable, signature, inputs): the body parsed once, its signature found, every input checked."""
+    body = json_body.parse_large(raw, cancelled) if len(raw) > json_body.INLINE_BYTES else json_body.parse(raw)
     signature_name = body.get("signature_name", "") if isinstance(body, dict) else ""
     if not isinstance(signature_name, str):
         raise RequestError("signature_name: expected a string")
-    if api == "predict":
-        servable, signature = service.resolve(name, version, label, signature_name)
-        inputs, row_format = tensors.predict_inputs(body, signature.inputs)
-        return tensors.predict_response(await service.run(servable, signature, inputs), row_format)
-    method = CLASSIFY_METHOD if api == "classify" else REGRESS_METHOD
-    servable, signature = service.resolve(name, version, label, signature_name, method)
-    examples = tensors.examples_from_json(body)
+    servable, signature = service.resolve(*model, signature_name, method)
+    if method == PREDICT_METHOD:
+        return servable, signature, tensors.predict_inputs(body, signature, service.allow_non_finite)
+    return servable, signature, tensors.examples_from_json(body, service.allow_non_finite)
+
+
+def _predict_answer(outputs: dict, row_format: bool, _cancelled) -> bytes:
+    return _dumps(tensors.predict_response(outputs, row_format))
+
+
+def _examples_answer(api: str, outputs: dict, _cancelled) -> bytes:
     if api == "classify":
-        return {"results": [[[c, s] for c, s in row] for row in await service.classify(servable, signature, examples)]}
-    return {"results": await service.regress(servable, signature, examples)}
+        return _dumps({"results": [[[c, s] for c, s in row] for row in service_lib.classes(outputs)]})
+    return _dumps({"results": service_lib.regressions(outputs)})
 
 
 def _status(service: Service, name: str, version, label) -> dict:

@@ -1,32 +1,40 @@
 """What the REST and gRPC front ends share: finding the servable, running it, timing it, counting it.
 
-Errors map to TF Serving's codes: `RequestError` -> 400 / INVALID_ARGUMENT,
-`NotFound` -> 404 / NOT_FOUND, `Overloaded` -> 429 / RESOURCE_EXHAUSTED, a
-request past its deadline -> 504 / DEADLINE_EXCEEDED.
+Errors map to TF Serving's codes (components.serve.errors): a bad request ->
+400 / INVALID_ARGUMENT, no such model -> 404 / NOT_FOUND, a full queue -> 429
+/ RESOURCE_EXHAUSTED, a request past its deadline -> 504 / DEADLINE_EXCEEDED.
+The deadline covers the whole request: reading, parsing, the model call and
+writing the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from components.common.signatures import PREDICT_METHOD as PREDICT
+from components.serve import values
 from components.serve.batching import Batcher
-from components.serve.models import ModelManager, NotFound, Servable, Signature
-from components.serve.tensors import RequestError
+from components.serve.errors import NotFound, RequestError, Timeout
+from components.serve.models import ModelManager, Servable, Signature
+from components.serve.offload import Offload
 
-
-class Timeout(Exception):
-    """The request ran past the server's request timeout."""
+NEVER = threading.Event()  # the `cancelled` of work done inline: never set
+# One thread: parsing holds the interpreter, so a second one only adds contention for the event loop.
+OFFLOAD_THREADS, OFFLOAD_LIMIT = 1, 8
 
 
 class Service:
-    def __init__(self, manager: ModelManager, batcher: Batcher, timeout_seconds: float,
-                 registry: CollectorRegistry):
+    def __init__(self, manager: ModelManager, batcher: Batcher, timeout_seconds: float, registry: CollectorRegistry,
+                 allow_non_finite: bool = False, max_request_bytes: int = 16 << 20):
         self.manager, self.batcher, self.timeout = manager, batcher, timeout_seconds
+        self.allow_non_finite, self.max_request_bytes = allow_non_finite, max_request_bytes
+        self.offload = Offload(OFFLOAD_THREADS, OFFLOAD_LIMIT)
         self.registry = registry
         self.requests = Counter("tfpipe_serve_requests", "Requests answered", ["protocol", "api", "code"],
                                 registry=registry)
@@ -47,27 +55,59 @@ class Service:
                                f"a {method} signature{f': {wanted}' if wanted else ', and the model has none'}")
         return servable, signature
 
-    async def run(self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray]) -> dict:
+    @contextlib.asynccontextmanager
+    async def deadline(self):
+        """The request timeout over a whole request: a deadline on this task, not a task of its own."""
         try:
-            async with asyncio.timeout(self.timeout):  # a deadline on this task, not a task of its own
-                return await self.batcher.run(servable, signature, inputs)
+            async with asyncio.timeout(self.timeout):
+                yield
         except TimeoutError:
             raise Timeout(f"the request took longer than the server's {self.timeout:g} s timeout") from None
 
-    async def classify(self, servable: Servable, signature: Signature, examples: list[bytes]) -> list:
-        """[[(label, score), ...] per example]."""
-        outputs = await self.run(servable, signature, {"inputs": np.array(examples, dtype=object)})
-        classes, scores = outputs["classes"], outputs["scores"]
-        return [[(c.decode("utf-8", "replace"), float(s)) for c, s in zip(row_c, row_s)]
-                for row_c, row_s in zip(classes, scores)]
+    async def work(self, large: bool, fn, *args):
+        """`fn(*args, cancelled)`: on the offload threads when `large`, else here, where a thread hop costs more."""
+        return await self.offload(fn, *args) if large else fn(*args, NEVER)
 
-    async def regress(self, servable: Servable, signature: Signature, examples: list[bytes]) -> list[float]:
-        outputs = await self.run(servable, signature, {"inputs": np.array(examples, dtype=object)})
-        return [float(v) for v in outputs["outputs"].reshape(-1)]
+    async def run(self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray]) -> dict:
+        outputs = await self.batcher.run(servable, signature, inputs)
+        if not self.allow_non_finite:
+            self._check_finite(servable, inputs, outputs)
+        return outputs
+
+    @staticmethod
+    def _check_finite(servable: Servable, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
+        """No NaN or infinite answer leaves as a 200: name the example, and its inputs outside the training range."""
+        row = values.first_non_finite_row(outputs)
+        if row is None:
+            return
+        outside = []
+        for feature in servable.schema.inputs if servable.schema else ():
+            stats, value = feature.stats, inputs.get(feature.name)
+            if feature.is_numeric and value is not None and value.ndim == 1 and "min" in stats and \
+                    not stats["min"] <= value[row] <= stats["max"]:
+                outside.append(f"{feature.name}={value[row].item():.4g} (trained on {stats['min']:.4g} to "
+                               f"{stats['max']:.4g})")
+        raise RequestError(f"example {row}: the model's answer is not finite (NaN or Infinity) for these inputs"
+                           + (f"; inputs outside the training range: {', '.join(outside)}" if outside else "")
+                           + "; expected inputs the model computes a finite answer for")
+
+    async def run_examples(self, servable: Servable, signature: Signature, examples: list[bytes]) -> dict:
+        """A classify or regress signature on serialized examples; read the answer with `classes` or `regressions`."""
+        return await self.run(servable, signature, {"inputs": np.array(examples, dtype=object)})
 
     def observe(self, protocol: str, api: str, code: str, started: float) -> None:
         self.requests.labels(protocol, api, code).inc()
         self.latency.labels(protocol, api).observe(time.perf_counter() - started)
+
+
+def classes(outputs: dict[str, np.ndarray]) -> list[list[tuple[str, float]]]:
+    """A classify signature's answer as [[(label, score), ...] per example]."""
+    return [[(c.decode("utf-8", "replace"), float(s)) for c, s in zip(row_c, row_s, strict=True)]
+            for row_c, row_s in zip(outputs["classes"], outputs["scores"], strict=True)]
+
+
+def regressions(outputs: dict[str, np.ndarray]) -> list[float]:
+    return [float(v) for v in outputs["outputs"].reshape(-1)]
 
 
 def status(manager: ModelManager, name: str, version: int | None, label: str | None) -> list[tuple[int, str, str]]:

@@ -19,20 +19,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
-from components.common.errors import TfpipeError
+from components.serve import values as values_lib
+from components.serve.errors import RequestError
+from components.serve.models import Signature
 
 
-class RequestError(TfpipeError):
-    """A request that cannot be served as sent: HTTP 400, gRPC INVALID_ARGUMENT."""
+def predict_inputs(body: dict, signature: Signature, allow_non_finite: bool) -> tuple[dict[str, np.ndarray], bool]:
+    """(inputs by name, whether the request was in row format) from a REST predict body.
 
-
-def predict_inputs(body: dict, specs: dict[str, tf.TensorSpec]) -> tuple[dict[str, np.ndarray], bool]:
-    """(inputs by name, whether the request was in row format) from a REST predict body."""
+    An input left out, or a `null` in place of one value, reads as the signature's default for it (the schema's
+    missing value); without one it is refused.
+    """
+    specs, defaults = signature.inputs, signature.defaults
     if not isinstance(body, dict):
         raise RequestError("request body: expected a JSON object with 'instances' or 'inputs'")
     if ("instances" in body) == ("inputs" in body):
@@ -43,8 +47,8 @@ def predict_inputs(body: dict, specs: dict[str, tf.TensorSpec]) -> tuple[dict[st
             raise RequestError("instances: expected a non-empty list")
         if all(isinstance(r, dict) and not _is_b64(r) for r in rows):
             for i, r in enumerate(rows):
-                _check_names(r, specs, f"instances[{i}]")
-            columns = {name: [r[name] for r in rows] for name in specs}
+                _check_names(r, specs, defaults, f"instances[{i}]")
+            columns = {name: [r.get(name) for r in rows] for name in specs}
         elif len(specs) == 1:
             columns = {next(iter(specs)): rows}
         else:
@@ -53,14 +57,15 @@ def predict_inputs(body: dict, specs: dict[str, tf.TensorSpec]) -> tuple[dict[st
     else:
         given = body["inputs"]
         if isinstance(given, dict) and not _is_b64(given):
-            columns = given
+            _check_names(given, specs, defaults, "inputs")
+            columns = {**given, **_left_out(given, specs)}
         elif len(specs) == 1:
             columns = {next(iter(specs)): given}
         else:
             raise RequestError(f"inputs: expected an object with the inputs {sorted(specs)}")
-        _check_names(columns, specs, "inputs")
         row_format = False
-    arrays = {name: from_json(columns[name], specs[name], name) for name in specs}
+    arrays = {name: from_json(columns[name], specs[name], name, defaults.get(name, NO_DEFAULT), allow_non_finite)
+              for name in specs}
     _check_batch(arrays)
     return arrays, row_format
 
@@ -70,13 +75,23 @@ def _is_b64(value) -> bool:
     return isinstance(value, dict) and set(value) == {"b64"}
 
 
-def _check_names(given: dict, specs: dict, where: str) -> None:
-    missing, unknown = sorted(set(specs) - set(given)), sorted(set(given) - set(specs))
+def _check_names(given: dict, specs: dict, defaults: dict, where: str) -> None:
+    missing, unknown = sorted(set(specs) - set(given) - set(defaults)), sorted(set(given) - set(specs))
     if missing or unknown:
         raise RequestError(f"{where}: " + "; ".join(
             part for part in (f"missing inputs {missing}" if missing else "",
                               f"unknown inputs {unknown}" if unknown else "") if part) +
-            f" (the signature takes {sorted(specs)})")
+            f" (the signature takes {sorted(specs)}" + (f"; {sorted(defaults)} may be left out)" if defaults else ")"))
+
+
+def _left_out(given: dict, specs: dict) -> dict[str, list]:
+    """Columns of nulls, as long as the given columns, for the inputs a columnar request left out."""
+    absent = [name for name in specs if name not in given]
+    sizes = {len(v) for v in given.values() if isinstance(v, list)}
+    if absent and len(sizes) != 1:
+        raise RequestError(f"inputs: {absent} left out, and the given inputs do not say the batch size "
+                           "(expected lists of one length)")
+    return {name: [None] * next(iter(sizes)) for name in absent}
 
 
 def _check_batch(arrays: dict[str, np.ndarray]) -> None:
@@ -85,26 +100,49 @@ def _check_batch(arrays: dict[str, np.ndarray]) -> None:
         raise RequestError(f"inputs: every input needs the same batch size, got {sizes}")
 
 
-def from_json(value, spec: tf.TensorSpec, name: str) -> np.ndarray:
+NO_DEFAULT = object()
+CHUNK_ROWS = 4096  # rows converted per numpy call: no single call holds the interpreter for long
+
+
+def from_json(value, spec: tf.TensorSpec, name: str, default=NO_DEFAULT, allow_non_finite: bool = False) -> np.ndarray:
+    """One input from its JSON value: nulls replaced by the default, nesting, shape and every value checked."""
+    if default is not NO_DEFAULT and isinstance(value, list) and any(v is None for v in value):
+        value = [default if v is None else v for v in value]
+    rank = spec.shape.rank
     if spec.dtype == tf.string:
-        array = np.array(_strings(value, name), dtype=object)
-    else:
-        try:
+        array = np.array(_strings(value, name, rank if rank is not None else 64, _shape(spec)), dtype=object)
+        return check_shape(array, spec, name)
+    if rank is not None and _nesting(value, rank) > rank:
+        raise RequestError(f"input {name!r}: nested deeper than its shape {_shape(spec)} "
+                           "(the first dimension is the batch)")
+    try:
+        if isinstance(value, list) and len(value) > CHUNK_ROWS:
+            raw = np.concatenate([np.asarray(value[i:i + CHUNK_ROWS]) for i in range(0, len(value), CHUNK_ROWS)])
+        else:
             raw = np.asarray(value)
-        except (ValueError, TypeError):
-            raise RequestError(f"input {name!r}: ragged values; expected shape {_shape(spec)}") from None
-        if raw.dtype == object or raw.dtype.kind in "USV":
-            raise RequestError(f"input {name!r}: expected {spec.dtype.name} values, got {_sample(value)}")
-        if spec.dtype.is_integer and raw.dtype.kind == "f" and not np.all(np.mod(raw, 1) == 0):
-            raise RequestError(f"input {name!r}: expected {spec.dtype.name} values, got fractions")
-        array = raw.astype(spec.dtype.as_numpy_dtype)
-    return check_shape(array, spec, name)
+    except (ValueError, TypeError, RecursionError):
+        raise RequestError(f"input {name!r}: ragged or mixed values; expected {spec.dtype.name} values of shape "
+                           f"{_shape(spec)}") from None
+    check_shape(raw, spec, name)
+    return values_lib.cast(raw, spec.dtype.as_numpy_dtype, name, allow_non_finite)
+
+
+def _nesting(value, limit: int) -> int:
+    """How deep `value` nests along its first elements, looking no deeper than `limit` + 1."""
+    depth = 0
+    while depth <= limit:
+        if isinstance(value, np.ndarray):
+            return depth + value.ndim
+        if not isinstance(value, list) or not value:
+            return depth + isinstance(value, list)
+        value, depth = value[0], depth + 1
+    return depth
 
 
 def check_shape(array: np.ndarray, spec: tf.TensorSpec, name: str) -> np.ndarray:
     expected = spec.shape
     if expected.rank is not None and (array.ndim != expected.rank or any(
-            d is not None and d != a for d, a in zip(expected.as_list(), array.shape))):
+            d is not None and d != a for d, a in zip(expected.as_list(), array.shape, strict=True))):
         raise RequestError(f"input {name!r}: shape {list(array.shape)} does not fit {_shape(spec)} "
                            "(the first dimension is the batch)")
     return array
@@ -119,10 +157,12 @@ def _sample(value) -> str:
     return text if len(text) < 60 else text[:57] + "..."
 
 
-def _strings(value, name: str):
-    """Nested lists of strings; `{"b64": ...}` decoded to bytes, text encoded as UTF-8."""
+def _strings(value, name: str, depth: int, shape: str):
+    """Nested lists of strings, no deeper than `depth`; `{"b64": ...}` decoded to bytes, text encoded as UTF-8."""
     if isinstance(value, list):
-        return [_strings(v, name) for v in value]
+        if depth <= 0:
+            raise RequestError(f"input {name!r}: nested deeper than its shape {shape}")
+        return [_strings(v, name, depth - 1, shape) for v in value]
     if _is_b64(value):
         try:
             return base64.b64decode(value["b64"], validate=True)
@@ -161,8 +201,12 @@ def predict_response(outputs: dict[str, np.ndarray], row_format: bool) -> dict:
     return {"predictions": [{k: column[i] for k, column in columns.items()} for i in range(rows)]}
 
 
-def examples_from_json(body: dict) -> list[bytes]:
-    """Serialized `tf.train.Example`s from a REST classify / regress body (`examples`, optional `context`)."""
+def examples_from_json(body: dict, allow_non_finite: bool) -> list[bytes]:
+    """Serialized `tf.train.Example`s from a REST classify / regress body (`examples`, optional `context`).
+
+    A `null` feature is written as no value, as ingest writes a missing cell, so the model's example parsing
+    reads it as the schema's missing value.
+    """
     if not isinstance(body, dict) or not isinstance(body.get("examples"), list) or not body["examples"]:
         raise RequestError("request body: expected 'examples', a non-empty list of feature objects")
     context = body.get("context", {})
@@ -172,21 +216,26 @@ def examples_from_json(body: dict) -> list[bytes]:
     for i, example in enumerate(body["examples"]):
         if not isinstance(example, dict):
             raise RequestError(f"examples[{i}]: expected an object of features")
-        features = {name: _feature(value, f"examples[{i}].{name}") for name, value in {**context, **example}.items()}
+        features = {name: _feature(value, f"examples[{i}].{name}", allow_non_finite)
+                    for name, value in {**context, **example}.items() if value is not None}
         serialized.append(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
     return serialized
 
 
-def _feature(value, where: str) -> tf.train.Feature:
+def _feature(value, where: str, allow_non_finite: bool) -> tf.train.Feature:
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
     values = value if isinstance(value, list) else [value]
     if all(isinstance(v, bool) for v in values) or not values:
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        checked = values_lib.cast(np.asarray(values), np.dtype(np.int64), where, allow_non_finite)
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=checked.tolist()))
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        checked = values_lib.cast(np.asarray(values, dtype=object), np.dtype(np.float32), where, allow_non_finite)
+        return tf.train.Feature(float_list=tf.train.FloatList(value=checked.tolist()))
     if all(isinstance(v, (str, dict)) for v in values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=_strings(values, where)))
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=_strings(values, where, 1, "[values]")))
     raise RequestError(f"{where}: expected numbers or strings, got {_sample(value)}")
 
 
@@ -214,12 +263,47 @@ def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     return proto
 
 
-def from_proto(proto: tensor_pb2.TensorProto, spec: tf.TensorSpec, name: str) -> np.ndarray:
+# The typed field a request's TensorProto carries each dtype's values in, when it has no tensor_content.
+_FIELDS = {types_pb2.DT_FLOAT: "float_val", types_pb2.DT_DOUBLE: "double_val", types_pb2.DT_INT64: "int64_val",
+           types_pb2.DT_INT32: "int_val", types_pb2.DT_INT16: "int_val", types_pb2.DT_INT8: "int_val",
+           types_pb2.DT_UINT8: "int_val", types_pb2.DT_UINT16: "int_val", types_pb2.DT_BOOL: "bool_val",
+           types_pb2.DT_STRING: "string_val", types_pb2.DT_HALF: "half_val", types_pb2.DT_UINT32: "uint32_val",
+           types_pb2.DT_UINT64: "uint64_val"}
+
+
+def from_proto(proto: tensor_pb2.TensorProto, spec: tf.TensorSpec, name: str, allow_non_finite: bool,
+               max_bytes: int) -> np.ndarray:
+    """One input from its TensorProto, checked as `from_json` checks JSON: shape, count, range, finiteness.
+
+    The shape is checked against the values given before anything is allocated: a proto may declare any
+    shape, and TensorFlow's own conversion pads a short list of values out to it.
+    """
     if proto.dtype != spec.dtype.as_datatype_enum:
         raise RequestError(f"input {name!r}: expected {spec.dtype.name}, got "
                            f"{tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else 'no dtype'}")
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if proto.tensor_shape.unknown_rank or any(d < 0 for d in dims):
+        raise RequestError(f"input {name!r}: tensor_shape {dims}: expected known dimensions >= 0")
+    count, itemsize = math.prod(dims), max(spec.dtype.size, 1)
+    if count * itemsize > max_bytes:
+        raise RequestError(f"input {name!r}: tensor_shape {dims} holds {count:,} values, more than a request of "
+                           f"{max_bytes:,} bytes may carry")
+    field = _FIELDS.get(proto.dtype)
+    if proto.tensor_content:
+        if len(proto.tensor_content) != count * itemsize:
+            raise RequestError(f"input {name!r}: tensor_content of {len(proto.tensor_content):,} bytes for "
+                               f"tensor_shape {dims} ({count:,} values of {itemsize} bytes)")
+    elif field is not None:
+        given = getattr(proto, field)
+        if len(given) > count:
+            raise RequestError(f"input {name!r}: {len(given):,} values for tensor_shape {dims} ({count:,})")
+        if field == "int_val" and given:  # int32 on the wire; uint8, int8, ... would wrap
+            values_lib.cast(np.asarray(given, dtype=np.int64), spec.dtype.as_numpy_dtype, name, allow_non_finite)
     try:
         array = tf.make_ndarray(proto)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:
         raise RequestError(f"input {name!r}: unreadable tensor ({e})") from None
-    return check_shape(array, spec, name)
+    check_shape(array, spec, name)
+    if array.dtype.kind == "f":
+        values_lib.cast(array, array.dtype, name, allow_non_finite)
+    return array

@@ -66,7 +66,8 @@ def test_a_full_batch_leaves_without_waiting_for_its_timeout(penguins_home):
     batching = BatchingConfig(enabled=True, max_batch_size=6, batch_timeout_micros=60_000_000)
     with running(config(penguins_home, batching=batching)) as server:
         started = time.perf_counter()
-        answers = in_threads(2, lambda i: RestClient(server.rest_url, "penguins").predict(instances=ROWS)["predictions"])
+        answers = in_threads(2, lambda i: RestClient(server.rest_url, "penguins").predict(
+            instances=ROWS)["predictions"])
         elapsed = time.perf_counter() - started
         rows = metric(server, "tfpipe_serve_batch_rows")
     assert [[p["class_ids"] for p in a] for a in answers] == [expected, expected]

@@ -95,9 +95,9 @@ def rows(**changes) -> bytes:
     (b'{"instances": [{"island": "Dream"}]}', "missing inputs ['bill_depth_mm'"),
     (rows(beak=1), "unknown inputs ['beak']"),
     (rows(island=7), "input 'island': expected strings"),
-    (rows(bill_depth_mm="x"), "input 'bill_depth_mm': expected float32 values, got ['x']"),
-    (rows(bill_depth_mm=[1.0, 2.0]), "input 'bill_depth_mm': shape [1, 2] does not fit [-1]"),
-    (rows(year=2008.5), "input 'year': expected int64 values, got fractions"),
+    (rows(bill_depth_mm="x"), "input 'bill_depth_mm': expected float32 values, got 'x'"),
+    (rows(bill_depth_mm=[1.0, 2.0]), "input 'bill_depth_mm': nested deeper than its shape [-1]"),
+    (rows(year=2008.5), "input 'year': 2008.5 at [0]; expected int64 values (integers)"),
     (rows(island={"b64": "!!"}), "input 'island': 'b64' is not valid base64"),
     (json.dumps({"inputs": {**{k: [v] for k, v in VALID.items()}, "year": [2008, 2009]}}).encode(),
      "same batch size"),
@@ -109,12 +109,22 @@ def test_malformed_predict_requests_get_400_naming_the_field(client, body, fragm
     assert error.value.code == 400 and fragment in error.value.message
 
 
-def test_nan_and_infinity_travel_as_tf_serving_writes_them(client):
+def test_nan_and_infinity_are_refused_unless_allowed_then_travel_as_tf_serving_writes_them(client, penguins_home):
     body = json.dumps({"instances": [{**VALID, "bill_length_mm": float("nan")},
                                      {**VALID, "bill_depth_mm": float("inf")}]}).encode()
     assert b"NaN" in body and b"Infinity" in body  # not standard JSON; TF Serving reads and writes them
-    predictions = client.request("POST", "/v1/models/penguins:predict", body)["predictions"]
-    assert [len(p["probabilities"]) for p in predictions] == [3, 3]  # read, not refused as bad JSON
+    with pytest.raises(ServeError) as error:
+        client.request("POST", "/v1/models/penguins:predict", body)
+    assert error.value.code == 400 and error.value.message.startswith("input 'bill_length_mm': nan at [0]; expected "
+                                                                      "float32 values, finite ones")
+    from components.serve.server import running
+    from tests.components.serve.conftest import config
+
+    with running(config(penguins_home, allow_non_finite=True)) as server:
+        allowing = RestClient(server.rest_url, "penguins")
+        predictions = allowing.request("POST", "/v1/models/penguins:predict", body)["predictions"]
+        assert [len(p["probabilities"]) for p in predictions] == [3, 3]  # read, not refused as bad JSON
+        allowing.close()
     assert rest._dumps({"outputs": [float("nan"), float("-inf"), 0.5]}) == b'{"outputs":[NaN,-Infinity,0.5]}'
     assert rest._dumps({"outputs": [0.25, "null"]}) == b'{"outputs":[0.25,"null"]}'
 
@@ -151,6 +161,7 @@ def test_oversize_request_is_refused(penguins_home):
 
 
 def test_health_readiness_and_metrics(client):
+    client.predict(instances=[VALID])
     assert client.request("GET", "/healthz") == {"status": "ok"}
     assert client.request("GET", "/readyz") == {"ready": True}
     client.connection.request("GET", "/monitoring/prometheus/metrics")
