@@ -20,6 +20,11 @@ since Python clients would take half the cores; otherwise from Python threads.
 Clients and server share this machine's cores, so the clients' own cost is
 inside every figure.
 
+With `--fuzz N` it instead trains the penguins classifier and sends N
+property-based fuzzed requests (tests/components/serve/fuzzing.py: REST and
+gRPC, valid and not) to a server in a separate process, and prints what the
+server answered; it fails at the first 5xx, hang, non-finite or wrong 200.
+
 Batching options: a closed loop never has more requests in flight than its
 concurrency, so a `max_batch_size` above 32 would make every batch at
 concurrency 32 wait out its timeout. gRPC requests reach the handlers one by
@@ -73,11 +78,44 @@ def make_model(root: Path) -> Path:
     return root / "digits"
 
 
+def make_penguins(root: Path) -> Path:
+    from components.common.config import ExportConfig, IngestConfig, TensorBoardConfig, TrainConfig
+    from components.data import write_penguins
+    from components.export import run as export
+    from components.ingest import run as ingest
+    from components.train import run as train
+
+    ingest(IngestConfig(source=str(write_penguins(root / "penguins.csv")), label="species"), str(root / "examples"))
+    train(TrainConfig(epochs=8, batch_size=32, learning_rate=0.01, tensorboard=TensorBoardConfig(
+        profile_batch=(), histogram_freq=0, write_graph=False)), str(root / "examples"), str(root / "model"))
+    export(ExportConfig(model_name="penguins"), str(root / "model"), str(root / "examples"), str(root / "penguins"))
+    return root / "penguins"
+
+
+def fuzz(count: int) -> int:
+    from tests.components.serve import fuzzing
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = make_penguins(Path(tmp))
+        server = Server(home, True, 32, 2000, "--set", "serve.request_timeout_seconds=10")
+        try:
+            started = time.perf_counter()
+            seen = fuzzing.fuzz(server.rest, server.grpc, home, count, timeout=15)
+            seconds = time.perf_counter() - started
+        finally:
+            server.stop()
+    for outcome, n in sorted(seen.items()):
+        print(f"{outcome:<40} {n:>6}")
+    print(f"{sum(seen.values()):,} cases in {seconds:.0f} s: no 5xx, no hang past the timeout, every 200 finite "
+          "and equal to the SavedModel's answer for valid rows; the server stayed ready")
+    return 0
+
+
 class Server:
-    def __init__(self, home: Path, batching: bool, max_batch_size: int, timeout_micros: int):
+    def __init__(self, home: Path, batching: bool, max_batch_size: int, timeout_micros: int, *extra: str):
         command = [sys.executable, "-m", "components", "serve", "--model-base", str(home), "--rest-port", "0",
                    "--grpc-port", "0", "--set", f"serve.batching.max_batch_size={max_batch_size}",
-                   "--set", f"serve.batching.batch_timeout_micros={timeout_micros}"]
+                   "--set", f"serve.batching.batch_timeout_micros={timeout_micros}", *extra]
         if batching:
             command.append("--enable-batching")
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -206,7 +244,10 @@ def main() -> int:
                         help="REST load from wrk (default when installed: apt-get install wrk)")
     parser.add_argument("--h2load", action=argparse.BooleanOptionalAction, default=shutil.which("h2load") is not None,
                         help="gRPC load from h2load (default when installed: apt-get install nghttp2-client)")
+    parser.add_argument("--fuzz", type=int, default=0, metavar="N", help="send N fuzzed requests instead")
     args = parser.parse_args()
+    if args.fuzz:
+        return fuzz(args.fuzz)
     levels = [int(c) for c in args.concurrency.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         home = make_model(Path(tmp))
