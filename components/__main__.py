@@ -161,7 +161,7 @@ def whatif_report_command(args: argparse.Namespace) -> int:
     from components import whatif
 
     result = whatif.run(cfg.whatif, args.model, args.examples, args.out)
-    print(f"What-If report on {result.document['count']:,} test examples -> {args.out}/report.html")
+    print(f"What-If report on {result.document.count:,} test examples -> {args.out}/report.html")
     return 0
 
 

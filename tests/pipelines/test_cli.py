@@ -47,7 +47,8 @@ def test_example_data_then_run(tmp_path):
     assert (tmp_path / "data" / "penguins" / "penguins.csv").exists()
     done = call(TFPIPE, "run", "--config", str(ROOT / "pipelines/configs/penguins.yaml"),
                 "--set", f"ingest.source={tmp_path}/data/penguins/penguins.csv", "--set", f"runs_root={tmp_path}/runs",
-                "--set", "runtime.workers=2", "--set", "train.epochs=5", "--set", "evaluate.thresholds={}")
+                "--set", "runtime.workers=2", "--set", "train.epochs=5",
+                "--set", "evaluate.thresholds={accuracy: {at_least: 0}}")  # always blessed: export and serve run
     assert done.returncode == 0, done.stderr
     [run_dir] = (tmp_path / "runs").glob("tfpipe-penguins-*")
     assert "[worker 1]" in (run_dir / "pipeline.log").read_text() and "[worker 1]" not in done.stdout

@@ -52,8 +52,8 @@ def test_one_step_alone_in_the_image(engine, tmp_path):
 def test_the_whole_pipeline_in_containers(engine, tmp_path):
     source = write_digits(tmp_path / "digits")
     cfg = config_lib.load(ROOT / "pipelines/configs/digits.yaml", [
-        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=2", "evaluate.thresholds={}",
-        f"pipeline.base_image={IMAGE}"])
+        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=2",
+        "evaluate.thresholds={accuracy: {at_least: 0}}", f"pipeline.base_image={IMAGE}"])
     run_dir = local.run(cfg, docker=True)
     assert f"Found image '{IMAGE}'" in (run_dir / "pipeline.log").read_text()
     assert (run_dir / "train" / "model" / "model.keras").exists()
