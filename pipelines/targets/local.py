@@ -1,5 +1,6 @@
-"""The whole pipeline on this machine with kfp.local: each step a subprocess in the project's venv,
-or (`docker=True`) a container of the component image with no network.
+"""The whole pipeline on this machine with kfp.local: each step a subprocess in the project's venv
+(a child of a fork server that has imported the steps' modules once), or (`docker=True`) a container
+of the component image with no network.
 
 In containers the run folder is mounted at its own path and a local data source read-only at
 its own, so paths in the config mean the same inside and out; the config's local paths are made
@@ -17,13 +18,20 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from components.common.config import RunConfig
 from components.common.errors import TfpipeError
+from pipelines import executor
 from pipelines.records import StepFailure
-from pipelines.targets import local_log
+from pipelines.targets import forkserver, local_log
+
+# What the steps' processes import: the fork server imports it once for all of them. kfp's executor as each
+# step's command loads it (without kfp's client), then the step packages the ops call.
+STEP_MODULES = ("kfp.dsl.executor_main", "components.ingest", "components.tune", "components.train",
+                "components.evaluate", "components.whatif", "components.export", "components.serve.step")
 
 
 class PipelineError(TfpipeError):
@@ -33,44 +41,62 @@ class PipelineError(TfpipeError):
 def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", verbose: bool = False) -> Path:
     """Runs the DAG to the end, or `step` alone on the outputs of the run folder `after`; the new run folder.
 
-    kfp.local's whole output (every task's executor input and logs) goes to the run's `pipeline.log`;
-    the console gets the task status lines, or everything with `verbose`. A failing step raises
-    PipelineError naming it and its error.
+    Without containers, the steps run in children of a fork server that has imported their modules
+    once (pipelines.targets.forkserver). kfp.local's whole output (every task's executor input and
+    logs) goes to the run's `pipeline.log`; the console gets the task status lines, or everything with
+    `verbose`. A failing step raises PipelineError naming it and its error.
     """
-    from kfp import local
+    with contextlib.ExitStack() as stack:
+        # Started first: it imports the steps' modules while this process loads kfp and builds the pipeline.
+        server = None if docker else stack.enter_context(forkserver.Server(STEP_MODULES))
+        from kfp import local
 
-    from components.common import fingerprint
-    from pipelines import summary, training
+        from components.common import fingerprint
+        from pipelines import summary, training
 
-    root = Path(cfg.runs_root).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    name = f"tfpipe-{cfg.name}-{step}" if step else f"tfpipe-{cfg.name}"
-    before = _runs(root, name)
-    if docker:
-        cfg = absolute_paths(cfg)
-    runner = _docker_runner(cfg) if docker else local.SubprocessRunner(use_venv=False)
-    local.init(runner=runner, pipeline_root=str(root), enable_caching=cfg.pipeline.cache,
-               cache_root=str(root / ".kfp_cache"), raise_on_error=True)
-    log_path = root / f".{name}-{os.getpid()}.log"
-    output = local_log.Log(log_path, sys.stdout, verbose)
-    try:
-        with contextlib.redirect_stdout(output), warnings.catch_warnings():
-            # Expected here: the project's venv stands in for the image, and resource limits are cluster settings.
-            warnings.filterwarnings("ignore", "You may be attemping to run a task that uses custom")
-            warnings.filterwarnings("ignore", ".* have no effect in the current local runner")
-            if step:
-                examples, model, version = summary.inputs_of(Path(after).resolve())
-                training.build_step(cfg, step, str(examples), str(model), version or 0)()
-            else:
-                training.build(cfg)(source_fingerprint=fingerprint.of_source(cfg.ingest.source))
-    except RuntimeError as e:
-        runs = _runs(root, name) - before
-        kept = _keep_log(output, log_path, runs)
-        raise PipelineError(f"pipeline tfpipe-{cfg.name}: {_failure(runs, str(e))} (the whole output: {kept})") \
-            from None
+        root = Path(cfg.runs_root).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        name = f"tfpipe-{cfg.name}-{step}" if step else f"tfpipe-{cfg.name}"
+        if docker:
+            cfg = absolute_paths(cfg)
+        if step:
+            examples, model, version = summary.inputs_of(Path(after).resolve())
+            pipeline, arguments = training.build_step(cfg, step, str(examples), str(model), version or 0), {}
+        else:
+            pipeline, arguments = training.build(cfg), {"source_fingerprint": fingerprint.of_source(cfg.ingest.source)}
+        runner = _docker_runner(cfg) if docker else local.SubprocessRunner(use_venv=False)
+        local.init(runner=runner, pipeline_root=str(root), enable_caching=cfg.pipeline.cache,
+                   cache_root=str(root / ".kfp_cache"), raise_on_error=True)
+        if server:
+            stack.enter_context(_environment(executor.FORKSERVER, server.ready()))
+        before = _runs(root, name)
+        log_path = root / f".{name}-{os.getpid()}.log"
+        output = local_log.Log(log_path, sys.stdout, verbose)
+        try:
+            with contextlib.redirect_stdout(output), warnings.catch_warnings():
+                # Expected here: the project's venv stands in for the image, and resource limits are cluster
+                # settings.
+                warnings.filterwarnings("ignore", "You may be attemping to run a task that uses custom")
+                warnings.filterwarnings("ignore", ".* have no effect in the current local runner")
+                pipeline(**arguments)
+        except RuntimeError as e:
+            runs = _runs(root, name) - before
+            kept = _keep_log(output, log_path, runs)
+            raise PipelineError(f"pipeline tfpipe-{cfg.name}: {_failure(runs, str(e))} (the whole output: {kept})") \
+                from None
     [run_dir] = _runs(root, name) - before
     _keep_log(output, log_path, {run_dir})
     return run_dir
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """`name` set to `value` in this process's environment, which kfp.local's step processes inherit."""
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        del os.environ[name]
 
 
 def _failure(runs: set[Path], message: str) -> str:
