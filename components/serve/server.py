@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,9 +64,6 @@ class ModelServer:
         # concurrency 32 with batching went from ~170 ms to ~7 ms).
         gc.collect()
         gc.freeze()
-        # While the offload thread parses a large body, the event loop waits for the interpreter up to the switch
-        # interval at every turn; 1 ms instead of 5 keeps /healthz under 100 ms beside several large requests.
-        sys.setswitchinterval(0.001)
         self._batcher = Batcher(self.cfg.batching)
         self._service = service = Service(self.manager, self._batcher, self.cfg.request_timeout_seconds,
                                           CollectorRegistry(), self.cfg.allow_non_finite, self.cfg.max_request_bytes)
