@@ -91,13 +91,15 @@ def _partial_dependence(ax, pd: PartialDependence, classes: tuple[str, ...], lab
     x = list(pd.grid) if pd.numeric else list(range(len(pd.grid)))
     for j, line in enumerate(pd.ice):
         ax.plot(x, np.asarray(line)[:, -1], color="#bbb", linewidth=0.6,
-                label=f"single examples (ICE){f', {classes[-1]}' if classes else ''}" if j == 0 else "_ice")
+                label=f"single examples (ICE{f', class {classes[-1]}' if classes else ''})" if j == 0 else "_ice")
     for k in range(mean.shape[1]):
         ax.plot(x, mean[:, k], linewidth=2, label=classes[k] if classes else f"predicted {label}")
     if marker is not None and (pd.numeric or marker in pd.grid):
         ax.axvline(marker if pd.numeric else pd.grid.index(marker), color="#555", linestyle=":",
                    label=f"this example: {shown(marker)}")
-    if not pd.numeric:
+    if pd.numeric:
+        ax.locator_params(axis="x", nbins=5)  # wide numbers (incomes) would run into each other
+    else:
         ax.set_xticks(x, [shown(v) for v in pd.grid], rotation=30, ha="right")
     ax.set(title=f"partial dependence on {pd.feature}", xlabel=pd.feature,
            ylabel="predicted probability" if classes else f"predicted {label}")
