@@ -16,6 +16,15 @@ epoch); at most `RESTARTS` times. A worker that exits with a status (a user
 error, a bad config) or that someone stopped (SIGKILL, SIGTERM, SIGINT) is not
 restarted: the exit status says which one failed, and the same command run
 again resumes.
+
+The crash met here is TensorFlow's own: stopping its profiler (the TensorBoard
+callback's `profile_batch`) on a worker other than the chief corrupts the heap
+now and then, in `TraceMeRecorder::Consume` merging events that began on one
+thread and ended on another (`free(): invalid size`, `munmap_chunk(): invalid
+pointer` or a segfault; the nearest upstream report is
+https://github.com/tensorflow/tensorboard/issues/3149). It was never seen
+with the chief alone profiling (the other workers' logs are temporary anyway),
+which is the workaround; the restart covers it and any other native fault.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ def no_core_dumps():
 
 def test_sigabrt_mid_epoch_restarts_both_workers_from_the_backup(tmp_path, digits_examples):
     out, epochs = tmp_path / "out", 3
-    sets = [f"train.epochs={epochs}", "train.batch_size=8", "train.model.api=functional"]
+    sets = [f"train.epochs={epochs}", "train.batch_size=32", "train.model.api=functional"]
     with no_core_dumps():
         launcher = start(digits_examples, out, sets, workers=2)
     wait_for_epoch(out, 1, launcher)
