@@ -37,7 +37,7 @@ def why_none(schema: Schema) -> str:
     """Why a model has no slices: `features_to_slice` finds none only when every input is an image."""
     images = ", ".join(f.name for f in schema.inputs if f.type == "image")
     return (f"Not sliced: the model reads only images ({images}), and slices group examples by the values of "
-            "tabular features. Per-class numbers show how each class fares.")
+            "tabular features.")
 
 
 def masks(name: str, values: np.ndarray, numeric: bool, bins: int) -> Iterator[tuple[str, np.ndarray]]:

@@ -68,8 +68,7 @@ def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str,
     def scored(mask: np.ndarray) -> dict[str, float]:
         return metrics_lib.scalars(score(task, test.labels[mask], outputs[mask], curves=False))
 
-    by_slice = tuple(SliceMetrics(**row) for row in slices.compute(schema, evaluate, test.features, scored)) \
-        if tabular else ()
+    by_slice = tuple(SliceMetrics(**row) for row in slices.compute(schema, evaluate, test.features, scored))
     found, why_not_found = _counterfactuals(cfg, task, tabular, test, outputs, images)
     document = WhatIfDocument(
         task=task.kind, label=schema.label, classes=task.classes, count=int(len(test.labels)),
