@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,16 +47,6 @@ class Feature:
     @property
     def vocabulary(self) -> list[str]:
         return [value for value, _ in self.stats.get("top", [])]
-
-    def default_value(self) -> Any:
-        """What a missing value reads as: the mean for numbers, "" for strings."""
-        if self.type == "float":
-            mean = self.stats.get("mean")
-            return float(mean) if mean is not None and math.isfinite(mean) else 0.0
-        if self.type == "int":
-            mean = self.stats.get("mean")
-            return int(round(mean)) if mean is not None and math.isfinite(mean) else 0
-        return ""
 
 
 @dataclass(frozen=True)
@@ -99,12 +88,14 @@ class Schema:
         return tuple(f for f in self.features if f.name != self.label)
 
     def parse_spec(self) -> dict[str, Any]:
-        """The `tf.io.parse_example` spec; a missing value reads as `Feature.default_value()`."""
+        """The `tf.io.parse_example` spec; a missing value reads as `missing.default_value` says."""
         import tensorflow as tf
+
+        from components.common.missing import default_value
 
         dtypes = {"int": tf.int64, "float": tf.float32, "string": tf.string, "image": tf.string}
         return {
-            f.name: tf.io.FixedLenFeature([], dtypes[f.type], default_value=f.default_value())
+            f.name: tf.io.FixedLenFeature([], dtypes[f.type], default_value=default_value(f))
             for f in self.features
         }
 

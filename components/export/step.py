@@ -17,8 +17,8 @@ model's predictions (max abs difference 1e-5).
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +28,7 @@ from components.common import io, reader
 from components.common.config import ExportConfig
 from components.common.errors import TfpipeError
 from components.common.model_loading import load_model
+from components.common.registry import Evaluation, Lineage, Registry
 from components.common.schema import Schema
 from components.common.signatures import OutputName as O, SignatureName as S
 from components.common.task import task_of
@@ -50,8 +51,10 @@ class ExportResult:
     max_difference: float
 
 
-def run(cfg: ExportConfig, model_dir: str, examples: str, home: str) -> ExportResult:
-    """Exports `model_dir/model.keras` as the next version under `home`."""
+def run(cfg: ExportConfig, model_dir: str, examples: str, home: str, evaluation: str = "",
+        lineage: Lineage | None = None) -> ExportResult:
+    """Exports `model_dir/model.keras` as the next version under `home` and records it in the registry there,
+    with the evaluate step's verdict and metrics from `evaluation` (its output folder) when given."""
     cfg.validate()
     schema = Schema.read(examples)
     task = task_of(schema)
@@ -59,25 +62,28 @@ def run(cfg: ExportConfig, model_dir: str, examples: str, home: str) -> ExportRe
     serialized = _test_examples(examples)
     module = ServingModule(model, schema, task)
     signatures = module.signatures()
-    version = next_version(home)
+    registry = Registry(home)
+    evaluated = Evaluation.read(evaluation) if evaluation else Evaluation(model=_model_path(model_dir))
+    version = registry.next_version()
     final = f"{home}/{version}"
     with io.staged_dir(final) as stage:
         tf.saved_model.save(module, stage, signatures=signatures)
         set_method_names(stage)
         _write_warmup(stage, cfg, module, serialized[:cfg.warmup_examples])
+        schema.write(f"{stage}/assets.extra")  # what the model server fills a missing input with
         difference = check(stage, module, schema, task, serialized)
+    lineage = lineage or Lineage()
+    registry.register(version, evaluated,
+                      replace(lineage, data_span=lineage.data_span or schema.source.get("resolved_source", "")))
     log.info("export: version %d at %s (signatures %s; max difference from Keras %.2g)", version, final,
              ", ".join(signatures), difference)
     return ExportResult(final, version, tuple(signatures), difference)
 
 
-def next_version(home: str) -> int:
-    """One above the highest numbered version folder in `home` (1 for the first)."""
-    if not io.exists(home):
-        return 1
-    names = tf.io.gfile.listdir(home)
-    versions = [int(n.rstrip("/")) for n in names if re.fullmatch(r"\d+/?", n)]
-    return max(versions, default=0) + 1
+def _model_path(model_dir: str) -> str:
+    """The Keras model's path as a later evaluation reloads it: absolute, so it outlives the working folder."""
+    path = f"{model_dir.rstrip('/')}/model.keras"
+    return path if io.is_remote(path) else os.path.abspath(path)
 
 
 def _test_examples(examples: str) -> list[bytes]:

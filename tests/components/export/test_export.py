@@ -12,6 +12,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from components.common import reader
 from components.common.config import ExportConfig, IngestConfig
 from components.common.model_loading import ModelError, load_model
+from components.common.registry import Registry
 from components.common.schema import Schema
 from components.common.task import task_of
 from components.data import write_penguins
@@ -42,7 +43,12 @@ def test_classifier_round_trip_through_every_signature(tmp_path, penguins_model,
     assert result.path == str(home / "1") and result.version == 1
     assert set(result.signatures) == {"serving_default", "predict_examples", "classification"}
     assert result.max_difference <= 1e-5
-    assert sorted(p.name for p in home.iterdir()) == ["1"], "staging left behind"
+    assert sorted(p.name for p in home.iterdir()) == ["1", "labels.json", "registry.json", "registry.lock"], \
+        "staging left behind"
+    registered = Registry(str(home)).get(1)
+    assert registered.evaluation.model == f"{penguins_model}/model.keras"
+    assert registered.lineage.data_span.endswith("penguins.csv")
+    assert Schema.read(str(home / "1" / "assets.extra")) == Schema.read(penguins_examples)
 
     expected, x, task = keras_answers(penguins_model, penguins_examples, single_input=False)
     loaded = tf.saved_model.load(str(home / "1"))
