@@ -1,4 +1,4 @@
-"""The blessing gate, in the spirit of TFX's Evaluator, and the record of the last blessed model.
+"""The blessing gate, in the spirit of TFX's Evaluator.
 
 `decide` checks value thresholds (a metric at least / at most x) and change
 thresholds against the baseline (no worse than it by more than an absolute
@@ -8,19 +8,15 @@ With no thresholds at all nothing is checked: the verdict is "unchecked",
 never a blessing, so the pipeline's `If(blessed)` does not export a model
 nobody gated.
 
-The baseline is the model named by the blessing record, `blessed.json`
-beside the serving models (`<base>/<model_name>/blessed.json`): a small JSON
-file the gate rewrites, atomically, each time it blesses a model. The
-baseline model is evaluated again on the same test split, so both numbers
-describe the same examples.
+The baseline comes from the model registry (components.common.registry): the
+`production` version, else the newest blessed one. It is evaluated again on
+the same test split, so both numbers describe the same examples.
 """
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import asdict, dataclass
 
-from components.common import io
 from components.common.config import Threshold
 from components.common.errors import TfpipeError
 from components.evaluate.metrics import LOWER_IS_BETTER
@@ -88,29 +84,10 @@ def _check(metric: str, kind: str, threshold: float, value: float | None, base: 
                                      f"(allowed {allowed:.6g})")
 
 
-def read_record(path: str) -> dict | None:
-    """The blessing record, or None before the first blessing; an unreadable record is an error, not a reset."""
-    if not io.exists(path):
-        return None
-    try:
-        record = io.read_json(path)
-        if not isinstance(record, dict) or not isinstance(record.get("model"), str):
-            raise ValueError("expected an object with a 'model' path")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise EvaluateError(f"{path}: unreadable blessing record ({e}); expected JSON like "
-                            '{"model": ".../model.keras", "metrics": {...}}; fix or delete it') from None
-    return record
-
-
-def write_record(path: str, model: str, metrics: dict[str, float], evaluation: str) -> None:
-    io.write_json(path, {"model": model, "metrics": metrics, "evaluation": evaluation,
-                         "blessed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
-
-
 def blessing_json(verdict: str, checks: list[Check], baseline: dict | None) -> dict:
     """blessing.json: `blessed` stays the one boolean readers branch on; `verdict` says which of the three."""
     return {"blessed": verdict == BLESSED, "verdict": verdict,
-            "baseline": baseline and {k: baseline[k] for k in ("model", "blessed_at") if k in baseline},
+            "baseline": baseline,
             "note": _note(verdict, baseline), "checks": [asdict(c) for c in checks]}
 
 

@@ -4,9 +4,10 @@ Outputs under `out/` (staged, renamed into place whole): `metrics.json`
 (overall metrics with curves, per-slice metrics, the model and split
 evaluated), `blessing.json` (every check with its value, threshold and
 verdict), `report.html` (plots and tables) and `logs/` (TensorBoard scalars
-and PR curves). When the model is blessed, the blessing record is rewritten
-to name it, after the outputs are in place. With no thresholds configured the
-verdict is "unchecked" (not blessed), with a warning.
+and PR curves). The baseline is the registry's (`<home>/registry.json`): its
+`production` version, else its newest blessed one; export records a blessed
+model there with this evaluation. With no thresholds configured the verdict
+is "unchecked" (not blessed), with a warning.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tensorflow as tf
 from components.common import io, reader
 from components.common.config import EvaluateConfig
 from components.common.model_loading import load_model
+from components.common.registry import Registry
 from components.common.schema import Schema
 from components.common.task import Task, task_of
 from components.evaluate import gate, metrics as metrics_lib, report, slices
@@ -52,8 +54,8 @@ class TestSplit:
     data: tf.data.Dataset  # batches of (features, label), for the model
 
 
-def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, record: str) -> EvaluateResult:
-    """Evaluates `model_dir/model.keras` on the test split; `record` is the blessing record's path."""
+def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, home: str) -> EvaluateResult:
+    """Evaluates `model_dir/model.keras` on the test split against the baseline in `home`'s registry."""
     cfg.validate()
     schema = Schema.read(examples)
     task = task_of(schema)
@@ -64,10 +66,11 @@ def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, record: st
     by_slice = slices.compute(schema, cfg, test.features,
                               lambda mask: metrics_lib.scalars(score(task, test.labels[mask], outputs[mask], False)))
     current = metrics_lib.scalars(overall)
-    baseline_record = gate.read_record(record)
+    baseline_of = Registry(home).baseline()
     baseline = None
-    if baseline_record is not None:
-        baseline_model = load_model(baseline_record["model"], schema, what=f"baseline model named in {record}")
+    if baseline_of is not None:
+        what = f"baseline ({baseline_of.why}, version {baseline_of.version}) named in {home}/registry.json"
+        baseline_model = load_model(baseline_of.model, schema, what=what)
         baseline = metrics_lib.scalars(score(task, test.labels, predict(baseline_model, test.data), False))
     verdict, checks = gate.decide(cfg.thresholds, current, baseline)
     if verdict == gate.UNCHECKED:
@@ -76,14 +79,12 @@ def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, record: st
     document = {"model": model_path, "examples": examples, "split": "test", "task": task.kind,
                 "classes": list(task.classes), "overall": overall, "slices": by_slice,
                 "slices_note": "" if by_slice else slices.why_none(schema), "baseline": baseline}
-    blessing = gate.blessing_json(verdict, checks, baseline_record)
+    blessing = gate.blessing_json(verdict, checks, baseline_of and baseline_of.to_json())
     with io.staged_dir(out) as stage:
         io.write_json(f"{stage}/metrics.json", document)
         io.write_json(f"{stage}/blessing.json", blessing)
         io.write_text(f"{stage}/report.html", report.html(document, blessing))
         report.tensorboard(f"{stage}/logs", task, current, test.labels, outputs)
-    if verdict == gate.BLESSED:
-        gate.write_record(record, model_path, current, out)
     log.info("evaluate: %s on %d test examples; %s; %s", metrics_lib.headline(current), len(test.labels),
              verdict.upper(), gate.describe(checks))
     return EvaluateResult(out, verdict, current, checks)

@@ -77,7 +77,7 @@ def reports(tmp_path_factory, people_model, people_examples, noise_model, noise_
     root = tmp_path_factory.mktemp("reports")
     for name, model, examples in (("people", people_model, people_examples), ("noise", noise_model, noise_examples)):
         out = root / name
-        evaluate.run(EvaluateConfig(), model, examples, str(out / "evaluate"), str(out / "blessed.json"))
+        evaluate.run(EvaluateConfig(), model, examples, str(out / "evaluate"), str(out / "serving"))
         whatif.run(WhatIfConfig(fairness_feature="city" if name == "people" else "", saliency_examples=2,
                                 counterfactuals=4, ice_examples=5, grid_points=5),
                    model, examples, str(out / "whatif"))

@@ -10,8 +10,6 @@ from components.evaluate.gate import (
     EvaluateError,
     blessing_json,
     decide,
-    read_record,
-    write_record,
 )
 
 THRESHOLDS = {"accuracy": Threshold(at_least=0.8, max_worse=0.02), "loss": Threshold(max_worse_relative=0.1)}
@@ -68,17 +66,3 @@ def test_no_thresholds_is_unchecked_never_blessed():
     blessing = blessing_json(verdict, checks, None)
     assert blessing["blessed"] is False and blessing["verdict"] == "unchecked"
     assert "nothing was checked" in blessing["note"] and "will not be exported" in blessing["note"]
-
-
-def test_record_round_trip_and_unreadable_record(tmp_path):
-    path = str(tmp_path / "blessed.json")
-    assert read_record(path) is None
-    write_record(path, "/models/1/model.keras", {"accuracy": 0.9}, "/runs/a/evaluate")
-    record = read_record(path)
-    assert record["model"] == "/models/1/model.keras" and record["metrics"] == {"accuracy": 0.9}
-    (tmp_path / "blessed.json").write_text("{not json")
-    with pytest.raises(EvaluateError, match="blessed.json: unreadable blessing record"):
-        read_record(path)
-    (tmp_path / "blessed.json").write_text('{"metrics": {}}')
-    with pytest.raises(EvaluateError, match="expected an object with a 'model' path"):
-        read_record(path)
