@@ -50,6 +50,7 @@ def run_through_this(component):
 
 
 def main() -> NoReturn:
+    """The op's process: its step runs in a child of the fork server where one answers, else here."""
     server = os.environ.get(FORKSERVER)
     if server:
         from pipelines.targets import forkserver

@@ -191,9 +191,9 @@ def serve(config: str, examples: Input[Dataset], version: int, deployment: Outpu
 def summary(config: str, status: dsl.PipelineTaskFinalStatus, report: Output[Markdown]) -> str:
     """Runs whatever happened before it (an exit handler): the run's final state as Markdown the KFP UI shows,
     and the error of the step that failed, if one did."""
-    import json
+    from components.common.config import RunConfig
 
-    name = json.loads(config)["name"]
+    name = RunConfig.from_json(config).name
     lines = [f"# tfpipe-{name}", "", f"- state: **{status.state}**", f"- job: `{status.pipeline_job_resource_name}`"]
     if status.error_message:
         lines += [f"- error (code {status.error_code}):", "", "```", status.error_message, "```"]

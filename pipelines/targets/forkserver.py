@@ -109,7 +109,11 @@ def serve(listener: socket.socket, preload: Sequence[str]) -> NoReturn:
             for key, _ in selector.select():
                 if key.fileobj is listener:
                     conn, _ = listener.accept()
-                    pid = _fork(conn, selector)
+                    received = _receive(conn)
+                    if received is None:  # its sender went away before it had asked
+                        conn.close()
+                        continue
+                    pid = _fork(conn, *received, selector)
                     running[pid] = conn
                     selector.register(conn, selectors.EVENT_READ, pid)
                     selector.register(os.pidfd_open(pid), selectors.EVENT_READ, pid)
@@ -133,14 +137,21 @@ def serve(listener: socket.socket, preload: Sequence[str]) -> NoReturn:
                 os.killpg(pid, signal.SIGKILL)
 
 
-def _fork(conn: socket.socket, selector: selectors.BaseSelector) -> int:
-    """Starts the child for the request on `conn`; its pid (also its process group)."""
+def _receive(conn: socket.socket) -> tuple[dict, list[int]] | None:
+    """The request on `conn` and the streams that came with it, or None if its sender went away first."""
     header, streams, _, _ = socket.recv_fds(conn, 8, len(STREAMS))
     size = int.from_bytes(header, "big")
-    body = bytearray()
-    while len(body) < size:
-        body += conn.recv(size - len(body))
-    request = json.loads(body)
+    with conn.makefile("rb") as reader:  # closing the reader leaves the connection open
+        body = reader.read(size)
+    if len(header) == 8 and len(streams) == len(STREAMS) and len(body) == size:
+        return json.loads(body), streams
+    for fd in streams:
+        os.close(fd)
+    return None
+
+
+def _fork(conn: socket.socket, request: dict, streams: list[int], selector: selectors.BaseSelector) -> int:
+    """Starts the child that runs `request` with `streams`; its pid (also its process group)."""
     pid = os.fork()
     if pid:
         with contextlib.suppress(OSError):  # as the child does: whichever runs first, the group exists

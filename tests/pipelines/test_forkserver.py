@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -50,6 +51,14 @@ def test_a_step_whose_process_is_killed_dies_with_it(server, tmp_path):
     while _alive(child):
         assert time.monotonic() < deadline, "the child outlived its caller"
         time.sleep(0.05)
+
+
+def test_a_caller_that_hangs_up_before_asking_leaves_the_server_serving(server, tmp_path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as caller:
+        caller.connect(server.address)
+    proc = step(server, tmp_path, "0", "0")
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
 
 
 def test_no_server_means_no_answer(tmp_path):
