@@ -269,6 +269,32 @@ class BatchingConfig:
 
 
 VersionPolicy = Literal["latest", "all", "specific"]
+KServeLoggerMode = Literal["all", "request", "response"]
+
+
+@dataclass(frozen=True)
+class RequestLogConfig:
+    """A sample of the requests served and their answers, as TF Serving's PredictionLogs: `tfpipe serve` writes
+    them to rotated TFRecord files (components.serve.request_log), which the monitor step reads; in clusters
+    KServe's logger or Vertex's request-response logging to BigQuery keeps them."""
+
+    sampling_rate: float = 0.0  # the fraction of requests logged; 0 logs none
+    dir: str = ""  # tfpipe serve: the folder of log files (needed when sampling_rate > 0)
+    max_file_bytes: int = 64 << 20  # a file is closed once it holds this much
+    max_files: int = 16  # files kept, the open one included; the oldest goes first
+    kserve_url: str = ""  # kserve: where KServe's logger posts its CloudEvents; empty: KServe's default sink
+    kserve_mode: KServeLoggerMode = "all"
+    bigquery_destination: str = ""  # vertex: bq://project.dataset[.table]; empty: Vertex creates a dataset
+
+    def validate(self, where: str = "serve.logging") -> None:
+        if not 0.0 <= self.sampling_rate <= 1.0:
+            raise ConfigError(f"{where}.sampling_rate: expected a fraction in [0, 1], got {self.sampling_rate}")
+        if self.max_file_bytes < 1024 or self.max_files < 2:
+            raise ConfigError(f"{where}: max_file_bytes >= 1024 and max_files >= 2 expected (one file is open "
+                              f"while the others wait to be read), got {self.max_file_bytes} and {self.max_files}")
+        if self.bigquery_destination and not self.bigquery_destination.startswith("bq://"):
+            raise ConfigError(f"{where}.bigquery_destination: expected bq://project.dataset[.table], got "
+                              f"{self.bigquery_destination!r}")
 
 
 @dataclass(frozen=True)
@@ -290,8 +316,10 @@ class ServeConfig:
     request_timeout_seconds: float = 30.0
     # accept NaN, Infinity and floats past float32 in requests, and answer NaN / Infinity (TF Serving's JSON)
     allow_non_finite: bool = False
+    logging: RequestLogConfig = RequestLogConfig()
 
     def validate(self, where: str = "serve") -> None:
+        self.logging.validate(f"{where}.logging")
         if self.version_policy == "specific" and not self.versions:
             raise ConfigError(f"{where}.versions: version_policy specific needs a list of versions")
         b = self.batching
@@ -378,6 +406,31 @@ class ValidateConfig:
         for name in ("range_tolerance", "missing_tolerance", "domain_tolerance"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.{name}: expected a number >= 0, got {getattr(self, name)}")
+
+
+RetrainOn = Literal["skew", "drift", "never"]
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Skew and drift of served traffic (components.monitor): each window of logged requests against the
+    training statistics (skew) and against the window before it (drift). The label's name in `features` sets
+    the threshold of the model's predictions."""
+
+    skew: DriftThresholds = DriftThresholds()
+    drift: DriftThresholds = DriftThresholds()
+    window_seconds: float = 3600.0  # windows start at multiples of this since the epoch (UTC)
+    retrain_on: RetrainOn = "never"  # which crossed threshold starts a training run
+
+    def validate(self, where: str = "monitor") -> None:
+        for side in ("skew", "drift"):
+            thresholds = getattr(self, side)
+            for name, value in [("default", thresholds.default), *thresholds.features.items()]:
+                if not 0.0 <= value <= 1.0:
+                    raise ConfigError(f"{where}.{side}.{'' if name == 'default' else 'features.'}{name}: "
+                                      f"expected a distance in [0, 1], got {value}")
+        if self.window_seconds < 1:
+            raise ConfigError(f"{where}.window_seconds: expected at least 1 second, got {self.window_seconds}")
 
 
 DeployTarget = Literal["local", "kserve", "vertex"]
@@ -489,6 +542,7 @@ class RunConfig:
     deploy: DeployConfig = DeployConfig()
     tune: TuneConfig = TuneConfig()
     whatif: WhatIfConfig = WhatIfConfig()
+    monitor: MonitorConfig = MonitorConfig()
     pipeline: PipelineConfig = PipelineConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
@@ -512,6 +566,7 @@ class RunConfig:
         self.serve.validate()
         self.deploy.validate()
         self.whatif.validate()
+        self.monitor.validate()
         self.pipeline.validate()
         self.runtime.validate()
         self.tune.validate()

@@ -9,6 +9,12 @@
   an endpoint (created unless one is named) and `DeployModelRequest` with a
   traffic split, sent with the google-cloud-aiplatform GAPIC clients.
 
+Request logging (`serve.logging.sampling_rate` > 0) goes with the model: the
+InferenceService gets KServe's logger (`spec.predictor.logger`: mode and
+sink URL; KServe logs every request, it does not sample), the endpoint
+Vertex's request-response logging to BigQuery at the sampling rate (set when
+the endpoint is created, or updated on an existing one).
+
 Cloud calls use the real SDKs; the tests here check the requests they send
 (KServe's against a recording HTTP server on 127.0.0.1). Nothing here has
 been run against a live cluster or Vertex project.
@@ -23,10 +29,11 @@ from pathlib import Path
 import yaml
 
 from components.common import io
-from components.common.config import DeployConfig
+from components.common.config import DeployConfig, RequestLogConfig
 from components.serve.deployment import Deployment
 
 KSERVE = {"group": "serving.kserve.io", "version": "v1beta1", "plural": "inferenceservices"}
+NO_LOGGING = RequestLogConfig()  # serve.logging's defaults: requests are not logged
 
 
 def local(version_dir: str, name: str, version: int, base: str) -> str:
@@ -39,22 +46,27 @@ def local(version_dir: str, name: str, version: int, base: str) -> str:
     return str(target)
 
 
-def kserve_manifest(cfg: DeployConfig, name: str) -> dict:
+def kserve_manifest(cfg: DeployConfig, name: str, request_logging: RequestLogConfig = NO_LOGGING) -> dict:
+    predictor = {"model": {
+        "modelFormat": {"name": "tensorflow"},
+        "storageUri": cfg.storage_uri,
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+    }}
+    if request_logging.sampling_rate > 0:
+        predictor["logger"] = {"mode": request_logging.kserve_mode,
+                               **({"url": request_logging.kserve_url} if request_logging.kserve_url else {})}
     return {
         "apiVersion": f"{KSERVE['group']}/{KSERVE['version']}",
         "kind": "InferenceService",
         "metadata": {"name": name, "namespace": cfg.namespace, "labels": {"app.kubernetes.io/managed-by": "tfpipe"}},
-        "spec": {"predictor": {"model": {
-            "modelFormat": {"name": "tensorflow"},
-            "storageUri": cfg.storage_uri,
-            "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
-        }}},
+        "spec": {"predictor": predictor},
     }
 
 
-def kserve(cfg: DeployConfig, name: str, out: str, api_client=None) -> Deployment:
+def kserve(cfg: DeployConfig, name: str, out: str, api_client=None,
+           request_logging: RequestLogConfig = NO_LOGGING) -> Deployment:
     """Writes `<out>/inferenceservice.yaml`; with `cfg.apply`, creates (or replaces) it in the cluster."""
-    manifest = kserve_manifest(cfg, name)
+    manifest = kserve_manifest(cfg, name, request_logging)
     io.write_text(f"{out}/inferenceservice.yaml", yaml.safe_dump(manifest, sort_keys=False))
     deployment = Deployment(True, "kserve", manifest=f"{out}/inferenceservice.yaml")
     if not cfg.apply:
@@ -75,7 +87,8 @@ def kserve(cfg: DeployConfig, name: str, out: str, api_client=None) -> Deploymen
     return dataclasses.replace(deployment, applied=True)
 
 
-def vertex_requests(cfg: DeployConfig, name: str, version: int):
+def vertex_requests(cfg: DeployConfig, name: str, version: int,
+                    request_logging: RequestLogConfig = NO_LOGGING):
     """The upload and endpoint requests, built with aiplatform_v1's types (sent by `vertex`)."""
     from google.cloud import aiplatform_v1 as v1
 
@@ -84,8 +97,31 @@ def vertex_requests(cfg: DeployConfig, name: str, version: int):
         display_name=name, artifact_uri=f"{cfg.storage_uri.rstrip('/')}/{version}",
         labels={"managed-by": "tfpipe", "version": str(version)},
         container_spec=v1.ModelContainerSpec(image_uri=cfg.serving_image)))
-    endpoint = v1.CreateEndpointRequest(parent=parent, endpoint=v1.Endpoint(display_name=name))
+    endpoint = v1.CreateEndpointRequest(parent=parent, endpoint=v1.Endpoint(
+        display_name=name, predict_request_response_logging_config=vertex_logging(request_logging)))
     return upload, endpoint
+
+
+def vertex_logging(request_logging: RequestLogConfig):
+    """The endpoint's request-response logging to BigQuery; None when the requests are not logged."""
+    from google.cloud import aiplatform_v1 as v1
+
+    if request_logging.sampling_rate <= 0:
+        return None
+    destination = request_logging.bigquery_destination
+    return v1.PredictRequestResponseLoggingConfig(
+        enabled=True, sampling_rate=request_logging.sampling_rate,
+        bigquery_destination=v1.BigQueryDestination(output_uri=destination) if destination else None)
+
+
+def vertex_logging_update(endpoint: str, request_logging: RequestLogConfig):
+    """The update that turns request-response logging on for an endpoint that already exists."""
+    from google.cloud import aiplatform_v1 as v1
+    from google.protobuf import field_mask_pb2
+
+    return v1.UpdateEndpointRequest(
+        endpoint=v1.Endpoint(name=endpoint, predict_request_response_logging_config=vertex_logging(request_logging)),
+        update_mask=field_mask_pb2.FieldMask(paths=["predict_request_response_logging_config"]))
 
 
 def vertex_deploy_request(cfg: DeployConfig, endpoint: str, model: str):
@@ -98,14 +134,17 @@ def vertex_deploy_request(cfg: DeployConfig, endpoint: str, model: str):
                                  traffic_split={"0": cfg.traffic_percent})
 
 
-def vertex(cfg: DeployConfig, name: str, version: int) -> Deployment:
+def vertex(cfg: DeployConfig, name: str, version: int,
+           request_logging: RequestLogConfig = NO_LOGGING) -> Deployment:
     """Uploads the version, then deploys it to the endpoint with the configured share of traffic."""
     from google.cloud import aiplatform_v1 as v1
 
     options = {"api_endpoint": f"{cfg.region}-aiplatform.googleapis.com"}
-    upload, create_endpoint = vertex_requests(cfg, name, version)
+    upload, create_endpoint = vertex_requests(cfg, name, version, request_logging)
     model = v1.ModelServiceClient(client_options=options).upload_model(request=upload).result().model
     endpoints = v1.EndpointServiceClient(client_options=options)
     endpoint = cfg.endpoint or endpoints.create_endpoint(request=create_endpoint).result().name
+    if cfg.endpoint and request_logging.sampling_rate > 0:
+        endpoints.update_endpoint(request=vertex_logging_update(endpoint, request_logging))
     endpoints.deploy_model(request=vertex_deploy_request(cfg, endpoint, model)).result()
     return Deployment(True, "vertex", model=model, endpoint=endpoint)

@@ -26,7 +26,7 @@ from tensorflow_serving.apis import (
 )
 
 from components.common.signatures import CLASSIFY_METHOD, REGRESS_METHOD
-from components.serve import service as service_lib, tensors, values
+from components.serve import request_log, service as service_lib, tensors, values
 from components.serve.errors import RequestError, ServingError
 from components.serve.service import Service
 
@@ -114,6 +114,10 @@ class _Handler:
     def __init__(self, service: Service):
         self.service = service
 
+    def _log(self, build, request, response) -> None:
+        if self.service.request_log is not None:
+            self.service.request_log.offer(build, request, response)
+
     async def _answer(self, api: str, context, work):
         started = time.perf_counter()
         try:
@@ -140,7 +144,9 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
             arrays = await service.work(_size(request) > LARGE_VALUES, _inputs, request, signature, service)
             outputs = await service.run(servable, signature, arrays)
             large = sum(v.size for v in outputs.values()) > LARGE_VALUES
-            return await service.work(large, _predict_response, request, servable, signature, outputs)
+            response = await service.work(large, _predict_response, request, servable, signature, outputs)
+            self._log(request_log.predict_protos, request, response)
+            return response
         return await self._answer("predict", context, work)
 
     async def Classify(self, request, context):
@@ -149,12 +155,10 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
                                                        request.model_spec.signature_name, CLASSIFY_METHOD)
             examples = await self.service.work(self._many(request), _examples, request.input,
                                                self.service.allow_non_finite)
-            rows = service_lib.classes(await self.service.run_examples(servable, signature, examples))
-            response = classification_pb2.ClassificationResponse()
+            outputs = await self.service.run_examples(servable, signature, examples)
+            response = classification_pb2.ClassificationResponse(result=service_lib.classification_result(outputs))
             _answered_by(response, request, servable, signature)
-            for row in rows:
-                response.result.classifications.add().classes.extend(
-                    classification_pb2.Class(label=c, score=s) for c, s in row)
+            self._log(request_log.classify_protos, request, response)
             return response
         return await self._answer("classify", context, work)
 
@@ -164,10 +168,10 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
                                                        request.model_spec.signature_name, REGRESS_METHOD)
             examples = await self.service.work(self._many(request), _examples, request.input,
                                                self.service.allow_non_finite)
-            answers = service_lib.regressions(await self.service.run_examples(servable, signature, examples))
-            response = regression_pb2.RegressionResponse()
+            outputs = await self.service.run_examples(servable, signature, examples)
+            response = regression_pb2.RegressionResponse(result=service_lib.regression_result(outputs))
             _answered_by(response, request, servable, signature)
-            response.result.regressions.extend(regression_pb2.Regression(value=v) for v in answers)
+            self._log(request_log.regress_protos, request, response)
             return response
         return await self._answer("regress", context, work)
 

@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from components.common.signatures import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD
-from components.serve import json_body, service as service_lib, tensors
+from components.serve import json_body, request_log, service as service_lib, tensors
 from components.serve.errors import NotFound, RequestError, ServingError
 from components.serve.service import Service
 
@@ -107,13 +107,22 @@ async def _infer(service: Service, api: str, name: str, version, label, request:
     method = {"predict": PREDICT_METHOD, "classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD}[api]
     servable, signature, inputs = await service.work(len(raw) > json_body.INLINE_BYTES, _decode, service, raw,
                                                      (name, version, label), method)
+    model = (name, version, label)
     if api == "predict":
         arrays, row_format = inputs
         outputs = await service.run(servable, signature, arrays)
-        return await service.work(len(next(iter(outputs.values()))) > LARGE_ANSWER_ROWS, _predict_answer,
-                                  outputs, row_format)
+        answer = await service.work(len(next(iter(outputs.values()))) > LARGE_ANSWER_ROWS, _predict_answer,
+                                    outputs, row_format)
+        if service.request_log is not None:
+            service.request_log.offer(request_log.predict_arrays, model, signature.name, servable.version, arrays,
+                                      outputs)
+        return answer
     outputs = await service.run_examples(servable, signature, inputs)
-    return await service.work(len(inputs) > LARGE_ANSWER_ROWS, _examples_answer, api, outputs)
+    answer = await service.work(len(inputs) > LARGE_ANSWER_ROWS, _examples_answer, api, outputs)
+    if service.request_log is not None:
+        build = request_log.classify_examples if api == "classify" else request_log.regress_examples
+        service.request_log.offer(build, model, signature.name, servable.version, inputs, outputs)
+    return answer
 
 
 def _decode(service: Service, raw: bytes, model: tuple, method: str, cancelled):

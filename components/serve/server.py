@@ -25,6 +25,7 @@ from components.serve import grpc_service, rest
 from components.serve.announce import Listening
 from components.serve.batching import Batcher
 from components.serve.models import ModelManager
+from components.serve.request_log import RequestLog
 from components.serve.service import Service
 
 log = logging.getLogger("tfpipe.serve")
@@ -40,6 +41,9 @@ class ModelServer:
         if not cfg.model_base or not Path(cfg.model_base).is_dir():
             raise StartError(f"serve.model_base {cfg.model_base or '(empty)'}: no such folder; expected the "
                              "model's folder of numbered versions (<base>/<name>)")
+        if cfg.logging.sampling_rate > 0 and not cfg.logging.dir:
+            raise StartError(f"serve.logging.dir: needed to log requests (serve.logging.sampling_rate is "
+                             f"{cfg.logging.sampling_rate:g}); expected the folder the log files go to")
         self.cfg = cfg
         self.manager = ModelManager(cfg.model_base, cfg.model_name, cfg.version_policy, cfg.versions,
                                     cfg.labels_file, cfg.poll_seconds)
@@ -47,6 +51,7 @@ class ModelServer:
         self._runner: web.AppRunner | None = None
         self._grpc = None
         self._batcher: Batcher | None = None
+        self._request_log: RequestLog | None = None
         self._service: Service | None = None
 
     async def start(self) -> None:
@@ -65,8 +70,10 @@ class ModelServer:
         gc.collect()
         gc.freeze()
         self._batcher = Batcher(self.cfg.batching)
-        self._service = service = Service(self.manager, self._batcher, self.cfg.request_timeout_seconds,
-                                          CollectorRegistry(), self.cfg.allow_non_finite, self.cfg.max_request_bytes)
+        registry = CollectorRegistry()
+        self._request_log = RequestLog(self.cfg.logging, registry) if self.cfg.logging.sampling_rate > 0 else None
+        self._service = service = Service(self.manager, self._batcher, self.cfg.request_timeout_seconds, registry,
+                                          self.cfg.allow_non_finite, self.cfg.max_request_bytes, self._request_log)
         self._runner = web.AppRunner(rest.app(service, self.cfg.max_request_bytes), access_log=None)
         await self._runner.setup()
         try:
@@ -99,7 +106,8 @@ class ModelServer:
     async def stop(self) -> None:
         """Stops what has started; calling it again does nothing."""
         grpc_server, runner, batcher, service = self._grpc, self._runner, self._batcher, self._service
-        self._grpc = self._runner = self._batcher = self._service = None
+        request_log = self._request_log
+        self._grpc = self._runner = self._batcher = self._service = self._request_log = None
         if grpc_server is not None:
             await grpc_server.stop(grace=2)
         if runner is not None:
@@ -108,6 +116,8 @@ class ModelServer:
             await batcher.close()
         if service is not None:
             service.offload.close()
+        if request_log is not None:  # after the front ends: every answered request's record is written
+            await asyncio.to_thread(request_log.close)
         self.manager.stop()
 
     def serve_forever(self) -> None:

@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from tensorflow_serving.apis import classification_pb2, regression_pb2
 
 from components.common.signatures import PREDICT_METHOD as PREDICT
 from components.serve import values
@@ -24,6 +26,9 @@ from components.serve.errors import NotFound, RequestError, Timeout
 from components.serve.models import ModelManager, Servable, Signature
 from components.serve.offload import Offload
 
+if TYPE_CHECKING:  # request_log builds its records with this module's answers
+    from components.serve.request_log import RequestLog
+
 NEVER = threading.Event()  # the `cancelled` of work done inline: never set
 # One thread: parsing holds the interpreter, so a second one only adds contention for the event loop.
 OFFLOAD_THREADS, OFFLOAD_LIMIT = 1, 8
@@ -31,8 +36,10 @@ OFFLOAD_THREADS, OFFLOAD_LIMIT = 1, 8
 
 class Service:
     def __init__(self, manager: ModelManager, batcher: Batcher, timeout_seconds: float, registry: CollectorRegistry,
-                 allow_non_finite: bool = False, max_request_bytes: int = 16 << 20):
+                 allow_non_finite: bool = False, max_request_bytes: int = 16 << 20,
+                 request_log: RequestLog | None = None):
         self.manager, self.batcher, self.timeout = manager, batcher, timeout_seconds
+        self.request_log = request_log  # None when logging is off: the front ends then skip it with one test
         self.allow_non_finite, self.max_request_bytes = allow_non_finite, max_request_bytes
         self.offload = Offload(OFFLOAD_THREADS, OFFLOAD_LIMIT)
         self.registry = registry
@@ -98,6 +105,19 @@ class Service:
     def observe(self, protocol: str, api: str, code: str, started: float) -> None:
         self.requests.labels(protocol, api, code).inc()
         self.latency.labels(protocol, api).observe(time.perf_counter() - started)
+
+
+def classification_result(outputs: dict[str, np.ndarray]) -> classification_pb2.ClassificationResult:
+    """A classify signature's answer as the Classify API's result (gRPC answers and request logs)."""
+    result = classification_pb2.ClassificationResult()
+    for row in classes(outputs):
+        result.classifications.add().classes.extend(classification_pb2.Class(label=c, score=s) for c, s in row)
+    return result
+
+
+def regression_result(outputs: dict[str, np.ndarray]) -> regression_pb2.RegressionResult:
+    return regression_pb2.RegressionResult(regressions=[regression_pb2.Regression(value=v)
+                                                        for v in regressions(outputs)])
 
 
 def classes(outputs: dict[str, np.ndarray]) -> list[list[tuple[str, float]]]:

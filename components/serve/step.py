@@ -10,15 +10,18 @@ import logging
 from pathlib import Path
 
 from components.common import io
-from components.common.config import DeployConfig
+from components.common.config import DeployConfig, RequestLogConfig
 from components.serve import deploy, infra
 from components.serve.deployment import Deployment
 
 log = logging.getLogger("tfpipe.serve")
 
 
-def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str) -> Deployment:
+def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str,
+        request_logging: RequestLogConfig = deploy.NO_LOGGING) -> Deployment:
+    """`request_logging` (serve.logging) says whether a cluster deployment logs its requests, and where."""
     cfg.validate()
+    request_logging.validate()
     name = Path(home).name
     if cfg.infra_check:
         checked = infra.check(home, version, examples, out, cfg.infra_timeout_seconds)
@@ -31,9 +34,9 @@ def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str) -> 
         where = deploy.local(f"{home}/{version}", name, version, cfg.local_base or str(Path(home).parent))
         record = Deployment(True, "local", path=where, serve=f"tfpipe serve --model-base {Path(where).parent}")
     elif cfg.target == "kserve":
-        record = deploy.kserve(cfg, name, out)
+        record = deploy.kserve(cfg, name, out, request_logging=request_logging)
     else:
-        record = deploy.vertex(cfg, name, version)
+        record = deploy.vertex(cfg, name, version, request_logging)
     io.write_text(f"{out}/deploy.json", record.to_json())
     log.info("serve: version %d of %s deployed: %s", version, name, record)
     return record

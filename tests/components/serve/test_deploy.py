@@ -9,7 +9,7 @@ import yaml
 from aiohttp import web
 from kubernetes import client as kube
 
-from components.common.config import ConfigError, DeployConfig
+from components.common.config import ConfigError, DeployConfig, RequestLogConfig
 from components.common.errors import TfpipeError
 from components.serve import deploy, infra, step
 from components.serve.client import RestClient
@@ -97,6 +97,31 @@ def test_vertex_requests():
     assert request.deployed_model.model == "models/9"
     with pytest.raises(ConfigError, match="vertex needs deploy.project"):
         DeployConfig(target="vertex").validate()
+
+
+def test_kserve_and_vertex_carry_request_logging(tmp_path, recording_cluster):
+    api_client, seen = recording_cluster
+    logging = RequestLogConfig(sampling_rate=0.2, kserve_url="http://broker.ml/logs", kserve_mode="request",
+                               bigquery_destination="bq://acme.serving_logs")
+    cfg = DeployConfig(target="kserve", storage_uri="gs://models/serving/penguins", apply=True)
+    deploy.kserve(cfg, "penguins", str(tmp_path), api_client=api_client, request_logging=logging)
+    predictor = yaml.safe_load((tmp_path / "inferenceservice.yaml").read_text())["spec"]["predictor"]
+    assert predictor["logger"] == {"mode": "request", "url": "http://broker.ml/logs"}
+    assert seen[0][2]["spec"]["predictor"]["logger"] == predictor["logger"]
+    assert "logger" not in deploy.kserve_manifest(cfg, "penguins")["spec"]["predictor"]
+
+    cfg = DeployConfig(target="vertex", project="acme", storage_uri="gs://m/serving/digits")
+    _, create_endpoint = deploy.vertex_requests(cfg, "digits", 7, logging)
+    config = create_endpoint.endpoint.predict_request_response_logging_config
+    assert config.enabled and config.sampling_rate == pytest.approx(0.2)
+    assert config.bigquery_destination.output_uri == "bq://acme.serving_logs"
+    update = deploy.vertex_logging_update("projects/acme/locations/us-central1/endpoints/5", logging)
+    assert list(update.update_mask.paths) == ["predict_request_response_logging_config"]
+    assert update.endpoint.predict_request_response_logging_config == config
+    _, plain = deploy.vertex_requests(cfg, "digits", 7)
+    assert "predict_request_response_logging_config" not in plain.endpoint
+    with pytest.raises(ConfigError, match="bigquery_destination: expected bq://"):
+        RequestLogConfig(sampling_rate=0.2, bigquery_destination="acme.logs").validate()
 
 
 def test_a_deployment_record_with_an_unknown_field_is_refused():

@@ -1,0 +1,260 @@
+"""A sample of the requests the server answers, as TF Serving's `PredictionLog`s in rotated TFRecord files.
+
+Every API logs (REST and gRPC; predict, classify, regress): a predict as a
+`predict_log`, a classify or regress as a `classify_log` / `regress_log`,
+each with its request and its answer, and `log_metadata` with the model spec
+that answered (name, version, signature), the sampling rate and the time. A
+REST request is logged as the equivalent gRPC request, as TF Serving logs
+it: a predict body as a `PredictRequest` of its decoded inputs, classify and
+regress bodies as their `Example`s.
+
+Logging never delays or fails a request. The request path only draws the
+sample and appends the request's own objects to a bounded queue, a few
+hundred nanoseconds; a writer thread builds the protos and writes them.
+When the queue is full the record is dropped and counted
+(`tfpipe_serve_request_log_dropped_total{reason="queue_full"}`), as is one
+the writer cannot write (`reason="write_failed"`: a full disk, a removed
+folder); `tfpipe_serve_request_log_written_total` counts the rest. With
+`serve.logging.sampling_rate` 0 there is no logger at all, and the front
+ends skip it with one test.
+
+Files: `requests-<UTC time>-<pid>-<n>.tfrecord`, written under a hidden
+temporary name and renamed once whole, so a reader never sees a half-written
+file: when a file reaches `max_file_bytes`, `PUBLISH_SECONDS` after its first
+record, and when the server stops. At most `max_files` files exist, the open
+one included; opening a new one removes the oldest. Names sort by age, so
+readers (components.monitor) read them in order.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import random
+import threading
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+import tensorflow as tf
+from prometheus_client import CollectorRegistry, Counter
+from tensorflow_serving.apis import (
+    classification_pb2,
+    model_pb2,
+    predict_pb2,
+    prediction_log_pb2,
+    regression_pb2,
+)
+
+from components.common.config import RequestLogConfig
+from components.serve import service as service_lib
+from components.serve.tensors import to_content_proto
+
+log = logging.getLogger("tfpipe.serve")
+QUEUE_LIMIT = 4096  # records waiting for the writer; one more is dropped, never waited for
+DRAIN_SECONDS = 0.05  # how often the writer empties the queue
+PUBLISH_SECONDS = 60.0  # an open file is renamed into view at most this long after its first record
+COMPLAIN_SECONDS = 60.0  # write failures are logged at most this often
+PREFIX, SUFFIX = "requests-", ".tfrecord"
+RECORD_OVERHEAD = 16  # TFRecord framing: length, its CRC, the data's CRC
+
+
+class RequestLog:
+    def __init__(self, cfg: RequestLogConfig, registry: CollectorRegistry):
+        self.rate = cfg.sampling_rate
+        self.files = LogFiles(cfg.dir, cfg.max_file_bytes, cfg.max_files)
+        self.pending: collections.deque = collections.deque()
+        self.written = Counter("tfpipe_serve_request_log_written", "Requests written to the request log",
+                               registry=registry)
+        self.dropped = Counter("tfpipe_serve_request_log_dropped", "Sampled requests not written to the request "
+                               "log: its queue was full, or writing failed", ["reason"], registry=registry)
+        self._queue_full = self.dropped.labels("queue_full")
+        self._complained = -COMPLAIN_SECONDS
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, name="request-log", daemon=True)
+        self._thread.start()
+
+    def offer(self, build, *args) -> None:
+        """Queues `build(*args)` (a `PredictionLog` with its model spec) for the writer, if sampled and room."""
+        if self.rate < 1.0 and random.random() >= self.rate:
+            return
+        if len(self.pending) >= QUEUE_LIMIT:
+            self._queue_full.inc()
+            return
+        self.pending.append((build, args, time.time()))
+
+    def close(self) -> None:
+        """Writes what is queued, publishes the open file and stops the writer."""
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _drain(self) -> None:
+        while not self._stop.wait(DRAIN_SECONDS):
+            self._write_pending()
+            self._guarded(self.files.publish_if_due)
+        self._write_pending()
+        self._guarded(self.files.close)
+
+    def _write_pending(self) -> None:
+        written = 0
+        while self.pending:
+            if self._guarded(self._write, *self.pending.popleft()):
+                written += 1
+            else:
+                self.dropped.labels("write_failed").inc()
+        if written:
+            self.written.inc(written)
+
+    def _write(self, build, args: tuple, when: float) -> None:
+        record = build(*args)
+        record.log_metadata.sampling_config.sampling_rate = self.rate
+        record.log_metadata.timestamp_secs = int(when)
+        self.files.write(record.SerializeToString())
+
+    def _guarded(self, fn, *args) -> bool:
+        """`fn(*args)`; False if it failed, which is logged (at most every COMPLAIN_SECONDS) and never raised:
+        the writer outlives any one bad record or disk."""
+        try:
+            fn(*args)
+            return True
+        except Exception:
+            self.files.abandon()
+            if time.monotonic() - self._complained >= COMPLAIN_SECONDS:
+                self._complained = time.monotonic()
+                log.exception("serve: request log %s: writing failed; records are dropped until it works again",
+                              self.files.folder)
+            return False
+
+
+class LogFiles:
+    """TFRecord files of about `max_file_bytes`, at most `max_files` of them, each renamed into view once whole."""
+
+    def __init__(self, folder: str, max_file_bytes: int, max_files: int):
+        self.folder, self.max_file_bytes, self.max_files = folder.rstrip("/"), max_file_bytes, max_files
+        self.writer: tf.io.TFRecordWriter | None = None
+        self.path = self.temporary = ""
+        self.size, self.opened, self.count = 0, 0.0, 0
+        tf.io.gfile.makedirs(self.folder)
+
+    def write(self, record: bytes) -> None:
+        if self.writer is None:
+            self._open()
+        self.writer.write(record)
+        self.size += len(record) + RECORD_OVERHEAD
+        if self.size >= self.max_file_bytes:
+            self.close()
+
+    def _open(self) -> None:
+        self._remove_oldest(keep=self.max_files - 1)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        self.count += 1
+        name = f"{PREFIX}{stamp}-{os.getpid()}-{self.count:06d}{SUFFIX}"
+        self.path, self.temporary = f"{self.folder}/{name}", f"{self.folder}/.{name}.tmp"
+        self.writer = tf.io.TFRecordWriter(self.temporary)
+        self.size, self.opened = 0, time.monotonic()
+
+    def publish_if_due(self) -> None:
+        if self.writer is not None and time.monotonic() - self.opened >= PUBLISH_SECONDS:
+            self.close()
+
+    def close(self) -> None:
+        """Closes the open file and renames it into view."""
+        if self.writer is None:
+            return
+        writer, self.writer = self.writer, None
+        writer.close()
+        tf.io.gfile.rename(self.temporary, self.path, overwrite=True)
+
+    def abandon(self) -> None:
+        """After a failure: forget the open file (what it holds is published if it can be), start afresh."""
+        try:
+            self.close()
+        except Exception:  # the file may be what failed; the next record opens a new one
+            self.writer = None
+
+    def _remove_oldest(self, keep: int) -> None:
+        names = sorted(n for n in tf.io.gfile.listdir(self.folder) if n.startswith(PREFIX) and n.endswith(SUFFIX))
+        for name in names[:max(len(names) - keep, 0)]:
+            tf.io.gfile.remove(f"{self.folder}/{name}")
+
+
+# What the front ends queue: builders of one PredictionLog each, run on the writer thread.
+
+def _requested(model: tuple[str, int | None, str | None], signature: str) -> model_pb2.ModelSpec:
+    """The model spec as the client asked for it (name, version or label), with the signature that answered."""
+    name, version, label = model
+    spec = model_pb2.ModelSpec(name=name, signature_name=signature)
+    if version is not None:
+        spec.version.value = version
+    elif label:
+        spec.version_label = label
+    return spec
+
+
+def _answered(name: str, version: int, signature: str) -> model_pb2.ModelSpec:
+    spec = model_pb2.ModelSpec(name=name, signature_name=signature)
+    spec.version.value = version
+    return spec
+
+
+def _with_metadata(record: prediction_log_pb2.PredictionLog, spec: model_pb2.ModelSpec):
+    record.log_metadata.model_spec.CopyFrom(spec)
+    return record
+
+
+def predict_arrays(model: tuple, signature: str, version: int, inputs: dict[str, np.ndarray],
+                   outputs: dict[str, np.ndarray]) -> prediction_log_pb2.PredictionLog:
+    """A REST predict: its decoded inputs as a PredictRequest, its answer as a PredictResponse."""
+    answered = _answered(model[0], version, signature)
+    request = predict_pb2.PredictRequest(model_spec=_requested(model, signature))
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(to_content_proto(value))
+    response = predict_pb2.PredictResponse(model_spec=answered)
+    for name, value in outputs.items():
+        response.outputs[name].CopyFrom(to_content_proto(value))
+    return _with_metadata(prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request, response=response)), answered)
+
+
+def classify_examples(model: tuple, signature: str, version: int, examples: list[bytes],
+                      outputs: dict[str, np.ndarray]) -> prediction_log_pb2.PredictionLog:
+    """A REST classify: its examples as a ClassificationRequest, its answer as the Classify API's."""
+    answered = _answered(model[0], version, signature)
+    request = classification_pb2.ClassificationRequest(model_spec=_requested(model, signature))
+    _add_examples(request.input.example_list.examples, examples)
+    response = classification_pb2.ClassificationResponse(model_spec=answered,
+                                                         result=service_lib.classification_result(outputs))
+    return _with_metadata(prediction_log_pb2.PredictionLog(
+        classify_log=prediction_log_pb2.ClassifyLog(request=request, response=response)), answered)
+
+
+def regress_examples(model: tuple, signature: str, version: int, examples: list[bytes],
+                     outputs: dict[str, np.ndarray]) -> prediction_log_pb2.PredictionLog:
+    answered = _answered(model[0], version, signature)
+    request = regression_pb2.RegressionRequest(model_spec=_requested(model, signature))
+    _add_examples(request.input.example_list.examples, examples)
+    response = regression_pb2.RegressionResponse(model_spec=answered, result=service_lib.regression_result(outputs))
+    return _with_metadata(prediction_log_pb2.PredictionLog(
+        regress_log=prediction_log_pb2.RegressLog(request=request, response=response)), answered)
+
+
+def _add_examples(into, examples: list[bytes]) -> None:
+    for serialized in examples:
+        into.add().ParseFromString(serialized)
+
+
+def predict_protos(request: predict_pb2.PredictRequest, response: predict_pb2.PredictResponse):
+    """A gRPC predict, logged as it came and as it was answered."""
+    return _with_metadata(prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request, response=response)), response.model_spec)
+
+
+def classify_protos(request, response):
+    return _with_metadata(prediction_log_pb2.PredictionLog(
+        classify_log=prediction_log_pb2.ClassifyLog(request=request, response=response)), response.model_spec)
+
+
+def regress_protos(request, response):
+    return _with_metadata(prediction_log_pb2.PredictionLog(
+        regress_log=prediction_log_pb2.RegressLog(request=request, response=response)), response.model_spec)
