@@ -9,10 +9,14 @@
   categorical island and sex, label species; missing values included), by
   Gorman, Williams and Fraser, Palmer Station LTER, released under CC0 and
   packaged as `palmerpenguins`. Stored here as `penguins.csv`.
+- retraining: a subscription-churn table generated reproducibly (`churn.py`),
+  one folder a day: two days of one distribution, then a day whose data
+  shifted (the example of a retraining run that validation stops).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 from pathlib import Path
@@ -32,7 +36,7 @@ def write_digits(folder: str | os.PathLike) -> Path:
         return folder
     stage = folder.with_name(f".{folder.name}.staging")
     shutil.rmtree(stage, ignore_errors=True)
-    for index, (image, target) in enumerate(zip(digits.images, digits.target)):
+    for index, (image, target) in enumerate(zip(digits.images, digits.target, strict=True)):
         pixels = np.round(image * (255 / 16)).astype(np.uint8)  # load_digits holds 0..16
         path = stage / str(target) / f"{index:04d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,6 +53,19 @@ def write_penguins(path: str | os.PathLike) -> Path:
     return path
 
 
+RETRAINING_DAYS = (datetime.date(2026, 11, 1), datetime.date(2026, 11, 2), datetime.date(2026, 11, 3))
+
+
+def write_retraining(root: str | os.PathLike) -> Path:
+    """`<root>/<YYYY-MM-DD>/churn.csv` for the three example days; the last one has shifted."""
+    from components.data import churn
+
+    for day in RETRAINING_DAYS:
+        churn.write_day(root, day, shift=day == RETRAINING_DAYS[-1])
+    return Path(root)
+
+
 def write_all(root: str | os.PathLike) -> dict[str, Path]:
     root = Path(root)
-    return {"digits": write_digits(root / "digits"), "penguins": write_penguins(root / "penguins" / "penguins.csv")}
+    return {"digits": write_digits(root / "digits"), "penguins": write_penguins(root / "penguins" / "penguins.csv"),
+            "retraining": write_retraining(root / "retraining")}
