@@ -151,16 +151,18 @@ class Lineage:
     source_fingerprint: str = ""  # the source files' names, sizes and times (ingest.sources.Source.fingerprint)
     run_id: str = ""  # the pipeline run (KFP's job id) or whoever registered it
     config_hash: str = ""  # config_hash(RunConfig.to_json())
+    # the ingest output the model was trained on: its statistics are what the next run's data is validated against
+    examples: str = ""
 
     def to_json(self) -> dict:
         return {"data_span": self.data_span, "source_fingerprint": self.source_fingerprint, "run_id": self.run_id,
-                "config_hash": self.config_hash}
+                "config_hash": self.config_hash, "examples": self.examples}
 
     @classmethod
     def from_json(cls, plain: Any, where: str) -> Lineage:
         plain = _object(plain, where)
         return cls(*(_get(plain, k, str, where, "") for k in ("data_span", "source_fingerprint", "run_id",
-                                                              "config_hash")))
+                                                              "config_hash", "examples")))
 
 
 @dataclass(frozen=True)
@@ -306,9 +308,11 @@ class Baseline:
     version: int | None  # None: the blessing record of a folder without a registry
     why: str  # "production", "newest blessed", "blessed.json"
     blessed_at: str
+    examples: str = ""  # the ingest output it was trained on: the statistics new data is validated against
 
     def to_json(self) -> dict:
-        return {"model": self.model, "version": self.version, "why": self.why, "blessed_at": self.blessed_at}
+        return {"model": self.model, "version": self.version, "why": self.why, "blessed_at": self.blessed_at,
+                "examples": self.examples}
 
 
 @dataclass(frozen=True)
@@ -577,7 +581,7 @@ class Registry:
         for version, why in candidates:
             if version is not None and version.evaluation.model:
                 return Baseline(version.evaluation.model, dict(version.evaluation.metrics), version.version, why,
-                                version.created)
+                                version.created, version.lineage.examples)
         legacy = record.legacy_blessing
         if legacy is not None:
             return Baseline(legacy.model, dict(legacy.metrics), None, "blessed.json", legacy.blessed_at)

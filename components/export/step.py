@@ -74,15 +74,20 @@ def run(cfg: ExportConfig, model_dir: str, examples: str, home: str, evaluation:
         difference = check(stage, module, schema, task, serialized)
     lineage = lineage or Lineage()
     registry.register(version, evaluated,
-                      replace(lineage, data_span=lineage.data_span or schema.source.get("resolved_source", "")))
+                      replace(lineage, data_span=lineage.data_span or schema.source.get("resolved_source", ""),
+                              examples=lineage.examples or _absolute(examples)))
     log.info("export: version %d at %s (signatures %s; max difference from Keras %.2g)", version, final,
              ", ".join(signatures), difference)
     return ExportResult(final, version, tuple(signatures), difference)
 
 
 def _model_path(model_dir: str) -> str:
-    """The Keras model's path as a later evaluation reloads it: absolute, so it outlives the working folder."""
-    path = f"{model_dir.rstrip('/')}/model.keras"
+    """The Keras model's path as a later evaluation reloads it."""
+    return _absolute(f"{model_dir.rstrip('/')}/model.keras")
+
+
+def _absolute(path: str) -> str:
+    """A path that outlives the working folder it was given in."""
     return path if io.is_remote(path) else os.path.abspath(path)
 
 
