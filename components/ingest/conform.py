@@ -199,7 +199,7 @@ def _parse_each(text: pa.Array, ftype: str) -> tuple[pa.Array, np.ndarray]:
     except pa.ArrowInvalid:  # an integer beyond int64: Python's ints say which
         values = clean.to_pylist()
         parsed = [_int64_or_none(v) for v in values]
-        invalid |= np.array([v is not None and p is None for v, p in zip(values, parsed)], dtype=bool)
+        invalid |= np.array([v is not None and p is None for v, p in zip(values, parsed, strict=True)], dtype=bool)
         return pa.array(parsed, pa.int64()), invalid
 
 

@@ -5,30 +5,40 @@ TensorFlow's own `tf.io.encode_proto` op builds each level of the message
 (value list, Feature, map entry, Features, Example) for every row of a batch
 in one C++ call, about ten times faster, and outside the GIL so that two
 batches encode at once. A missing value leaves its feature out of the
-example, as TensorFlow's parsers expect.
+example, as TensorFlow's parsers expect. TensorFlow is imported by the
+functions that use it, so that a bad source or config is reported without
+waiting for it to load.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
-import tensorflow as tf
 
-# (Feature oneof field, list message) for each schema type.
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+# (Feature oneof field, list message, dtype) for each schema type.
 _LISTS = {
-    "int": ("int64_list", "tensorflow.Int64List", tf.int64),
-    "float": ("float_list", "tensorflow.FloatList", tf.float32),
-    "string": ("bytes_list", "tensorflow.BytesList", tf.string),
-    "image": ("bytes_list", "tensorflow.BytesList", tf.string),
+    "int": ("int64_list", "tensorflow.Int64List", "int64"),
+    "float": ("float_list", "tensorflow.FloatList", "float32"),
+    "string": ("bytes_list", "tensorflow.BytesList", "string"),
+    "image": ("bytes_list", "tensorflow.BytesList", "string"),
 }
 
 
 def _encode(message: str, fields: list[str], values: list[tf.Tensor], sizes: tf.Tensor) -> tf.Tensor:
+    import tensorflow as tf
+
     return tf.io.encode_proto(sizes=sizes, values=values, field_names=fields, message_type=message)
 
 
 def _column(values: pa.Array, ftype: str) -> tuple[tf.Tensor, np.ndarray]:
     """A dense [n, 1] tensor of a column (nulls filled) and its presence mask."""
+    import tensorflow as tf
+
     present = ~np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     if ftype in ("int", "float"):
         dense = values.fill_null(0).to_numpy(zero_copy_only=False)
@@ -39,6 +49,8 @@ def _column(values: pa.Array, ftype: str) -> tuple[tf.Tensor, np.ndarray]:
 
 def serialize(table: pa.Table, types: dict[str, str]) -> np.ndarray:
     """Returns one serialized Example (bytes) per row of `table`."""
+    import tensorflow as tf
+
     n = table.num_rows
     if n == 0:
         return np.zeros(0, dtype=object)

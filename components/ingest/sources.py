@@ -9,8 +9,9 @@ Typing and validation happen later, the same way for every format
 
 from __future__ import annotations
 
-import io as stdio
+import glob
 import hashlib
+import io as stdio
 import json
 import os
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from components.common import io
@@ -81,8 +83,25 @@ def resolve(cfg: IngestConfig) -> Source:
     return replace(source, path=resolved)
 
 
+class _LocalFiles:
+    """The calls `resolve` makes of tf.io.gfile, answered by the standard library for local paths.
+
+    A wrong local source or column is then reported in about a second, not
+    after TensorFlow has taken seconds to load only to say so.
+    """
+
+    exists = staticmethod(os.path.exists)
+    isdir = staticmethod(os.path.isdir)
+    listdir = staticmethod(os.listdir)
+    glob = staticmethod(glob.glob)
+
+
+def _listing(path: str):
+    return io.gfile() if io.is_remote(path) else _LocalFiles
+
+
 def _files(cfg: IngestConfig, path: str) -> Source:
-    g = io.gfile()
+    g = _listing(path)
     if any(ch in path for ch in "*?["):
         files = sorted(g.glob(path))
         if not files:
@@ -114,7 +133,7 @@ def _format_of(configured: str, path: str) -> str:
 def _image_source(root: str, classes: list[str], cfg: IngestConfig) -> Source:
     if not classes:
         raise SourceError(f"ingest.source: image folder {root} has no class sub-folders (expected {root}/<class>/<image>)")
-    g = io.gfile()
+    g = _listing(root)
     files = [
         f"{root}/{cls}/{name}"
         for cls in classes
@@ -136,9 +155,31 @@ def read(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:
 
 
 def _open(path: str):
+    """A Python file, for readers that read in the calling thread (JSON lines, images)."""
     try:
         return io.open_binary(path)
     except Exception as e:  # noqa: BLE001 - any file-system error becomes one clear message
+        raise SourceError(f"{path}: cannot open: {e}") from None
+
+
+def _open_native(path: str) -> pa.NativeFile:
+    """A file Arrow reads in its own threads: natively, never through a Python file object.
+
+    Arrow reads ahead on its I/O threads. Over a Python file each read takes
+    the GIL, and whichever thread lets go of the file last takes it again to
+    free the Python object; when that is an Arrow thread while the interpreter
+    is finalizing (a user error ended the run a moment before), Python makes
+    the thread exit inside a C++ destructor and the process aborts with
+    "terminate called without an active exception". A native file keeps
+    Python out of Arrow's threads altogether. Remote paths go through Arrow's
+    own file systems (gs://, s3://, hdfs://) for the same reason.
+    """
+    try:
+        if io.is_remote(path):
+            filesystem, inner = pafs.FileSystem.from_uri(path)
+            return filesystem.open_input_file(inner)
+        return pa.OSFile(path)
+    except (OSError, pa.ArrowException) as e:
         raise SourceError(f"{path}: cannot open: {e}") from None
 
 
@@ -168,32 +209,33 @@ def _read_csv(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
-    with _open(path) as f:
+    with _open_native(path) as f:
         try:
             reader = pacsv.open_csv(f, read_options=read_opts, parse_options=parse_opts, convert_options=convert_opts)
         except (pa.ArrowInvalid, StopIteration) as e:
             raise SourceError(f"{path}: cannot read as CSV: {e}") from None
-        first_line = 2 if opts.header else 1
-        seen = 0
-        invalid_lines: list[int] = []
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                break
-            except pa.ArrowInvalid as e:
-                raise SourceError(f"{path}: CSV parse error after data row {seen}: {e}") from None
-            rejected = _field_count_rejections(path, invalid)
-            invalid_lines.extend(r.number for r in invalid if r.number is not None)
-            invalid.clear()
-            lines = np.arange(seen, seen + batch.num_rows, dtype=np.int64) + first_line
-            for bad in sorted(invalid_lines):
-                lines[lines >= bad] += 1
-            seen += batch.num_rows
-            yield RawBatch(path, lines, pa.Table.from_batches([batch]), rejected)
-        if invalid:
-            yield RawBatch(path, np.zeros(0, np.int64), _empty_binary_table(names),
-                           _field_count_rejections(path, invalid))
+        with reader:
+            first_line = 2 if opts.header else 1
+            seen = 0
+            invalid_lines: list[int] = []
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except pa.ArrowInvalid as e:
+                    raise SourceError(f"{path}: CSV parse error after data row {seen}: {e}") from None
+                rejected = _field_count_rejections(path, invalid)
+                invalid_lines.extend(r.number for r in invalid if r.number is not None)
+                invalid.clear()
+                lines = np.arange(seen, seen + batch.num_rows, dtype=np.int64) + first_line
+                for bad in sorted(invalid_lines):
+                    lines[lines >= bad] += 1
+                seen += batch.num_rows
+                yield RawBatch(path, lines, pa.Table.from_batches([batch]), rejected)
+            if invalid:
+                yield RawBatch(path, np.zeros(0, np.int64), _empty_binary_table(names),
+                               _field_count_rejections(path, invalid))
 
 
 def _field_count_rejections(path: str, rows: list[pacsv.InvalidRow]) -> list[dict]:
@@ -209,7 +251,7 @@ def _csv_header(path: str, cfg: IngestConfig) -> list[str]:
         raise SourceError(f"{path}: file is empty; expected a CSV header line")
     try:
         table = pacsv.read_csv(
-            stdio.BytesIO(head.split(b"\n", 1)[0] + b"\n"),
+            pa.BufferReader(head.split(b"\n", 1)[0] + b"\n"),
             read_options=pacsv.ReadOptions(encoding=opts.encoding),
             parse_options=pacsv.ParseOptions(delimiter=opts.delimiter, quote_char=opts.quote_char or False),
         )
@@ -226,16 +268,17 @@ def _empty_binary_table(names: list[str]) -> pa.Table:
 
 
 def _read_parquet(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:
-    with _open(path) as f:
+    with _open_native(path) as f:
         try:
             pf = pq.ParquetFile(f)
         except (pa.ArrowInvalid, OSError) as e:
             raise SourceError(f"{path}: cannot read as Parquet: {e}") from None
-        seen = 0
-        for batch in pf.iter_batches(batch_size=cfg.batch_rows):
-            lines = np.arange(seen, seen + batch.num_rows, dtype=np.int64) + 1
-            seen += batch.num_rows
-            yield RawBatch(path, lines, pa.Table.from_batches([batch]))
+        with pf:
+            seen = 0
+            for batch in pf.iter_batches(batch_size=cfg.batch_rows):
+                lines = np.arange(seen, seen + batch.num_rows, dtype=np.int64) + 1
+                seen += batch.num_rows
+                yield RawBatch(path, lines, pa.Table.from_batches([batch]))
 
 
 def _read_jsonl(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:

@@ -3,14 +3,15 @@
 The hash is TensorFlow's FarmHash Fingerprint64 (`tf.fingerprint`), which is
 documented as stable across platforms and releases. A row's split depends only
 on its key text and the ratios: not on the order of rows, the batch size, the
-number of shards or threads, or the machine.
+number of shards or threads, or the machine. TensorFlow is imported when a
+split is first assigned, so that a bad source or config is reported without
+waiting for it to load.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import tensorflow as tf
 
 SPLITS = ("train", "eval", "test")
 BUCKETS = 10_000
@@ -18,6 +19,8 @@ BUCKETS = 10_000
 
 def assign(keys: pa.Array, ratios) -> np.ndarray:
     """The split index (0 train, 1 eval, 2 test) of each key."""
+    import tensorflow as tf
+
     if len(keys) == 0:
         return np.zeros(0, np.int8)
     text = tf.constant(np.asarray(keys.to_numpy(zero_copy_only=False), dtype=object), dtype=tf.string)

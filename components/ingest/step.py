@@ -8,6 +8,7 @@ at most a few batches in flight, so memory stays flat whatever the input size.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -49,11 +50,22 @@ class IngestResult:
 
 
 def run(cfg: IngestConfig, out: str) -> IngestResult:
-    """Ingests `cfg.source` into folder `out`, which appears whole or not at all."""
+    """Ingests `cfg.source` into folder `out`, which appears whole or not at all.
+
+    The readers are closed here, before any error leaves: a reader left open
+    in a suspended generator would be freed whenever the garbage collector
+    got to it, perhaps as the interpreter shuts down.
+    """
     cfg.validate()
     start = time.perf_counter()
     source = sources.resolve(cfg)
-    batches = sources.read(source, cfg)
+    with contextlib.closing(sources.read(source, cfg)) as reader:
+        return _ingest(cfg, source, reader, out, start)
+
+
+def _ingest(cfg: IngestConfig, source: sources.Source, batches: Iterator[sources.RawBatch], out: str,
+            start: float) -> IngestResult:
+    """read -> type -> split -> serialize -> write, over batches the caller closes."""
     sample, batches = _peek(batches, cfg.infer_rows)
     types = _column_types(sample, source, cfg)
     kept = {n: t for n, t in types.items() if n not in _dropped(cfg, source)}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import tensorflow as tf
 
 
 def shard_name(index: int, count: int) -> str:
@@ -20,6 +19,8 @@ def shard_name(index: int, count: int) -> str:
 
 class ShardedWriter:
     def __init__(self, folder: str, splits: tuple[str, ...], shards: int):
+        import tensorflow as tf  # here, not at import: a user error is reported before TensorFlow loads
+
         self.splits = splits
         self.shards = shards
         options = tf.io.TFRecordOptions(compression_type="GZIP")
