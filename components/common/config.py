@@ -419,7 +419,7 @@ class MonitorConfig:
 
     skew: DriftThresholds = DriftThresholds()
     drift: DriftThresholds = DriftThresholds()
-    window_seconds: float = 3600.0  # windows start at multiples of this since the epoch (UTC)
+    window_seconds: int = 3600  # windows start at multiples of this since the epoch (UTC)
     retrain_on: RetrainOn = "never"  # which crossed threshold starts a training run
 
     def validate(self, where: str = "monitor") -> None:

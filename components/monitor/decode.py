@@ -1,0 +1,220 @@
+"""Logged requests back into features, by the training schema, and the model's answers into predictions.
+
+A `PredictionLog` holds one request of any API: a predict's named tensors
+(`serving_default`: one tensor per feature; `predict_examples`: serialized
+`tf.train.Example`s), or a classify's or regress's examples. Each becomes
+rows of feature values in a `Traffic` (one window's requests), and its
+answer the predicted value per row: the `classes` output of a predict (the
+predicted label) or the best-scored class of a classify for a classifier,
+`predictions` or the regress value for a regressor.
+
+A request that no longer fits the schema (a feature it lacks, values of
+another type or more than one per example, tensors of different batch sizes,
+bytes that do not decode) is counted as an `Anomaly` of its kind and feature;
+its other features still count. Nothing a log holds raises.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import message
+from tensorflow_serving.apis import prediction_log_pb2
+
+from components.common.schema import Schema
+from components.common.signatures import OutputName, SignatureName
+from components.common.task import Task
+
+EXAMPLES_INPUTS = ("inputs", "examples")  # what a signature of serialized examples names its input
+
+
+@dataclass
+class Traffic:
+    """One window's requests as columns: each feature's values, how many rows lacked it, and what did not fit."""
+
+    requests: int = 0
+    rows: int = 0
+    values: dict[str, list] = field(default_factory=dict)
+    missing: Counter = field(default_factory=Counter)
+    predictions: list = field(default_factory=list)
+    anomalies: Counter = field(default_factory=Counter)  # (kind, feature) -> requests
+    messages: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, feature) -> the first one's problem
+
+
+class Decoder:
+    def __init__(self, schema: Schema, task: Task):
+        self.features = {f.name: f for f in schema.inputs}
+        self.label, self.task = schema.label, task
+        self.to_label = float if task.kind == "regression" else int if schema.label_feature.type == "int" else str
+
+    def add(self, record: prediction_log_pb2.PredictionLog, into: Traffic) -> None:
+        """Adds one logged request's rows, predictions and anomalies to `into`."""
+        seen: dict[tuple[str, str], str] = {}
+        kind = record.WhichOneof("log_type")
+        if kind == "predict_log":
+            rows = self._predict(record, into, seen)
+        elif kind in ("classify_log", "regress_log"):
+            rows = self._examples(_examples(getattr(record, kind).request.input), into, seen)
+            self._answers(record, kind, rows, into, seen)
+        else:
+            rows = 0
+            seen[("unreadable", "")] = f"a {kind or 'empty'} log: only predict, classify and regress are read"
+        into.requests += 1
+        into.rows += rows
+        for key, problem in seen.items():
+            into.anomalies[key] += 1
+            into.messages.setdefault(key, problem)
+
+    def _predict(self, record, into: Traffic, seen: dict) -> int:
+        request, response = record.predict_log.request, record.predict_log.response
+        try:
+            arrays = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+        except (ValueError, TypeError) as e:
+            seen[("unreadable", "")] = f"a tensor does not decode: {e}"
+            return 0
+        signature = record.log_metadata.model_spec.signature_name or request.model_spec.signature_name
+        if _holds_examples(arrays, signature, self.features):
+            serialized = next(iter(arrays.values())).reshape(-1)
+            parsed = []
+            for i, raw in enumerate(serialized):
+                try:
+                    parsed.append(tf.train.Example.FromString(raw))
+                except message.DecodeError:
+                    seen[("unreadable", "")] = f"example {i} does not decode as a tf.train.Example"
+            rows = self._examples(parsed, into, seen)
+        else:
+            rows = self._columns(arrays, into, seen)
+        output = OutputName.CLASSES if self.task.kind == "classification" else OutputName.PREDICTIONS
+        predicted = tf.make_ndarray(response.outputs[output]).reshape(-1) if output in response.outputs else None
+        self._predicted(None if predicted is None else list(predicted), rows, output, into, seen)
+        return rows
+
+    def _columns(self, arrays: dict[str, np.ndarray], into: Traffic, seen: dict) -> int:
+        sizes = {name: a.shape[0] if a.ndim else 1 for name, a in arrays.items()}
+        if len(set(sizes.values())) > 1:
+            seen[("batch_mismatch", "")] = f"inputs of different batch sizes: {sizes}"
+            return 0
+        rows = next(iter(sizes.values()), 0)
+        for name, array in arrays.items():
+            if name not in self.features:
+                if name != self.label:
+                    seen[("unknown_feature", name)] = f"input {name!r} is not a feature of the schema"
+                continue
+            values = self._column(name, array, seen)
+            if values is not None:
+                into.values.setdefault(name, []).extend(values)
+        for name in self.features.keys() - arrays.keys():
+            into.missing[name] += rows
+        return rows
+
+    def _column(self, name: str, array: np.ndarray, seen: dict) -> list | None:
+        """The values of one tensor by its feature's type, or None (and an anomaly) when they do not fit it."""
+        feature = self.features[name]
+        if feature.type == "image":
+            expected = (feature.image.height, feature.image.width, feature.image.channels)
+            if array.dtype == np.uint8 and array.shape[1:] == expected:
+                return [True] * len(array)
+            seen[("type_mismatch", name)] = f"image {name!r}: {array.dtype} of shape {list(array.shape)}, " \
+                                            f"expected uint8 of [batch, {', '.join(map(str, expected))}]"
+            return None
+        if array.ndim != 1:
+            seen[("shape_mismatch", name)] = f"{name!r}: shape {list(array.shape)}, expected one value per example"
+            return None
+        kinds = {"int": "iu", "float": "iuf", "string": "OS"}[feature.type]
+        if array.dtype.kind not in kinds:
+            seen[("type_mismatch", name)] = f"{name!r}: {array.dtype} values, expected {feature.type}"
+            return None
+        if feature.type == "string":
+            return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array]
+        return array.astype(np.float64).tolist()
+
+    def _examples(self, examples: list, into: Traffic, seen: dict) -> int:
+        for example in examples:
+            given = example.features.feature
+            for name, feature in given.items():
+                if name in self.features:
+                    value = self._value(name, feature, seen)
+                    if value is not None:
+                        into.values.setdefault(name, []).append(value)
+                elif name != self.label:
+                    seen[("unknown_feature", name)] = f"feature {name!r} is not a feature of the schema"
+            for name in self.features:
+                if name not in given or not _count(given[name]):
+                    into.missing[name] += 1
+        return len(examples)
+
+    def _value(self, name: str, feature: tf.train.Feature, seen: dict):
+        """One example's value of a feature, or None: missing (counted by the caller), or an anomaly."""
+        kind = feature.WhichOneof("kind")
+        values = getattr(feature, kind).value if kind else []
+        if len(values) > 1:
+            seen[("shape_mismatch", name)] = f"{name!r}: {len(values)} values in one example, expected one"
+            return None
+        if not values:
+            return None
+        wanted = self.features[name].type
+        allowed = {"int": ("int64_list",), "float": ("float_list", "int64_list")}.get(wanted, ("bytes_list",))
+        if kind not in allowed:
+            seen[("type_mismatch", name)] = f"{name!r}: a {kind}, expected {wanted}"
+            return None
+        if wanted == "image":
+            return True
+        return values[0].decode("utf-8", "replace") if wanted == "string" else float(values[0])
+
+    def _answers(self, record, kind: str, rows: int, into: Traffic, seen: dict) -> None:
+        result = getattr(record, kind).response.result
+        if kind == "classify_log":
+            predicted = [max(c.classes, key=lambda x: x.score).label if c.classes else None
+                         for c in result.classifications]
+        else:
+            predicted = [r.value for r in result.regressions]
+        self._predicted(predicted, rows, "result", into, seen)
+
+    def _predicted(self, predicted: list | None, rows: int, where: str, into: Traffic, seen: dict) -> None:
+        if predicted is None or len(predicted) != rows or any(p is None for p in predicted):
+            if rows:
+                seen[("no_prediction", self.label)] = f"the answer's {where!r} does not hold one prediction for " \
+                                                      f"each of the {rows} examples"
+            into.missing[self.label] += rows
+            return
+        try:
+            values = [self.to_label(p.decode("utf-8", "replace") if isinstance(p, bytes) else p) for p in predicted]
+        except ValueError:
+            seen[("type_mismatch", self.label)] = f"predictions {predicted[:3]} are not {self.to_label.__name__}s"
+            into.missing[self.label] += rows
+            return
+        into.predictions.extend(values)
+
+
+def _holds_examples(arrays: dict[str, np.ndarray], signature: str, features: dict) -> bool:
+    """Whether a predict request carries serialized examples (`predict_examples`) rather than features."""
+    if len(arrays) != 1:
+        return False
+    name, array = next(iter(arrays.items()))
+    strings = array.dtype.kind in "OS"
+    return strings and (signature == SignatureName.PREDICT_EXAMPLES or
+                        (name in EXAMPLES_INPUTS and name not in features))
+
+
+def _examples(request_input) -> list:
+    """A classify or regress request's examples, each with the context merged in, as the server read them."""
+    kind = request_input.WhichOneof("kind")
+    if kind == "example_list":
+        return list(request_input.example_list.examples)
+    if kind != "example_list_with_context":
+        return []
+    merged = []
+    for example in request_input.example_list_with_context.examples:
+        one = type(example)()
+        one.CopyFrom(request_input.example_list_with_context.context)
+        one.MergeFrom(example)
+        merged.append(one)
+    return merged
+
+
+def _count(feature: tf.train.Feature) -> int:
+    kind = feature.WhichOneof("kind")
+    return len(getattr(feature, kind).value) if kind else 0

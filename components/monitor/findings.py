@@ -1,0 +1,150 @@
+"""findings.json: what monitor found, as a typed record the CLI, the pipeline and the report read.
+
+The logged requests fall into windows of `window_seconds` (starting at
+multiples of it since the epoch, UTC). Each window with requests has its
+statistics and a `Measurement` of every feature and of the predictions:
+skew against the training data, and drift against the window with requests
+before it. A measurement crosses when its distance is above its threshold.
+Requests that no longer fit the schema are `Anomaly`s, counted by kind and
+feature. Runs of windows without a request are one `Window` with no requests,
+so that a gap says so plainly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, get_args
+
+from components.common.config import RetrainOn
+from components.monitor.errors import MonitorError
+
+MeasurementKind = Literal["skew", "drift"]
+# unknown_feature: a feature the schema lacks; type_mismatch: values of another type than the schema's;
+# shape_mismatch: more than one value per example; batch_mismatch: inputs of different batch sizes;
+# unreadable: a tensor or example that does not decode; no_prediction: an answer without the predicted value
+AnomalyKind = Literal["unknown_feature", "type_mismatch", "shape_mismatch", "batch_mismatch", "unreadable",
+                      "no_prediction"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    kind: MeasurementKind
+    feature: str  # an input feature, or the label's name for the model's predictions
+    prediction: bool
+    statistic: str  # l_infinity (categories) or jensen_shannon_divergence (numbers)
+    measured: float
+    threshold: float
+    at: str = ""  # l_infinity: the value whose share differs most
+
+    @property
+    def crossed(self) -> bool:
+        return self.measured > self.threshold
+
+    @property
+    def subject(self) -> str:
+        return f"predictions ({self.feature})" if self.prediction else self.feature
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    kind: AnomalyKind
+    feature: str
+    requests: int  # how many requests of the window had it
+    message: str  # the first such request's problem, as a sentence
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int  # epoch seconds, UTC
+    end: int  # exclusive
+    requests: int
+    rows: int = 0
+    measurements: tuple[Measurement, ...] = ()
+    anomalies: tuple[Anomaly, ...] = ()
+    drift_against: int | None = None  # the start of the window drift was measured against; None: none before
+    statistics: str = ""  # the folder (under the output) with this window's schema.pbtxt and stats.pb
+
+    @property
+    def span(self) -> str:
+        return f"{_time(self.start)} to {_time(self.end)}"
+
+    def crossed(self, kind: MeasurementKind) -> tuple[Measurement, ...]:
+        return tuple(m for m in self.measurements if m.kind == kind and m.crossed)
+
+
+@dataclass(frozen=True)
+class DamagedFile:
+    path: str
+    records: int  # read before the damage
+    error: str
+
+
+@dataclass(frozen=True)
+class Findings:
+    log_dir: str
+    training: str
+    window_seconds: int
+    retrain_on: RetrainOn
+    windows: tuple[Window, ...] = ()
+    files: int = 0  # log files read
+    damaged_files: tuple[DamagedFile, ...] = ()
+
+    @property
+    def requests(self) -> int:
+        return sum(w.requests for w in self.windows)
+
+    def crossed_in(self, kind: MeasurementKind) -> bool:
+        return any(w.crossed(kind) for w in self.windows)
+
+    @property
+    def crossed(self) -> bool:
+        """A threshold was crossed: skew or drift, of a feature or of the predictions, in any window."""
+        return self.crossed_in("skew") or self.crossed_in("drift")
+
+    @property
+    def retrain(self) -> bool:
+        """What `monitor.retrain_on` asks for, given what was crossed."""
+        return self.retrain_on != "never" and self.crossed_in(self.retrain_on)
+
+    def headline(self) -> str:
+        """One line: what was read, and what crossed where."""
+        if not self.requests:
+            return (f"no requests in {self.log_dir} ({self.files} log files"
+                    f"{f', {len(self.damaged_files)} damaged' if self.damaged_files else ''}): nothing to compare")
+        crossed = [f"{w.span}: {m.kind} of {m.subject} ({m.statistic} {m.measured:.3f} > {m.threshold:g})"
+                   for w in self.windows for m in w.measurements if m.crossed]
+        read = f"{self.requests:,} requests in {sum(1 for w in self.windows if w.requests)} windows"
+        if not crossed:
+            return f"no threshold crossed: {read}"
+        shown = "; ".join(crossed[:5]) + (f"; and {len(crossed) - 5} more" if len(crossed) > 5 else "")
+        return f"THRESHOLD CROSSED{' (retrain)' if self.retrain else ''}: {read}; {shown}"
+
+    def to_json(self) -> str:
+        plain = dataclasses.asdict(self)
+        return json.dumps({"crossed": self.crossed, "retrain": self.retrain, **plain}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Findings:
+        try:
+            plain = json.loads(text)
+            windows = tuple(Window(**{**w, "measurements": tuple(Measurement(**m) for m in w["measurements"]),
+                                      "anomalies": tuple(Anomaly(**a) for a in w["anomalies"])})
+                            for w in plain["windows"])
+            record = cls(log_dir=plain["log_dir"], training=plain["training"], window_seconds=plain["window_seconds"],
+                         retrain_on=plain["retrain_on"], windows=windows, files=plain["files"],
+                         damaged_files=tuple(DamagedFile(**d) for d in plain["damaged_files"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise MonitorError(f"findings.json: not a monitor record: {e}") from None
+        kinds = {m.kind for w in windows for m in w.measurements} - set(get_args(MeasurementKind))
+        anomalies = {a.kind for w in windows for a in w.anomalies} - set(get_args(AnomalyKind))
+        if kinds or anomalies or record.retrain_on not in get_args(RetrainOn):
+            raise MonitorError(f"findings.json: unknown kinds {sorted(kinds | anomalies)} or retrain_on "
+                               f"{record.retrain_on!r}")
+        return record
+
+
+def _time(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,114 @@
+"""The monitor step: the server's request logs against the training data (skew) and window against window (drift).
+
+    result = monitor.run(cfg.monitor, "runs/request_logs", "runs/<run>/ingest", "runs/<run>/monitor")
+    result.crossed  # a threshold was crossed: `tfpipe monitor` exits 1
+    result.retrain  # and `monitor.retrain_on` asks for a training run
+
+Every log file is read (components.monitor.logs), each request decoded by
+the training schema into the window its time falls in (decode), each window's
+statistics computed as ingest computes a data set's (statistics), and skew
+and drift measured with validate's distances (compare). Nothing is read
+twice, and a window's rows go once its statistics exist. `out` gets,
+whole or not at all: findings.json, report.html, and
+windows/<start>/{schema.pbtxt,stats.pb} for each window with requests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from components.common import io
+from components.common.config import MonitorConfig
+from components.common.errors import TfpipeError
+from components.common.metadata import DataMetadata
+from components.common.schema import Schema
+from components.common.task import task_of
+from components.monitor import compare, logs, report, statistics
+from components.monitor.decode import Decoder, Traffic
+from components.monitor.errors import MonitorError
+from components.monitor.findings import Anomaly, DamagedFile, Findings, Window
+from components.validate.profile import profiles
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    out: str
+    findings: Findings
+
+    @property
+    def crossed(self) -> bool:
+        return self.findings.crossed
+
+    @property
+    def retrain(self) -> bool:
+        return self.findings.retrain
+
+
+def run(cfg: MonitorConfig, log_dir: str, training_examples: str, out: str, window: int | None = None,
+        since: int = 0) -> MonitorResult:
+    """Monitors the requests logged in `log_dir` (from `since`, epoch seconds) in windows of `window` seconds
+    (default `cfg.window_seconds`) against the ingest output `training_examples`, into the folder `out`."""
+    cfg.validate()
+    seconds = window or cfg.window_seconds
+    if seconds < 1:
+        raise MonitorError(f"window: expected at least 1 second, got {seconds}")
+    schema, meta = _training(training_examples)
+    _check_thresholds(cfg, schema)
+    task = task_of(schema)
+    damaged: list[DamagedFile] = []
+    paths = logs.files(log_dir)
+    traffic: dict[int, Traffic] = {}
+    decoder = Decoder(schema, task)
+    for record in logs.records(paths, damaged):
+        when = record.log_metadata.timestamp_secs
+        if when >= since:
+            decoder.add(record, traffic.setdefault(when // seconds * seconds, Traffic()))
+    training = compare.training_profiles(meta)
+    windows, seen, written = [], {}, {}
+    previous = None
+    for start in sorted(traffic):
+        if previous is not None and start > previous + seconds:
+            windows.append(Window(previous + seconds, start, 0))  # a gap: windows without a request
+        requests = traffic.pop(start)  # its rows are not needed once its statistics exist
+        window_meta = statistics.metadata(schema, task, requests)
+        seen[start] = profiles(window_meta)
+        folder = f"windows/{datetime.fromtimestamp(start, UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        written[folder] = window_meta
+        measurements = compare.measure("skew", cfg.skew, training, seen[start], schema.label)
+        if previous is not None:
+            measurements += compare.measure("drift", cfg.drift, seen[previous], seen[start], schema.label)
+        windows.append(Window(start, start + seconds, requests.requests, requests.rows, measurements,
+                              _anomalies(requests), previous, folder))
+        previous = start
+    findings = Findings(log_dir, training_examples, seconds, cfg.retrain_on, tuple(windows), len(paths),
+                        tuple(damaged))
+    with io.staged_dir(out) as stage:
+        for folder, window_meta in written.items():
+            window_meta.write(f"{stage}/{folder}")
+        io.write_text(f"{stage}/findings.json", findings.to_json() + "\n")
+        io.write_text(f"{stage}/report.html", report.html(findings, training, seen))
+    return MonitorResult(out, findings)
+
+
+def _training(examples: str) -> tuple[Schema, DataMetadata]:
+    try:
+        return Schema.read(examples), DataMetadata.read(examples)
+    except TfpipeError as e:
+        raise MonitorError(f"training examples: {e}") from None
+
+
+def _check_thresholds(cfg: MonitorConfig, schema: Schema) -> None:
+    known = {f.name for f in schema.features}
+    for side in ("skew", "drift"):
+        unknown = sorted(set(getattr(cfg, side).features) - known)
+        if unknown:
+            raise MonitorError(f"monitor.{side}.features.{unknown[0]}: no such feature in the training schema; "
+                               f"features are {sorted(known)} (the label's name sets the predictions')")
+
+
+def _anomalies(requests: Traffic) -> tuple[Anomaly, ...]:
+    counted: Counter = requests.anomalies
+    return tuple(Anomaly(kind, feature, n, requests.messages[(kind, feature)])
+                 for (kind, feature), n in sorted(counted.items()))

@@ -1,0 +1,105 @@
+"""End to end: a served model's logged requests, first from the training distribution, then from a shifted one."""
+
+import random
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from components import monitor
+from components.common import reader
+from components.common.config import MonitorConfig, RequestLogConfig
+from components.common.metadata import DataMetadata
+from components.common.schema import Schema
+from components.serve.client import GrpcClient, RestClient
+from components.serve.server import running
+from tests.components.serve.conftest import config
+
+WINDOW = 4  # seconds: each batch of requests is sent within one window
+SHIFTED = {"body_mass_g", "flipper_length_mm", "island"}
+
+
+def training_rows(examples: str) -> list[dict]:
+    """The train split's rows as plain values, without the label."""
+    schema = Schema.read(examples)
+    spec = {k: v for k, v in schema.parse_spec().items() if k != schema.label}
+    batch = next(iter(tf.data.TFRecordDataset(reader.files_of(examples, "train"), compression_type="GZIP")
+                      .batch(100_000)))
+    parsed = tf.io.parse_example(batch, spec)
+    return [{k: v[i].numpy().decode() if v.dtype == tf.string else v[i].numpy().item() for k, v in parsed.items()}
+            for i in range(len(batch))]
+
+
+def shift(row: dict) -> dict:
+    """Heavier birds with longer flippers, all seen on Biscoe."""
+    return {**row, "body_mass_g": row["body_mass_g"] + 1500, "flipper_length_mm": row["flipper_length_mm"] + 25,
+            "island": "Biscoe"}
+
+
+def example(row: dict) -> tf.train.Example:
+    def feature(value):
+        if isinstance(value, str):
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+        if isinstance(value, int):
+            return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+        return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+
+    return tf.train.Example(features=tf.train.Features(feature={k: feature(v) for k, v in row.items()}))
+
+
+def send(rest: RestClient, grpc: GrpcClient, rows: list[dict]) -> int:
+    """The rows through every API in 25-row requests: REST and gRPC predict, REST and gRPC classify."""
+    chunks = [rows[i:i + 25] for i in range(0, len(rows), 25)]
+    for i, chunk in enumerate(chunks):
+        if i % 4 == 0:
+            rest.predict(instances=chunk)
+        elif i % 4 == 1:
+            grpc.predict({k: np.array([r[k] for r in chunk], dtype=object if isinstance(v, str) else
+                                      np.int64 if isinstance(v, int) else np.float32) for k, v in chunk[0].items()})
+        elif i % 4 == 2:
+            rest.classify(chunk)
+        else:
+            grpc.classify([example(r) for r in chunk])
+    return len(chunks)
+
+
+def next_window() -> None:
+    time.sleep(WINDOW - time.time() % WINDOW + 0.05)
+
+
+def test_monitor_finds_no_skew_in_training_traffic_and_names_what_shifted(tmp_path, penguins_home, penguins_examples):
+    rng = random.Random(0)
+    rows = training_rows(penguins_examples)
+    first, second = rng.choices(rows, k=400), [shift(r) for r in rng.choices(rows, k=400)]
+    logs = tmp_path / "logs"
+    with running(config(penguins_home, logging=RequestLogConfig(sampling_rate=1.0, dir=str(logs)))) as server:
+        rest, grpc = RestClient(server.rest_url, "penguins"), GrpcClient(server.grpc_target, "penguins")
+        sent = []
+        for batch in (first, second):
+            next_window()
+            started = time.time()
+            sent.append(send(rest, grpc, batch))
+            assert time.time() // WINDOW == started // WINDOW, "a batch took longer than its window"
+        rest.close()
+        grpc.close()
+
+    result = monitor.run(MonitorConfig(retrain_on="drift"), str(logs), penguins_examples, str(tmp_path / "out"),
+                         window=WINDOW)
+    before, after = result.findings.windows
+    assert (before.requests, before.rows, after.requests, after.rows) == (sent[0], 400, sent[1], 400)
+    assert after.start == before.end and after.drift_against == before.start
+    assert before.crossed("skew") == () and not before.anomalies and not after.anomalies
+    measured = {m.subject for m in before.measurements}
+    assert measured == {"bill_depth_mm", "bill_length_mm", "body_mass_g", "flipper_length_mm", "island", "sex",
+                        "year", "predictions (species)"}
+    for kind in ("skew", "drift"):
+        assert {m.subject for m in after.crossed(kind)} == SHIFTED | {"predictions (species)"}, kind
+    assert result.crossed and result.retrain
+    assert "THRESHOLD CROSSED (retrain)" in result.findings.headline()
+
+    out = tmp_path / "out"
+    assert monitor.Findings.from_json((out / "findings.json").read_text()) == result.findings
+    page = (out / "report.html").read_text()
+    assert page.count("<svg") == 4 and "no requests" not in page  # one figure per crossed feature of window 2
+    stats = DataMetadata.read(str(out / after.statistics))
+    assert stats.all_examples.num_examples == 400 and stats.label == "species"
