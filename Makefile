@@ -79,4 +79,16 @@ run-docker: data ## run the pipeline with each step in $(IMAGE) (make images fir
 clean: ## remove runs/ and data/ (keeps .venv)
 	rm -rf runs data
 
-.PHONY: help setup data run test test-fast host lint compile tensorboard serve bench base-image images run-docker clean
+# Each peer gets its own venv from Debian's python3.11 (PyTriton's Python stub embeds a 3.11 runtime older than
+# newer 3.11 standard libraries expect); its pins clash with ours, so it is never a test dependency.
+bench-peers: setup ## tfpipe's server side by side with KServe and PyTriton (venvs in benchmarks/peers/*/.venv)
+	@for peer in kserve pytriton; do \
+	  venv=benchmarks/peers/$$peer/.venv; \
+	  [ $$venv/.installed -nt benchmarks/peers/$$peer/requirements.txt ] && continue; \
+	  rm -rf $$venv && /usr/bin/python3.11 -m venv $$venv && \
+	  $$venv/bin/pip install --quiet -r benchmarks/peers/$$peer/requirements.txt && touch $$venv/.installed || exit 1; \
+	done
+	$(BIN)/python benchmarks/peers.py
+
+.PHONY: help setup data run test test-fast host lint compile tensorboard serve bench base-image images run-docker clean \
+	bench-peers

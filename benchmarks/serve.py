@@ -63,6 +63,8 @@ from tensorflow_serving.apis import predict_pb2  # noqa: E402
 from components.serve import announce  # noqa: E402
 from components.serve.client import GrpcClient, RestClient  # noqa: E402
 
+PREDICT = "/tensorflow.serving.PredictionService/Predict"
+
 
 def make_model(root: Path) -> Path:
     from components.common.config import ExportConfig, IngestConfig, ModelConfig, TensorBoardConfig, TrainConfig
@@ -181,15 +183,13 @@ def python_loop(server: Server, protocol: str, concurrency: int, seconds: float,
     return percentiles([x for per in latencies for x in per], seconds)
 
 
-def wrk_loop(server: Server, concurrency: int, seconds: float, image: np.ndarray, workdir: Path) -> dict:
-    """REST load from wrk."""
+def wrk_loop(url: str, body: str, concurrency: int, seconds: float, workdir: Path) -> dict:
+    """REST load from wrk: `body` POSTed as JSON to `url` on `concurrency` connections."""
     script = workdir / "predict.lua"
-    body = json.dumps({"instances": [{"image": image.tolist()}]})
     script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
                       'wrk.headers["Content-Type"] = "application/json"\n')
     done = subprocess.run(["wrk", f"-t{min(concurrency, 2)}", f"-c{concurrency}", f"-d{seconds:g}s", "--latency",
-                           "-s", str(script), f"{server.rest}/v1/models/digits:predict"],
-                          capture_output=True, text=True, check=True).stdout
+                           "-s", str(script), url], capture_output=True, text=True, check=True).stdout
 
     def millis(label: str) -> float:
         value = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", done)
@@ -197,23 +197,34 @@ def wrk_loop(server: Server, concurrency: int, seconds: float, image: np.ndarray
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", done)
     if errors:
-        raise RuntimeError(f"wrk saw {errors[1]} failed responses:\n{done}")
+        raise RuntimeError(f"wrk saw failed responses:\n{done}")
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", done)[1]), "p50": millis("50%"),
             "p99": millis("99%")}
 
 
-def h2load_loop(server: Server, concurrency: int, seconds: float, image: np.ndarray, workdir: Path) -> dict:
-    """gRPC load from h2load: one framed PredictRequest sent on `concurrency` HTTP/2 connections, one at a time."""
+def predict_body(image: np.ndarray) -> str:
+    """tfpipe's (and TF Serving's) REST predict of one image, in row format."""
+    return json.dumps({"instances": [{"image": image.tolist()}]})
+
+
+def predict_message(image: np.ndarray) -> bytes:
+    """tfpipe's (and TF Serving's) gRPC Predict of one image, with `tensor_content` as `tf.make_tensor_proto`
+    writes it."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "digits"
     request.inputs["image"].CopyFrom(tf.make_tensor_proto(image[None]))
-    message = request.SerializeToString()
-    body, log = workdir / "predict.grpc", workdir / "h2load.log"
+    return request.SerializeToString()
+
+
+def h2load_loop(target: str, method: str, message: bytes, concurrency: int, seconds: float, workdir: Path) -> dict:
+    """gRPC load from h2load: one framed `message` sent to `method` on `concurrency` HTTP/2 connections, one
+    at a time. h2load sees HTTP statuses only, not gRPC's (in trailers): callers check answers separately."""
+    body, log = workdir / "request.grpc", workdir / "h2load.log"
     body.write_bytes(b"\0" + struct.pack(">I", len(message)) + message)  # gRPC framing: uncompressed, length
     log.unlink(missing_ok=True)  # h2load appends
     done = subprocess.run(["h2load", "-D", f"{seconds:g}", "-c", str(concurrency), "-m", "1", "-t", "1",
                            "-H", "content-type: application/grpc", "-H", "te: trailers", "-d", str(body),
-                           f"--log-file={log}", f"http://{server.grpc}/tensorflow.serving.PredictionService/Predict"],
+                           f"--log-file={log}", f"http://{target}{method}"],
                           capture_output=True, text=True, check=True).stdout
     if not re.search(r" (\d+) succeeded, 0 failed, 0 errored, 0 timeout", done):
         raise RuntimeError(f"h2load saw failed requests:\n{done}")
@@ -262,9 +273,11 @@ def main() -> int:
                 for protocol in ("rest", "grpc"):
                     for concurrency in levels:
                         if protocol == "rest" and args.wrk:
-                            load = functools.partial(wrk_loop, server, concurrency, args.seconds, image, Path(tmp))
+                            load = functools.partial(wrk_loop, f"{server.rest}/v1/models/digits:predict",
+                                                     predict_body(image), concurrency, args.seconds, Path(tmp))
                         elif protocol == "grpc" and args.h2load:
-                            load = functools.partial(h2load_loop, server, concurrency, args.seconds, image, Path(tmp))
+                            load = functools.partial(h2load_loop, server.grpc, PREDICT, predict_message(image),
+                                                     concurrency, args.seconds, Path(tmp))
                         else:
                             load = functools.partial(python_loop, server, protocol, concurrency, args.seconds, image)
                         r = results[(batching, protocol, concurrency)] = server.measure(load)
