@@ -49,7 +49,8 @@ def add_step_commands(commands) -> None:
     evaluate.add_argument("--model", required=True, help="the train step's output folder (holds model.keras)")
     evaluate.add_argument("--examples", required=True, help="the ingest step's output folder")
     evaluate.add_argument("--out", required=True, help="output folder (replaced whole on success)")
-    evaluate.add_argument("--record", help="the blessing record (default: <export base>/<model name>/blessed.json)")
+    evaluate.add_argument("--home", help="the model's serving folder, whose registry names the baseline "
+                                         "(default: <export base>/<model name>)")
     evaluate.set_defaults(handler=evaluate_command)
 
     export = commands.add_parser("export", help="model -> the next SavedModel version in TF Serving's layout")
@@ -57,6 +58,8 @@ def add_step_commands(commands) -> None:
     export.add_argument("--model", required=True, help="the train step's output folder (holds model.keras)")
     export.add_argument("--examples", required=True, help="the ingest step's output folder (schema, test split)")
     export.add_argument("--home", help="the model's serving folder (default: <export base>/<model name>)")
+    export.add_argument("--evaluation", default="",
+                        help="the evaluate step's output folder, whose verdict and metrics the registry records")
     export.set_defaults(handler=export_command)
 
     whatif = commands.add_parser("whatif", help="What-If analysis of a trained model")
@@ -138,8 +141,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     cfg = config_lib.load_section(args.config, args.overrides, "evaluate")
     from components import evaluate
 
-    result = evaluate.run(cfg.evaluate, args.model, args.examples, args.out,
-                          args.record or f"{cfg.model_home}/blessed.json")
+    result = evaluate.run(cfg.evaluate, args.model, args.examples, args.out, args.home or cfg.model_home)
     cfg.write(args.out)
     from components.evaluate.metrics import headline
 
@@ -151,7 +153,7 @@ def export_command(args: argparse.Namespace) -> int:
     cfg = config_lib.load_section(args.config, args.overrides, "export")
     from components import export
 
-    result = export.run(cfg.export, args.model, args.examples, args.home or cfg.model_home)
+    result = export.run(cfg.export, args.model, args.examples, args.home or cfg.model_home, args.evaluation)
     print(f"version {result.version} ({', '.join(result.signatures)}) -> {result.path}")
     return 0
 

@@ -124,7 +124,7 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
 
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
-    result = evaluate.run(cfg.evaluate, model.path, examples.path, evaluation.path, f"{cfg.model_home}/blessed.json")
+    result = evaluate.run(cfg.evaluate, model.path, examples.path, evaluation.path, cfg.model_home)
     document = json.loads(open(f"{evaluation.path}/metrics.json").read())
     for name, value in artifacts.scalars(document).items():
         scalars.log_metric(name, value)
@@ -155,8 +155,10 @@ def whatif(config: str, examples: Input[Dataset], model: Input[Model], report: O
     analysis.metadata.update(WhatIfRecord(time.perf_counter() - started).to_json())
 
 
-def export(config: str, examples: Input[Dataset], model: Input[Model], saved_model: Output[Model]) -> int:
-    """Model -> the next SavedModel version under the export base (returned); the artifact records where."""
+def export(config: str, examples: Input[Dataset], model: Input[Model], evaluation: Input[Artifact],
+           saved_model: Output[Model]) -> int:
+    """Model -> the next SavedModel version under the export base (returned), registered with its evaluation;
+    the artifact records where."""
     import time
 
     from components import export
@@ -165,7 +167,7 @@ def export(config: str, examples: Input[Dataset], model: Input[Model], saved_mod
 
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
-    result = export.run(cfg.export, model.path, examples.path, cfg.model_home)
+    result = export.run(cfg.export, model.path, examples.path, cfg.model_home, evaluation.path)
     saved_model.metadata.update(ExportRecord(time.perf_counter() - started, result.path, result.version,
                                              result.signatures).to_json())
     with open(saved_model.path, "w") as f:

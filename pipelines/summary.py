@@ -7,6 +7,7 @@ next to the artifacts themselves; the serve step's `Deployment` is its own typed
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from components.serve.deployment import Deployment
@@ -25,12 +26,21 @@ STEPS: tuple[type[StepRecord], ...] = (IngestRecord, TrainRecord, EvaluateRecord
                                        ServeRecord)
 
 
-def inputs_of(run_dir: Path) -> tuple[Path, Path, int | None]:
-    """(examples, model, exported version) of a run, following cached steps to where they ran."""
+@dataclass(frozen=True)
+class RunOutputs:
+    """Where a run's outputs are, following cached steps to the runs where they ran."""
+
+    examples: Path
+    model: Path
+    evaluation: Path  # evaluate always runs, so its output is in the run itself
+    version: int | None  # the version exported, if one was
+
+
+def outputs_of(run_dir: Path) -> RunOutputs:
     evaluated, exported = EvaluateRecord.read(run_dir), ExportRecord.read(run_dir)
-    return (Path(evaluated.examples_dir) if evaluated else run_dir / "ingest" / "examples",
-            Path(evaluated.model_dir) if evaluated else run_dir / "train" / "model",
-            exported.version if exported else None)
+    return RunOutputs(Path(evaluated.examples_dir) if evaluated else run_dir / "ingest" / "examples",
+                      Path(evaluated.model_dir) if evaluated else run_dir / "train" / "model",
+                      run_dir / EvaluateRecord.TASK / EvaluateRecord.ARTIFACT, exported.version if exported else None)
 
 
 def lines(run_dir: Path, alone: bool = False) -> list[str]:
@@ -45,8 +55,8 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
             out.append(f"  {record.TASK:<9} {seconds:6.1f} s  ({seconds / total:.0%})")
         elif record in (IngestRecord, TrainRecord) and evaluated and not alone:
             out.append(f"  {record.TASK:<9} cached (outputs of an earlier run with the same config and data)")
-    examples, model, _ = inputs_of(run_dir)
-    evaluation = run_dir / "evaluate" / "evaluation"
+    outputs = outputs_of(run_dir)
+    examples, model, evaluation = outputs.examples, outputs.model, outputs.evaluation
     best = returned(run_dir, "pick-best")
     if best is not None:
         trials = len(list(run_dir.glob("for-loop-*/run-trial")))

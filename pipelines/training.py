@@ -23,6 +23,7 @@ from kfp import dsl
 from components.common import templates
 from components.common.config import RunConfig
 from pipelines import ops as ops_lib
+from pipelines.summary import RunOutputs
 
 
 def build(cfg: RunConfig, vertex: bool = False):
@@ -71,7 +72,8 @@ def build(cfg: RunConfig, vertex: bool = False):
             configure(ops.whatif(config=config, examples=examples, model=trained.outputs["model"]))
             with dsl.If(evaluated.outputs["Output"] == True, name="blessed"):  # noqa: E712 (a KFP condition, not Python)
                 exported = configure(ops.export(config=config, examples=ingested.outputs["examples"],
-                                                model=trained.outputs["model"]))
+                                                model=trained.outputs["model"],
+                                                evaluation=evaluated.outputs["evaluation"]))
                 configure(ops.serve(config=config, examples=ingested.outputs["examples"],
                                     version=exported.outputs["Output"]), retries=True)
 
@@ -89,21 +91,26 @@ def _custom_job(component, cfg: RunConfig):
         base_output_directory=p.vertex_output_directory, restart_job_on_worker_restart=True)
 
 
-def build_step(cfg: RunConfig, step: str, examples: str, model: str, version: int):
+def build_step(cfg: RunConfig, step: str, earlier: RunOutputs):
     """A pipeline of one step on an earlier run's outputs, brought in with `dsl.importer`."""
     ops = ops_lib.make(cfg.pipeline.base_image)
 
-    @dsl.pipeline(name=f"tfpipe-{cfg.name}-{step}", description=f"the {step} step alone on {examples}")
+    @dsl.pipeline(name=f"tfpipe-{cfg.name}-{step}", description=f"the {step} step alone on {earlier.examples}")
     def one_step(config: str = cfg.to_json(indent=None), train_config: str = cfg.sections_json(
             "train", "runtime", "pipeline", "name")):
-        data = dsl.importer(artifact_uri=examples, artifact_class=dsl.Dataset, reimport=False).output
+        data = dsl.importer(artifact_uri=str(earlier.examples), artifact_class=dsl.Dataset, reimport=False).output
         if step == "train":
             ops.train(config=train_config, examples=data, hparams={}).set_caching_options(False)
             return
         if step == "serve":
-            ops.serve(config=config, examples=data, version=version).set_caching_options(False)
+            ops.serve(config=config, examples=data, version=earlier.version or 0).set_caching_options(False)
             return
-        trained = dsl.importer(artifact_uri=model, artifact_class=dsl.Model, reimport=False).output
+        trained = dsl.importer(artifact_uri=str(earlier.model), artifact_class=dsl.Model, reimport=False).output
+        if step == "export":
+            evaluated = dsl.importer(artifact_uri=str(earlier.evaluation), artifact_class=dsl.Artifact,
+                                     reimport=False).output
+            ops.export(config=config, examples=data, model=trained, evaluation=evaluated).set_caching_options(False)
+            return
         getattr(ops, step)(config=config, examples=data, model=trained).set_caching_options(False)
 
     return one_step

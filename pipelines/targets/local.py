@@ -60,8 +60,7 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
         if docker:
             cfg = absolute_paths(cfg)
         if step:
-            examples, model, version = summary.inputs_of(Path(after).resolve())
-            pipeline, arguments = training.build_step(cfg, step, str(examples), str(model), version or 0), {}
+            pipeline, arguments = training.build_step(cfg, step, summary.outputs_of(Path(after).resolve())), {}
         else:
             pipeline, arguments = training.build(cfg), {"source_fingerprint": fingerprint.of_source(cfg.ingest.source)}
         runner = _docker_runner(cfg) if docker else local.SubprocessRunner(use_venv=False)

@@ -51,7 +51,8 @@ class Log(io.TextIOBase):
         self.partial = ""
 
     def write(self, text: str) -> int:
-        self.file.write(text)
+        if not self.file.closed:  # a logging handler made during the run may outlive it
+            self.file.write(text)
         if self.verbose:
             self.console.write(text)
         self.partial += text

@@ -8,6 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from components.common.registry import Registry
 from pipelines.targets.local_log import ANSI
 from tests.conftest import ROOT
 
@@ -61,8 +62,8 @@ def test_example_data_then_run(tmp_path):
     assert json.loads((model / "training.json").read_text())["workers"] == 2
     assert "blessed   yes" in done.stdout and (run_dir / "evaluate" / "evaluation" / "report.html").exists()
     assert (tmp_path / "runs" / "serving" / "penguins" / "1" / "saved_model.pb").exists()
-    assert json.loads((tmp_path / "runs" / "serving" / "penguins" / "blessed.json").read_text())["model"] == str(
-        (model / "model.keras").resolve())
+    registered = Registry(str(tmp_path / "runs" / "serving" / "penguins")).get(1)
+    assert registered.blessed and registered.evaluation.model == str((model / "model.keras").resolve())
     assert json.loads((run_dir / "serve" / "deployment" / "infra_blessing.json").read_text())["blessed"]
     step_commands_on(examples, model, tmp_path)
     assert f"tfpipe tensorboard {model}" in done.stdout
@@ -72,14 +73,15 @@ def test_example_data_then_run(tmp_path):
 def step_commands_on(examples, model, tmp_path):
     """`tfpipe evaluate` and `tfpipe export` on a finished run's folders."""
     done = call(TFPIPE, "evaluate", "--model", str(model), "--examples", str(examples),
-                "--out", str(tmp_path / "eval"), "--record", str(tmp_path / "blessed.json"),
+                "--out", str(tmp_path / "eval"), "--home", str(tmp_path / "home"),
                 "--set", "evaluate.thresholds.accuracy.at_least=1.01")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("NOT blessed: loss ") and not (tmp_path / "blessed.json").exists()
+    assert done.stdout.startswith("NOT blessed: loss ")
     done = call(TFPIPE, "export", "--model", str(model), "--examples", str(examples),
-                "--home", str(tmp_path / "home"))
+                "--home", str(tmp_path / "home"), "--evaluation", str(tmp_path / "eval"))
     assert done.returncode == 0, done.stderr
     assert "version 1 (serving_default, predict_examples, classification)" in done.stdout
+    assert Registry(str(tmp_path / "home")).get(1).evaluation.verdict == "not blessed"
     done = call(TFPIPE, "whatif", "report", "--model", str(model), "--examples", str(examples),
                 "--out", str(tmp_path / "whatif"))
     assert done.returncode == 0, done.stderr

@@ -7,8 +7,10 @@ import yaml
 from kfp import compiler, components
 
 from components.common import config as config_lib
+from components.common.registry import Registry
 from components.data import write_penguins
 from pipelines import summary, training
+from pipelines.records import EvaluateRecord, ExportRecord
 from pipelines.targets import local
 from pipelines.targets.local import PipelineError
 from tests.conftest import ROOT
@@ -120,3 +122,7 @@ def test_one_step_alone_on_an_earlier_run(penguins_cfg):
     evaluated = local.run(cfg, step="evaluate", after=str(first))
     lines = "\n".join(summary.lines(evaluated, alone=True))
     assert "evaluate " in lines and "cached" not in lines and str(first / "train" / "model") in lines
+    exported = ExportRecord.read(local.run(cfg, step="export", after=str(first)))
+    registered = Registry(cfg.model_home).get(exported.version)  # with the earlier run's evaluation
+    assert registered.evaluation.folder == str(first / "evaluate" / "evaluation")
+    assert registered.blessed == EvaluateRecord.read(first).blessed

@@ -42,7 +42,7 @@ def test_a_blessed_run(tmp_path):
     assert "serving   /serving/digits/1 (version 1)" in lines and "model     /m/model.keras" in lines
     assert "deployed  /serving/digits/1; serve it with: tfpipe serve --model-base /serving/digits" in lines
     assert "what-if   tfpipe whatif serve --model-base /serving/digits --examples /e" in lines
-    assert summary.inputs_of(run) == (Path("/e"), Path("/m"), 1)
+    assert summary.outputs_of(run) == summary.RunOutputs(Path("/e"), Path("/m"), run / "evaluate" / "evaluation", 1)
 
 
 def test_a_run_whose_ingest_and_train_were_cached_and_not_blessed(tmp_path):
