@@ -10,7 +10,8 @@ regress bodies as their `Example`s.
 
 Logging never delays or fails a request. The request path only draws the
 sample and appends the request's own objects to a bounded queue, a few
-hundred nanoseconds; a writer thread builds the protos and writes them.
+hundred nanoseconds; a writer thread encodes the records (components.serve.wire)
+and writes them.
 When the queue is full the record is dropped and counted
 (`tfpipe_serve_request_log_dropped_total{reason="queue_full"}`), as is one
 the writer cannot write (`reason="write_failed"`: a full disk, a removed
@@ -39,17 +40,9 @@ from datetime import UTC, datetime
 import numpy as np
 import tensorflow as tf
 from prometheus_client import CollectorRegistry, Counter
-from tensorflow_serving.apis import (
-    classification_pb2,
-    model_pb2,
-    predict_pb2,
-    prediction_log_pb2,
-    regression_pb2,
-)
 
 from components.common.config import RequestLogConfig
-from components.serve import service as service_lib
-from components.serve.tensors import to_content_proto
+from components.serve import service as service_lib, wire
 
 log = logging.getLogger("tfpipe.serve")
 QUEUE_LIMIT = 4096  # records waiting for the writer; one more is dropped, never waited for
@@ -76,7 +69,8 @@ class RequestLog:
         self._thread.start()
 
     def offer(self, build, *args) -> None:
-        """Queues `build(*args)` (a `PredictionLog` with its model spec) for the writer, if sampled and room."""
+        """Queues `build(*args)` (a `PredictionLog`'s bytes and its model spec's) for the writer, if sampled and
+        there is room."""
         if self.rate < 1.0 and random.random() >= self.rate:
             return
         if len(self.pending) >= QUEUE_LIMIT:
@@ -107,10 +101,8 @@ class RequestLog:
             self.written.inc(written)
 
     def _write(self, build, args: tuple, when: float) -> None:
-        record = build(*args)
-        record.log_metadata.sampling_config.sampling_rate = self.rate
-        record.log_metadata.timestamp_secs = int(when)
-        self.files.write(record.SerializeToString())
+        record, answered_by = build(*args)
+        self.files.write(record + wire.metadata(answered_by, self.rate, int(when)))
 
     def _guarded(self, fn, *args) -> bool:
         """`fn(*args)`; False if it failed, which is logged (at most every COMPLAIN_SECONDS) and never raised:
@@ -179,82 +171,54 @@ class LogFiles:
             tf.io.gfile.remove(f"{self.folder}/{name}")
 
 
-# What the front ends queue: builders of one PredictionLog each, run on the writer thread.
+# What the front ends queue: builders of one record each, run on the writer thread. Each returns the record
+# without its log_metadata, and the model spec that answered, both as wire-format bytes (components.serve.wire).
 
-def _requested(model: tuple[str, int | None, str | None], signature: str) -> model_pb2.ModelSpec:
-    """The model spec as the client asked for it (name, version or label), with the signature that answered."""
-    name, version, label = model
-    spec = model_pb2.ModelSpec(name=name, signature_name=signature)
-    if version is not None:
-        spec.version.value = version
-    elif label:
-        spec.version_label = label
-    return spec
-
-
-def _answered(name: str, version: int, signature: str) -> model_pb2.ModelSpec:
-    spec = model_pb2.ModelSpec(name=name, signature_name=signature)
-    spec.version.value = version
-    return spec
-
-
-def _with_metadata(record: prediction_log_pb2.PredictionLog, spec: model_pb2.ModelSpec):
-    record.log_metadata.model_spec.CopyFrom(spec)
-    return record
-
-
-def predict_arrays(model: tuple, signature: str, version: int, inputs: dict[str, np.ndarray],
-                   outputs: dict[str, np.ndarray]) -> prediction_log_pb2.PredictionLog:
-    """A REST predict: its decoded inputs as a PredictRequest, its answer as a PredictResponse."""
-    answered = _answered(model[0], version, signature)
-    request = predict_pb2.PredictRequest(model_spec=_requested(model, signature))
-    for name, value in inputs.items():
-        request.inputs[name].CopyFrom(to_content_proto(value))
-    response = predict_pb2.PredictResponse(model_spec=answered)
-    for name, value in outputs.items():
-        response.outputs[name].CopyFrom(to_content_proto(value))
-    return _with_metadata(prediction_log_pb2.PredictionLog(
-        predict_log=prediction_log_pb2.PredictLog(request=request, response=response)), answered)
+def predict_arrays(model: tuple[str, int | None, str | None], signature: str, version: int,
+                   inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
+    """A REST predict: its decoded inputs as a PredictRequest, its answer as a PredictResponse. `model` is
+    (name, version, label) as the client asked; `version` the one that answered."""
+    answered = wire.model_spec(model[0], version, None, signature)
+    request = wire.field(wire.REQUEST_SPEC, wire.model_spec(*model, signature)) + wire.tensors(wire.INPUTS, inputs)
+    response = wire.tensors(wire.OUTPUTS, outputs) + wire.field(wire.RESPONSE_SPEC, answered)
+    return wire.log(wire.PREDICT_LOG, request, response), answered
 
 
 def classify_examples(model: tuple, signature: str, version: int, examples: list[bytes],
-                      outputs: dict[str, np.ndarray]) -> prediction_log_pb2.PredictionLog:
+                      outputs: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
     """A REST classify: its examples as a ClassificationRequest, its answer as the Classify API's."""
-    answered = _answered(model[0], version, signature)
-    request = classification_pb2.ClassificationRequest(model_spec=_requested(model, signature))
-    _add_examples(request.input.example_list.examples, examples)
-    response = classification_pb2.ClassificationResponse(model_spec=answered,
-                                                         result=service_lib.classification_result(outputs))
-    return _with_metadata(prediction_log_pb2.PredictionLog(
-        classify_log=prediction_log_pb2.ClassifyLog(request=request, response=response)), answered)
+    return _examples_log(wire.CLASSIFY_LOG, model, signature, version, examples,
+                         service_lib.classification_result(outputs))
 
 
 def regress_examples(model: tuple, signature: str, version: int, examples: list[bytes],
-                     outputs: dict[str, np.ndarray]) -> prediction_log_pb2.PredictionLog:
-    answered = _answered(model[0], version, signature)
-    request = regression_pb2.RegressionRequest(model_spec=_requested(model, signature))
-    _add_examples(request.input.example_list.examples, examples)
-    response = regression_pb2.RegressionResponse(model_spec=answered, result=service_lib.regression_result(outputs))
-    return _with_metadata(prediction_log_pb2.PredictionLog(
-        regress_log=prediction_log_pb2.RegressLog(request=request, response=response)), answered)
+                     outputs: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
+    return _examples_log(wire.REGRESS_LOG, model, signature, version, examples,
+                         service_lib.regression_result(outputs))
 
 
-def _add_examples(into, examples: list[bytes]) -> None:
-    for serialized in examples:
-        into.add().ParseFromString(serialized)
+def _examples_log(kind: int, model: tuple, signature: str, version: int, examples: list[bytes], result):
+    answered = wire.model_spec(model[0], version, None, signature)
+    listed = b"".join(wire.field(wire.EXAMPLES, e) for e in examples)
+    request = wire.field(wire.REQUEST_SPEC, wire.model_spec(*model, signature)) + \
+        wire.field(wire.INPUT, wire.field(wire.EXAMPLE_LIST, listed))
+    response = wire.field(wire.RESULT, result.SerializeToString()) + wire.field(wire.RESPONSE_SPEC, answered)
+    return wire.log(kind, request, response), answered
 
 
-def predict_protos(request: predict_pb2.PredictRequest, response: predict_pb2.PredictResponse):
+def predict_protos(request, response) -> tuple[bytes, bytes]:
     """A gRPC predict, logged as it came and as it was answered."""
-    return _with_metadata(prediction_log_pb2.PredictionLog(
-        predict_log=prediction_log_pb2.PredictLog(request=request, response=response)), response.model_spec)
+    return _protos_log(wire.PREDICT_LOG, request, response)
 
 
-def classify_protos(request, response):
-    return _with_metadata(prediction_log_pb2.PredictionLog(
-        classify_log=prediction_log_pb2.ClassifyLog(request=request, response=response)), response.model_spec)
+def classify_protos(request, response) -> tuple[bytes, bytes]:
+    return _protos_log(wire.CLASSIFY_LOG, request, response)
 
 
-def regress_protos(request, response):
-    return _with_metadata(prediction_log_pb2.PredictionLog(
-        regress_log=prediction_log_pb2.RegressLog(request=request, response=response)), response.model_spec)
+def regress_protos(request, response) -> tuple[bytes, bytes]:
+    return _protos_log(wire.REGRESS_LOG, request, response)
+
+
+def _protos_log(kind: int, request, response) -> tuple[bytes, bytes]:
+    return wire.log(kind, request.SerializeToString(), response.SerializeToString()), \
+        response.model_spec.SerializeToString()

@@ -251,32 +251,16 @@ _TYPED = {
 
 def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     """A TensorProto with the typed value fields filled, as TF Serving answers."""
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d)
+                                                   for d in array.shape])
     if array.dtype == object or array.dtype.kind == "S":
-        return _strings_proto(array)
+        return tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=shape,
+                                      string_val=[v.encode() if isinstance(v, str) else bytes(v)
+                                                  for v in array.reshape(-1)])
     dtype, field = _TYPED[array.dtype]
-    proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=_shape_proto(array))
+    proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape)
     getattr(proto, field).extend(array.reshape(-1).tolist())
     return proto
-
-
-def to_content_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """A TensorProto with numbers as raw bytes (`tensor_content`, as `tf.make_tensor_proto` writes them): one
-    copy instead of a Python object per value, for request logs, which readers decode with `tf.make_ndarray`."""
-    if array.dtype == object or array.dtype.kind == "S":
-        return _strings_proto(array)
-    return tensor_pb2.TensorProto(dtype=_TYPED[array.dtype][0], tensor_shape=_shape_proto(array),
-                                  tensor_content=np.ascontiguousarray(array).tobytes())
-
-
-def _shape_proto(array: np.ndarray) -> tensor_shape_pb2.TensorShapeProto:
-    return tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d)
-                                                  for d in array.shape])
-
-
-def _strings_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-    return tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=_shape_proto(array),
-                                  string_val=[v.encode() if isinstance(v, str) else bytes(v)
-                                              for v in array.reshape(-1)])
 
 
 # The typed field a request's TensorProto carries each dtype's values in, when it has no tensor_content.
