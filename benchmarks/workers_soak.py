@@ -58,7 +58,10 @@ def examples(folder: Path) -> str:
 
 
 def run_tfpipe(args: list[str]) -> None:
-    subprocess.run([TFPIPE, *args], check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    """A preparation step, quiet unless it fails."""
+    done = subprocess.run([TFPIPE, *args], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode:
+        raise SystemExit(f"tfpipe {' '.join(args)} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
 
 
 def start_busy(count: int, seconds: float) -> list[subprocess.Popen]:

@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass
 
 STOP_GRACE_SECONDS = 10
-RESTARTS = 3
+RESTARTS = 3  # of the whole group, after crashes, in one run
 # Signals a process raises on itself when its native code faults; others come from someone stopping it.
 CRASH_SIGNALS = frozenset({signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL})
 
