@@ -51,18 +51,12 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
         server = None if docker else stack.enter_context(forkserver.Server(STEP_MODULES))
         from kfp import local
 
-        from components.common import fingerprint
-        from pipelines import summary, training
-
         root = Path(cfg.runs_root).resolve()
         root.mkdir(parents=True, exist_ok=True)
         name = f"tfpipe-{cfg.name}-{step}" if step else f"tfpipe-{cfg.name}"
         if docker:
             cfg = absolute_paths(cfg)
-        if step:
-            pipeline, arguments = training.build_step(cfg, step, summary.outputs_of(Path(after).resolve())), {}
-        else:
-            pipeline, arguments = training.build(cfg), {"source_fingerprint": fingerprint.of_source(cfg.ingest.source)}
+        pipeline, arguments = _pipeline(cfg, step, after)
         runner = _docker_runner(cfg) if docker else local.SubprocessRunner(use_venv=False)
         local.init(runner=runner, pipeline_root=str(root), enable_caching=cfg.pipeline.cache,
                    cache_root=str(root / ".kfp_cache"), raise_on_error=True)
@@ -86,6 +80,16 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
     [run_dir] = _runs(root, name) - before
     _keep_log(output, log_path, {run_dir})
     return run_dir
+
+
+def _pipeline(cfg: RunConfig, step: str, after: str) -> tuple:
+    """The pipeline function to run, and its arguments."""
+    from components.common import fingerprint
+    from pipelines import summary, training
+
+    if step:
+        return training.build_step(cfg, step, summary.outputs_of(Path(after).resolve())), {}
+    return training.build(cfg), {"source_fingerprint": fingerprint.of_source(cfg.ingest.source)}
 
 
 @contextlib.contextmanager
