@@ -5,7 +5,7 @@ import is inside the function, and the image (or, locally, the project's
 venv) provides `components` and kfp (`install_kfp_package=False`). Every op
 takes the run config as JSON: ingest and train only their own sections (so
 that their cache keys change only when their settings do), the later steps
-the whole config (they need the export base and the blessing record).
+the whole config (they need the export base, whose registry names the baseline).
 What a step did goes into its output artifact's metadata as the step's record
 (pipelines.records), which the run summary reads back.
 
