@@ -62,6 +62,38 @@ def add_step_commands(commands) -> None:
                         help="the evaluate step's output folder, whose verdict and metrics the registry records")
     export.set_defaults(handler=export_command)
 
+    validate = commands.add_parser("validate", help="new examples' statistics against a baseline's -> anomalies, "
+                                                    "drift, report; exit 1 when the gate fails")
+    add_config_arguments(validate)
+    validate.add_argument("--examples", required=True, help="the new data: an ingest step's output folder")
+    validate.add_argument("--baseline", help="the last good data's ingest output folder (default: the examples the "
+                                             "registry's production model was trained on; none: a first run, "
+                                             "which passes)")
+    validate.add_argument("--home", help="the model's serving folder whose registry names the baseline "
+                                         "(default: <export base>/<model name>)")
+    validate.add_argument("--out", required=True, help="output folder (replaced whole on success)")
+    validate.set_defaults(handler=validate_command)
+
+    models = commands.add_parser("models", help="the model registry: versions, aliases, promotion, rollback")
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    listing = models_commands.add_parser("list", help="every version with its aliases, blessing, key metrics")
+    listing.add_argument("--base", required=True, help="the model's folder of versions, <base>/<name>")
+    listing.add_argument("--json", action="store_true", help="print the registry's record instead of a table")
+    listing.set_defaults(handler=models_list_command)
+    promote = models_commands.add_parser("promote", help="point an alias at a version; a server following the "
+                                                         "registry's labels file serves it without a restart")
+    add_config_arguments(promote)  # --set deploy.target=vertex (+ project, storage_uri) moves the alias on Vertex
+    promote.add_argument("--base", required=True, help="the model's folder of versions, <base>/<name>")
+    promote.add_argument("--version", type=int, required=True, help="a registered version")
+    promote.add_argument("--alias", default="production", help="default: production")
+    promote.add_argument("--force", action="store_true", help="promote to production a version that is not blessed")
+    promote.set_defaults(handler=models_promote_command)
+    rollback = models_commands.add_parser("rollback", help="point an alias back at its previous version")
+    add_config_arguments(rollback)
+    rollback.add_argument("--base", required=True, help="the model's folder of versions, <base>/<name>")
+    rollback.add_argument("--alias", default="production", help="default: production")
+    rollback.set_defaults(handler=models_rollback_command)
+
     whatif = commands.add_parser("whatif", help="What-If analysis of a trained model")
     whatif_commands = whatif.add_subparsers(dest="whatif_command", required=True)
     whatif_report = whatif_commands.add_parser("report", help="model + test split -> report.html, whatif.json")
@@ -86,6 +118,21 @@ def add_step_commands(commands) -> None:
     serve.add_argument("--rest-port", type=int, help="REST port (default 8501; 0 picks a free one)")
     serve.add_argument("--grpc-port", type=int, help="gRPC port (default 8500; 0 picks a free one)")
     serve.add_argument("--enable-batching", action="store_true", help="merge concurrent requests into batches")
+    serve.add_argument("--allow-non-finite", action="store_true",
+                       help="accept NaN, Infinity and floats past float32 in requests (serve.allow_non_finite)")
+    serve.add_argument("--log-sampling-rate", type=float,
+                       help="log this fraction of requests as PredictionLogs (serve.logging.sampling_rate)")
+    serve.add_argument("--log-dir", help="folder of the request log files (serve.logging.dir)")
+
+    monitor = commands.add_parser("monitor", help="request logs + training examples -> skew, drift, report; "
+                                                  "exit 1 when a threshold is crossed")
+    add_config_arguments(monitor)
+    monitor.add_argument("--logs", required=True, help="the server's request log folder (serve.logging.dir)")
+    monitor.add_argument("--examples", required=True, help="the training data: an ingest step's output folder")
+    monitor.add_argument("--out", required=True, help="output folder for findings.json, report.html, windows/")
+    monitor.add_argument("--window-seconds", type=int, help="window length (default: monitor.window_seconds)")
+    monitor.add_argument("--since", type=int, default=0, help="only requests logged from this time (epoch seconds)")
+    monitor.set_defaults(handler=monitor_command)
     serve.set_defaults(handler=serve_command)
 
     data = commands.add_parser("example-data", help="write the bundled example data sets (digits PNGs, penguins CSV)")
@@ -145,7 +192,53 @@ def evaluate_command(args: argparse.Namespace) -> int:
     cfg.write(args.out)
     from components.evaluate.metrics import headline
 
-    print(f"{'BLESSED' if result.blessed else 'NOT blessed'}: {headline(result.metrics)} -> {args.out}")
+    print(f"{result.verdict.upper() if result.verdict != 'not blessed' else 'NOT blessed'}: "
+          f"{headline(result.metrics)} -> {args.out}")
+    return 0
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    cfg = config_lib.load_section(args.config, args.overrides, "validation")
+    from components import validate
+    from components.common.registry import Registry
+
+    baseline = args.baseline
+    if baseline is None:
+        production = Registry(args.home or cfg.model_home).baseline()
+        baseline = production.examples if production is not None else None
+    result = validate.run(cfg.validation, args.examples, baseline or None, args.out)
+    cfg.write(args.out)
+    print(f"{result.anomalies.headline()} -> {args.out}/report.html")
+    return 0 if result.validated else 1
+
+
+def models_list_command(args: argparse.Namespace) -> int:
+    import json
+
+    from components.common import registry
+
+    print(json.dumps(registry.Registry(args.base).read().to_json(), indent=2) if args.json
+          else registry.list_models(args.base))
+    return 0
+
+
+def _vertex_deploy(args: argparse.Namespace):
+    """The deploy section when it names Vertex: promotions then move the alias in Vertex Model Registry too."""
+    cfg = config_lib.load_section(args.config, args.overrides, "deploy")
+    return cfg.deploy if cfg.deploy.target == "vertex" else None
+
+
+def models_promote_command(args: argparse.Namespace) -> int:
+    from components.common import registry
+
+    print(registry.promote_model(args.base, args.version, args.alias, args.force, vertex=_vertex_deploy(args)))
+    return 0
+
+
+def models_rollback_command(args: argparse.Namespace) -> int:
+    from components.common import registry
+
+    print(registry.rollback_model(args.base, args.alias, vertex=_vertex_deploy(args)))
     return 0
 
 
@@ -162,7 +255,7 @@ def whatif_report_command(args: argparse.Namespace) -> int:
     cfg = config_lib.load_section(args.config, args.overrides, "whatif")
     from components import whatif
 
-    result = whatif.run(cfg.whatif, args.model, args.examples, args.out)
+    result = whatif.run(cfg.whatif, args.model, args.examples, args.out, cfg.evaluate)
     print(f"What-If report on {result.document.count:,} test examples -> {args.out}/report.html")
     return 0
 
@@ -188,16 +281,29 @@ def wait_for_interrupt() -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     flags = {"model_base": args.model_base, "model_name": args.model_name, "host": args.host,
-             "rest_port": args.rest_port, "grpc_port": args.grpc_port}
+             "rest_port": args.rest_port, "grpc_port": args.grpc_port,
+             "logging.sampling_rate": args.log_sampling_rate, "logging.dir": args.log_dir}
     overrides = [f"serve.{k}={v}" for k, v in flags.items() if v is not None]
     if args.enable_batching:
         overrides.append("serve.batching.enabled=true")
+    if args.allow_non_finite:
+        overrides.append("serve.allow_non_finite=true")
     cfg = config_lib.load_section(args.config, [*args.overrides, *overrides], "serve")
     from components.serve.server import ModelServer
 
     serve_cfg = cfg.serve if cfg.serve.model_base else replace(cfg.serve, model_base=cfg.model_home)
     ModelServer(serve_cfg).serve_forever()
     return 0
+
+
+def monitor_command(args: argparse.Namespace) -> int:
+    cfg = config_lib.load_section(args.config, args.overrides, "monitor")
+    from components import monitor
+
+    result = monitor.run(cfg.monitor, args.logs, args.examples, args.out, window=args.window_seconds,
+                         since=args.since)
+    print(f"{result.findings.headline()} -> {args.out}/report.html")
+    return 1 if result.crossed else 0
 
 
 def example_data_command(args: argparse.Namespace) -> int:

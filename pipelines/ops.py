@@ -133,7 +133,8 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
         classification.log_confusion_matrix(*matrix)
         classification.log_roc_curve(*artifacts.roc_curve(document))
     shutil.copy(f"{evaluation.path}/report.html", report.path)
-    evaluation.metadata.update(EvaluateRecord(time.perf_counter() - started, result.blessed, result.metrics,
+    evaluation.metadata.update(EvaluateRecord(time.perf_counter() - started, result.blessed, result.verdict,
+                                              result.metrics,
                                               headline(result.metrics), examples.path, model.path).to_json())
     return result.blessed
 
@@ -150,7 +151,7 @@ def whatif(config: str, examples: Input[Dataset], model: Input[Model], report: O
 
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
-    whatif.run(cfg.whatif, model.path, examples.path, analysis.path)
+    whatif.run(cfg.whatif, model.path, examples.path, analysis.path, cfg.evaluate)
     shutil.copy(f"{analysis.path}/report.html", report.path)
     analysis.metadata.update(WhatIfRecord(time.perf_counter() - started).to_json())
 
@@ -185,7 +186,8 @@ def serve(config: str, examples: Input[Dataset], version: int, deployment: Outpu
 
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
-    deployed = step.run(cfg.deploy, cfg.model_home, version, examples.path, deployment.path)
+    deployed = step.run(cfg.deploy, cfg.model_home, version, examples.path, deployment.path,
+                        request_logging=cfg.serve.logging, promote=cfg.serve.promote)
     deployment.metadata.update(ServeRecord(time.perf_counter() - started, deployed.deployed).to_json())
     return deployed.deployed
 

@@ -85,6 +85,7 @@ class EvaluateRecord(StepRecord):
     ARTIFACT: ClassVar[str] = "evaluation"
 
     blessed: bool
+    verdict: str  # blessed, not blessed, or unchecked (no thresholds configured: nothing was checked)
     metrics: dict[str, float]  # on the test split; `count` is its number of examples
     headline: str  # the few metrics people look at first, as evaluate words them
     # The folders evaluated: where a cached ingest or train step's outputs really are.

@@ -67,14 +67,16 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
         out.append(f"  rows      {ingested.rows:,} ({splits}), {ingested.rejected:,} rejected")
     if evaluated:
         out.append(f"  test      {evaluated.headline} ({int(evaluated.metrics['count']):,} examples)")
-        out.append(f"  blessed   {'yes' if evaluated.blessed else 'NO'} ({evaluation / 'blessing.json'})")
+        verdict = {"blessed": "yes", "unchecked": "UNCHECKED (no evaluate.thresholds: nothing was checked)"}
+        out.append(f"  blessed   {verdict.get(evaluated.verdict, 'NO')} ({evaluation / 'blessing.json'})")
         reports = [examples / "stats.html", evaluation / "report.html", run_dir / "whatif" / "analysis" / "report.html"]
         out.append(f"  reports   {', '.join(str(r) for r in reports if r.exists())}")
     out.append(f"  model     {model / 'model.keras'}")
     if exported:
         out.append(f"  serving   {exported.path} (version {exported.version})")
     elif evaluated and not alone:
-        out.append("  serving   not exported: the model was not blessed")
+        out.append("  serving   not exported: " + ("nothing was checked (no evaluate.thresholds)"
+                                                  if evaluated.verdict == "unchecked" else "the model was not blessed"))
     if ServeRecord.TASK in ran:
         deployed = Deployment.from_json((run_dir / "serve" / "deployment" / "deploy.json").read_text())
         out.append(f"  deployed  {_deployment(deployed)}")

@@ -100,7 +100,8 @@ class IngestConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: expected an integer >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.max_rejected_fraction <= 1.0:
-            raise ConfigError(f"{where}.max_rejected_fraction: expected a fraction in [0, 1], got {self.max_rejected_fraction}")
+            raise ConfigError(f"{where}.max_rejected_fraction: expected a fraction in [0, 1], "
+                              f"got {self.max_rejected_fraction}")
         if self.image.size and len(self.image.size) != 2:
             raise ConfigError(f"{where}.image.size: expected [height, width], got {list(self.image.size)}")
         if len(self.csv.delimiter) != 1:
@@ -317,6 +318,8 @@ class ServeConfig:
     # accept NaN, Infinity and floats past float32 in requests, and answer NaN / Infinity (TF Serving's JSON)
     allow_non_finite: bool = False
     logging: RequestLogConfig = RequestLogConfig()
+    # after the pipeline's infra check a deployed version becomes the registry's `candidate`; auto: `production` too
+    promote: Literal["manual", "auto"] = "manual"
 
     def validate(self, where: str = "serve") -> None:
         self.logging.validate(f"{where}.logging")

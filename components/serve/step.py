@@ -11,6 +11,7 @@ from pathlib import Path
 
 from components.common import io
 from components.common.config import DeployConfig, RequestLogConfig
+from components.common.registry import CANDIDATE, PRODUCTION, Registry
 from components.serve import deploy, infra
 from components.serve.deployment import Deployment
 
@@ -18,8 +19,13 @@ log = logging.getLogger("tfpipe.serve")
 
 
 def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str,
-        request_logging: RequestLogConfig = deploy.NO_LOGGING) -> Deployment:
-    """`request_logging` (serve.logging) says whether a cluster deployment logs its requests, and where."""
+        request_logging: RequestLogConfig = deploy.NO_LOGGING, promote: str = "manual") -> Deployment:
+    """`request_logging` (serve.logging) says whether a cluster deployment logs its requests, and where.
+
+    A version that passes the infra check and deploys becomes the registry's `candidate`; with
+    `promote == "auto"` (serve.promote) also its `production`, which a server following the registry's
+    labels file then serves without a restart. A version that fails stays where it was: nothing moves.
+    """
     cfg.validate()
     request_logging.validate()
     name = Path(home).name
@@ -37,6 +43,11 @@ def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str,
         record = deploy.kserve(cfg, name, out, request_logging=request_logging)
     else:
         record = deploy.vertex(cfg, name, version, request_logging)
+    registry = Registry(home)
+    registry.promote(version, CANDIDATE)
+    if promote == "auto":
+        registry.promote(version, PRODUCTION)
     io.write_text(f"{out}/deploy.json", record.to_json())
-    log.info("serve: version %d of %s deployed: %s", version, name, record)
+    log.info("serve: version %d of %s deployed (%s): %s", version, name,
+             "candidate and production" if promote == "auto" else "candidate", record)
     return record

@@ -50,11 +50,8 @@ class WhatIfResult:
     document: WhatIfDocument
 
 
-def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str,
-        evaluate: EvaluateConfig | None = None) -> WhatIfResult:
-    """`evaluate` is the run's evaluate section: its slices and numeric bins group the examples as evaluate's do
-    (None: evaluate's defaults, for callers that do not pass the section yet)."""
-    evaluate = evaluate or EvaluateConfig()
+def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str, evaluate: EvaluateConfig) -> WhatIfResult:
+    """`evaluate` is the run's evaluate section: its slices and numeric bins group the examples as evaluate's do."""
     cfg.validate()
     evaluate.validate()
     schema = Schema.read(examples)

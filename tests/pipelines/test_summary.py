@@ -28,7 +28,8 @@ def test_a_blessed_run(tmp_path):
     run = tmp_path / "tfpipe-digits-2026"
     for record in (IngestRecord(1.0, 1797, 3, {"train": 1431, "eval": 180, "test": 186}),
                    TrainRecord(6.0, {"loss": 0.1}),
-                   EvaluateRecord(2.0, True, {"accuracy": 0.98, "count": 186}, "accuracy 0.9800", "/e", "/m"),
+                   EvaluateRecord(2.0, True, "blessed", {"accuracy": 0.98, "count": 186}, "accuracy 0.9800", "/e",
+                                  "/m"),
                    WhatIfRecord(1.0), ExportRecord(1.0, "/serving/digits/1", 1, ("serving_default",)),
                    ServeRecord(1.0, True)):
         leave(run, record)
@@ -46,7 +47,8 @@ def test_a_blessed_run(tmp_path):
 
 
 def test_a_run_whose_ingest_and_train_were_cached_and_not_blessed(tmp_path):
-    leave(tmp_path, EvaluateRecord(2.0, False, {"accuracy": 0.5, "count": 10}, "accuracy 0.5000", "/old/e", "/old/m"))
+    leave(tmp_path, EvaluateRecord(2.0, False, "not blessed", {"accuracy": 0.5, "count": 10}, "accuracy 0.5000",
+                                   "/old/e", "/old/m"))
     lines = "\n".join(summary.lines(tmp_path))
     assert "ingest    cached" in lines and "train     cached" in lines and "blessed   NO" in lines
     assert "serving   not exported: the model was not blessed" in lines and "/old/m/model.keras" in lines

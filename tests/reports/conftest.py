@@ -80,7 +80,7 @@ def reports(tmp_path_factory, people_model, people_examples, noise_model, noise_
         evaluate.run(EvaluateConfig(), model, examples, str(out / "evaluate"), str(out / "serving"))
         whatif.run(WhatIfConfig(fairness_feature="city" if name == "people" else "", saliency_examples=2,
                                 counterfactuals=4, ice_examples=5, grid_points=5),
-                   model, examples, str(out / "whatif"))
+                   model, examples, str(out / "whatif"), EvaluateConfig())
     return {name: {step: root / name / step / "report.html" for step in ("evaluate", "whatif")}
             for name in ("people", "noise")}
 

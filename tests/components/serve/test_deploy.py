@@ -11,6 +11,7 @@ from kubernetes import client as kube
 
 from components.common.config import ConfigError, DeployConfig, RequestLogConfig
 from components.common.errors import TfpipeError
+from components.common.registry import Registry
 from components.serve import deploy, infra, step
 from components.serve.client import RestClient
 from components.serve.deployment import Deployment
@@ -22,9 +23,10 @@ from tests.conftest import http_server
 def test_infra_check_passes_and_local_deploy_reaches_a_running_server(tmp_path, penguins_home, penguins_examples):
     served = tmp_path / "served"
     (served / "penguins").mkdir(parents=True)
+    home = shutil.copytree(penguins_home, tmp_path / "home" / "penguins")  # the registry's aliases move
     with running(config(served / "penguins")) as server:
-        record = step.run(DeployConfig(local_base=str(served)), str(penguins_home), 1, penguins_examples,
-                          str(tmp_path / "out"))
+        record = step.run(DeployConfig(local_base=str(served)), str(home), 1, penguins_examples,
+                          str(tmp_path / "out"), promote="auto")
         assert record == Deployment(True, "local", path=str(served / "penguins" / "1"),
                                     serve=f"tfpipe serve --model-base {served / 'penguins'}")
         assert Deployment.from_json((tmp_path / "out" / "deploy.json").read_text()) == record
@@ -36,6 +38,7 @@ def test_infra_check_passes_and_local_deploy_reaches_a_running_server(tmp_path, 
         while not server.manager.ready and time.monotonic() < deadline:
             time.sleep(0.1)
         assert RestClient(server.rest_url, "penguins").status()["model_version_status"][0]["version"] == "1"
+    assert Registry(str(home)).labels() == {"candidate": 1, "production": 1}
 
 
 def test_a_version_that_answers_differently_is_not_deployed(tmp_path, penguins_home, penguins_examples, monkeypatch):
@@ -45,6 +48,7 @@ def test_a_version_that_answers_differently_is_not_deployed(tmp_path, penguins_h
     assert not record.deployed and "infra check failed: rest predict canary 0: max difference" in record.reason
     assert Deployment.from_json((tmp_path / "out" / "deploy.json").read_text()) == record
     assert not (tmp_path / "served").exists()
+    assert "candidate" not in Registry(str(penguins_home)).labels(), "a version that failed its check was promoted"
 
 
 def test_a_version_that_does_not_load_is_not_deployed(tmp_path, penguins_home, penguins_examples):

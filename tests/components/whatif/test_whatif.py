@@ -78,7 +78,7 @@ def test_thresholds_and_fairness_on_a_binary_label(tmp_path, tmp_path_factory):
            str(tmp_path / "examples"))
     model = trained(tmp_path_factory, str(tmp_path / "examples"), "functional", 4)
     document = run(WhatIfConfig(fairness_feature="city", cost_ratio=3.0), model, str(tmp_path / "examples"),
-                   str(tmp_path / "w")).document
+                   str(tmp_path / "w"), EvaluateConfig()).document
     t = document.thresholds
     costs = {round(r.threshold, 2): r.cost for r in t.curve}
     assert t.best.cost == min(costs.values()) <= costs[0.5]
@@ -89,7 +89,8 @@ def test_thresholds_and_fairness_on_a_binary_label(tmp_path, tmp_path_factory):
 
 
 def test_image_model_report(tmp_path, digits_model, digits_examples):
-    document = run(WhatIfConfig(saliency_examples=3), digits_model, digits_examples, str(tmp_path / "w")).document
+    document = run(WhatIfConfig(saliency_examples=3), digits_model, digits_examples, str(tmp_path / "w"),
+                   EvaluateConfig()).document
     assert len(document.per_class) == 10 and document.partial_dependence == ()
     assert "reads only images (image)" in document.why_empty.partial_dependence
     assert 1 <= len(document.images) <= 3
