@@ -152,21 +152,19 @@ def ingest_command(args: argparse.Namespace) -> int:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    cfg = config_lib.load_section(args.config, args.overrides, "train")
-    workers = args.workers or cfg.runtime.workers
-    if workers > 1 and not os.environ.get("TF_CONFIG"):
-        from components.train import launcher
+    """The pipeline's own launch (components.train.launcher.train): `--workers N` only sets runtime.workers."""
+    workers = [f"runtime.workers={args.workers}"] if args.workers else []
+    cfg = config_lib.load_section(args.config, [*args.overrides, *workers], "train")
+    cfg.runtime.validate()
+    from components.train import launcher
+    from components.train.errors import WorkersFailed
 
-        command = launcher.worker_command(args.examples, args.out, args.config, args.overrides)
-        return launcher.launch(command, workers)
-    from components import train
-    from components.train import strategy
-
-    result = train.run(cfg.train, args.examples, args.out)
-    if strategy.is_chief():
-        cfg.write(args.out)
-    print(f"{result.epochs} epochs in {result.seconds:.1f}s; eval "
-          f"{', '.join(f'{k} {v:.4f}' for k, v in result.metrics.items())} -> {args.out}")
+    try:
+        metrics = launcher.train(cfg, args.examples, args.out)
+    except WorkersFailed as e:  # exits as the failed worker did, as a shell would report it
+        print(f"error: {e}", file=sys.stderr)
+        return e.status
+    print(f"eval {', '.join(f'{k} {v:.4f}' for k, v in metrics.items())} -> {args.out}")
     return 0
 
 

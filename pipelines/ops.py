@@ -43,6 +43,28 @@ def ingest(config: str, source_fingerprint: str, examples: Output[Dataset], stat
     return result.rows
 
 
+def validate(config: str, examples: Input[Dataset], anomalies: Output[Artifact], report: Output[HTML]) -> bool:
+    """New examples' schema and statistics against those the registry's production model was trained on;
+    returns the gate. A first run (no production model yet) passes and says so."""
+    import shutil
+    import time
+
+    from components import validate
+    from components.common.config import RunConfig
+    from components.common.registry import Registry
+    from pipelines.records import ValidateRecord
+
+    cfg = RunConfig.from_json(config)
+    started = time.perf_counter()
+    production = Registry(cfg.model_home).baseline()
+    baseline = production.examples if production is not None else ""
+    result = validate.run(cfg.validation, examples.path, baseline or None, anomalies.path)
+    shutil.copy(f"{anomalies.path}/report.html", report.path)
+    anomalies.metadata.update(ValidateRecord(time.perf_counter() - started, result.validated,
+                                             result.anomalies.headline(), baseline).to_json())
+    return result.validated
+
+
 def plan_trials(config: str, experiment: Output[Artifact]) -> list[dict]:
     """The tuning trials to run (their ids and values); the HParams experiment goes to `experiment`."""
     from components.common.config import RunConfig
@@ -212,4 +234,4 @@ def make(base_image: str) -> SimpleNamespace:
         return executor.run_through_this(dsl.component(function, base_image=base_image, install_kfp_package=False))
 
     return SimpleNamespace(**{f.__name__: component(f) for f in (
-        ingest, plan_trials, run_trial, pick_best, train, evaluate, whatif, export, serve, summary)})
+        ingest, validate, plan_trials, run_trial, pick_best, train, evaluate, whatif, export, serve, summary)})

@@ -72,6 +72,16 @@ class IngestRecord(StepRecord):
 
 
 @dataclass(frozen=True)
+class ValidateRecord(StepRecord):
+    TASK: ClassVar[str] = "validate"
+    ARTIFACT: ClassVar[str] = "anomalies"
+
+    validated: bool  # the gate: False stops the run before training
+    headline: str  # the failing features and why, as validate words them
+    baseline: str  # the examples validated against ("" on a first run)
+
+
+@dataclass(frozen=True)
 class TrainRecord(StepRecord):
     TASK: ClassVar[str] = "train"
     ARTIFACT: ClassVar[str] = "model"

@@ -18,12 +18,13 @@ from pipelines.records import (
     ServeRecord,
     StepRecord,
     TrainRecord,
+    ValidateRecord,
     WhatIfRecord,
     returned,
 )
 
-STEPS: tuple[type[StepRecord], ...] = (IngestRecord, TrainRecord, EvaluateRecord, WhatIfRecord, ExportRecord,
-                                       ServeRecord)
+STEPS: tuple[type[StepRecord], ...] = (IngestRecord, ValidateRecord, TrainRecord, EvaluateRecord, WhatIfRecord,
+                                       ExportRecord, ServeRecord)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,13 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
     if ingested:
         splits = ", ".join(f"{split} {rows:,}" for split, rows in ingested.splits.items())
         out.append(f"  rows      {ingested.rows:,} ({splits}), {ingested.rejected:,} rejected")
+    validated = ran.get(ValidateRecord.TASK)
+    if validated:
+        against = f"against {validated.baseline}" if validated.baseline else "first run: nothing to compare with"
+        out.append(f"  data      {'valid' if validated.validated else 'NOT valid'}: {validated.headline} ({against})")
+        if not validated.validated:
+            out.append(f"  stopped   before training; the report: "
+                       f"{run_dir / ValidateRecord.TASK / ValidateRecord.ARTIFACT / 'report.html'}")
     if evaluated:
         out.append(f"  test      {evaluated.headline} ({int(evaluated.metrics['count']):,} examples)")
         verdict = {"blessed": "yes", "unchecked": "UNCHECKED (no evaluate.thresholds: nothing was checked)"}

@@ -1,6 +1,8 @@
 """The training pipeline, as one KFP DAG:
 
     1. ingest    source data -> sharded TFRecords, schema, statistics (Dataset, HTML)
+       validate  the new data against what the production model was trained on: anomalies and drift; a
+                 failing gate stops the run here, before training (Artifact, HTML)
        tune      only with `tune.space`: trials in a ParallelFor (`tune.parallel` at once), the best
                  values collected (dsl.Collected) and passed on to train; an HParams experiment
     2. train     examples (+ the best values) -> Keras model, checkpoints, TensorBoard logs (Model)
@@ -24,6 +26,10 @@ from components.common import templates
 from components.common.config import RunConfig
 from pipelines import ops as ops_lib
 from pipelines.summary import RunOutputs
+
+# What train reads of the config: its own settings and the launch's; the data's label (checked against the
+# examples' schema); where the registry is (warm start from the last blessed model).
+TRAIN_SECTIONS = ("train", "runtime", "pipeline", "name", "ingest", "export", "runs_root")
 
 
 def build(cfg: RunConfig, vertex: bool = False):
@@ -49,7 +55,7 @@ def build(cfg: RunConfig, vertex: bool = False):
 
     @dsl.pipeline(name=f"tfpipe-{cfg.name}", description=__doc__.split("\n\n")[0])
     def training(config: str = cfg.to_json(indent=None), ingest_config: str = cfg.sections_json("ingest"),
-                 train_config: str = cfg.sections_json("train", "runtime", "pipeline", "name"),
+                 train_config: str = cfg.sections_json(*TRAIN_SECTIONS),
                  tune_config: str = cfg.sections_json("tune", "train"), source_fingerprint: str = ""):
         summary = ops.summary(config=config).set_caching_options(False)
         with dsl.ExitHandler(summary, name="run"):
@@ -57,25 +63,30 @@ def build(cfg: RunConfig, vertex: bool = False):
             ingested = configure(ops.ingest(config=ingest_config, source_fingerprint=source_fingerprint),
                                  retries=True, pure=not templates.is_templated(cfg.ingest.source))
             examples = ingested.outputs["examples"]
-            hparams = {}
-            if cfg.tune.space:
-                plan = configure(ops.plan_trials(config=tune_config), pure=True)
-                with dsl.ParallelFor(plan.outputs["Output"], parallelism=cfg.tune.parallel, name="trials") as trial:
-                    tried = configure(ops.run_trial(config=tune_config, examples=examples, trial=trial),
-                                      heavy=True, pure=True)
-                hparams = configure(ops.pick_best(config=tune_config, results=dsl.Collected(
-                    tried.outputs["Output"]))).outputs["Output"]
-            trained = train_op(config=train_config, examples=examples, hparams=hparams)
-            configure(trained, heavy=not vertex, pure=True)
-            evaluated = configure(ops.evaluate(config=config, examples=ingested.outputs["examples"],
-                                               model=trained.outputs["model"]))
-            configure(ops.whatif(config=config, examples=examples, model=trained.outputs["model"]))
-            with dsl.If(evaluated.outputs["Output"] == True, name="blessed"):  # noqa: E712 (a KFP condition, not Python)
-                exported = configure(ops.export(config=config, examples=ingested.outputs["examples"],
-                                                model=trained.outputs["model"],
-                                                evaluation=evaluated.outputs["evaluation"]))
-                configure(ops.serve(config=config, examples=ingested.outputs["examples"],
-                                    version=exported.outputs["Output"]), retries=True)
+            # Never cached: the baseline is whatever the registry's production model was trained on now.
+            validated = configure(ops.validate(config=config, examples=examples))
+            with dsl.If(validated.outputs["Output"] == True, name="validated"):  # noqa: E712 (a KFP condition)
+                hparams = {}
+                if cfg.tune.space:
+                    plan = configure(ops.plan_trials(config=tune_config), pure=True)
+                    with dsl.ParallelFor(plan.outputs["Output"], parallelism=cfg.tune.parallel, name="trials") as trial:
+                        tried = configure(ops.run_trial(config=tune_config, examples=examples, trial=trial),
+                                          heavy=True, pure=True)
+                    hparams = configure(ops.pick_best(config=tune_config, results=dsl.Collected(
+                        tried.outputs["Output"]))).outputs["Output"]
+                trained = train_op(config=train_config, examples=examples, hparams=hparams)
+                # Warm-started from the registry's latest blessed model, training is no longer a function of
+                # its config and data alone: never cached then.
+                configure(trained, heavy=not vertex, pure=cfg.train.warm_start != "last_blessed")
+                evaluated = configure(ops.evaluate(config=config, examples=ingested.outputs["examples"],
+                                                   model=trained.outputs["model"]))
+                configure(ops.whatif(config=config, examples=examples, model=trained.outputs["model"]))
+                with dsl.If(evaluated.outputs["Output"] == True, name="blessed"):  # noqa: E712 (a KFP condition, not Python)
+                    exported = configure(ops.export(config=config, examples=ingested.outputs["examples"],
+                                                    model=trained.outputs["model"],
+                                                    evaluation=evaluated.outputs["evaluation"]))
+                    configure(ops.serve(config=config, examples=ingested.outputs["examples"],
+                                        version=exported.outputs["Output"]), retries=True)
 
     return training
 
@@ -96,8 +107,7 @@ def build_step(cfg: RunConfig, step: str, earlier: RunOutputs):
     ops = ops_lib.make(cfg.pipeline.base_image)
 
     @dsl.pipeline(name=f"tfpipe-{cfg.name}-{step}", description=f"the {step} step alone on {earlier.examples}")
-    def one_step(config: str = cfg.to_json(indent=None), train_config: str = cfg.sections_json(
-            "train", "runtime", "pipeline", "name")):
+    def one_step(config: str = cfg.to_json(indent=None), train_config: str = cfg.sections_json(*TRAIN_SECTIONS)):
         data = dsl.importer(artifact_uri=str(earlier.examples), artifact_class=dsl.Dataset, reimport=False).output
         if step == "train":
             ops.train(config=train_config, examples=data, hparams={}).set_caching_options(False)

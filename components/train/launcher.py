@@ -29,7 +29,9 @@ which is the workaround; the restart covers it and any other native fault.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
 import queue
 import signal
@@ -39,6 +41,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+
+log = logging.getLogger("tfpipe.train")
 
 STOP_GRACE_SECONDS = 10
 RESTARTS = 3  # of the whole group, after crashes, in one run
@@ -101,21 +105,39 @@ def train(cfg, examples: str, out: str) -> dict[str, float]:
     in `cfg.runtime.workers` local processes.
     """
     from components.common import io
-    from components.train import TrainError, run, strategy, tfjob
+    from components.train import run, strategy, tfjob
+    from components.train.errors import WorkersFailed
 
+    cfg = resolve_warm_start(cfg)
     if cfg.runtime.launcher == "tfjob" and not os.environ.get("TF_CONFIG"):
         return tfjob.train(cfg, examples, out)
     if cfg.runtime.workers == 1 or os.environ.get("TF_CONFIG"):
-        metrics = run(cfg.train, examples, out).metrics
+        # A config that says where its data comes from also says its label: examples of another are an error.
+        metrics = run(cfg.train, examples, out, label=cfg.ingest.label if cfg.ingest.source else "").metrics
         if strategy.is_chief():
             cfg.write(out)
         return metrics
     io.makedirs(out)
-    cfg.write(out)
+    cfg.write(out)  # what every worker reads: the warm start already resolved, so all start from one model
     code = launch(worker_command(examples, out, f"{out}/config.json", []), cfg.runtime.workers)
     if code:
-        raise TrainError(f"train: a worker failed (exit status {code}); its output is above")
+        raise WorkersFailed(code)
     return io.read_json(f"{out}/metrics.json")
+
+
+def resolve_warm_start(cfg):
+    """`train.warm_start: last_blessed` as the path of that model: the registry's production version, else its
+    newest blessed one; none on a first run, which trains from fresh weights and says so."""
+    if cfg.train.warm_start != "last_blessed":
+        return cfg
+    from components.common.registry import Registry
+
+    baseline = Registry(cfg.model_home).baseline()
+    if baseline is None:
+        log.info("train: train.warm_start=last_blessed, but %s has no blessed model yet: fresh weights",
+                 cfg.model_home)
+    source = baseline.model if baseline is not None else "none"
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, warm_start=source))
 
 
 def launch(command: list[str], workers: int, restarts: int = RESTARTS) -> int:

@@ -27,13 +27,18 @@ def test_compiled_pipeline(tmp_path):
     assert {e["container"]["image"] for e in executors.values()} == {"registry.example/tfpipe:1.0"}
     assert "pip install" not in json.dumps(executors)  # kfp comes with the image
     dag = ir["components"]["comp-exit-handler-1"]["dag"]["tasks"]
-    assert set(dag) == {"ingest", "train", "evaluate", "whatif", "condition-2"}
-    assert dag["ingest"]["cachingOptions"]["enableCache"] and dag["train"]["cachingOptions"]["enableCache"]
-    assert not dag["evaluate"]["cachingOptions"].get("enableCache", False)
-    assert dag["ingest"]["retryPolicy"]["maxRetryCount"] == 2
+    assert set(dag) == {"ingest", "validate", "condition-2"}
+    assert dag["ingest"]["cachingOptions"]["enableCache"] and dag["ingest"]["retryPolicy"]["maxRetryCount"] == 2
+    assert not dag["validate"]["cachingOptions"].get("enableCache", False)
     assert dag["condition-2"]["triggerPolicy"]["condition"] == \
+        "inputs.parameter_values['pipelinechannel--validate-Output'] == true"
+    validated = ir["components"]["comp-condition-2"]["dag"]["tasks"]
+    assert set(validated) == {"train", "evaluate", "whatif", "condition-3"}
+    assert validated["train"]["cachingOptions"]["enableCache"]
+    assert not validated["evaluate"]["cachingOptions"].get("enableCache", False)
+    assert validated["condition-3"]["triggerPolicy"]["condition"] == \
         "inputs.parameter_values['pipelinechannel--evaluate-Output'] == true"
-    blessed = ir["components"]["comp-condition-2"]["dag"]["tasks"]
+    blessed = ir["components"]["comp-condition-3"]["dag"]["tasks"]
     assert set(blessed) == {"export", "serve"}
     root = ir["root"]["dag"]["tasks"]
     assert root["summary"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
