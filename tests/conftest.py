@@ -32,7 +32,8 @@ def people_rows(n: int = 500, seed: int = 0) -> tuple[list[str], list[list]]:
     header = ["id", "age", "income", "city", "label"]
     cities = ["Paris", "Oslo", "Lima", "Austin, TX"]
     rows = [
-        [i, int(rng.integers(18, 90)), round(float(rng.normal(50_000, 9_000)), 2), cities[i % 4], int(rng.integers(0, 2))]
+        [i, int(rng.integers(18, 90)), round(float(rng.normal(50_000, 9_000)), 2), cities[i % 4],
+         int(rng.integers(0, 2))]
         for i in range(n)
     ]
     return header, rows

@@ -31,7 +31,8 @@ CACHE_LIMIT_BYTES = 2 << 30
 def files_of(examples: str, split: str) -> list[str]:
     files = sorted(tf.io.gfile.glob(f"{examples}/{split}/*.tfrecord.gz"))
     if not files:
-        raise ExamplesError(f"{examples}/{split}: no TFRecord shards; expected {split}/data-*-of-*.tfrecord.gz from ingest")
+        raise ExamplesError(f"{examples}/{split}: no TFRecord shards; expected {split}/data-*-of-*.tfrecord.gz "
+                            "from ingest")
     return files
 
 

@@ -127,7 +127,8 @@ def test_image_shape_other_than_the_schema(tmp_path, digits_examples):
 
 def test_feature_kind_other_than_the_schema(tmp_path, penguins_examples):
     examples = edited(penguins_examples, tmp_path, lambda f: f["bill_length_mm"].update(type="int"))
-    with pytest.raises(ExamplesError, match="'bill_length_mm' holds 1 value.s. of float_list; the schema expects one int"):
+    with pytest.raises(ExamplesError,
+                       match="'bill_length_mm' holds 1 value.s. of float_list; the schema expects one int"):
         run(TrainConfig(), examples, str(tmp_path / "out"))
 
 
