@@ -98,21 +98,37 @@ def cluster_command(args: argparse.Namespace) -> int:
 
 
 def tensorboard_command(args: argparse.Namespace) -> int:
-    """Serves TensorBoard (the profile plugin included) on a run's logs until interrupted."""
+    """Serves TensorBoard (the profile plugin included) until interrupted: on a run folder, every log the run
+    wrote, each step's as runs of its own (train/..., evaluate/..., tune/...); on any other folder, its logs."""
     from tensorboard import program
 
     path = Path(args.path)
-    logdir = next((p for p in (path / "train" / "model" / "logs", path / "train" / "logs", path / "logs")
-                   if p.is_dir()), path)
-    if not logdir.is_dir():
+    if not path.is_dir():
         from components.common.errors import TfpipeError
 
         raise TfpipeError(f"{path}: no such folder; expected a run folder (runs/<name>-<time>) or a logs folder")
+    logs = run_logs(path)
+    spec = ",".join(f"{name}:{folder}" for name, folder in logs.items()) if logs else str(path / "logs")
+    if not logs and not (path / "logs").is_dir():
+        spec = str(path)
     logging.getLogger("tensorboard").setLevel(logging.WARNING)  # else its data server logs every load cycle
     board = program.TensorBoard()
-    board.configure(argv=[None, "--logdir", str(logdir), "--host", args.host, "--port", str(args.port)])
-    print(f"TensorBoard on {logdir}: {board.launch()}  (Ctrl-C stops it)", flush=True)
+    board.configure(argv=[None, "--logdir_spec", spec, "--host", args.host, "--port", str(args.port)])
+    print(f"TensorBoard on {', '.join(logs) or spec}: {board.launch()}  (Ctrl-C stops it)", flush=True)
     return steps.wait_for_interrupt()
+
+
+def run_logs(run_dir: Path) -> dict[str, Path]:
+    """A run folder's TensorBoard logs by step, following a cached train step to the run where it ran."""
+    from pipelines import summary
+
+    if not (run_dir / "config.json").exists():
+        return {}
+    outputs = summary.outputs_of(run_dir)
+    found = {"train": outputs.model / "logs", "evaluate": outputs.evaluation / "logs",
+             "tune": run_dir / "plan-trials" / "experiment"}  # the HParams experiment; its sessions are the trials'
+    found |= {f"tune/{trial.parent.parent.name}": trial for trial in sorted(run_dir.glob("for-loop-*/run-trial/logs"))}
+    return {name: folder for name, folder in found.items() if folder.is_dir()}
 
 
 def build_parser() -> argparse.ArgumentParser:

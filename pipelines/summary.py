@@ -69,7 +69,7 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
     validated = ran.get(ValidateRecord.TASK)
     if validated:
         against = f"against {validated.baseline}" if validated.baseline else "first run: nothing to compare with"
-        out.append(f"  data      {'valid' if validated.validated else 'NOT valid'}: {validated.headline} ({against})")
+        out.append(f"  data      {validated.headline} ({against})")
         if not validated.validated:
             out.append(f"  stopped   before training; the report: "
                        f"{run_dir / ValidateRecord.TASK / ValidateRecord.ARTIFACT / 'report.html'}")
@@ -79,7 +79,8 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
         out.append(f"  blessed   {verdict.get(evaluated.verdict, 'NO')} ({evaluation / 'blessing.json'})")
         reports = [examples / "stats.html", evaluation / "report.html", run_dir / "whatif" / "analysis" / "report.html"]
         out.append(f"  reports   {', '.join(str(r) for r in reports if r.exists())}")
-    out.append(f"  model     {model / 'model.keras'}")
+    if (model / "model.keras").exists():
+        out.append(f"  model     {model / 'model.keras'}")
     if exported:
         out.append(f"  serving   {exported.path} (version {exported.version})")
     elif evaluated and not alone:
@@ -90,7 +91,7 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
         out.append(f"  deployed  {_deployment(deployed)}")
     if exported:
         out.append(f"  what-if   tfpipe whatif serve --model-base {Path(exported.path).parent} --examples {examples}")
-    out.append(f"  logs      tfpipe tensorboard {model}")
+    out.append(f"  logs      tfpipe tensorboard {run_dir}")
     return out
 
 

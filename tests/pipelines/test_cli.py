@@ -66,8 +66,9 @@ def test_example_data_then_run(tmp_path):
     assert registered.blessed and registered.evaluation.model == str((model / "model.keras").resolve())
     assert json.loads((run_dir / "serve" / "deployment" / "infra_blessing.json").read_text())["blessed"]
     step_commands_on(examples, model, tmp_path)
-    assert f"tfpipe tensorboard {model}" in done.stdout
-    assert_tensorboard_serves(model)
+    assert f"tfpipe tensorboard {run_dir}" in done.stdout
+    assert_tensorboard_serves(run_dir, {"train/train", "train/validation", "evaluate/evaluation"})
+    assert_tensorboard_serves(model / "logs", {"train", "validation"})
 
 
 def step_commands_on(examples, model, tmp_path):
@@ -88,15 +89,15 @@ def step_commands_on(examples, model, tmp_path):
     assert "What-If report on" in done.stdout and (tmp_path / "whatif" / "report.html").exists()
 
 
-def assert_tensorboard_serves(run_dir):
-    board = subprocess.Popen([TFPIPE, "tensorboard", str(run_dir), "--port", "0"], env=ENV, stdout=subprocess.PIPE,
+def assert_tensorboard_serves(path, runs: set[str]):
+    board = subprocess.Popen([TFPIPE, "tensorboard", str(path), "--port", "0"], env=ENV, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True)
     try:
         line = board.stdout.readline()
         url = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
         assert url, line
         with urllib.request.urlopen(url[1] + "data/runs", timeout=30) as response:
-            assert {"train", "validation"} <= set(json.loads(response.read()))
+            assert runs <= set(json.loads(response.read()))
         with urllib.request.urlopen(url[1] + "data/plugins_listing", timeout=30) as response:
             assert {"scalars", "images", "graphs", "histograms", "profile"} <= set(json.loads(response.read()))
     finally:
