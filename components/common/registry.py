@@ -148,7 +148,7 @@ class Lineage:
     """Where a version came from."""
 
     data_span: str = ""  # the source as resolved (a {SPAN} or date filled in)
-    source_fingerprint: str = ""  # the source files' names, sizes and times (ingest.sources.Source.fingerprint)
+    source_fingerprint: str = ""  # the source files' names, sizes and times (components.common.fingerprint)
     run_id: str = ""  # the pipeline run (KFP's job id) or whoever registered it
     config_hash: str = ""  # config_hash(RunConfig.to_json())
     # the ingest output the model was trained on: its statistics are what the next run's data is validated against

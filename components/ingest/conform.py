@@ -43,7 +43,8 @@ class Typed:
     rejected: list[dict]
 
 
-def infer_types(sample: pa.Table, overrides: dict[str, str], image_columns: set[str], tolerance: float) -> dict[str, str]:
+def infer_types(sample: pa.Table, overrides: dict[str, str], image_columns: set[str],
+                tolerance: float) -> dict[str, str]:
     """int, float or string for each column, from the values in `sample`; `overrides` win.
 
     A column is numeric when at most `tolerance` of its values fail to parse as
@@ -120,7 +121,8 @@ def conform(batch: RawBatch, types: dict[str, str], label: str, key: str, drop: 
     rejected = list(batch.rejected)
     if bad.any():
         raw = _raw_rows(table)
-        rejected.extend(rejection(batch.file, int(batch.lines[i]), raw[i], reasons[int(i)]) for i in np.flatnonzero(bad))
+        rejected.extend(rejection(batch.file, int(batch.lines[i]), raw[i], reasons[int(i)])
+                        for i in np.flatnonzero(bad))
         good = pa.array(~bad)
         typed = pa.table(columns).filter(good)
         keys = keys.filter(good)

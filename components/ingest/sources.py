@@ -10,12 +10,11 @@ Typing and validation happen later, the same way for every format
 from __future__ import annotations
 
 import glob
-import hashlib
 import io as stdio
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -62,14 +61,6 @@ class Source:
     # The source as resolved (a {SPAN} or date pattern filled in).
     path: str = ""
 
-    def fingerprint(self) -> str:
-        """A digest of every file's name, size and modification time: it changes when the data does."""
-        g = io.gfile()
-        digest = hashlib.sha256()
-        for path in self.files:
-            stat = g.stat(path)
-            digest.update(f"{path}\0{stat.length}\0{stat.mtime_nsec}\n".encode())
-        return digest.hexdigest()[:16]
 
     def describe(self) -> dict:
         return {"format": self.format, "files": list(self.files) if self.format != "images" else [],
@@ -126,13 +117,15 @@ def _format_of(configured: str, path: str) -> str:
         return configured
     ext = os.path.splitext(path.removesuffix(".gz"))[1].lower()
     if ext not in EXTENSIONS:
-        raise SourceError(f"ingest.source: cannot tell the format of {path}; set ingest.format to csv, parquet or jsonl")
+        raise SourceError(f"ingest.source: cannot tell the format of {path}; set ingest.format to csv, parquet "
+                          "or jsonl")
     return EXTENSIONS[ext]
 
 
 def _image_source(root: str, classes: list[str], cfg: IngestConfig) -> Source:
     if not classes:
-        raise SourceError(f"ingest.source: image folder {root} has no class sub-folders (expected {root}/<class>/<image>)")
+        raise SourceError(f"ingest.source: image folder {root} has no class sub-folders "
+                          f"(expected {root}/<class>/<image>)")
     g = _listing(root)
     files = [
         f"{root}/{cls}/{name}"

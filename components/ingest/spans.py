@@ -15,17 +15,11 @@ import re
 
 from components.common import io
 from components.common.errors import TfpipeError
-
-PARTS = {"{YYYY}": r"(?P<year>\d{4})", "{MM}": r"(?P<month>\d{2})", "{DD}": r"(?P<day>\d{2})",
-         "{SPAN}": r"(?P<span>\d+)"}
+from components.common.templates import PARTS, is_templated
 
 
 class SpanError(TfpipeError):
     """A templated source that matches nothing, or a date that is not there."""
-
-
-def is_templated(source: str) -> bool:
-    return any(part in source for part in PARTS)
 
 
 def resolve(source: str, date: str = "") -> str:

@@ -14,15 +14,16 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
 
 import pyarrow as pa
 
 from components.common import io
 from components.common.config import IngestConfig
 from components.common.errors import TfpipeError
+from components.common.metadata import DataMetadata
 from components.common.progress import Progress
 from components.common.schema import Feature, Schema
 from components.ingest import conform, examples, report, sources, split
@@ -92,6 +93,7 @@ def _ingest(cfg: IngestConfig, source: sources.Source, batches: Iterator[sources
         io.write_json(f"{stage}/stats.json", summary)
         io.write_text(f"{stage}/stats.html", report.render(schema, summary))
         schema.write(stage)
+        DataMetadata.from_ingest(schema, summary["labels"]).write(stage)  # schema.pbtxt, stats.pb: TFDV's formats
     if io.exists(rejected_path):
         io.gfile().remove(rejected_path)
     progress.done(good + bad, f"{good:,} rows written, {bad:,} rejected -> {out}")

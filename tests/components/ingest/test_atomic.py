@@ -22,7 +22,8 @@ def test_killed_ingest_keeps_previous_output(tmp_path):
     big = write_csv(tmp_path / "big.csv", header, rows)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "components", "ingest", "--set", f"ingest.source={big}", "--set", "ingest.batch_rows=4096",
+        [sys.executable, "-m", "components", "ingest", "--set", f"ingest.source={big}",
+         "--set", "ingest.batch_rows=4096",
          "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     stages = []

@@ -117,6 +117,7 @@ def test_parquet_with_strings_in_a_typed_column(tmp_path):
 
     pq.write_table(pa.table({"x": ["1.5", "2.5", "oops", "4"], "label": [0, 1, 0, 1]}), tmp_path / "d.parquet")
     out = tmp_path / "out"
-    result = run(IngestConfig(source=str(tmp_path / "d.parquet"), types={"x": "float"}, max_rejected_fraction=0.5), str(out))
+    result = run(IngestConfig(source=str(tmp_path / "d.parquet"), types={"x": "float"}, max_rejected_fraction=0.5),
+                 str(out))
     assert result.rows == 3
     assert rejected(out)[0]["line"] == 3 and "found 'oops'" in rejected(out)[0]["reason"]

@@ -1,6 +1,5 @@
 """Image folders: class sub-folders of PNG / JPEG files -> PNG bytes of one shape, class-name labels."""
 
-import io
 
 import numpy as np
 import pytest
@@ -67,7 +66,8 @@ def test_unreadable_and_odd_sized_images_are_rejected(tmp_path):
     assert result.rows == 20 and result.rejected == 2
     import json
 
-    reasons = {json.loads(l)["raw"]: json.loads(l)["reason"] for l in (out / "rejected.jsonl").read_text().splitlines()}
+    rows = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
+    reasons = {row["raw"]: row["reason"] for row in rows}
     assert reasons["b/big.png"] == "image is 9x8, expected 8x8 (set ingest.image.size to resize every image)"
     assert reasons["b/broken.png"].startswith("unreadable image")
 

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from components.common.config import CsvOptions, IngestConfig, SplitRatios
+from components.common.metadata import DataMetadata
 from components.common.schema import Schema
 from components.ingest import run
 from tests.conftest import all_rows, people_rows, read_examples, write_csv
@@ -36,12 +37,16 @@ def test_csv_round_trip(tmp_path, people_csv):
         "id": "int", "age": "int", "income": "float", "city": "string", "label": "int"}
     assert sum(schema.splits.values()) == 500
     assert (out / "rejected.jsonl").read_text() == ""
+    tfmd = DataMetadata.read(str(out))  # schema.pbtxt and stats.pb, in the formats TFDV writes
+    assert {f.name for f in tfmd.schema.feature} == {"id", "age", "income", "city", "label"}
+    assert tfmd.statistics.datasets[0].num_examples == 500
     stats = json.loads((out / "stats.json").read_text())
     ages = [r[1] for r in rows]
     assert stats["columns"]["age"]["min"] == min(ages) and stats["columns"]["age"]["max"] == max(ages)
     assert stats["columns"]["age"]["mean"] == pytest.approx(np.mean(ages))
     assert stats["columns"]["age"]["std"] == pytest.approx(np.std(ages))
-    assert dict(map(tuple, stats["columns"]["city"]["top"])) == {"Paris": 125, "Oslo": 125, "Lima": 125, "Austin, TX": 125}
+    assert dict(map(tuple, stats["columns"]["city"]["top"])) == {"Paris": 125, "Oslo": 125, "Lima": 125,
+                                                                 "Austin, TX": 125}
     assert "<svg" in (out / "stats.html").read_text()
 
 
