@@ -79,7 +79,7 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
         out.append(f"  blessed   {verdict.get(evaluated.verdict, 'NO')} ({evaluation / 'blessing.json'})")
         reports = [examples / "stats.html", evaluation / "report.html", run_dir / "whatif" / "analysis" / "report.html"]
         out.append(f"  reports   {', '.join(str(r) for r in reports if r.exists())}")
-    if (model / "model.keras").exists():
+    if evaluated or TrainRecord.TASK in ran:
         out.append(f"  model     {model / 'model.keras'}")
     if exported:
         out.append(f"  serving   {exported.path} (version {exported.version})")

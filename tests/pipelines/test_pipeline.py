@@ -56,7 +56,8 @@ def penguins_cfg(tmp_path):
 def test_unblessed_skips_export_and_serve_and_a_rerun_hits_the_cache(penguins_cfg):
     cfg = penguins_cfg("evaluate.thresholds.accuracy.at_least=1.01")
     first = local.run(cfg)
-    assert {p.name for p in first.iterdir() if p.is_dir()} == {"ingest", "train", "evaluate", "whatif", "summary"}
+    assert {p.name for p in first.iterdir() if p.is_dir()} == {"ingest", "validate", "train", "evaluate", "whatif",
+                                                                "summary"}
     assert (first / "whatif" / "report").read_text().startswith("<!doctype html>")
     lines = "\n".join(summary.lines(first))
     assert "blessed   NO" in lines and "serving   not exported: the model was not blessed" in lines
@@ -92,9 +93,18 @@ def test_a_span_source_is_never_cached(tmp_path):
     cfg = config_lib.load(ROOT / "pipelines/configs/digits.yaml", ["ingest.source=gs://bucket/digits/span-{SPAN}"])
     path = tmp_path / "p.yaml"
     compiler.Compiler().compile(training.build(cfg), str(path))
-    tasks = yaml.safe_load(path.read_text())["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    components = yaml.safe_load(path.read_text())["components"]
+    tasks = components["comp-exit-handler-1"]["dag"]["tasks"]
     assert not tasks["ingest"]["cachingOptions"].get("enableCache", False)
-    assert tasks["train"]["cachingOptions"]["enableCache"]
+    assert components["comp-condition-2"]["dag"]["tasks"]["train"]["cachingOptions"]["enableCache"]
+
+
+def test_a_warm_start_from_the_registry_is_never_cached(tmp_path):
+    cfg = config_lib.load(ROOT / "pipelines/configs/retraining.yaml")
+    path = tmp_path / "p.yaml"
+    compiler.Compiler().compile(training.build(cfg), str(path))
+    train = yaml.safe_load(path.read_text())["components"]["comp-condition-2"]["dag"]["tasks"]["train"]
+    assert not train["cachingOptions"].get("enableCache", False)
 
 
 def test_vertex_trains_as_a_custom_job_of_the_workers(tmp_path):
