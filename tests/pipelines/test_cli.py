@@ -8,6 +8,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from components.common.registry import Registry
 from pipelines.targets.local_log import ANSI
 from tests.conftest import ROOT
@@ -41,6 +43,7 @@ def test_module_entry_point_and_errors(tmp_path, people_csv):
     assert done.returncode == 2 and "nothing.csv does not exist" in done.stderr
 
 
+@pytest.mark.slow
 def test_example_data_then_run(tmp_path):
     done = call(TFPIPE, "example-data", "--out", str(tmp_path / "data"))
     assert done.returncode == 0, done.stderr

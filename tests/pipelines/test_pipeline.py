@@ -53,6 +53,7 @@ def penguins_cfg(tmp_path):
         f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=3", *sets])
 
 
+@pytest.mark.slow
 def test_unblessed_skips_export_and_serve_and_a_rerun_hits_the_cache(penguins_cfg):
     cfg = penguins_cfg("evaluate.thresholds.accuracy.at_least=1.01")
     first = local.run(cfg)
@@ -69,12 +70,14 @@ def test_unblessed_skips_export_and_serve_and_a_rerun_hits_the_cache(penguins_cf
     assert str(first / "train" / "model" / "model.keras") in again
 
 
+@pytest.mark.slow
 def test_a_failing_step_is_named(penguins_cfg):
     with pytest.raises(PipelineError, match=r"step 'train' failed: .*TrainError: train.model.api=sequential takes "
                                             r"exactly one image feature"):
         local.run(penguins_cfg("train.model.api=sequential"))  # the penguins have no image to convolve
 
 
+@pytest.mark.slow
 def test_tuning_in_the_pipeline_feeds_the_best_values_to_train(penguins_cfg):
     cfg = penguins_cfg("train.epochs=2", "deploy.infra_check=false", "tune.metric=loss", "tune.goal=minimize",
                        "tune.space={learning_rate: {values: [0.0001, 0.03]}}", "tune.parallel=2")
@@ -127,6 +130,7 @@ def test_vertex_trains_as_a_custom_job_of_the_workers(tmp_path):
     assert "google-cloud-pipeline-components" in ir["deploymentSpec"]["executors"]["exec-train"]["container"]["image"]
 
 
+@pytest.mark.slow
 def test_one_step_alone_on_an_earlier_run(penguins_cfg):
     cfg = penguins_cfg("deploy.infra_check=false")
     first = local.run(cfg)

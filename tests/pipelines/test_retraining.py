@@ -7,6 +7,8 @@ renamed) stops at validate, naming those features, and production stays on day 2
 
 import json
 
+import pytest
+
 from components.common import config as config_lib
 from components.common.config import ServeConfig
 from components.common.registry import Registry
@@ -18,6 +20,7 @@ from pipelines.targets import local
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow
 def test_three_days_of_retraining(tmp_path):
     data = write_retraining(tmp_path / "data")
     home = tmp_path / "runs" / "serving" / "churn"

@@ -27,7 +27,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 @pytest.fixture(scope="module")  # one Playwright at a time: a module's tests share it, then it closes
 def browser():
     if CHROMIUM is None:
-        pytest.skip("needs chromium (Debian's package; .ci/run installs it)")
+        pytest.fail("needs chromium (Debian's package): run `make host` (tests/setup-host.sh), which installs it")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -7,6 +7,8 @@ import pytest
 
 from components.whatif import page
 
+pytestmark = pytest.mark.browser
+
 MISSING = "(missing)"
 
 

@@ -6,11 +6,14 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from components.common.config import IngestConfig
 from components.ingest import run
 from tests.conftest import ROOT, people_rows, write_csv
 
 
+@pytest.mark.slow
 def test_killed_ingest_keeps_previous_output(tmp_path):
     header, rows = people_rows(300)
     small = write_csv(tmp_path / "small.csv", header, rows)

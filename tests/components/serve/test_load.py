@@ -130,6 +130,7 @@ def test_a_new_version_swaps_in_under_load_with_no_failed_request(tmp_path, peng
         assert 1 not in seen[seen.index(2):], "an answer from the old version came after one from the new"
 
 
+@pytest.mark.slow
 def test_ten_thousand_requests_ten_percent_malformed(bare_penguins_home):
     penguins_home = bare_penguins_home  # a left-out input is malformed only without the schema's defaults
     expected = reference(penguins_home, ROWS)["class_ids"].tolist()

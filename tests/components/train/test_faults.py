@@ -72,6 +72,7 @@ def assert_resumed(out: Path, examples: str, epochs: int, resumed_at: int, log: 
     assert metrics["accuracy"] == pytest.approx(json.loads((out / "metrics.json").read_text())["accuracy"])
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume(tmp_path, digits_examples):
     out, epochs = tmp_path / "out", 10
     sets = [f"train.epochs={epochs}", "train.batch_size=8", "train.model.api=functional"]
@@ -85,6 +86,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, digits_examples):
     assert_resumed(out, digits_examples, epochs, resumed_at, log)
 
 
+@pytest.mark.slow
 def test_two_workers_one_killed_then_resumed(tmp_path, digits_examples):
     """A real MultiWorkerMirroredStrategy run over 127.0.0.1, asked for fit mode."""
     out, epochs = tmp_path / "out", 6

@@ -26,6 +26,7 @@ def test_clip_gradient_by_norm_clips_only_the_gradient():
     assert tape.gradient(loss, x).numpy() == pytest.approx([0.6, 0.8])
 
 
+@pytest.mark.slow
 def test_custom_loop_writes_what_fit_writes(tmp_path, digits_examples):
     outs = {}
     for loop in ("fit", "custom"):

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.components.train.test_faults import assert_resumed, finish, start, wait_for_epoch
 from tests.conftest import ROOT
 
@@ -24,6 +26,7 @@ def no_core_dumps():
         resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
 
 
+@pytest.mark.slow
 def test_sigabrt_mid_epoch_restarts_both_workers_from_the_backup(tmp_path, digits_examples):
     out, epochs = tmp_path / "out", 3
     sets = [f"train.epochs={epochs}", "train.batch_size=32", "train.model.api=functional"]
@@ -42,6 +45,7 @@ def test_sigabrt_mid_epoch_restarts_both_workers_from_the_backup(tmp_path, digit
     assert not list(out.glob(".train-worker-*")), "the restarted worker's temporary outputs were left behind"
 
 
+@pytest.mark.slow
 def test_a_plain_failure_is_not_restarted(tmp_path):
     """Only crashes restart: a worker's error exit (here, examples that do not exist) stops the run at once."""
     out = tmp_path / "out"

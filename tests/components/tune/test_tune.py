@@ -88,6 +88,7 @@ def test_search_with_a_failing_trial_read_back_from_tensorboard(tmp_path, pengui
         assert by_name[t["id"]]["hparams"] == t["params"]
 
 
+@pytest.mark.slow
 def test_parallel_trials_from_the_command_line(tmp_path, penguins_examples):
     done = subprocess.run([str(Path(sys.executable).with_name("tfpipe")), "tune", "--examples", penguins_examples,
                            "--out", str(tmp_path), "--set", "tune.space={learning_rate: {values: [0.003, 0.03]}}",

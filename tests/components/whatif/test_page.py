@@ -4,6 +4,8 @@ import pytest
 
 from components.whatif import page
 
+pytestmark = pytest.mark.browser
+
 
 def test_edit_a_feature_and_see_the_prediction_change(browser, tmp_path, penguins_home, penguins_examples):
     with page.running(str(penguins_home), penguins_examples) as url:
