@@ -186,7 +186,9 @@ def build(cfg: TrainConfig, out: TrainPaths, task: Task, validation_metrics: lis
         out.logs, histogram_freq=tb.histogram_freq, write_graph=tb.write_graph, write_images=tb.write_images,
         write_steps_per_second=True,
         update_freq=int(tb.update_freq) if tb.update_freq.isdigit() else tb.update_freq,
-        profile_batch=tuple(tb.profile_batch) if tb.profile_batch else 0))
+        # The chief alone profiles: the other workers' logs are temporary, and stopping TensorFlow's profiler on
+        # them corrupts the heap now and then (TraceMeRecorder::Consume; tensorflow/tensorboard#3149).
+        profile_batch=tuple(tb.profile_batch) if tb.profile_batch and strategy_lib.is_chief() else 0))
     callbacks.extend(extra)
     # Last, so that an epoch's checkpoint, logs and CSV row are all written before the backup marks it done.
     callbacks.append(BackupAndRestore(out.backup))

@@ -23,8 +23,9 @@ now and then, in `TraceMeRecorder::Consume` merging events that began on one
 thread and ended on another (`free(): invalid size`, `munmap_chunk(): invalid
 pointer` or a segfault; the nearest upstream report is
 https://github.com/tensorflow/tensorboard/issues/3149). It was never seen
-with the chief alone profiling (the other workers' logs are temporary anyway),
-which is the workaround; the restart covers it and any other native fault.
+with the chief alone profiling, so `callbacks.build` profiles on the chief only
+(the other workers' logs are temporary anyway); the restart covers any other
+native fault.
 """
 
 from __future__ import annotations
