@@ -56,6 +56,7 @@ def test_penguins_metrics_slices_report_and_logs(tmp_path, penguins_model, pengu
     assert len(fpr) == len(tpr) == len(thresholds) > 2
 
 
+@pytest.mark.slow
 def test_the_exported_blessed_model_is_the_next_baseline(tmp_path, tmp_path_factory, penguins_model,
                                                         penguins_examples):
     home = str(tmp_path / "serving" / "penguins")

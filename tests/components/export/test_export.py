@@ -96,6 +96,7 @@ def test_image_model_takes_uint8_images(tmp_path, digits_model, digits_examples)
     np.testing.assert_allclose(answer["probabilities"].numpy(), expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_regressor_has_a_regress_signature(tmp_path, tmp_path_factory):
     examples = tmp_path / "examples"
     ingest(IngestConfig(source=str(write_penguins(tmp_path / "p.csv")), label="bill_length_mm"), str(examples))
