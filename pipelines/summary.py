@@ -68,8 +68,8 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
         out.append(f"  rows      {ingested.rows:,} ({splits}), {ingested.rejected:,} rejected")
     validated = ran.get(ValidateRecord.TASK)
     if validated:
-        against = f"against {validated.baseline}" if validated.baseline else "first run: nothing to compare with"
-        out.append(f"  data      {validated.headline} ({against})")
+        against = f" (against {validated.baseline})" if validated.baseline else ""
+        out.append(f"  data      {validated.headline}{against}")
         if not validated.validated:
             out.append(f"  stopped   before training; the report: "
                        f"{run_dir / ValidateRecord.TASK / ValidateRecord.ARTIFACT / 'report.html'}")
