@@ -145,8 +145,9 @@ class ModelManager:
     when its folder changes, no sooner than a backoff that doubles with each
     failure. Nothing is unloaded for a version that failed: with the latest
     policy the server keeps the newest version that loads, so a half-copied
-    or broken newer folder leaves the serving one in place. A version whose
-    folder is removed is unloaded.
+    or broken newer folder leaves the serving one in place; versions the labels
+    file names are served beside it. A version whose folder is removed is
+    unloaded.
     """
 
     def __init__(self, base: str, name: str = "", policy: str = "latest", versions: tuple[int, ...] = (),
@@ -186,12 +187,17 @@ class ModelManager:
         settled = {v for v, f in seen.items() if f and (first or self._seen.get(v) == f)}
         self._seen = seen
         current = dict(self.servables)
+        labels = self._read_labels()
         if self.policy == "latest":
             keep = set()
             for version in reversed(on_disk):
                 if version in current or (version in settled and self._load(version, seen[version], current)):
                     keep = {version}
                     break
+            # A labelled version (the registry's production after a rollback, say) is served beside the newest.
+            for version in sorted(set(labels.values()) & set(on_disk) - keep):
+                if version in current or (version in settled and self._load(version, seen[version], current)):
+                    keep.add(version)
         else:
             for version in on_disk:
                 if version not in current and version in settled:
@@ -204,7 +210,7 @@ class ModelManager:
         for version in set(self._failures) - set(on_disk):  # a broken folder removed: forget it
             del self._failures[version]
             self.states.pop(version, None)
-        self.labels = self._read_labels()
+        self.labels = labels
 
     def _load(self, version: int, folder: tuple, into: dict[int, Servable]) -> bool:
         """Loads and warms up `version` into `into` unless it failed before on this same folder or is backing off."""

@@ -114,3 +114,18 @@ def test_a_model_base_that_does_not_exist_is_one_line_and_exit_2(tmp_path):
     [line] = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert line == f"error: serve.model_base {tmp_path / 'nowhere'}: no such folder; expected the model's folder " \
                    "of numbered versions (<base>/<name>)"
+
+
+def test_the_latest_policy_also_serves_the_versions_labels_name(tmp_path, penguins_home):
+    base = tmp_path / "penguins"
+    copy_version(penguins_home, 1, base, 1)
+    copy_version(penguins_home, 1, base, 2)
+    labels = tmp_path / "labels.json"
+    labels.write_text('{"production": 1}')
+    with running(config(base, labels_file=str(labels))) as server:
+        client = RestClient(server.rest_url, "penguins")
+        wait_until(lambda: server.manager.servables.keys() == {1, 2})
+        assert client.status(label="production")["model_version_status"][0]["version"] == "1"
+        assert client.predict(instances=[VALID], label="production")["predictions"][0]["classes"]
+        labels.write_text('{"production": 2}')  # a promotion: version 1 is neither the newest nor labelled now
+        wait_until(lambda: server.manager.servables.keys() == {2})
