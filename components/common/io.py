@@ -23,6 +23,11 @@ def is_remote(path: str | os.PathLike) -> bool:
     return "://" in str(path)
 
 
+def absolute(path: str) -> str:
+    """A local path made absolute, so that it outlives the working folder it was given in; URIs and "" as they are."""
+    return path if not path or is_remote(path) else os.path.abspath(path)
+
+
 def gfile():
     """tf.io.gfile, imported late: TensorFlow takes seconds to import and local-only tools need not wait."""
     import tensorflow as tf

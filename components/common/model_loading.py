@@ -13,6 +13,11 @@ class ModelError(TfpipeError):
     """A model file is missing, unreadable, or takes other features than the schema has."""
 
 
+def model_file(model_dir: str) -> str:
+    """The `model.keras` a train output folder holds, as a path a later step (or run) can reload it from."""
+    return io.absolute(f"{model_dir.rstrip('/')}/model.keras")
+
+
 def load_model(path: str, schema: Schema | None = None, what: str = "model") -> keras.Model:
     """A trained model, uncompiled and in Keras safe mode, from a `.keras` file or a train output folder;
     checked against the schema's features when one is given."""

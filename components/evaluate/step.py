@@ -13,7 +13,6 @@ is "unchecked" (not blessed), with a warning.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import keras
@@ -22,7 +21,7 @@ import tensorflow as tf
 
 from components.common import io, reader
 from components.common.config import EvaluateConfig
-from components.common.model_loading import load_model
+from components.common.model_loading import load_model, model_file
 from components.common.registry import Registry
 from components.common.schema import Schema
 from components.common.task import Task, task_of
@@ -75,7 +74,7 @@ def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, home: str)
     verdict, checks = gate.decide(cfg.thresholds, current, baseline)
     if verdict == gate.UNCHECKED:
         log.warning("evaluate: %s", gate.UNCHECKED_NOTE)
-    model_path = f"{model_dir}/model.keras" if io.is_remote(model_dir) else os.path.abspath(f"{model_dir}/model.keras")
+    model_path = model_file(model_dir)
     document = {"model": model_path, "examples": examples, "split": "test", "task": task.kind,
                 "classes": list(task.classes), "overall": overall, "slices": by_slice,
                 "slices_note": "" if by_slice else slices.why_none(schema), "baseline": baseline}

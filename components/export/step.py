@@ -17,7 +17,6 @@ model's predictions (max abs difference 1e-5).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -27,7 +26,7 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from components.common import io, reader
 from components.common.config import ExportConfig
 from components.common.errors import TfpipeError
-from components.common.model_loading import load_model
+from components.common.model_loading import load_model, model_file
 from components.common.registry import Evaluation, Lineage, Registry
 from components.common.schema import Schema
 from components.common.signatures import OutputName as O, SignatureName as S
@@ -63,7 +62,7 @@ def run(cfg: ExportConfig, model_dir: str, examples: str, home: str, evaluation:
     module = ServingModule(model, schema, task)
     signatures = module.signatures()
     registry = Registry(home)
-    evaluated = Evaluation.read(evaluation) if evaluation else Evaluation(model=_model_path(model_dir))
+    evaluated = Evaluation.read(evaluation) if evaluation else Evaluation(model=model_file(model_dir))
     version = registry.next_version()
     final = f"{home}/{version}"
     with io.staged_dir(final) as stage:
@@ -75,20 +74,11 @@ def run(cfg: ExportConfig, model_dir: str, examples: str, home: str, evaluation:
     lineage = lineage or Lineage()
     registry.register(version, evaluated,
                       replace(lineage, data_span=lineage.data_span or schema.source.get("resolved_source", ""),
-                              examples=lineage.examples or _absolute(examples)))
+                              examples=lineage.examples or io.absolute(examples)))
     log.info("export: version %d at %s (signatures %s; max difference from Keras %.2g)", version, final,
              ", ".join(signatures), difference)
     return ExportResult(final, version, tuple(signatures), difference)
 
-
-def _model_path(model_dir: str) -> str:
-    """The Keras model's path as a later evaluation reloads it."""
-    return _absolute(f"{model_dir.rstrip('/')}/model.keras")
-
-
-def _absolute(path: str) -> str:
-    """A path that outlives the working folder it was given in."""
-    return path if io.is_remote(path) else os.path.abspath(path)
 
 
 def _test_examples(examples: str) -> list[bytes]:

@@ -128,10 +128,7 @@ def _runs(root: Path, name: str) -> set[Path]:
 
 def absolute_paths(cfg: RunConfig) -> RunConfig:
     """The config with its local paths (runs root, source, export base) made absolute."""
-    from components.common import io as io_lib
-
-    def absolute(path: str) -> str:
-        return path if not path or io_lib.is_remote(path) else os.path.abspath(path)
+    from components.common.io import absolute
 
     return replace(cfg, runs_root=absolute(cfg.runs_root),
                    ingest=replace(cfg.ingest, source=absolute(cfg.ingest.source)),
