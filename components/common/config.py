@@ -64,8 +64,20 @@ class ImageOptions:
     extensions: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 
 
+@dataclass(frozen=True)
+class BigQueryOptions:
+    """How a `bq://project.dataset.table` source (or `ingest.query`) is read: the BigQuery Storage Read API."""
+
+    project: str = ""  # the project billed for the read (and that runs `ingest.query`); empty: the table's
+    row_restriction: str = ""  # a SQL filter the Storage Read API applies, e.g. "day >= '2026-11-01'"
+    snapshot_time: str = ""  # RFC 3339: read the table as it was then; empty: as of the read session
+    timestamps: Literal["string", "seconds"] = "string"  # DATE/DATETIME/TIMESTAMP as ISO text or int64 seconds
+    endpoint: str = ""  # host:port of the Storage Read API; empty: Google's
+
+
 FeatureType = Literal["int", "float", "string", "image"]
 SourceFormat = Literal["auto", "csv", "parquet", "jsonl", "images"]
+Engine = Literal["local", "beam"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,11 @@ class IngestConfig:
     """What to read and how to turn it into TFRecords + schema."""
 
     # A file, folder or glob, local or gs://; {YYYY}-{MM}-{DD} or {SPAN} pick the newest present at run time.
+    # bq://project.dataset.table reads a BigQuery table ({YYYY}{MM}{DD} picks a partition by day).
     source: str = ""
+    query: str = ""  # BigQuery SQL to read instead of a source ({YYYY}-{MM}-{DD} as in a source)
+    # local: this process (Arrow, threads); beam: an Apache Beam pipeline (section `beam`: runner and options)
+    engine: Engine = "local"
     source_date: str = ""  # YYYY-MM-DD: the day a {YYYY}-{MM}-{DD} source takes, instead of the newest
     format: SourceFormat = "auto"
     label: str = "label"
@@ -90,10 +106,12 @@ class IngestConfig:
     threads: int = 2
     csv: CsvOptions = CsvOptions()
     image: ImageOptions = ImageOptions()
+    bigquery: BigQueryOptions = BigQueryOptions()
 
     def validate(self, where: str = "ingest") -> None:
-        if not self.source:
-            raise ConfigError(f"{where}.source: expected a path or gs:// URI of the data, got nothing")
+        if not self.source and not self.query:
+            raise ConfigError(f"{where}.source: expected a path or gs:// URI of the data, a bq:// table, or "
+                              f"{where}.query, got nothing")
         if not self.label:
             raise ConfigError(f"{where}.label: expected the name of the label column")
         for name in ("shards", "batch_rows", "infer_rows", "vocab_top_n", "threads"):
@@ -229,6 +247,8 @@ class EvaluateConfig:
     slices: tuple[str, ...] = ()
     numeric_bins: int = 4
     batch_size: int = 256
+    # local: metrics streamed over the test split in this process; beam: the same accumulators as a Beam CombineFn
+    engine: Engine = "local"
 
     def validate(self, where: str = "evaluate") -> None:
         if self.numeric_bins < 1 or self.batch_size < 1:
@@ -492,6 +512,38 @@ class WhatIfConfig:
 
 
 @dataclass(frozen=True)
+class BeamConfig:
+    """The Apache Beam runner for steps with `engine: beam` (as TFX's beam_pipeline_args).
+
+    The default runs in-process on this machine's cores; DataflowRunner runs on Google Cloud Dataflow with
+    the component image as the workers' SDK container, so they run the step's own code.
+    """
+
+    runner: str = "DirectRunner"
+    workers: int = 0  # local runner processes; 0: one per core
+    options: tuple[str, ...] = ()  # more Beam pipeline arguments, passed through: ["--max_num_workers=20"]
+    # DataflowRunner
+    project: str = ""
+    region: str = "us-central1"
+    temp_location: str = ""  # gs://
+    staging_location: str = ""  # gs://; empty: temp_location
+    sdk_container_image: str = ""  # empty: pipeline.base_image
+    service_account: str = ""
+
+    def validate(self, where: str = "beam") -> None:
+        if self.workers < 0:
+            raise ConfigError(f"{where}.workers: expected an integer >= 0 (0: one per core), got {self.workers}")
+        if self.runner == "DataflowRunner":
+            for name in ("project", "temp_location"):
+                if not getattr(self, name):
+                    raise ConfigError(f"{where}.{name}: the DataflowRunner needs it")
+            for name in ("temp_location", "staging_location"):
+                value = getattr(self, name)
+                if value and not value.startswith("gs://"):
+                    raise ConfigError(f"{where}.{name}: expected a gs:// folder for Dataflow, got {value!r}")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """How the KFP pipeline is built: image, caching, retries, resources."""
 
@@ -546,6 +598,7 @@ class RunConfig:
     tune: TuneConfig = TuneConfig()
     whatif: WhatIfConfig = WhatIfConfig()
     monitor: MonitorConfig = MonitorConfig()
+    beam: BeamConfig = BeamConfig()
     pipeline: PipelineConfig = PipelineConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
@@ -570,6 +623,7 @@ class RunConfig:
         self.deploy.validate()
         self.whatif.validate()
         self.monitor.validate()
+        self.beam.validate()
         self.pipeline.validate()
         self.runtime.validate()
         self.tune.validate()
