@@ -1,0 +1,52 @@
+"""Beam pipeline options from the `beam` section: the one place a step with `engine: beam` gets them.
+
+    with beam.Pipeline(options=beam_options.of(cfg.beam, "tfpipe-digits-ingest")) as p: ...
+
+The default runner is Beam's DirectRunner on this machine's cores in
+separate processes (`direct_running_mode=multi_processing`): it needs no
+network and no download (Beam's Prism runner is a binary fetched on first
+use). With `runner: DataflowRunner` the options carry the project, region,
+temp and staging folders and the component image as the workers' SDK
+container, so Dataflow runs the step's own code; `options` are passed
+through after these and so can override any of them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from components.common.config import BeamConfig
+
+DATAFLOW = "DataflowRunner"
+
+
+def arguments(cfg: BeamConfig, job_name: str) -> list[str]:
+    """The Beam pipeline arguments for `cfg`, as a command line would give them."""
+    args = [f"--runner={cfg.runner}", f"--job_name={job_name_for(job_name)}"]
+    if cfg.runner in ("DirectRunner", "direct"):
+        args += [f"--direct_num_workers={cfg.workers or os.cpu_count() or 1}",
+                 "--direct_running_mode=multi_processing"]
+    if cfg.runner == DATAFLOW:
+        args += [f"--project={cfg.project}", f"--region={cfg.region}", f"--temp_location={cfg.temp_location}",
+                 f"--staging_location={cfg.staging_location or cfg.temp_location}",
+                 # the workers run the component image as it is: nothing to stage or install at start
+                 "--experiments=use_runner_v2", "--sdk_location=container"]
+        if cfg.sdk_container_image:
+            args.append(f"--sdk_container_image={cfg.sdk_container_image}")
+        if cfg.service_account:
+            args.append(f"--service_account_email={cfg.service_account}")
+    return args + list(cfg.options)
+
+
+def of(cfg: BeamConfig, job_name: str):
+    """`PipelineOptions` for `cfg` (apache_beam imported here: it takes a second and most steps never need it)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    return PipelineOptions(arguments(cfg, job_name))
+
+
+def job_name_for(name: str) -> str:
+    """`name` as Dataflow accepts a job name: lower case letters, digits and '-', starting with a letter."""
+    cleaned = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return cleaned if cleaned[:1].isalpha() else f"tfpipe-{cleaned}"
