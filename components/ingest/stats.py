@@ -2,11 +2,17 @@
 
 Numbers: count, missing, min, max, mean and standard deviation (batch moments
 merged with Chan's parallel update, which stays accurate over millions of
-rows), a histogram over bin edges fixed from the first batch's quantiles (what
-validation compares), and exact counts in equal-width bins (what the report
-draws).
+rows), a histogram over bin edges fixed from the sample that typing looked at
+(what validation compares), and exact counts in equal-width bins (what the
+report draws).
 Strings: counts of each value, pruned to the most frequent when a column has
 far more distinct values than the report keeps.
+
+Every accumulator also merges with another of its kind, so that Beam can
+gather them in parallel (`merge`). Bins are fixed before the first batch and
+widen as a function of the range seen alone, so counts come out the same
+whatever order batches arrive and merge in; only floating-point sums (mean,
+std) differ, by rounding.
 """
 
 from __future__ import annotations
@@ -28,18 +34,25 @@ _PRUNE_FACTOR = 50
 class EqualWidthHistogram:
     """Exact counts in HISTOGRAM_BINS equal-width bins that widen to take in every value.
 
-    Bins are `width` wide from `origin`, fitted to the first batch: for
-    floats a round width (1, 2 or 5 times a power of ten) from a multiple of
-    it, so that the axis reads in round numbers; for ints a whole number of
-    values from the smallest, with edges halfway between values, so that each
-    bar counts whole values. A value outside the bins doubles their width,
-    merging pairs of bins (the new edges are old ones, so counts stay exact),
-    and when it lies below, first moves the origin down by the old span.
+    Bins are fitted to the first values seen (the sample): for floats a round
+    width (1, 2 or 5 times a power of ten) from a multiple of it, so that the
+    axis reads in round numbers; for ints a whole number of values from the
+    smallest, with edges halfway between values, so that each bar counts whole
+    values. Positions are kept in units of that first width (`unit`) from
+    `anchor`. A value outside the bins doubles their width, merging pairs of
+    bins, as often as the range needs; the bins' start is the range's low
+    end rounded down to a multiple of the width, so the bins depend on the
+    range alone, never on the order values came in, and wider bins' edges are
+    narrower ones' edges: counts stay exact through widening and merging.
     """
 
     integer: bool
-    origin: float = 0.0
-    width: float = 0.0
+    anchor: float = 0.0
+    unit: float = 0.0
+    start: float = 0.0  # first bin's low edge, in units from `anchor`
+    doublings: int = 0
+    low: float = math.inf  # lowest and highest position seen, in units
+    high: float = -math.inf
     counts: np.ndarray | None = None
 
     def update(self, values: np.ndarray) -> None:
@@ -47,32 +60,54 @@ class EqualWidthHistogram:
         values = values[np.isfinite(values)]
         if values.size == 0:
             return
-        low, high = float(values.min()), float(values.max())
-        if self.counts is None:
-            self._fit(low, high)
-        while low < self.origin:
-            self._widen(downwards=True)
-        while high >= self.origin + self.width * HISTOGRAM_BINS:
-            self._widen(downwards=False)
-        index = ((values - self.origin) // self.width).astype(np.int64)
-        self.counts += np.bincount(np.clip(index, 0, HISTOGRAM_BINS - 1), minlength=HISTOGRAM_BINS)
+        if not self.unit:
+            self.fit(float(values.min()), float(values.max()))
+        positions = np.floor((values - self.anchor) / self.unit)
+        self._cover(float(positions.min()), float(positions.max()))
+        self.counts += self._bincount(positions, 1)
 
-    def _fit(self, low: float, high: float) -> None:
+    def fit(self, low: float, high: float) -> None:
         if self.integer:
-            self.width = math.ceil((high - low + 1) / HISTOGRAM_BINS)
-            self.origin = low - 0.5
+            self.unit = float(math.ceil((high - low + 1) / HISTOGRAM_BINS))
+            self.anchor = low - 0.5
         else:
-            self.width = _round_up((high - low) / HISTOGRAM_BINS or abs(low) / HISTOGRAM_BINS or 1.0)
-            self.origin = math.floor(low / self.width) * self.width
-        self.counts = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+            self.unit = _round_up((high - low) / HISTOGRAM_BINS or abs(low) / HISTOGRAM_BINS or 1.0)
 
-    def _widen(self, downwards: bool) -> None:
-        merged = self.counts.reshape(-1, 2).sum(axis=1)
-        empty = np.zeros_like(merged)
-        if downwards:
-            self.origin -= self.width * HISTOGRAM_BINS
-        self.counts = np.concatenate([empty, merged] if downwards else [merged, empty])
-        self.width *= 2
+    def merge(self, other: EqualWidthHistogram) -> None:
+        if other.counts is None:
+            return
+        if self.counts is None:
+            self.anchor, self.unit = other.anchor, other.unit
+            self.counts = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        self._cover(other.low, other.high)
+        self.counts += other._bins_in(self)
+
+    def _cover(self, low: float, high: float) -> None:
+        """Widens the bins until they hold positions `low` to `high` as well as those already counted."""
+        low, high = min(low, self.low), max(high, self.high)
+        if self.counts is not None and (low, high) == (self.low, self.high):
+            return
+        old = EqualWidthHistogram(self.integer, self.anchor, self.unit, self.start, self.doublings, counts=self.counts)
+        self.low, self.high = low, high
+        self.doublings = 0
+        while True:
+            span = 2.0 ** self.doublings
+            self.start = math.floor(low / span) * span
+            if high < self.start + span * HISTOGRAM_BINS:
+                break
+            self.doublings += 1
+        self.counts = np.zeros(HISTOGRAM_BINS, dtype=np.int64) if old.counts is None else old._bins_in(self)
+
+    def _bins_in(self, target: EqualWidthHistogram) -> np.ndarray:
+        """These counts in `target`'s bins, which are as wide or wider and share their edges."""
+        span = 2.0 ** self.doublings
+        lows = self.start + span * np.arange(HISTOGRAM_BINS)
+        return target._bincount(lows, self.counts)
+
+    def _bincount(self, positions: np.ndarray, weights) -> np.ndarray:
+        index = np.floor((positions - self.start) / 2.0 ** self.doublings).astype(np.int64)
+        weights = np.broadcast_to(weights, index.shape)
+        return np.bincount(np.clip(index, 0, HISTOGRAM_BINS - 1), weights, HISTOGRAM_BINS).astype(np.int64)
 
     def to_dict(self) -> dict:
         """{"edges", "counts"}: counts[i] lie in [edges[i], edges[i + 1]); empty bins at either end left out."""
@@ -80,7 +115,7 @@ class EqualWidthHistogram:
         if len(used) == 0:
             return {"edges": [], "counts": []}
         first, last = used[0], used[-1] + 1
-        edges = self.origin + self.width * np.arange(first, last + 1)
+        edges = self.anchor + self.unit * (self.start + 2.0 ** self.doublings * np.arange(first, last + 1))
         return {"edges": [float(f"{e:.12g}") for e in edges], "counts": self.counts[first:last].tolist()}
 
 
@@ -103,29 +138,52 @@ class NumericStats:
     histogram: np.ndarray | None = None
     equal_width: EqualWidthHistogram | None = None
 
+    def fit(self, col: pa.Array) -> None:
+        """Fixes the bins from a sample's values: the histogram's edges at its quantiles, the equal-width bins."""
+        values = _numbers(col)
+        self.edges = np.unique(np.quantile(values, np.linspace(0, 1, HISTOGRAM_BINS + 1))) if values.size \
+            else np.zeros(0)
+        self.histogram = np.zeros(len(self.edges) + 1, dtype=np.int64)
+        self.equal_width = EqualWidthHistogram(self.integer)
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            self.equal_width.fit(float(finite.min()), float(finite.max()))
+
     def update(self, col: pa.Array) -> None:
         """Counts every value it is given, so that count + missing is the number of rows: none drops out unseen."""
         self.missing += col.null_count
-        values = col.drop_null().to_numpy(zero_copy_only=False).astype(np.float64)
+        values = _numbers(col)
         if values.size == 0:
             return
-        n, mean = values.size, float(values.mean())
-        m2 = float(((values - mean) ** 2).sum())
+        if self.edges is None:
+            self.fit(col)
+        mean = float(values.mean())
+        self._add_moments(values.size, mean, float(((values - mean) ** 2).sum()))
+        self.min = min(self.min, float(values.min()))
+        self.max = max(self.max, float(values.max()))
+        self.histogram += np.bincount(np.searchsorted(self.edges, values, side="right"),
+                                      minlength=len(self.histogram))
+        self.equal_width.update(values)
+
+    def merge(self, other: NumericStats) -> None:
+        self.missing += other.missing
+        if other.count == 0:
+            return
+        self._add_moments(other.count, other.mean, other.m2)
+        self.min, self.max = min(self.min, other.min), max(self.max, other.max)
+        if self.edges is None:
+            self.edges, self.histogram = other.edges, np.zeros_like(other.histogram)
+            self.equal_width = EqualWidthHistogram(self.integer)
+        self.histogram += other.histogram
+        self.equal_width.merge(other.equal_width)
+
+    def _add_moments(self, n: int, mean: float, m2: float) -> None:
+        """Chan's parallel update of count, mean and sum of squared deviations."""
         total = self.count + n
         delta = mean - self.mean
         self.mean += delta * n / total
         self.m2 += m2 + delta * delta * self.count * n / total
         self.count = total
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
-        if self.edges is None:
-            self.edges = np.unique(np.quantile(values, np.linspace(0, 1, HISTOGRAM_BINS + 1)))
-            self.histogram = np.zeros(max(len(self.edges) + 1, 2), dtype=np.int64)
-        idx = np.searchsorted(self.edges, values, side="right")
-        self.histogram += np.bincount(idx, minlength=len(self.histogram))[: len(self.histogram)]
-        if self.equal_width is None:
-            self.equal_width = EqualWidthHistogram(self.integer)
-        self.equal_width.update(values)
 
     def to_dict(self) -> dict:
         if self.count == 0:
@@ -156,6 +214,16 @@ class StringStats:
         self.count += len(col) - col.null_count
         for item in pc.value_counts(col.drop_null()).to_pylist():
             self.counts[item["values"]] += item["counts"]
+        self._prune()
+
+    def merge(self, other: StringStats) -> None:
+        self.count += other.count
+        self.missing += other.missing
+        self.counts.update(other.counts)
+        self.approximate |= other.approximate
+        self._prune()
+
+    def _prune(self) -> None:
         if len(self.counts) > self.top_n * _PRUNE_FACTOR:
             self.counts = Counter(dict(self.counts.most_common(self.top_n * _PRUNE_FACTOR // 2)))
             self.approximate = True
@@ -177,8 +245,16 @@ class ImageStats:
         self.missing += col.null_count
         self.count += len(col) - col.null_count
 
+    def merge(self, other: ImageStats) -> None:
+        self.count += other.count
+        self.missing += other.missing
+
     def to_dict(self) -> dict:
         return {"count": self.count, "missing": self.missing}
+
+
+def _numbers(col: pa.Array) -> np.ndarray:
+    return col.drop_null().to_numpy(zero_copy_only=False).astype(np.float64)
 
 
 def _shortest(value: float) -> float:
@@ -197,13 +273,21 @@ def _column_stats(ftype: str, top_n: int) -> NumericStats | StringStats | ImageS
 
 
 class Statistics:
-    """Per-column statistics plus per-split row and label counts."""
+    """Per-column statistics plus per-split row and label counts.
 
-    def __init__(self, types: dict[str, str], label: str, top_n: int):
+    `sample`, typed rows seen before the first batch, fixes the numeric
+    columns' bins, so that every copy made from this one (Beam's
+    accumulators) bins alike and merges exactly.
+    """
+
+    def __init__(self, types: dict[str, str], label: str, top_n: int, sample: pa.Table | None = None):
         self.label = label
         self.columns = {name: _column_stats(t, top_n) for name, t in types.items()}
         self.split_rows: Counter = Counter()
         self.split_labels: dict[str, Counter] = {}
+        for name, stats in self.columns.items():
+            if sample is not None and isinstance(stats, NumericStats):
+                stats.fit(sample.column(name).combine_chunks())
 
     def update(self, table: pa.Table, splits: np.ndarray, names: tuple[str, ...]) -> None:
         for name, stats in self.columns.items():
@@ -215,6 +299,18 @@ class Statistics:
             counter = self.split_labels.setdefault(split, Counter())
             for item in pc.value_counts(chosen).to_pylist():
                 counter[_text(item["values"])] += item["counts"]
+
+    def merge(self, other: Statistics) -> Statistics:
+        for name, stats in self.columns.items():
+            stats.merge(other.columns[name])
+        self.split_rows.update(other.split_rows)
+        for split, counts in other.split_labels.items():
+            self.split_labels.setdefault(split, Counter()).update(counts)
+        return self
+
+    @property
+    def rows(self) -> int:
+        return sum(self.split_rows.values())
 
     def column_dicts(self) -> dict[str, dict]:
         return {name: stats.to_dict() for name, stats in self.columns.items()}

@@ -1,9 +1,12 @@
 """The ingest step: a source in, sharded TFRecords + schema + statistics out.
 
-Batches flow read -> type (conform) -> split -> serialize -> write. The reader
-runs in the calling thread; typing, encoding and writing run on a small thread
-pool whose work happens in Arrow and TensorFlow C++ code outside the GIL, with
-at most a few batches in flight, so memory stays flat whatever the input size.
+Batches flow read -> type (conform) -> split -> serialize -> write, on one
+of two engines (`ingest.engine`): `local`, threads in this process
+(`components.ingest.local`), or `beam`, an Apache Beam pipeline on the
+runner the `beam` section names (`components.ingest.beam_engine`). Both run
+each batch through `batch.process`; this module does what comes before the
+first batch (the source, the sample, the column types) and after the last
+(the counts, the schema, the statistics files), the same for both.
 """
 
 from __future__ import annotations
@@ -13,24 +16,23 @@ import itertools
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 from components.common import io
-from components.common.config import IngestConfig
+from components.common.config import BeamConfig, IngestConfig
 from components.common.errors import TfpipeError
 from components.common.metadata import DataMetadata
 from components.common.progress import Progress
 from components.common.schema import Feature, Schema
-from components.ingest import conform, examples, report, sources, split
+from components.ingest import batch, conform, local, report, sources, split
 from components.ingest.stats import Statistics
-from components.ingest.writer import ShardedWriter
 
 log = logging.getLogger("tfpipe.ingest")
+LOCAL_BEAM = BeamConfig()  # the default runner, for an ingest on the local engine or on Beam's own default
 
 
 class IngestError(TfpipeError):
@@ -44,48 +46,66 @@ class IngestResult:
     rejected: int
     splits: dict[str, int]
     seconds: float
+    # The Dataflow job that ran the step (engine beam on the DataflowRunner) and its console page.
+    job_id: str = ""
+    job_url: str = ""
 
     @property
     def rows_per_second(self) -> float:
         return (self.rows + self.rejected) / max(self.seconds, 1e-9)
 
 
-def run(cfg: IngestConfig, out: str) -> IngestResult:
-    """Ingests `cfg.source` into folder `out`, which appears whole or not at all.
+def run(cfg: IngestConfig, out: str, beam: BeamConfig = LOCAL_BEAM) -> IngestResult:
+    """Ingests `cfg.source` into folder `out`, which appears whole or not at all, on the engine `cfg.engine`.
 
     The readers are closed here, before any error leaves: a reader left open
     in a suspended generator would be freed whenever the garbage collector
     got to it, perhaps as the interpreter shuts down.
     """
     cfg.validate()
+    if cfg.engine == "beam":
+        beam.validate()
+        if cfg.query or cfg.source.startswith("bq://"):
+            raise IngestError("ingest.engine: beam does not read BigQuery yet; set ingest.engine: local to read "
+                              f"{cfg.source or 'ingest.query'} through the BigQuery Storage Read API")
     start = time.perf_counter()
     source = sources.resolve(cfg)
     with contextlib.closing(sources.read(source, cfg)) as reader:
-        return _ingest(cfg, source, reader, out, start)
+        return _ingest(cfg, beam, source, reader, out, start)
 
 
-def _ingest(cfg: IngestConfig, source: sources.Source, batches: Iterator[sources.RawBatch], out: str,
-            start: float) -> IngestResult:
-    """read -> type -> split -> serialize -> write, over batches the caller closes."""
+def _ingest(cfg: IngestConfig, beam: BeamConfig, source: sources.Source, batches: Iterator[sources.RawBatch],
+            out: str, start: float) -> IngestResult:
+    """Plans from the sample, writes on the configured engine, then checks and describes what was written."""
     sample, batches = _peek(batches, cfg.infer_rows)
     types = _column_types(sample, source, cfg)
     start += _load_tensorflow()
-    kept = {n: t for n, t in types.items() if n not in _dropped(cfg, source)}
-    stats = Statistics(kept, cfg.label, cfg.vocab_top_n)
+    plan = batch.Plan(types, {n: t for n, t in types.items() if n not in _dropped(cfg, source)}, cfg.label,
+                      cfg.key, cfg.split)
+    typed_sample = batch.typed(sources.RawBatch("", np.arange(1, sample.num_rows + 1), sample), plan).table
+    stats = Statistics(plan.kept, cfg.label, cfg.vocab_top_n, typed_sample)
     progress = Progress("ingest", log)
     rejected_path = f"{out.rstrip('/')}.rejected.jsonl"
+    job = None
     with io.staged_dir(out) as stage:
-        good, bad = _write(stage, batches, types, kept, stats, cfg, progress)
+        if cfg.engine == "beam":
+            from components.ingest import beam_engine  # Beam takes a second to import; the local engine never needs it
+
+            job = beam_engine.write(stage, source, plan, stats, cfg, beam, out)
+            stats, bad = job.stats, job.rejected
+        else:
+            bad = local.write(stage, batches, plan, stats, cfg, progress)
+        good = stats.rows
         try:
             _check_counts(good, bad, cfg, f"{stage}/rejected.jsonl")
         except IngestError:
             io.gfile().copy(f"{stage}/rejected.jsonl", rejected_path, overwrite=True)
             log.error("rejected rows kept in %s", rejected_path)
             raise
-        schema = _schema(kept, stats, sample, source, cfg)
+        schema = _schema(plan.kept, stats, sample, source, cfg)
         elapsed = time.perf_counter() - start
         summary = {
-            "rows": good, "rejected": bad, "splits": dict(stats.split_rows),
+            "rows": good, "rejected": bad, "splits": {s: stats.split_rows.get(s, 0) for s in split.SPLITS},
             "labels": {s: dict(c) for s, c in stats.split_labels.items()},
             "seconds": round(elapsed, 3), "rows_per_second": round((good + bad) / max(elapsed, 1e-9)),
             "columns": stats.column_dicts(),
@@ -97,7 +117,8 @@ def _ingest(cfg: IngestConfig, source: sources.Source, batches: Iterator[sources
     if io.exists(rejected_path):
         io.gfile().remove(rejected_path)
     progress.done(good + bad, f"{good:,} rows written, {bad:,} rejected -> {out}")
-    return IngestResult(out, good, bad, dict(stats.split_rows), time.perf_counter() - start)
+    return IngestResult(out, good, bad, dict(stats.split_rows), time.perf_counter() - start,
+                        job.job_id if job else "", job.job_url if job else "")
 
 
 def _load_tensorflow() -> float:
@@ -118,9 +139,9 @@ def _peek(batches: Iterator[sources.RawBatch], rows: int) -> tuple[pa.Table, Ite
     """The first `rows` good rows as a sample, and an iterator that still yields every batch."""
     seen: list[sources.RawBatch] = []
     count = 0
-    for batch in batches:
-        seen.append(batch)
-        count += batch.table.num_rows
+    for raw in batches:
+        seen.append(raw)
+        count += raw.table.num_rows
         if count >= rows:
             break
     tables = [b.table for b in seen if b.table.num_rows]
@@ -154,50 +175,6 @@ def _column_types(sample: pa.Table, source: sources.Source, cfg: IngestConfig) -
         overrides.setdefault(cfg.label, "string")
         image_columns.add("image")
     return conform.infer_types(sample, overrides, image_columns, cfg.max_rejected_fraction)
-
-
-def _write(stage, batches, types, kept, stats, cfg, progress) -> tuple[int, int]:
-    writer = ShardedWriter(stage, split.SPLITS, cfg.shards)
-    dropped = tuple(set(types) - set(kept))
-    good = bad = 0
-    with io.open_write(f"{stage}/rejected.jsonl") as rejected, ThreadPoolExecutor(cfg.threads) as pool:
-
-        def process(index: int, batch: sources.RawBatch):
-            try:
-                typed = conform.conform(batch, types, cfg.label, cfg.key, dropped)
-                assigned = split.assign(typed.keys, cfg.split)
-                writer.write(index, assigned, examples.serialize(typed.table, kept))
-                return typed, assigned
-            except BaseException:
-                writer.fail()
-                raise
-
-        def collect(future: Future) -> None:
-            nonlocal good, bad
-            typed, assigned = future.result()
-            stats.update(typed.table, assigned, split.SPLITS)
-            for row in typed.rejected:
-                rejected.write(json.dumps(row) + "\n")
-            good += typed.table.num_rows
-            bad += len(typed.rejected)
-            progress.update(good + bad, f"{bad:,} rejected")
-
-        in_flight: deque[Future] = deque()
-        try:
-            for index, batch in enumerate(batches):
-                in_flight.append(pool.submit(process, index, batch))
-                while len(in_flight) > cfg.threads:
-                    collect(in_flight.popleft())
-            while in_flight:
-                collect(in_flight.popleft())
-        except BaseException:
-            writer.fail()
-            for f in in_flight:
-                f.cancel()
-            raise
-        finally:
-            writer.close()
-    return good, bad
 
 
 def _check_counts(good: int, bad: int, cfg: IngestConfig, rejected_file: str) -> None:
