@@ -68,7 +68,11 @@ class Source:
 
 
 def resolve(cfg: IngestConfig) -> Source:
-    """Finds the files a source names: a file, a folder, or a glob pattern, local or remote."""
+    """Finds the files a source names: a file, a folder, or a glob pattern, local or remote; or a BigQuery table."""
+    from components.ingest import bigquery
+
+    if bigquery.is_source(cfg):
+        return bigquery.resolve(cfg)
     resolved = spans.resolve(cfg.source, cfg.source_date)
     source = _files(cfg, resolved.rstrip("/") if resolved not in ("/",) else resolved)
     return replace(source, path=resolved)
@@ -139,9 +143,12 @@ def _image_source(root: str, classes: list[str], cfg: IngestConfig) -> Source:
 
 
 def read(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:
+    from components.ingest import bigquery
+
     readers = {"csv": _read_csv, "parquet": _read_parquet, "jsonl": _read_jsonl}
-    if source.format == "images":
-        yield from _read_images(source, cfg)
+    whole_source_readers = {"images": _read_images, bigquery.FORMAT: bigquery.read}
+    if source.format in whole_source_readers:
+        yield from whole_source_readers[source.format](source, cfg)
         return
     for path in source.files:
         yield from readers[source.format](path, cfg)

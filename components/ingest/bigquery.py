@@ -1,0 +1,364 @@
+"""BigQuery tables and query results as an ingest source, read through the BigQuery Storage Read API.
+
+    bq://project.dataset.table                   a table
+    bq://project.dataset.table$20261101          one day's partition; ${YYYY}{MM}{DD}: ingest.source_date, else
+                                                 the newest day with rows
+    ingest.query: SELECT ... '{YYYY}-{MM}-{DD}'  a query's result; the date: ingest.source_date, else today (UTC)
+
+The table's schema (BigQuery's REST API) decides what is read and what each
+column becomes. A read session then streams Arrow record batches over up to
+`ingest.threads` streams, holding only the columns the run keeps (those in
+`ingest.drop` stay in BigQuery) and the rows that the partition and
+`ingest.bigquery.row_restriction` let through. A query runs into BigQuery's
+temporary result table, which is read the same way.
+
+Each type arrives as an Arrow type that `conform` takes as it is instead of
+guessing from the values: INT64, and BOOL as 0/1, as int64; FLOAT64, NUMERIC
+and BIGNUMERIC as float64 (stored as float32 like every float, so a value
+beyond float32 rejects its row, as any number that does not fit does); STRING
+and BYTES as bytes, a string feature even when the values look like numbers;
+DATE, DATETIME, TIMESTAMP and TIME as ISO 8601 text, or as int64 seconds (since
+the epoch, TIME since midnight) with `ingest.bigquery.timestamps: seconds`. An
+example's feature holds one value, so a REPEATED, STRUCT, GEOGRAPHY, JSON,
+INTERVAL or RANGE column is an error that names it and the way out.
+
+A set `ingest.bigquery.endpoint` is an emulator or stand-in: plain-text gRPC and
+no credentials; the REST API then goes where google-cloud-bigquery sends it
+(its BIGQUERY_EMULATOR_HOST).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import decimal
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from components.common.config import BigQueryOptions, IngestConfig
+from components.common.errors import TfpipeError
+from components.common.templates import is_templated
+from components.ingest import spans
+from components.ingest.sources import RawBatch, Source
+
+SCHEME = "bq://"
+FORMAT = "bigquery"
+DAY_TEMPLATE = "{YYYY}{MM}{DD}"
+# The Arrow type the Storage Read API sends for each type that ingest reads.
+ARROW_TYPES = {
+    "INT64": pa.int64(), "FLOAT64": pa.float64(), "BOOL": pa.bool_(),
+    "NUMERIC": pa.decimal128(38, 9), "BIGNUMERIC": pa.decimal256(76, 38),
+    "STRING": pa.string(), "BYTES": pa.binary(),
+    "DATE": pa.date32(), "DATETIME": pa.timestamp("us"), "TIMESTAMP": pa.timestamp("us", "UTC"),
+    "TIME": pa.time64("us"),
+}
+LEGACY_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
+# How a query turns a column of each unsupported type into one value a feature holds.
+CONVERSIONS = {"GEOGRAPHY": "ST_ASTEXT({0})", "JSON": "TO_JSON_STRING({0})", "STRUCT": "{0}.field",
+               "RANGE": "RANGE_START({0})", "INTERVAL": "CAST({0} AS STRING)"}
+# DATETIME and TIMESTAMP as text: ISO 8601 with microseconds.
+TEXT_FORMATS = {"DATETIME": "%Y-%m-%dT%H:%M:%S", "TIMESTAMP": "%Y-%m-%dT%H:%M:%SZ"}
+# Text values, as Beam's JSON exports give them, read as the Python values Arrow takes for each type.
+PARSERS = {
+    "INT64": int, "FLOAT64": float, "NUMERIC": decimal.Decimal, "BIGNUMERIC": decimal.Decimal,
+    "BOOL": lambda v: v.lower() == "true", "DATE": datetime.date.fromisoformat,
+    "DATETIME": datetime.datetime.fromisoformat, "TIME": datetime.time.fromisoformat,
+    "TIMESTAMP": lambda v: datetime.datetime.fromisoformat(v.replace(" UTC", "+00:00")),
+}
+
+
+class BigQueryError(TfpipeError):
+    """A BigQuery source that cannot be read: a bad table name, an unsupported column, a failed request."""
+
+
+@dataclass(frozen=True)
+class Table:
+    project: str
+    dataset: str
+    name: str
+    # A $ partition decorator's value: YYYYMMDD.
+    partition: str = ""
+
+    @classmethod
+    def parse(cls, uri: str) -> Table:
+        body, _, partition = uri.removeprefix(SCHEME).partition("$")
+        parts = body.rsplit(".", 2)  # a domain-scoped project (example.com:p) holds a dot
+        if not uri.startswith(SCHEME) or len(parts) != 3 or not all(parts):
+            raise BigQueryError(f"ingest.source: expected bq://project.dataset.table[$YYYYMMDD], got {uri!r}")
+        return cls(*parts, partition)
+
+    @property
+    def uri(self) -> str:
+        return f"{SCHEME}{self.project}.{self.dataset}.{self.name}" + (f"${self.partition}" if self.partition else "")
+
+    @property
+    def path(self) -> str:
+        """The table as the Storage Read API names it."""
+        return f"projects/{self.project}/datasets/{self.dataset}/tables/{self.name}"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # the GoogleSQL name: INT64, not INTEGER
+    mode: str = "NULLABLE"
+
+    @classmethod
+    def of(cls, field) -> Column:
+        """A schema field of google-cloud-bigquery (SchemaField) or of Beam (TableFieldSchema)."""
+        kind = (getattr(field, "field_type", None) or field.type).upper()
+        return cls(field.name, LEGACY_NAMES.get(kind, kind), (field.mode or "NULLABLE").upper())
+
+
+def is_source(cfg: IngestConfig) -> bool:
+    return bool(cfg.query) or cfg.source.startswith(SCHEME)
+
+
+def resolve(cfg: IngestConfig) -> Source:
+    """The table to read: the source's, its date filled in, or the result of `ingest.query`, which runs now."""
+    opts = cfg.bigquery
+    if cfg.query:
+        if cfg.source:
+            raise BigQueryError(f"ingest.query reads a query's result instead of ingest.source ({cfg.source!r}); "
+                                "set one of them")
+        if opts.snapshot_time:
+            raise BigQueryError("ingest.bigquery.snapshot_time reads a table as it was; in ingest.query, write "
+                                "FOR SYSTEM_TIME AS OF after the table instead")
+        if not opts.project:
+            raise BigQueryError("ingest.bigquery.project: a query needs the project that runs (and pays for) it")
+        day = cfg.source_date or datetime.datetime.now(datetime.UTC).date().isoformat()
+        sql = spans.resolve(cfg.query, day) if is_templated(cfg.query) else cfg.query
+        return Source(FORMAT, (_run_query(sql, opts).uri,), path=sql)
+    table = Table.parse(cfg.source)
+    if is_templated(cfg.source):
+        table = _dated(table, cfg)
+    return Source(FORMAT, (table.uri,), path=table.uri)
+
+
+def _dated(template: Table, cfg: IngestConfig) -> Table:
+    if cfg.source_date:
+        return Table.parse(spans.resolve(template.uri, cfg.source_date))
+    if template.partition != DAY_TEMPLATE or is_templated(replace(template, partition="").uri):
+        raise BigQueryError(f"ingest.source {cfg.source!r}: the newest day is looked up for a partition "
+                            f"(bq://project.dataset.table${DAY_TEMPLATE}) only; set ingest.source_date")
+    return replace(template, partition=_newest_partition(template, cfg.bigquery))
+
+
+def _newest_partition(table: Table, opts: BigQueryOptions) -> str:
+    from google.cloud import bigquery
+
+    sql = (f"SELECT MAX(partition_id) AS newest FROM `{table.project}.{table.dataset}.INFORMATION_SCHEMA.PARTITIONS` "
+           r"WHERE table_name = @table AND total_rows > 0 AND REGEXP_CONTAINS(partition_id, r'^[0-9]{8}$')")
+    config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("table", "STRING", table.name)])
+    with _api(f"{table.uri}: listing its partitions"):
+        rows = list(_rest(opts, table.project).query_and_wait(sql, job_config=config))
+    newest = rows[0]["newest"] if rows else None
+    if not newest:
+        raise spans.SpanError(f"ingest.source {table.uri}: no day partition of "
+                              f"{table.project}.{table.dataset}.{table.name} holds rows")
+    return newest
+
+
+def _run_query(sql: str, opts: BigQueryOptions) -> Table:
+    with _api("ingest.query"):
+        job = _rest(opts, opts.project).query(sql)
+        job.result(max_results=0)
+    result = job.destination
+    return Table(result.project, result.dataset_id, result.table_id)
+
+
+def read(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:
+    """The rows of every stream of one read session, `ingest.batch_rows` at a time, numbered across the read."""
+    from google.cloud.bigquery_storage_v1 import types
+
+    opts = cfg.bigquery
+    table = Table.parse(source.files[0])
+    billing = opts.project or table.project
+    with _api(f"{table.uri}: reading its schema"):
+        meta = _rest(opts, billing).get_table(f"{table.project}.{table.dataset}.{table.name}")
+    columns = [Column.of(f) for f in meta.schema]
+    kept, dropped = _projection(columns, cfg, table.uri)
+    request = types.ReadSession(
+        table=table.path,
+        data_format=types.DataFormat.ARROW,
+        read_options=types.ReadSession.TableReadOptions(
+            selected_fields=[c.name for c in kept],
+            row_restriction=" AND ".join(
+                f"({r})" for r in (_partition_filter(table, meta, columns), opts.row_restriction) if r)),
+        table_modifiers=types.ReadSession.TableModifiers(snapshot_time=_snapshot(opts.snapshot_time)),
+    )
+    storage = _storage(opts)
+    with _api(f"{table.uri}: creating a read session"):
+        session = storage.create_read_session(parent=f"projects/{billing}", read_session=request,
+                                              max_stream_count=cfg.threads)
+    schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
+    seen = 0
+    for stream in session.streams:
+        with _api(f"{table.uri}: reading {stream.name}"):
+            for rows in _rebatched(storage.read_rows(stream.name), schema, cfg.batch_rows):
+                lines = np.arange(seen + 1, seen + 1 + rows.num_rows, dtype=np.int64)
+                seen += rows.num_rows
+                yield RawBatch(stream.name, lines, _raw_table(rows, kept, dropped, opts.timestamps))
+
+
+def _projection(columns: list[Column], cfg: IngestConfig, where: str) -> tuple[list[Column], list[str]]:
+    """The columns to read, checked, and the names of those left in BigQuery.
+
+    The split key is read even when dropped, as the step splits by it.
+    """
+    names = [c.name for c in columns]
+    missing = [n for n in cfg.drop if n not in names]
+    if missing:
+        raise BigQueryError(f"ingest.drop: column(s) {missing} not in {where}; columns are {names}")
+    left = set(cfg.drop) - {cfg.key}
+    kept = [c for c in columns if c.name not in left]
+    for column in kept:
+        _check(column, where)
+    return kept, [n for n in names if n in left]
+
+
+def _check(column: Column, where: str) -> None:
+    if column.mode == "REPEATED":
+        raise BigQueryError(
+            f"{where}: column {column.name!r} is REPEATED {column.type} (an array), and a feature holds one value "
+            f"per example; add it to ingest.drop, or select one value per row in ingest.query (e.g. "
+            f"{column.name}[SAFE_OFFSET(0)] or ARRAY_TO_STRING({column.name}, ' '))")
+    if column.type not in ARROW_TYPES:
+        how = CONVERSIONS.get(column.type, "CAST({0} AS STRING)").format(column.name)
+        raise BigQueryError(
+            f"{where}: column {column.name!r} is {column.type}; ingest reads {', '.join(ARROW_TYPES)}; add it "
+            f"to ingest.drop, or convert it in ingest.query (e.g. {how})")
+
+
+def _partition_filter(table: Table, meta, columns: list[Column]) -> str:
+    """A $YYYYMMDD decorator as a row restriction, since the Storage Read API takes no decorators."""
+    if not table.partition:
+        return ""
+    try:
+        day = datetime.datetime.strptime(table.partition, "%Y%m%d").date()
+    except ValueError:
+        raise BigQueryError(f"ingest.source {table.uri}: expected a day partition $YYYYMMDD, "
+                            f"got ${table.partition}") from None
+    partitioning = meta.time_partitioning
+    if partitioning is None or partitioning.type_ != "DAY":
+        kind = "not partitioned by time" if partitioning is None else f"partitioned by {partitioning.type_}"
+        raise BigQueryError(f"ingest.source {table.uri}: ${table.partition} names a day's partition, but the table "
+                            f"is {kind}")
+    field = partitioning.field
+    if not field:
+        return f"_PARTITIONDATE = DATE '{day}'"
+    kind = next(c.type for c in columns if c.name == field)
+    if kind == "DATE":
+        return f"`{field}` = DATE '{day}'"
+    return f"`{field}` >= {kind} '{day}' AND `{field}` < {kind} '{day + datetime.timedelta(days=1)}'"
+
+
+def _snapshot(text: str) -> datetime.datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise BigQueryError(f"ingest.bigquery.snapshot_time: expected an RFC 3339 time with its zone, e.g. "
+                            f"2026-11-01T12:00:00Z, got {text!r}")
+    return moment
+
+
+def _rebatched(messages, schema: pa.Schema, rows: int) -> Iterator[pa.Table]:
+    """The record batches of a stream's responses (each up to 10 MiB), gathered into tables of about `rows` rows."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for message in messages:
+        batch = pa.ipc.read_record_batch(pa.py_buffer(message.arrow_record_batch.serialized_record_batch), schema)
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending, schema)
+            pending, count = [], 0
+    if count:
+        yield pa.Table.from_batches(pending, schema)
+
+
+def rows_to_arrow(rows: Sequence[dict], schema: Sequence, cfg: IngestConfig, where: str) -> pa.Table:
+    """Rows as Beam's ReadFromBigQuery yields them, as the table the Storage Read path gives for them.
+
+    `schema` is the table's fields (google-cloud-bigquery's SchemaField or
+    Beam's TableFieldSchema); values may be Python's (Avro exports, direct
+    reads) or text (JSON exports); BYTES as raw bytes. The same columns are
+    checked and kept, with the same types, as `read` keeps.
+    """
+    kept, dropped = _projection([Column.of(f) for f in schema], cfg, where)
+    table = pa.table({
+        c.name: pa.array([_python(row.get(c.name), c.type) for row in rows], ARROW_TYPES[c.type]) for c in kept
+    })
+    return _raw_table(table, kept, dropped, cfg.bigquery.timestamps)
+
+
+def _python(value, kind: str):
+    return PARSERS[kind](value) if isinstance(value, str) and kind in PARSERS else value
+
+
+def _raw_table(table: pa.Table, columns: list[Column], dropped: list[str], timestamps: str) -> pa.Table:
+    """Each column as conform takes it as typed; a dropped column as nulls, so that the step finds what it drops."""
+    arrays = {c.name: _raw_column(table.column(c.name), c.type, timestamps) for c in columns}
+    arrays.update({name: pa.nulls(table.num_rows) for name in dropped})
+    return pa.table(arrays)
+
+
+def _raw_column(values: pa.ChunkedArray, kind: str, timestamps: str) -> pa.ChunkedArray:
+    if kind in ("INT64", "BOOL"):
+        return pc.cast(values, pa.int64())
+    if kind in ("FLOAT64", "NUMERIC", "BIGNUMERIC"):
+        return pc.cast(values, pa.float64())
+    if kind in ("STRING", "BYTES"):
+        # Not string or binary, which conform reads as text to be typed: a typed column keeps its type.
+        return pc.cast(values, pa.large_binary())
+    if timestamps == "seconds":
+        whole = pc.cast(values, pa.time32("s") if kind == "TIME" else pa.timestamp("s"), safe=False)
+        return pc.cast(pc.cast(whole, pa.int32() if kind == "TIME" else pa.int64()), pa.int64())
+    text = pc.strftime(values, TEXT_FORMATS[kind]) if kind in TEXT_FORMATS else pc.cast(values, pa.string())
+    return pc.cast(text, pa.large_binary())
+
+
+def _rest(opts: BigQueryOptions, project: str):
+    from google.cloud import bigquery
+
+    return bigquery.Client(project=project, credentials=_anonymous() if opts.endpoint else None)
+
+
+def _storage(opts: BigQueryOptions):
+    from google.cloud.bigquery_storage_v1 import BigQueryReadClient
+
+    if not opts.endpoint:
+        return BigQueryReadClient()
+    import grpc
+    from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
+
+    return BigQueryReadClient(transport=BigQueryReadGrpcTransport(channel=grpc.insecure_channel(opts.endpoint)))
+
+
+def _anonymous():
+    from google.auth.credentials import AnonymousCredentials
+
+    return AnonymousCredentials()
+
+
+@contextlib.contextmanager
+def _api(what: str):
+    """Google's errors (a failed request, no credentials) as one line that says what was being done."""
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import GoogleAuthError
+
+    try:
+        yield
+    except GoogleAPIError as e:
+        raise BigQueryError(f"{what}: {getattr(e, 'message', None) or e}") from None
+    except GoogleAuthError as e:
+        raise BigQueryError(f"{what}: no Google credentials ({e}); run `gcloud auth application-default login` "
+                            "or set GOOGLE_APPLICATION_CREDENTIALS") from None
