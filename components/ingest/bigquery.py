@@ -155,7 +155,7 @@ def _newest_partition(table: Table, opts: BigQueryOptions) -> str:
            r"WHERE table_name = @table AND total_rows > 0 AND REGEXP_CONTAINS(partition_id, r'^[0-9]{8}$')")
     config = bigquery.QueryJobConfig(query_parameters=[bigquery.ScalarQueryParameter("table", "STRING", table.name)])
     with _api(f"{table.uri}: listing its partitions"):
-        rows = list(_rest(opts, table.project).query_and_wait(sql, job_config=config))
+        rows = list(_rest(opts, opts.project or table.project).query_and_wait(sql, job_config=config))
     newest = rows[0]["newest"] if rows else None
     if not newest:
         raise spans.SpanError(f"ingest.source {table.uri}: no day partition of "
@@ -238,11 +238,13 @@ def _partition_filter(table: Table, meta, columns: list[Column]) -> str:
     """A $YYYYMMDD decorator as a row restriction, since the Storage Read API takes no decorators."""
     if not table.partition:
         return ""
-    try:
-        day = datetime.datetime.strptime(table.partition, "%Y%m%d").date()
-    except ValueError:
+    day = None
+    if len(table.partition) == 8 and table.partition.isdigit():
+        with contextlib.suppress(ValueError):
+            day = datetime.date.fromisoformat(table.partition)
+    if day is None:
         raise BigQueryError(f"ingest.source {table.uri}: expected a day partition $YYYYMMDD, "
-                            f"got ${table.partition}") from None
+                            f"got ${table.partition}")
     partitioning = meta.time_partitioning
     if partitioning is None or partitioning.type_ != "DAY":
         kind = "not partitioned by time" if partitioning is None else f"partitioned by {partitioning.type_}"

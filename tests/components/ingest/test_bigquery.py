@@ -9,6 +9,7 @@ google-cloud-bigquery asks when it reads a table's metadata and runs a query.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import json
@@ -22,7 +23,7 @@ from aiohttp import web
 from google.cloud.bigquery_storage_v1 import types
 
 from components.common.config import BigQueryOptions, IngestConfig
-from components.ingest import run
+from components.ingest import run, sources
 from components.ingest.bigquery import BigQueryError, Column, rows_to_arrow
 from tests.conftest import all_rows, http_server, read_examples
 
@@ -109,7 +110,18 @@ class BigQuery:
             return web.json_response({
                 "tableReference": {"projectId": project, "datasetId": dataset, "tableId": name},
                 "schema": {"fields": schema}, **({"timePartitioning": partitioning} if partitioning else {})})
-        return web.json_response({})
+        project = path.split("/")[2]
+        if path.endswith("/jobs"):  # jobs.insert: a query, done at once, into a temporary result table
+            return web.json_response({
+                "jobReference": {"projectId": project, "jobId": "job1", "location": "US"}, "status": {"state": "DONE"},
+                "configuration": {"query": {**body["configuration"]["query"], "destinationTable": {
+                    "projectId": project, "datasetId": "_anon", "tableId": "anon1"}}}})
+        if "/queries/" in path:  # jobs.getQueryResults: how result() waits
+            return web.json_response({"jobReference": {"projectId": project, "jobId": "job1"}, "jobComplete": True,
+                                      "totalRows": "0", "schema": {"fields": []}})
+        # jobs.query: the newest partition from INFORMATION_SCHEMA.PARTITIONS
+        return web.json_response({"jobComplete": True, "totalRows": "1", "rows": [{"f": [{"v": self.newest}]}],
+                                  "schema": {"fields": [{"name": "newest", "type": "STRING"}]}})
 
 
 @pytest.fixture()
@@ -133,8 +145,8 @@ def bigquery(monkeypatch):
     server.stop(None)
 
 
-def config(bigquery: BigQuery, **fields) -> IngestConfig:
-    options = BigQueryOptions(**{"endpoint": bigquery.endpoint, **fields.pop("bigquery", {})})
+def config(stand_in: BigQuery, /, **fields) -> IngestConfig:
+    options = BigQueryOptions(**{"endpoint": stand_in.endpoint, **fields.pop("bigquery", {})})
     return IngestConfig(**{"source": "bq://acme.sales.orders", "key": "id", **fields}, bigquery=options)
 
 
@@ -157,3 +169,112 @@ def test_every_type_reaches_the_examples_with_the_schema_types(bigquery, tmp_pat
     assert (row["s"], row["b"]) == (b"009", b"b9")
     assert (row["d"], row["dt"]) == (b"2026-11-10", b"2026-11-01T12:30:09.000000")
     assert (row["ts"], row["t"]) == (b"2026-11-01T00:00:09.500000Z", b"08:00:09.000000")
+
+
+def read_all(cfg: IngestConfig) -> list[sources.RawBatch]:
+    with contextlib.closing(sources.read(sources.resolve(cfg), cfg)) as batches:
+        return list(batches)
+
+
+@pytest.mark.parametrize(("partitioning", "day_filter"), [
+    ({"type": "DAY", "field": "d"}, "`d` = DATE '2026-11-25'"),
+    ({"type": "DAY", "field": "ts"}, "`ts` >= TIMESTAMP '2026-11-25' AND `ts` < TIMESTAMP '2026-11-26'"),
+    ({"type": "DAY"}, "_PARTITIONDATE = DATE '2026-11-25'"),
+])
+def test_the_read_session_asks_for_the_kept_columns_the_newest_day_and_the_snapshot(bigquery, partitioning,
+                                                                                     day_filter):
+    schema, rows = every_type()
+    schema.append({"name": "where", "type": "GEOGRAPHY"})  # dropped: never read, so never an error
+    bigquery.add("orders", schema, rows.append_column("where", pa.array(["POINT(0 0)"] * N)), partitioning)
+    cfg = config(bigquery, source="bq://acme.sales.orders${YYYY}{MM}{DD}", threads=3, batch_rows=10,
+                 drop=("where", "b", "id"),
+                 bigquery={"project": "billing", "row_restriction": "label >= 0",
+                           "snapshot_time": "2026-11-30T08:00:00+01:00"})
+    batches = read_all(cfg)
+    lookup = bigquery.rest[0]
+    assert lookup[:2] == ("POST", "/projects/billing/queries")
+    assert "`acme.sales.INFORMATION_SCHEMA.PARTITIONS`" in lookup[2]["query"]
+    assert lookup[2]["queryParameters"][0]["parameterValue"] == {"value": "orders"}
+    [request] = bigquery.sessions
+    assert request.parent == "projects/billing" and request.max_stream_count == 3
+    session = request.read_session
+    assert session.table == "projects/acme/datasets/sales/tables/orders"
+    assert session.data_format == types.DataFormat.ARROW
+    assert list(session.read_options.selected_fields) == [
+        "id", "f", "num", "big", "flag", "s", "d", "dt", "ts", "t", "label"]  # the split key stays
+    assert session.read_options.row_restriction == f"({day_filter}) AND (label >= 0)"
+    assert session.table_modifiers.snapshot_time == datetime.datetime(2026, 11, 30, 7, tzinfo=UTC)
+    assert len(bigquery.reads) == 3  # every stream
+    assert {b.file for b in batches} == set(bigquery.reads)
+    lines = np.concatenate([b.lines for b in batches])
+    assert sorted(lines) == list(range(1, N + 1))
+    assert sorted(np.concatenate([b.table.column("id").to_numpy() for b in batches])) == list(range(N))
+    assert batches[0].table.column("where").null_count == batches[0].table.num_rows
+
+
+def test_a_query_runs_into_its_result_table_which_is_read_like_a_table(bigquery, tmp_path):
+    schema, rows = every_type()
+    bigquery.add("anon1", schema, rows)
+    query = "SELECT * FROM sales.orders WHERE day = '{YYYY}-{MM}-{DD}'"
+    cfg = config(bigquery, source="", query=query, source_date="2026-11-02", drop=("f",),
+                 bigquery={"project": "billing", "timestamps": "seconds"})
+    out = tmp_path / "out"
+    assert run(cfg, str(out)).rows == N
+    insert = bigquery.rest[0]
+    assert insert[:2] == ("POST", "/projects/billing/jobs")
+    assert insert[2]["configuration"]["query"]["query"] == "SELECT * FROM sales.orders WHERE day = '2026-11-02'"
+    assert bigquery.sessions[0].read_session.table == "projects/billing/datasets/_anon/tables/anon1"
+    described = json.loads((out / "schema.json").read_text())
+    assert described["source"]["resolved_source"] == insert[2]["configuration"]["query"]["query"]
+    assert described["source"]["files"] == ["bq://billing._anon.anon1"]
+    features = {f["name"]: f["type"] for f in described["features"]}
+    assert [features[n] for n in ("d", "dt", "ts", "t")] == ["int", "int", "int", "int"]
+    row = all_rows(read_examples(out), "id")[9]
+    day = int(datetime.datetime(2026, 11, 10, tzinfo=UTC).timestamp())
+    assert (row["d"], row["dt"], row["ts"], row["t"]) == (day, day - 9 * 86400 + 12 * 3600 + 30 * 60 + 9,
+                                                          day - 9 * 86400 + 9, 8 * 3600 + 9)
+
+
+@pytest.mark.parametrize(("field", "named", "way_out"), [
+    ({"name": "where", "type": "GEOGRAPHY"}, "column 'where' is GEOGRAPHY", "ST_ASTEXT(where)"),
+    ({"name": "doc", "type": "JSON"}, "column 'doc' is JSON", "TO_JSON_STRING(doc)"),
+    ({"name": "r", "type": "RECORD", "fields": [{"name": "x", "type": "INTEGER"}]}, "column 'r' is STRUCT", "r.field"),
+    ({"name": "span", "type": "RANGE", "rangeElementType": {"type": "DATE"}}, "column 'span' is RANGE",
+     "RANGE_START(span)"),
+    ({"name": "wait", "type": "INTERVAL"}, "column 'wait' is INTERVAL", "CAST(wait AS STRING)"),
+    ({"name": "tags", "type": "STRING", "mode": "REPEATED"}, "column 'tags' is REPEATED STRING (an array)",
+     "tags[SAFE_OFFSET(0)]"),
+])
+def test_a_column_no_feature_can_hold_is_named_with_the_way_out(bigquery, tmp_path, field, named, way_out):
+    schema, rows = every_type()
+    bigquery.add("orders", [*schema, field], rows)
+    with pytest.raises(BigQueryError) as error:
+        run(config(bigquery), str(tmp_path / "out"))
+    message = str(error.value)
+    assert message.startswith(f"bq://acme.sales.orders: {named}")
+    assert "add it to ingest.drop" in message and way_out in message
+    assert not bigquery.sessions and not (tmp_path / "out").exists()
+
+
+def test_bad_sources_and_options_are_named(bigquery, tmp_path):
+    schema, rows = every_type()
+    bigquery.add("orders", schema, rows, {"type": "DAY", "field": "d"})
+    cases = [
+        ({"source": "bq://acme.orders"}, "ingest.source: expected bq://project.dataset.table"),
+        ({"source": "bq://acme.sales.missing"}, "bq://acme.sales.missing: reading its schema: .*Not found"),
+        ({"drop": ("nope",)}, "ingest.drop: column\\(s\\) \\['nope'\\] not in bq://acme.sales.orders"),
+        ({"bigquery": {"snapshot_time": "2026-11-30 08:00"}}, "snapshot_time: expected an RFC 3339 time with its zone"),
+        ({"source": "", "query": "SELECT 1"}, "ingest.bigquery.project: a query needs the project"),
+        ({"query": "SELECT 1"}, "ingest.query reads a query's result instead of ingest.source"),
+        ({"source": "bq://acme.sales.orders$2026110"}, "expected a day partition \\$YYYYMMDD, got \\$2026110"),
+        ({"source": "bq://acme.sales.events_{YYYY}{MM}{DD}"}, "for a partition .* only; set ingest.source_date"),
+    ]
+    for fields, message in cases:
+        with pytest.raises(BigQueryError, match=message):
+            read_all(config(bigquery, **fields))
+    bigquery.add("flat", schema, rows)
+    with pytest.raises(BigQueryError, match="\\$20261101 names a day's partition, but the table is not partitioned"):
+        read_all(config(bigquery, source="bq://acme.sales.flat$20261101"))
+    bigquery.add("events_20261103", schema, rows)  # a date-sharded table: ingest.source_date names the shard
+    assert sum(b.table.num_rows for b in read_all(
+        config(bigquery, source="bq://acme.sales.events_{YYYY}{MM}{DD}", source_date="2026-11-03"))) == N
