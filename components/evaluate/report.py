@@ -4,7 +4,8 @@ The page opens with the verdict (blessed, not blessed, or unchecked when no
 threshold is configured) and every check, then the metrics, the
 confusion matrix, ROC, precision-recall and reliability (calibration) plots
 as inline SVG, per-class numbers and the slices. TensorBoard gets the scalar
-metrics and a PR curve per class (or for the positive class of a binary label).
+metrics and a PR curve per class (or for the positive class of a binary label),
+drawn from the accumulators' score histograms.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import tensorflow as tf
 from tensorboard.plugins.pr_curve import summary as pr_summary
 
 from components.common.page import colour_bar, escape, figure, legend, page, section, table
-from components.common.task import Task
 
+PR_THRESHOLDS = 101
 SLICE_METRICS = {"classification": ("accuracy", "loss", "auc"), "regression": ("mae", "rmse", "r2")}
 
 
@@ -86,16 +87,24 @@ def _reliability(ax, calibration: dict) -> None:
     legend(ax, loc="upper left")
 
 
-def tensorboard(logdir: str, task: Task, scalars: dict[str, float], labels: np.ndarray, outputs: np.ndarray) -> None:
-    """Scalar metrics and PR curves, in a `logs/` folder TensorBoard reads as the run `evaluation`."""
+def tensorboard(logdir: str, scalars: dict[str, float], histograms: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Scalar metrics and a PR curve per class's (positives, examples) score histograms, in a `logs/` folder
+    TensorBoard reads as the run `evaluation`."""
     writer = tf.summary.create_file_writer(f"{logdir}/evaluation")
     with writer.as_default():
         for name, value in scalars.items():
             tf.summary.scalar(name, value, step=0)
-        if task.kind == "classification":
-            positive = range(1, 2) if len(task.classes) == 2 else range(len(task.classes))
-            for i in positive:
-                summary = pr_summary.pb(task.classes[i], labels == i,  # tag "<class>/pr_curves"
-                                        outputs[:, i].astype(np.float32), num_thresholds=101)
-                tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=0)
+        for name, (positives, examples) in histograms.items():
+            tf.summary.experimental.write_raw_pb(_pr_curve(name, positives, examples).SerializeToString(), step=0)
     writer.close()
+
+
+def _pr_curve(name: str, positives: np.ndarray, examples: np.ndarray):
+    """The summary `pr_summary.pb` writes (tag "<name>/pr_curves"), at PR_THRESHOLDS thresholds from the
+    histograms: counts at or above each threshold, the highest (1.0) holding none."""
+    at = np.arange(PR_THRESHOLDS - 1) * (len(examples) // (PR_THRESHOLDS - 1))
+    tp = np.append(np.cumsum(positives[::-1])[::-1][at], 0)
+    fp = np.append(np.cumsum((examples - positives)[::-1])[::-1][at], 0)
+    tn, fn = fp[0] - fp, tp[0] - tp
+    return pr_summary.raw_data_pb(name, tp, fp, tn, fn, tp / np.maximum(1e-7, tp + fp), tp / np.maximum(1e-7, tp + fn),
+                                  num_thresholds=PR_THRESHOLDS)

@@ -6,11 +6,24 @@ features instead. Each slice reports its example count and the scalar
 metrics of `components.evaluate.metrics` (no curves). A missing string value
 (read as "") is its own slice, labelled "(missing)": a model often fails
 exactly there, and a blank label would hide it.
+
+Which slices a feature has is settled before the metrics pass, by a
+`Profile` of the test split in bounded memory, mergeable like the metric
+accumulators: per number a uniform sample of at most `SAMPLE_SIZE` values
+(the smallest random priorities kept), whose quantiles are the bin edges,
+exactly the split's own when it has no more rows than that, and within a
+fraction of a percent of their rank otherwise; per string the counts of its
+values, pruned to the most frequent when a feature has far more values than
+slices are kept, so the `MAX_VALUES` most frequent are the slices. Numbers
+outside the sample's range fall in the first or last bin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,7 +32,12 @@ from components.common.page import shown
 from components.common.schema import Schema
 from components.evaluate.gate import EvaluateError
 
+if TYPE_CHECKING:
+    from components.evaluate.stream import Batch
+
 MAX_VALUES = 20  # string slices per feature, most frequent first
+SAMPLE_SIZE = 100_000  # numbers kept per feature for the quantile bin edges
+_PRUNE_FACTOR = 50  # distinct string values kept per feature, times MAX_VALUES, before the rarest go
 
 
 def features_to_slice(schema: Schema, cfg: EvaluateConfig) -> list[str]:
@@ -40,32 +58,127 @@ def why_none(schema: Schema) -> str:
             "tabular features.")
 
 
-def masks(name: str, values: np.ndarray, numeric: bool, bins: int) -> Iterator[tuple[str, np.ndarray]]:
-    """(slice label, boolean mask) for one feature's test values."""
-    values = values.reshape(-1)
-    if not numeric:
-        text = np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values])
-        kinds, counts = np.unique(text, return_counts=True)
-        for kind in kinds[np.argsort(-counts, kind="stable")][:MAX_VALUES]:
-            yield shown(kind), text == kind
-        return
-    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))
-    if len(edges) == 1:
-        yield f"{edges[0]:.4g}", np.ones(len(values), bool)
-        return
-    which = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
-    for b in range(len(edges) - 1):
-        closing = "]" if b == len(edges) - 2 else ")"
-        if (which == b).any():
-            yield f"[{edges[b]:.4g}, {edges[b + 1]:.4g}{closing}", which == b
+@dataclass(frozen=True, eq=False)
+class FeatureSlices:
+    """One feature's slices: quantile bins of a number (`edges`) or the most frequent values of a string."""
+
+    name: str
+    labels: tuple[str, ...]
+    edges: np.ndarray | None = None
+    values: tuple[str, ...] = ()
+
+    def assign(self, column: np.ndarray) -> np.ndarray:
+        """Each value's slice index, -1 for a string value that is not one of the slices."""
+        if self.edges is None:
+            kinds, inverse = np.unique(column, return_inverse=True)
+            index = {value: i for i, value in enumerate(self.values)}
+            return np.array([index.get(_text(kind), -1) for kind in kinds], np.int64)[inverse.reshape(-1)]
+        if len(self.edges) == 1:
+            return np.zeros(len(column), np.int64)
+        return np.clip(np.searchsorted(self.edges, column, side="right") - 1, 0, len(self.edges) - 2)
+
+
+@dataclass
+class Sample:
+    """A uniform sample of at most SAMPLE_SIZE values: those of the smallest random priorities, kept in parts
+    that are cut back to SAMPLE_SIZE once they hold twice as many (so each value is copied a few times at most)."""
+
+    parts: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (values, priorities)
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+
+    def add(self, values: np.ndarray) -> None:
+        self.parts.append((values, self.rng.random(len(values))))
+        self._cut(2 * SAMPLE_SIZE)
+
+    def merge(self, other: Sample) -> Sample:
+        self.parts += other.parts
+        self._cut(2 * SAMPLE_SIZE)
+        return self
+
+    def values(self) -> np.ndarray:
+        self._cut(0)
+        return self.parts[0][0] if self.parts else np.zeros(0)
+
+    def _cut(self, above: int) -> None:
+        if sum(len(v) for v, _ in self.parts) <= above and len(self.parts) < 1000:
+            return
+        values, priorities = (np.concatenate(a) for a in zip(*self.parts))
+        if len(values) > SAMPLE_SIZE:
+            keep = np.argpartition(priorities, SAMPLE_SIZE)[:SAMPLE_SIZE]
+            values, priorities = values[keep], priorities[keep]
+        self.parts = [(values, priorities)]
+
+
+@dataclass
+class Profile:
+    """The first pass over the test split: what each sliced feature's values are, in bounded memory."""
+
+    numbers: dict[str, Sample]
+    strings: dict[str, Counter]
+
+    @classmethod
+    def empty(cls, schema: Schema, features: list[str]) -> Profile:
+        numeric = {name: schema.feature(name).is_numeric for name in features}
+        return cls({name: Sample() for name in features if numeric[name]},
+                   {name: Counter() for name in features if not numeric[name]})
+
+    def add(self, batch: Batch) -> None:
+        self.add_columns(batch.columns)
+
+    def add_columns(self, columns: dict[str, np.ndarray]) -> None:
+        for name, sample in self.numbers.items():
+            sample.add(columns[name])
+        for name, counts in self.strings.items():
+            kinds, found = np.unique(columns[name], return_counts=True)
+            counts.update(dict(zip(map(_text, kinds), found.tolist())))
+            _prune(counts)
+
+    def merge(self, other: Profile) -> Profile:
+        for name, sample in self.numbers.items():
+            sample.merge(other.numbers[name])
+        for name, counts in self.strings.items():
+            counts.update(other.strings[name])
+            _prune(counts)
+        return self
+
+    def slices(self, features: list[str], bins: int) -> tuple[FeatureSlices, ...]:
+        return tuple(self._numeric(name, bins) if name in self.numbers else self._string(name) for name in features)
+
+    def _numeric(self, name: str, bins: int) -> FeatureSlices:
+        edges = np.unique(np.quantile(self.numbers[name].values(), np.linspace(0, 1, bins + 1)))
+        if len(edges) == 1:
+            return FeatureSlices(name, (f"{edges[0]:.4g}",), edges)
+        labels = tuple(f"[{edges[b]:.4g}, {edges[b + 1]:.4g}{']' if b == len(edges) - 2 else ')'}"
+                       for b in range(len(edges) - 1))
+        return FeatureSlices(name, labels, edges)
+
+    def _string(self, name: str) -> FeatureSlices:
+        values = tuple(v for v, _ in sorted(self.strings[name].items(), key=lambda item: (-item[1], item[0])))
+        return FeatureSlices(name, tuple(map(shown, values[:MAX_VALUES])), values=values[:MAX_VALUES])
+
+
+def _prune(counts: Counter) -> None:
+    if len(counts) > MAX_VALUES * _PRUNE_FACTOR:
+        kept = counts.most_common(MAX_VALUES * _PRUNE_FACTOR // 2)
+        counts.clear()
+        counts.update(dict(kept))
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def compute(schema: Schema, cfg: EvaluateConfig, features: dict[str, np.ndarray],
             score: Callable[[np.ndarray], dict]) -> list[dict]:
-    """One row per slice: feature, slice, count and `score(mask)`'s metrics."""
+    """One row per slice of examples held in memory: feature, slice, count and `score(mask)`'s metrics."""
+    names = features_to_slice(schema, cfg)
+    profile = Profile.empty(schema, names)
+    profile.add_columns({name: features[name].reshape(-1) for name in names})
     rows = []
-    for name in features_to_slice(schema, cfg):
-        numeric = schema.feature(name).is_numeric
-        for label, mask in masks(name, features[name], numeric, cfg.numeric_bins):
-            rows.append({"feature": name, "slice": label, "count": int(mask.sum()), "metrics": score(mask)})
+    for feature in profile.slices(names, cfg.numeric_bins):
+        index = feature.assign(features[feature.name].reshape(-1))
+        for i, label in enumerate(feature.labels):
+            mask = index == i
+            if mask.any():
+                rows.append({"feature": feature.name, "slice": label, "count": int(mask.sum()), "metrics": score(mask)})
     return rows

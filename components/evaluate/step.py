@@ -8,27 +8,40 @@ and PR curves). The baseline is the registry's (`<home>/registry.json`): its
 `production` version, else its newest blessed one; export records a blessed
 model there with this evaluation. With no thresholds configured the verdict
 is "unchecked" (not blessed), with a warning.
+
+Evaluation streams over the test split and never holds it, so its memory
+does not grow with the split: a first pass profiles the sliced features in
+bounded memory to settle each feature's slices (`slices.Profile`), a second
+runs the model, and the baseline, a batch at a time into fixed-size metric
+accumulators, overall and per slice (`evaluation.Evaluation`).
+`evaluate.engine` says where the passes run: `local`, in this process
+(`stream`), or `beam`, as Beam pipelines under the run's `beam` section
+(`beam_engine`); both write the same documents.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from components.common import io, reader
-from components.common.config import EvaluateConfig
+from components.common.config import BeamConfig, EvaluateConfig
 from components.common.model_loading import load_model, model_file
 from components.common.registry import Registry
 from components.common.schema import Schema
 from components.common.task import Task, task_of
-from components.evaluate import gate, metrics as metrics_lib, report, slices
+from components.evaluate import gate, metrics as metrics_lib, report, slices, stream
+from components.evaluate.evaluation import Evaluation
 from components.evaluate.gate import EvaluateError
 
 log = logging.getLogger("tfpipe.evaluate")
+LOCAL_RUNNER = BeamConfig()  # the beam section's defaults: Beam's DirectRunner on this machine's cores
 
 
 @dataclass(frozen=True)
@@ -46,47 +59,67 @@ class EvaluateResult:
 
 @dataclass(frozen=True)
 class TestSplit:
-    """The test split in memory: raw features (images left out), label indices or values."""
+    """The test split in memory (for whatif, which needs every example): raw features (images left out), label
+    indices or values."""
 
     features: dict[str, np.ndarray]
     labels: np.ndarray
     data: tf.data.Dataset  # batches of (features, label), for the model
 
 
-def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, home: str) -> EvaluateResult:
-    """Evaluates `model_dir/model.keras` on the test split against the baseline in `home`'s registry."""
+def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, home: str,
+        beam: BeamConfig = LOCAL_RUNNER) -> EvaluateResult:
+    """Evaluates `model_dir/model.keras` on the test split against the baseline in `home`'s registry;
+    `beam` is the run's beam section, which `evaluate.engine: beam` runs the passes with."""
     cfg.validate()
     schema = Schema.read(examples)
     task = task_of(schema)
-    model = load_model(model_dir, schema)
-    test = read_test_split(examples, schema, task, cfg.batch_size)
-    outputs = predict(model, test.data)
-    overall = score(task, test.labels, outputs)
-    by_slice = slices.compute(schema, cfg, test.features,
-                              lambda mask: metrics_lib.scalars(score(task, test.labels[mask], outputs[mask], False)))
-    current = metrics_lib.scalars(overall)
+    if not schema.splits.get("test"):
+        raise EvaluateError(f"{examples}: the test split is empty; ingest with ingest.split.test > 0")
+    models = {(model_file(model_dir), "model"): load_model(model_dir, schema)}
     baseline_of = Registry(home).baseline()
-    baseline = None
     if baseline_of is not None:
         what = f"baseline ({baseline_of.why}, version {baseline_of.version}) named in {home}/registry.json"
-        baseline_model = load_model(baseline_of.model, schema, what=what)
-        baseline = metrics_lib.scalars(score(task, test.labels, predict(baseline_model, test.data), False))
+        models[baseline_of.model, what] = load_model(baseline_of.model, schema, what=what)
+    names = tuple(slices.features_to_slice(schema, cfg))
+    slicing = ()
+    if names:
+        profile = _combine(cfg, beam, stream.Reader(examples, schema, task, names),
+                           partial(slices.Profile.empty, schema, names), [], "profile")
+        slicing = profile.slices(names, cfg.numeric_bins)
+    evaluation = _combine(cfg, beam, stream.Reader(examples, schema, task, names, tuple(models)),
+                          partial(Evaluation.empty, task, slicing, baseline_of is not None), list(models.values()),
+                          "metrics")
+    overall = evaluation.overall.result()
+    by_slice = evaluation.slices()
+    current = metrics_lib.scalars(overall)
+    baseline = metrics_lib.scalars(evaluation.baseline.result(curves=False)) if evaluation.baseline else None
     verdict, checks = gate.decide(cfg.thresholds, current, baseline)
     if verdict == gate.UNCHECKED:
         log.warning("evaluate: %s", gate.UNCHECKED_NOTE)
-    model_path = model_file(model_dir)
-    document = {"model": model_path, "examples": examples, "split": "test", "task": task.kind,
+    document = {"model": model_file(model_dir), "examples": examples, "split": "test", "task": task.kind,
                 "classes": list(task.classes), "overall": overall, "slices": by_slice,
                 "slices_note": "" if by_slice else slices.why_none(schema), "baseline": baseline}
     blessing = gate.blessing_json(verdict, checks, baseline_of and baseline_of.to_json())
+    curves = evaluation.overall.histograms() if task.kind == "classification" else {}
     with io.staged_dir(out) as stage:
         io.write_json(f"{stage}/metrics.json", document)
         io.write_json(f"{stage}/blessing.json", blessing)
         io.write_text(f"{stage}/report.html", report.html(document, blessing))
-        report.tensorboard(f"{stage}/logs", task, current, test.labels, outputs)
-    log.info("evaluate: %s on %d test examples; %s; %s", metrics_lib.headline(current), len(test.labels),
-             verdict.upper(), gate.describe(checks))
+        report.tensorboard(f"{stage}/logs", current, curves)
+    log.info("evaluate: %s on %d test examples (%s engine); %s; %s", metrics_lib.headline(current), overall["count"],
+             cfg.engine, verdict.upper(), gate.describe(checks))
     return EvaluateResult(out, verdict, current, checks)
+
+
+def _combine(cfg: EvaluateConfig, beam: BeamConfig, reader: stream.Reader, empty: Callable[[], stream.S],
+             models: list[keras.Model], name: str) -> stream.S:
+    """One pass over the test split on the configured engine; the local one uses the models already loaded."""
+    if cfg.engine == "beam":
+        from components.evaluate import beam_engine
+
+        return beam_engine.combine(reader, empty, cfg.batch_size, beam, f"tfpipe-evaluate-{name}")
+    return stream.combine(reader, empty, cfg.batch_size, models)
 
 
 def read_test_split(examples: str, schema: Schema, task: Task, batch_size: int) -> TestSplit:
@@ -104,11 +137,9 @@ def read_test_split(examples: str, schema: Schema, task: Task, batch_size: int) 
 
 
 def predict(model: keras.Model, data: tf.data.Dataset) -> np.ndarray:
-    """The model's outputs for every batch, in order; a Sequential model gets its one input tensor."""
-    single = isinstance(model, keras.Sequential)
-    forward = tf.function(lambda x: model(x, training=False))
-    outputs = [forward(next(iter(x.values())) if single else x).numpy() for x, _ in data]
-    return np.concatenate(outputs)
+    """The model's outputs for every batch, in order."""
+    outputs = stream.forward(model)
+    return np.concatenate([outputs(x) for x, _ in data])
 
 
 def score(task: Task, labels: np.ndarray, outputs: np.ndarray, curves: bool = True) -> dict:
