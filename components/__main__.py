@@ -127,10 +127,13 @@ def add_step_commands(commands) -> None:
     monitor = commands.add_parser("monitor", help="request logs + training examples -> skew, drift, report; "
                                                   "exit 1 when a threshold is crossed")
     add_config_arguments(monitor)
-    monitor.add_argument("--logs", required=True, help="the server's request log folder (serve.logging.dir)")
-    monitor.add_argument("--examples", required=True, help="the training data: an ingest step's output folder")
+    monitor.add_argument("--log", "--logs", dest="logs",
+                         help="the server's request log folder (default: serve.logging.dir)")
+    monitor.add_argument("--examples", help="the training data, an ingest step's output folder (default: the "
+                                            "examples the registry's production model was trained on)")
     monitor.add_argument("--out", required=True, help="output folder for findings.json, report.html, windows/")
-    monitor.add_argument("--window-seconds", type=int, help="window length (default: monitor.window_seconds)")
+    monitor.add_argument("--window", "--window-seconds", dest="window", type=duration,
+                         help="window length: 3600, 3600s, 90m, 1h or 1d (default: monitor.window_seconds)")
     monitor.add_argument("--since", type=int, default=0, help="only requests logged from this time (epoch seconds)")
     monitor.set_defaults(handler=monitor_command)
     serve.set_defaults(handler=serve_command)
@@ -298,10 +301,26 @@ def monitor_command(args: argparse.Namespace) -> int:
     cfg = config_lib.load_section(args.config, args.overrides, "monitor")
     from components import monitor
 
-    result = monitor.run(cfg.monitor, args.logs, args.examples, args.out, window=args.window_seconds,
-                         since=args.since)
+    logs = args.logs or cfg.serve.logging.dir
+    if not logs:
+        raise config_lib.ConfigError("--log: expected the server's request log folder (or serve.logging.dir)")
+    examples = args.examples or monitor.production_examples(cfg.model_home)
+    result = monitor.run(cfg.monitor, logs, examples, args.out, window=args.window, since=args.since)
     print(f"{result.findings.headline()} -> {args.out}/report.html")
     return 1 if result.crossed else 0
+
+
+def duration(text: str) -> int:
+    """Seconds from `3600`, `3600s`, `90m`, `1h` or `1d` (argparse's type for --window)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1)
+    try:
+        seconds = int(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds, or a number with s, m, h or d") from None
+    if seconds < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected at least 1 second")
+    return seconds
 
 
 def example_data_command(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@
     tfpipe compile --config pipelines/configs/digits.yaml --out digits.yaml   # KFP IR YAML
     tfpipe submit --config ... --kfp-host https://kfp.example.com/pipeline    # one run on a KFP cluster
     tfpipe schedule --config ... --vertex --project p --pipeline-root gs://b/runs --cron "0 3 * * *"
+    tfpipe schedule --config ... --pipeline monitoring --kfp-host https://kfp.example.com/pipeline --cron "0 * * * *"
+    tfpipe run --config pipelines/configs/retraining.yaml --pipeline monitoring   # retrains here if asked to
     tfpipe ingest --config pipelines/configs/penguins.yaml --out /tmp/penguins
     tfpipe train --config pipelines/configs/penguins.yaml --examples /tmp/penguins --out /tmp/penguins-model
     tfpipe evaluate --model /tmp/penguins-model --examples /tmp/penguins --out /tmp/penguins-eval
@@ -29,17 +31,21 @@ from components import __main__ as steps
 def run_command(args: argparse.Namespace) -> int:
     """Runs the whole DAG on this machine (kfp.local) and prints what it made and where."""
     from components.common import config as config_lib
+    from components.common.errors import TfpipeError
     from pipelines import summary
     from pipelines.targets import local
 
     if bool(args.step) != bool(args.after):
-        from components.common.errors import TfpipeError
-
         raise TfpipeError("--step and --from go together: the step to run, and the run folder whose outputs it takes")
+    if args.step and args.pipeline == "monitoring":
+        raise TfpipeError("--step runs one step of the training pipeline; the monitoring pipeline has no --step")
     cfg = config_lib.load(args.config, args.overrides)
-    run_dir = local.run(cfg, docker=args.docker, step=args.step or "", after=args.after or "", verbose=args.verbose)
+    run_dir = local.run(cfg, docker=args.docker, step=args.step or "", after=args.after or "", verbose=args.verbose,
+                        pipeline=args.pipeline)
     cfg.write(run_dir)
-    print("\n" + "\n".join(summary.lines(run_dir, alone=bool(args.step))))
+    found = summary.monitoring_lines(run_dir) if args.pipeline == "monitoring" else \
+        summary.lines(run_dir, alone=bool(args.step))
+    print("\n" + "\n".join(found))
     return 0
 
 
@@ -48,53 +54,42 @@ def compile_command(args: argparse.Namespace) -> int:
     from kfp import compiler
 
     from components.common import config as config_lib
-    from pipelines import training
 
     cfg = config_lib.load(args.config, args.overrides)
-    compiler.Compiler().compile(training.build(cfg, vertex=args.vertex), args.out)
-    print(f"pipeline tfpipe-{cfg.name} -> {args.out}")
+    pipeline = build(cfg, args.pipeline, vertex=args.vertex)
+    compiler.Compiler().compile(pipeline, args.out)
+    print(f"pipeline {pipeline.name} -> {args.out}")
     return 0
 
 
 def cluster_command(args: argparse.Namespace) -> int:
     """`submit` (one run) or `schedule` (a recurring run) on a KFP cluster or Vertex AI Pipelines."""
-    import tempfile
-
-    from kfp import compiler
-
     from components.common import config as config_lib
     from components.common.errors import TfpipeError
-    from pipelines import training
     from pipelines.targets import cluster
 
-    if bool(args.kfp_host) == bool(args.vertex):
-        raise TfpipeError("expected exactly one target: --kfp-host URL, or --vertex with --project and --pipeline-root")
+    target = cluster.Target(kfp_host=args.kfp_host or "", namespace=args.namespace, experiment=args.experiment,
+                            vertex=args.vertex, project=args.project or "", region=args.region,
+                            pipeline_root=args.pipeline_root or "").check()
+    if target.local:
+        raise TfpipeError("expected a target: --kfp-host URL, or --vertex with --project and --pipeline-root")
     cfg = config_lib.load(args.config, args.overrides)
-    name = f"tfpipe-{cfg.name}"
-    with tempfile.TemporaryDirectory() as tmp:
-        package = f"{tmp}/{name}.yaml"
-        compiler.Compiler().compile(training.build(cfg, vertex=args.vertex), package)
-        if args.kfp_host:
-            client = cluster.kfp_client(args.kfp_host, args.namespace)
-            if args.command == "schedule":
-                made = "recurring run " + cluster.kfp_schedule(client, package, name, args.experiment, args.cron,
-                                                               cfg.pipeline.cache)
-            else:
-                made = "run " + cluster.kfp_submit(client, package, name, args.experiment, cfg.pipeline.cache)
-        else:
-            if not args.project:
-                raise TfpipeError("--vertex needs --project")
-            job = cluster.vertex_job(package, name, args.project, args.region, args.pipeline_root or "",
-                                     cfg.pipeline.cache)
-            if args.command == "schedule":
-                schedule = cluster.vertex_schedule(job, name)
-                schedule.create(cron=cluster.cron_for(args.cron, "vertex"))
-                made = f"schedule {schedule.resource_name}"
-            else:
-                job.submit()
-                made = f"pipeline job {job.resource_name}"
-    print(f"{name}: {made}")
+    pipeline = build(cfg, args.pipeline, vertex=args.vertex, target=target)
+    made = cluster.start(pipeline, pipeline.name, target, cfg.pipeline.cache,
+                         cron=args.cron if args.command == "schedule" else "")
+    print(f"{pipeline.name}: {made}")
     return 0
+
+
+def build(cfg, pipeline: str, vertex: bool, target=None):
+    """The training or monitoring pipeline function for `cfg`; a monitoring pipeline retrains on `target`."""
+    if pipeline == "monitoring":
+        from pipelines import monitoring
+
+        return monitoring.build(cfg, target)
+    from pipelines import training
+
+    return training.build(cfg, vertex=vertex)
 
 
 def tensorboard_command(args: argparse.Namespace) -> int:
@@ -144,11 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="show every task's output as it runs (it always goes to the run's pipeline.log)")
     run.add_argument("--docker", action="store_true",
                      help="run each step in the component image (pipeline.base_image; make images) with no network")
+    add_pipeline_argument(run)
     run.set_defaults(handler=run_command)
     compile_ = commands.add_parser("compile", help="write the pipeline as KFP IR YAML for a cluster or Vertex")
     steps.add_config_arguments(compile_)
     compile_.add_argument("--out", default="pipeline.yaml", help="the YAML file to write (default pipeline.yaml)")
     compile_.add_argument("--vertex", action="store_true", help="for Vertex AI Pipelines (train as a CustomJob)")
+    add_pipeline_argument(compile_)
     compile_.set_defaults(handler=compile_command)
     steps.add_step_commands(commands)
     for command, help_text in (("submit", "compile and start one run on a KFP cluster or Vertex AI Pipelines"),
@@ -162,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         target.add_argument("--project", help="Google Cloud project (Vertex)")
         target.add_argument("--region", default="us-central1", help="Vertex region (default: us-central1)")
         target.add_argument("--pipeline-root", help="gs:// folder for the run's outputs (Vertex)")
+        add_pipeline_argument(target)
         if command == "schedule":
             target.add_argument("--cron", required=True,
                                 help="when: 5 fields (Vertex style) or 6 with seconds first (KFP style)")
@@ -172,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--port", type=int, default=6006, help="port (default: 6006; 0 picks a free one)")
     board.set_defaults(handler=tensorboard_command)
     return parser
+
+
+def add_pipeline_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pipeline", choices=("training", "monitoring"), default="training",
+                        help="training (the default), or monitoring: the served model's request logs against its "
+                             "training data, retraining where monitor.retrain_on says")
 
 
 def main(argv: list[str] | None = None) -> int:

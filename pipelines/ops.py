@@ -214,6 +214,43 @@ def serve(config: str, examples: Input[Dataset], version: int, deployment: Outpu
     return deployed.deployed
 
 
+def monitor(config: str, findings: Output[Artifact], report: Output[HTML]) -> bool:
+    """The served model's request logs (the last complete windows) against the data it was trained on; returns
+    whether `monitor.retrain_on` asks for a training run."""
+    import shutil
+    import time
+
+    from components import monitor as monitor_step
+    from components.common.config import RunConfig
+    from pipelines.records import MonitorRecord
+
+    cfg = RunConfig.from_json(config)
+    started = time.perf_counter()
+    result = monitor_step.scheduled(cfg, findings.path, time.time())
+    shutil.copy(f"{findings.path}/report.html", report.path)
+    found = result.findings
+    findings.metadata.update(MonitorRecord(time.perf_counter() - started, found.crossed, found.retrain,
+                                           found.requests, found.headline(), found.training).to_json())
+    return result.retrain
+
+
+def retrain(config: str, target: str, findings: Input[Artifact], started: Output[Artifact]) -> str:
+    """Starts the training pipeline on `target` (a Target as JSON; local: a `tfpipe run`), because `findings`
+    crossed the threshold `monitor.retrain_on` names; returns what it started."""
+    import time
+
+    from components.common.config import RunConfig
+    from pipelines import trigger
+    from pipelines.records import RetrainRecord
+    from pipelines.targets.cluster import Target
+
+    cfg = RunConfig.from_json(config)
+    began = time.perf_counter()
+    made = trigger.start_training(cfg, Target.from_json(target), started.path)
+    started.metadata.update(RetrainRecord(time.perf_counter() - began, made, findings.path).to_json())
+    return made
+
+
 def summary(config: str, status: dsl.PipelineTaskFinalStatus, report: Output[Markdown]) -> str:
     """Runs whatever happened before it (an exit handler): the run's final state as Markdown the KFP UI shows,
     and the error of the step that failed, if one did."""
@@ -234,4 +271,5 @@ def make(base_image: str) -> SimpleNamespace:
         return executor.run_through_this(dsl.component(function, base_image=base_image, install_kfp_package=False))
 
     return SimpleNamespace(**{f.__name__: component(f) for f in (
-        ingest, validate, plan_trials, run_trial, pick_best, train, evaluate, whatif, export, serve, summary)})
+        ingest, validate, plan_trials, run_trial, pick_best, train, evaluate, whatif, export, serve, monitor, retrain,
+        summary)})

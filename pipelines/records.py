@@ -127,6 +127,27 @@ class ServeRecord(StepRecord):
     deployed: bool
 
 
+@dataclass(frozen=True)
+class MonitorRecord(StepRecord):
+    TASK: ClassVar[str] = "monitor"
+    ARTIFACT: ClassVar[str] = "findings"
+
+    crossed: bool  # a skew or drift threshold, of a feature or of the predictions
+    retrain: bool  # and monitor.retrain_on asks for a training run
+    requests: int  # logged requests read
+    headline: str  # what crossed where, as monitor words it
+    training: str  # the examples the requests were compared with
+
+
+@dataclass(frozen=True)
+class RetrainRecord(StepRecord):
+    TASK: ClassVar[str] = "retrain"
+    ARTIFACT: ClassVar[str] = "started"
+
+    started: str  # the training run started: a local run folder, a KFP run or a Vertex pipeline job
+    because: str  # the monitor findings that asked for it
+
+
 def returned(run_dir: Path, task: str):
     """What a run's task returned (its `Output` parameter), or None if the task did not run."""
     output = _executor_output(run_dir, task)

@@ -15,6 +15,8 @@ from pipelines.records import (
     EvaluateRecord,
     ExportRecord,
     IngestRecord,
+    MonitorRecord,
+    RetrainRecord,
     ServeRecord,
     StepRecord,
     TrainRecord,
@@ -92,6 +94,23 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
     if exported:
         out.append(f"  what-if   tfpipe whatif serve --model-base {Path(exported.path).parent} --examples {examples}")
     out.append(f"  logs      tfpipe tensorboard {run_dir}")
+    return out
+
+
+def monitoring_lines(run_dir: Path) -> list[str]:
+    """The summary of a monitoring run: what the requests showed, and the training run it started, if any."""
+    monitored, retrained = MonitorRecord.read(run_dir), RetrainRecord.read(run_dir)
+    out = [f"run {run_dir}"]
+    if monitored is None:
+        return [*out, "  monitor   did not finish: see the run's pipeline.log"]
+    out += [f"  monitor   {monitored.seconds:6.1f} s  {monitored.headline}",
+            f"  against   {monitored.training}",
+            f"  report    {run_dir / MonitorRecord.TASK / 'report'}",
+            f"  findings  {run_dir / MonitorRecord.TASK / MonitorRecord.ARTIFACT / 'findings.json'}"]
+    if retrained:
+        out.append(f"  retrained {retrained.started} ({retrained.seconds:.1f} s)")
+    elif monitored.crossed:
+        out.append("  retrained no: monitor.retrain_on does not ask for it")
     return out
 
 

@@ -444,6 +444,12 @@ class MonitorConfig:
     drift: DriftThresholds = DriftThresholds()
     window_seconds: int = 3600  # windows start at multiples of this since the epoch (UTC)
     retrain_on: RetrainOn = "never"  # which crossed threshold starts a training run
+    # the monitoring pipeline reads the last this many complete windows (the one under way waits for the next run)
+    lookback_windows: int = 2
+    # deploy.target vertex: a Vertex Model Monitoring job watches the endpoint with these thresholds, every
+    # window_seconds (Vertex's least is an hour), on the requests serve.logging.sampling_rate samples
+    vertex_job: bool = False
+    alert_emails: tuple[str, ...] = ()  # Vertex Model Monitoring mails them when a threshold is crossed
 
     def validate(self, where: str = "monitor") -> None:
         for side in ("skew", "drift"):
@@ -454,6 +460,8 @@ class MonitorConfig:
                                       f"expected a distance in [0, 1], got {value}")
         if self.window_seconds < 1:
             raise ConfigError(f"{where}.window_seconds: expected at least 1 second, got {self.window_seconds}")
+        if self.lookback_windows < 1:
+            raise ConfigError(f"{where}.lookback_windows: expected at least 1, got {self.lookback_windows}")
 
 
 DeployTarget = Literal["local", "kserve", "vertex"]

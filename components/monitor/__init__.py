@@ -3,6 +3,7 @@
 
 from components.monitor.errors import MonitorError
 from components.monitor.findings import Anomaly, DamagedFile, Findings, Measurement, Window
-from components.monitor.step import MonitorResult, run
+from components.monitor.step import MonitorResult, production_examples, recent, run, scheduled
 
-__all__ = ["Anomaly", "DamagedFile", "Findings", "Measurement", "MonitorError", "MonitorResult", "Window", "run"]
+__all__ = ["Anomaly", "DamagedFile", "Findings", "Measurement", "MonitorError", "MonitorResult", "Window",
+           "production_examples", "recent", "run", "scheduled"]

@@ -3,6 +3,7 @@
     result = monitor.run(cfg.monitor, "runs/request_logs", "runs/<run>/ingest", "runs/<run>/monitor")
     result.crossed  # a threshold was crossed: `tfpipe monitor` exits 1
     result.retrain  # and `monitor.retrain_on` asks for a training run
+    monitor.scheduled(cfg, "runs/<run>/monitor", time.time())  # the monitoring pipeline's: recent windows
 
 Every log file is read (components.monitor.logs), each request decoded by
 the training schema into the window its time falls in (decode), each window's
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from components.common import io
-from components.common.config import MonitorConfig
+from components.common.config import MonitorConfig, RunConfig
 from components.common.errors import TfpipeError
 from components.common.metadata import DataMetadata
+from components.common.registry import Registry
 from components.common.schema import Schema
 from components.common.task import task_of
 from components.monitor import compare, logs, report, statistics
@@ -47,9 +49,10 @@ class MonitorResult:
 
 
 def run(cfg: MonitorConfig, log_dir: str, training_examples: str, out: str, window: int | None = None,
-        since: int = 0) -> MonitorResult:
-    """Monitors the requests logged in `log_dir` (from `since`, epoch seconds) in windows of `window` seconds
-    (default `cfg.window_seconds`) against the ingest output `training_examples`, into the folder `out`."""
+        since: int = 0, until: int | None = None) -> MonitorResult:
+    """Monitors the requests logged in `log_dir` from `since` to before `until` (epoch seconds; None: to the
+    end) in windows of `window` seconds (default `cfg.window_seconds`) against the ingest output
+    `training_examples`, into the folder `out`."""
     cfg.validate()
     seconds = window or cfg.window_seconds
     if seconds < 1:
@@ -63,7 +66,7 @@ def run(cfg: MonitorConfig, log_dir: str, training_examples: str, out: str, wind
     decoder = Decoder(schema, task)
     for record in logs.records(paths, damaged):
         when = record.log_metadata.timestamp_secs
-        if when >= since:
+        if since <= when and (until is None or when < until):
             decoder.add(record, traffic.setdefault(when // seconds * seconds, Traffic()))
     training = compare.training_profiles(meta)
     windows, seen, written = [], {}, {}
@@ -90,6 +93,33 @@ def run(cfg: MonitorConfig, log_dir: str, training_examples: str, out: str, wind
         io.write_text(f"{stage}/findings.json", findings.to_json() + "\n")
         io.write_text(f"{stage}/report.html", report.html(findings, training, seen))
     return MonitorResult(out, findings)
+
+
+def scheduled(cfg: RunConfig, out: str, now: float) -> MonitorResult:
+    """A scheduled run (the monitoring pipeline's): the last `monitor.lookback_windows` complete windows of the
+    server's request logs (`serve.logging.dir`) against the examples the registry's production model was
+    trained on."""
+    if not cfg.serve.logging.dir:
+        raise MonitorError("serve.logging.dir: monitoring reads the server's request logs; expected their folder "
+                           "(and serve.logging.sampling_rate > 0 on the server)")
+    since, until = recent(cfg.monitor, now)
+    return run(cfg.monitor, cfg.serve.logging.dir, production_examples(cfg.model_home), out, since=since, until=until)
+
+
+def production_examples(model_home: str) -> str:
+    """The examples the served model was trained on: the registry's production version's (the baseline)."""
+    production = Registry(model_home).baseline()
+    if production is None or not production.examples:
+        raise MonitorError(f"{model_home}: no production model with its training examples in the registry; "
+                           "monitoring compares served requests with the data the served model was trained on")
+    return production.examples
+
+
+def recent(cfg: MonitorConfig, now: float) -> tuple[int, int]:
+    """`since` and `until` for a scheduled run at `now`: the last `cfg.lookback_windows` complete windows
+    (the window under way is read by the next run, once it is whole)."""
+    until = int(now) // cfg.window_seconds * cfg.window_seconds
+    return until - cfg.lookback_windows * cfg.window_seconds, until
 
 
 def _training(examples: str) -> tuple[Schema, DataMetadata]:

@@ -12,7 +12,65 @@ live cluster or project.
 
 from __future__ import annotations
 
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+
 from components.common.errors import TfpipeError
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a pipeline runs: a KFP cluster (`kfp_host`), Vertex AI Pipelines (`vertex`), or, with neither,
+    this machine (`tfpipe run`). A monitoring pipeline carries its own, to start training where it runs."""
+
+    kfp_host: str = ""
+    namespace: str = "kubeflow"
+    experiment: str = "tfpipe"
+    vertex: bool = False
+    project: str = ""
+    region: str = "us-central1"
+    pipeline_root: str = ""
+
+    @property
+    def local(self) -> bool:
+        return not self.kfp_host and not self.vertex
+
+    def check(self) -> Target:
+        if self.kfp_host and self.vertex:
+            raise TfpipeError("expected one target: --kfp-host URL, or --vertex with --project and --pipeline-root")
+        if self.vertex and not self.project:
+            raise TfpipeError("--vertex needs --project")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Target:
+        return cls(**json.loads(text)).check() if text else cls()
+
+
+def start(pipeline, name: str, target: Target, cache: bool, cron: str = "") -> str:
+    """Compiles the pipeline function and starts it on `target` (a cluster): one run, or a schedule with `cron`.
+    What was made, in words with its id."""
+    from kfp import compiler
+
+    with tempfile.TemporaryDirectory() as tmp:
+        package = f"{tmp}/{name}.yaml"
+        compiler.Compiler().compile(pipeline, package)
+        if target.kfp_host:
+            client = kfp_client(target.kfp_host, target.namespace)
+            if cron:
+                return "recurring run " + kfp_schedule(client, package, name, target.experiment, cron, cache)
+            return "run " + kfp_submit(client, package, name, target.experiment, cache)
+        job = vertex_job(package, name, target.project, target.region, target.pipeline_root, cache)
+        if cron:
+            schedule = vertex_schedule(job, name)
+            schedule.create(cron=cron_for(cron, "vertex"))
+            return f"schedule {schedule.resource_name}"
+        job.submit()
+        return f"pipeline job {job.resource_name}"
 
 
 class CronError(TfpipeError):

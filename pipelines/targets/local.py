@@ -31,15 +31,18 @@ from pipelines.targets import forkserver, local_log
 # What the steps' processes import: the fork server imports it once for all of them. kfp's executor as each
 # step's command loads it (without kfp's client), then the step packages the ops call.
 STEP_MODULES = ("kfp.dsl.executor_main", "components.ingest", "components.tune", "components.train",
-                "components.evaluate", "components.whatif", "components.export", "components.serve.step")
+                "components.evaluate", "components.whatif", "components.export", "components.serve.step",
+                "components.monitor")
 
 
 class PipelineError(TfpipeError):
     """A step of the pipeline failed."""
 
 
-def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", verbose: bool = False) -> Path:
+def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", verbose: bool = False,
+        pipeline: str = "training") -> Path:
     """Runs the DAG to the end, or `step` alone on the outputs of the run folder `after`; the new run folder.
+    `pipeline` is training or monitoring (whose retraining, if it asks for one, is a `tfpipe run` here).
 
     Without containers, the steps run in children of a fork server that has imported their modules
     once (pipelines.targets.forkserver). kfp.local's whole output (every task's executor input and
@@ -53,16 +56,16 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
 
         root = Path(cfg.runs_root).resolve()
         root.mkdir(parents=True, exist_ok=True)
-        name = f"tfpipe-{cfg.name}-{step}" if step else f"tfpipe-{cfg.name}"
+        name = f"tfpipe-{cfg.name}-{step or 'monitoring'}" if step or pipeline == "monitoring" else f"tfpipe-{cfg.name}"
         if docker:
             cfg = absolute_paths(cfg)
-        pipeline, arguments = _pipeline(cfg, step, after)
+        dag, arguments = _pipeline(cfg, step, after, pipeline)
         runner = _docker_runner(cfg) if docker else local.SubprocessRunner(use_venv=False)
         local.init(runner=runner, pipeline_root=str(root), enable_caching=cfg.pipeline.cache,
                    cache_root=str(root / ".kfp_cache"), raise_on_error=True)
         if server:
             stack.enter_context(_environment(executor.FORKSERVER, server.ready()))
-        before = _runs(root, name)
+        before = runs(root, name)
         log_path = root / f".{name}-{os.getpid()}.log"
         output = local_log.Log(log_path, sys.stdout, verbose)
         try:
@@ -71,22 +74,23 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
                 # settings.
                 warnings.filterwarnings("ignore", "You may be attemping to run a task that uses custom")
                 warnings.filterwarnings("ignore", ".* have no effect in the current local runner")
-                pipeline(**arguments)
+                dag(**arguments)
         except RuntimeError as e:
-            runs = _runs(root, name) - before
-            kept = _keep_log(output, log_path, runs)
-            raise PipelineError(f"pipeline tfpipe-{cfg.name}: {_failure(runs, str(e))} (the whole output: {kept})") \
-                from None
-    [run_dir] = _runs(root, name) - before
+            made = runs(root, name) - before
+            kept = _keep_log(output, log_path, made)
+            raise PipelineError(f"pipeline {name}: {_failure(made, str(e))} (the whole output: {kept})") from None
+    [run_dir] = runs(root, name) - before
     _keep_log(output, log_path, {run_dir})
     return run_dir
 
 
-def _pipeline(cfg: RunConfig, step: str, after: str) -> tuple:
+def _pipeline(cfg: RunConfig, step: str, after: str, pipeline: str) -> tuple:
     """The pipeline function to run, and its arguments."""
     from components.common import fingerprint
-    from pipelines import summary, training
+    from pipelines import monitoring, summary, training
 
+    if pipeline == "monitoring":
+        return monitoring.build(cfg), {}
     if step:
         return training.build_step(cfg, step, summary.outputs_of(Path(after).resolve())), {}
     return training.build(cfg), {"source_fingerprint": fingerprint.of_source(cfg.ingest.source)}
@@ -102,9 +106,9 @@ def _environment(name: str, value: str) -> Iterator[None]:
         del os.environ[name]
 
 
-def _failure(runs: set[Path], message: str) -> str:
+def _failure(made: set[Path], message: str) -> str:
     """Which step failed and why: from the failure the step recorded, else kfp.local's word for which."""
-    recorded = next(((run_dir, path) for run_dir in runs for path in sorted(run_dir.rglob(StepFailure.FILE))), None)
+    recorded = next(((run_dir, path) for run_dir in made for path in sorted(run_dir.rglob(StepFailure.FILE))), None)
     if recorded:
         run_dir, path = recorded
         return f"step {str(path.parent.relative_to(run_dir))!r} failed: {StepFailure.read(path)}"
@@ -121,8 +125,9 @@ def _keep_log(output: local_log.Log, log_path: Path, runs: set[Path]) -> Path:
     return kept
 
 
-def _runs(root: Path, name: str) -> set[Path]:
-    """The run folders of pipeline `name`: kfp.local names them `<name>-<timestamp>`."""
+def runs(root: Path, name: str) -> set[Path]:
+    """The run folders of pipeline `name`: kfp.local names them `<name>-<timestamp>` (a training pipeline's
+    name never matches its monitoring pipeline's runs, `<name>-monitoring-<timestamp>`)."""
     return {p for p in root.glob(f"{name}-*") if re.fullmatch(rf"{re.escape(name)}-[\d-]+", p.name)}
 
 

@@ -8,7 +8,7 @@ from google.auth.credentials import AnonymousCredentials
 from kfp import compiler
 
 from components.common import config as config_lib
-from pipelines import training
+from pipelines import cli, training, trigger
 from pipelines.targets import cluster
 from tests.conftest import ROOT, http_server
 
@@ -85,3 +85,29 @@ def test_vertex_job_and_schedule_objects(package):
     assert schedule._gca_resource.create_pipeline_job_request.parent == "projects/acme/locations/europe-west4"
     with pytest.raises(Exception, match="gs:// folder"):
         cluster.vertex_job(package, "x", "acme", "us-central1", "/tmp/runs", cache=True)
+
+
+def test_the_monitoring_pipeline_is_scheduled_to_retrain_where_it_runs(kfp_api, capsys):
+    host, seen = kfp_api
+    assert cli.main(["schedule", "--config", str(ROOT / "pipelines/configs/retraining.yaml"), "--pipeline",
+                     "monitoring", "--kfp-host", host, "--cron", "0 * * * *", "--set", "monitor.retrain_on=drift"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "tfpipe-churn-monitoring: recurring run rec-1"
+    [recurring] = [body for method, path, body in seen if path.endswith("/recurringruns")]
+    spec = recurring["pipeline_spec"]
+    assert spec["pipelineInfo"]["name"] == "tfpipe-churn-monitoring"
+    assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 * * * *"
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert cluster.Target.from_json(parameters["target"]["defaultValue"]) == cluster.Target(kfp_host=host)
+    assert json.loads(parameters["config"]["defaultValue"])["monitor"]["retrain_on"] == "drift"
+    assert set(spec["root"]["dag"]["tasks"]) == {"exit-handler-1", "summary"}
+
+
+def test_a_retraining_started_from_a_step_submits_the_training_pipeline(kfp_api, tmp_path, monkeypatch):
+    host, seen = kfp_api
+    monkeypatch.setenv("_KFP_RUNTIME", "true")  # as kfp's executor leaves it for the step that starts the run
+    cfg = config_lib.load(ROOT / "pipelines/configs/retraining.yaml")
+    assert trigger.start_training(cfg, cluster.Target(kfp_host=host, experiment="nightly"), str(tmp_path)) == \
+        "run run-1"
+    [run] = [body for method, path, body in seen if method == "POST" and path.endswith("/runs")]
+    assert run["display_name"] == "tfpipe-churn" and run["pipeline_spec"]["pipelineInfo"]["name"] == "tfpipe-churn"
+    assert run["experiment_id"] == "exp-1" and (tmp_path / "started.json").exists()

@@ -67,12 +67,13 @@ def next_window() -> None:
     time.sleep(WINDOW - time.time() % WINDOW + 0.05)
 
 
-def test_monitor_finds_no_skew_in_training_traffic_and_names_what_shifted(tmp_path, penguins_home, penguins_examples):
+def log_traffic(home, examples: str, logs) -> list[int]:
+    """Serves `home` with every request logged into `logs`: 400 rows drawn from the training data in one window,
+    then 400 shifted ones in the next; the requests sent in each."""
     rng = random.Random(0)
-    rows = training_rows(penguins_examples)
+    rows = training_rows(examples)
     first, second = rng.choices(rows, k=400), [shift(r) for r in rng.choices(rows, k=400)]
-    logs = tmp_path / "logs"
-    with running(config(penguins_home, logging=RequestLogConfig(sampling_rate=1.0, dir=str(logs)))) as server:
+    with running(config(home, logging=RequestLogConfig(sampling_rate=1.0, dir=str(logs)))) as server:
         rest, grpc = RestClient(server.rest_url, "penguins"), GrpcClient(server.grpc_target, "penguins")
         sent = []
         for batch in (first, second):
@@ -82,7 +83,12 @@ def test_monitor_finds_no_skew_in_training_traffic_and_names_what_shifted(tmp_pa
             assert time.time() // WINDOW == started // WINDOW, "a batch took longer than its window"
         rest.close()
         grpc.close()
+    return sent
 
+
+def test_monitor_finds_no_skew_in_training_traffic_and_names_what_shifted(tmp_path, penguins_home, penguins_examples):
+    logs = tmp_path / "logs"
+    sent = log_traffic(penguins_home, penguins_examples, logs)
     result = monitor.run(MonitorConfig(retrain_on="drift"), str(logs), penguins_examples, str(tmp_path / "out"),
                          window=WINDOW)
     before, after = result.findings.windows
