@@ -65,8 +65,7 @@ def _start(cfg: RunConfig, target: Target) -> str:
 
 
 def main(config: str, target: str, out: str) -> int:
-    from components.common import config as config_lib
-    from components.common import io
+    from components.common import config as config_lib, io
 
     try:
         started = _start(config_lib.load(config), Target.from_json(target))
