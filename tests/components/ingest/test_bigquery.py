@@ -24,7 +24,7 @@ from google.cloud.bigquery_storage_v1 import types
 
 from components.common.config import BigQueryOptions, IngestConfig
 from components.ingest import run, sources
-from components.ingest.bigquery import BigQueryError, Column, rows_to_arrow
+from components.ingest.bigquery import BigQueryError, rows_to_arrow
 from tests.conftest import all_rows, http_server, read_examples
 
 SERVICE = "google.cloud.bigquery.storage.v1.BigQueryRead"
@@ -278,3 +278,33 @@ def test_bad_sources_and_options_are_named(bigquery, tmp_path):
     bigquery.add("events_20261103", schema, rows)  # a date-sharded table: ingest.source_date names the shard
     assert sum(b.table.num_rows for b in read_all(
         config(bigquery, source="bq://acme.sales.events_{YYYY}{MM}{DD}", source_date="2026-11-03"))) == N
+
+
+def beam_rows(rows: pa.Table, json_export: bool) -> list[dict]:
+    """The rows as Beam's ReadFromBigQuery yields them: Python values (Avro exports and direct reads; DATETIME as
+    text), or, from JSON exports, text for every temporal type."""
+    out = rows.to_pylist()
+    for row in out:
+        row["dt"] = row["dt"].isoformat()
+        if json_export:
+            row.update(d=row["d"].isoformat(), t=row["t"].isoformat(), ts=f"{row['ts']:%Y-%m-%d %H:%M:%S.%f} UTC",
+                       id=str(row["id"]))
+    return out
+
+
+@pytest.mark.parametrize("timestamps", ["string", "seconds"])
+def test_rows_from_beam_become_the_table_the_storage_read_gives(bigquery, timestamps):
+    from apache_beam.io.gcp.internal.clients.bigquery import TableFieldSchema
+    from google.cloud.bigquery import SchemaField
+
+    schema, rows = every_type()
+    bigquery.add("orders", schema, rows)
+    cfg = config(bigquery, drop=("b",), bigquery={"timestamps": timestamps})
+    read = pa.concat_tables(b.table for b in read_all(cfg)).sort_by("id")
+    for fields in ([SchemaField.from_api_repr(f) for f in schema], [TableFieldSchema(**f) for f in schema]):
+        for json_export in (False, True):
+            built = rows_to_arrow(beam_rows(rows, json_export), fields, cfg, "bq://acme.sales.orders")
+            assert built.schema == read.schema
+            assert built.equals(read), (fields[0], json_export)
+    with pytest.raises(BigQueryError, match="column 'tags' is REPEATED INT64"):
+        rows_to_arrow([], [TableFieldSchema(name="tags", type="INTEGER", mode="REPEATED")], IngestConfig(), "the table")
