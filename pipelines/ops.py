@@ -209,7 +209,8 @@ def serve(config: str, examples: Input[Dataset], version: int, deployment: Outpu
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
     deployed = step.run(cfg.deploy, cfg.model_home, version, examples.path, deployment.path,
-                        request_logging=cfg.serve.logging, promote=cfg.serve.promote)
+                        request_logging=cfg.serve.logging, promote=cfg.serve.promote, monitoring=cfg.monitor,
+                        examples_uri=examples.uri)
     deployment.metadata.update(ServeRecord(time.perf_counter() - started, deployed.deployed).to_json())
     return deployed.deployed
 

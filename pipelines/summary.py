@@ -119,4 +119,5 @@ def _deployment(deployed: Deployment) -> str:
         return f"NO: {deployed.reason}"
     if deployed.target == "local":
         return f"{deployed.path}; serve it with: {deployed.serve}"
-    return f"{deployed.target}: {deployed.manifest or deployed.endpoint}"
+    watched = f"; monitored by {deployed.monitoring_job}" if deployed.monitoring_job else ""
+    return f"{deployed.target}: {deployed.manifest or deployed.endpoint}{watched}"

@@ -21,6 +21,7 @@ class Deployment:
     applied: bool = False  # kserve: created or replaced in the cluster
     model: str = ""  # vertex: the uploaded model's resource name
     endpoint: str = ""  # vertex: the endpoint's resource name
+    monitoring_job: str = ""  # vertex, with monitor.vertex_job: the endpoint's Model Monitoring job
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"

@@ -6,21 +6,27 @@ Writes `<out>/infra_blessing.json` (components.serve.infra) and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 from components.common import io
-from components.common.config import DeployConfig, RequestLogConfig
+from components.common.config import DeployConfig, MonitorConfig, RequestLogConfig
 from components.common.registry import CANDIDATE, PRODUCTION, Registry
-from components.serve import deploy, infra
+from components.common.schema import Schema
+from components.serve import deploy, infra, vertex_monitoring
 from components.serve.deployment import Deployment
 
 log = logging.getLogger("tfpipe.serve")
+UNMONITORED = MonitorConfig()  # monitor's defaults: no Vertex monitoring job
 
 
 def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str,
-        request_logging: RequestLogConfig = deploy.NO_LOGGING, promote: str = "manual") -> Deployment:
+        request_logging: RequestLogConfig = deploy.NO_LOGGING, promote: str = "manual",
+        monitoring: MonitorConfig = UNMONITORED, examples_uri: str = "") -> Deployment:
     """`request_logging` (serve.logging) says whether a cluster deployment logs its requests, and where.
+    With `monitoring.vertex_job`, a Vertex endpoint gets a Model Monitoring job against the training data
+    (`examples_uri`: the examples' gs:// URI where `examples` is a mounted path; default `examples`).
 
     A version that passes the infra check and deploys becomes the registry's `candidate`; with
     `promote == "auto"` (serve.promote) also its `production`, which a server following the registry's
@@ -43,6 +49,10 @@ def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str,
         record = deploy.kserve(cfg, name, out, request_logging=request_logging)
     else:
         record = deploy.vertex(cfg, name, version, request_logging)
+        if monitoring.vertex_job:
+            job = vertex_monitoring.watch(cfg, monitoring, request_logging, record.endpoint, examples_uri or examples,
+                                          Schema.read(examples).label, name)
+            record = dataclasses.replace(record, monitoring_job=job)
     registry = Registry(home)
     registry.promote(version, CANDIDATE)
     if promote == "auto":
