@@ -32,6 +32,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -196,13 +198,13 @@ def read(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:
         session = storage.create_read_session(parent=f"projects/{billing}", read_session=request,
                                               max_stream_count=cfg.threads)
     schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
+    names = [stream.name for stream in session.streams]
     seen = 0
-    for stream in session.streams:
-        with _api(f"{table.uri}: reading {stream.name}"):
-            for rows in _rebatched(storage.read_rows(stream.name), schema, cfg.batch_rows):
-                lines = np.arange(seen + 1, seen + 1 + rows.num_rows, dtype=np.int64)
-                seen += rows.num_rows
-                yield RawBatch(stream.name, lines, _raw_table(rows, kept, dropped, opts.timestamps))
+    with _api(f"{table.uri}: reading its streams"):
+        for index, rows in _together([storage.read_rows(name) for name in names], schema, cfg):
+            lines = np.arange(seen + 1, seen + 1 + rows.num_rows, dtype=np.int64)
+            seen += rows.num_rows
+            yield RawBatch(names[index], lines, _raw_table(rows, kept, dropped, opts.timestamps))
 
 
 def _projection(columns: list[Column], cfg: IngestConfig, where: str) -> tuple[list[Column], list[str]]:
@@ -270,6 +272,51 @@ def _snapshot(text: str) -> datetime.datetime | None:
         raise BigQueryError(f"ingest.bigquery.snapshot_time: expected an RFC 3339 time with its zone, e.g. "
                             f"2026-11-01T12:00:00Z, got {text!r}")
     return moment
+
+
+def _together(streams: list, schema: pa.Schema, cfg: IngestConfig) -> Iterator[tuple[int, pa.Table]]:
+    """(stream index, rows) from every stream at once, each read on a thread of its own.
+
+    At most `ingest.threads` tables wait to be taken. Closing the generator
+    cancels the streams still open, which ends their threads.
+    """
+    waiting: queue.Queue = queue.Queue(cfg.threads)
+    stop = threading.Event()
+
+    def offer(item: tuple) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                waiting.put(item, timeout=0.1)
+                return
+
+    def drain(index: int) -> None:
+        try:
+            for rows in _rebatched(streams[index], schema, cfg.batch_rows):
+                offer((index, rows, None))
+            offer((index, None, None))
+        except Exception as e:  # noqa: BLE001 - the reader raises it
+            offer((index, None, e))
+
+    threads = [threading.Thread(target=drain, args=(i,), name=f"bigquery-stream-{i}", daemon=True)
+               for i in range(len(streams))]
+    for thread in threads:
+        thread.start()
+    try:
+        finished = 0
+        while finished < len(streams):
+            index, rows, error = waiting.get()
+            if error is not None:
+                raise error
+            if rows is None:
+                finished += 1
+            else:
+                yield index, rows
+    finally:
+        stop.set()
+        for stream in streams:
+            stream.cancel()
+        for thread in threads:
+            thread.join()
 
 
 def _rebatched(messages, schema: pa.Schema, rows: int) -> Iterator[pa.Table]:

@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import decimal
 import json
+import threading
 from concurrent import futures
 
 import grpc
@@ -68,6 +69,7 @@ class BigQuery:
         self.reads: list[str] = []
         self.rest: list[tuple[str, str, dict]] = []
         self.newest = "20261125"
+        self.refuse = ""  # a stream name's ending, answered with PERMISSION_DENIED
 
     def add(self, name: str, schema: list[dict], rows: pa.Table, partitioning: dict | None = None) -> None:
         self.tables[name] = (schema, partitioning or {}, rows)
@@ -85,6 +87,8 @@ class BigQuery:
 
     def read_rows(self, request: types.ReadRowsRequest, context):
         self.reads.append(request.read_stream)
+        if request.read_stream.endswith(self.refuse or "-"):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "Access Denied: stream")
         session = int(request.read_stream.split("/sessions/s")[1].split("/")[0])
         index, count, table = request.read_stream.split("/streams/")[1].split("/")
         selected = list(self.sessions[session - 1].read_session.read_options.selected_fields)
@@ -308,3 +312,20 @@ def test_rows_from_beam_become_the_table_the_storage_read_gives(bigquery, timest
             assert built.equals(read), (fields[0], json_export)
     with pytest.raises(BigQueryError, match="column 'tags' is REPEATED INT64"):
         rows_to_arrow([], [TableFieldSchema(name="tags", type="INTEGER", mode="REPEATED")], IngestConfig(), "the table")
+
+
+def test_the_stream_threads_end_when_the_read_stops_early_or_a_stream_fails(bigquery):
+    schema, rows = every_type()
+    bigquery.add("orders", schema, pa.concat_tables([rows] * 50))
+    cfg = config(bigquery, threads=3, batch_rows=6)
+    with contextlib.closing(sources.read(sources.resolve(cfg), cfg)) as batches:
+        first = next(batches)
+    assert first.table.num_rows == 6 and not stream_threads()
+    bigquery.refuse = "/streams/2/3/orders"
+    with pytest.raises(BigQueryError, match="^bq://acme.sales.orders: reading its streams: Access Denied: stream"):
+        read_all(cfg)
+    assert not stream_threads()
+
+
+def stream_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("bigquery-stream")]
