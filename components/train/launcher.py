@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import queue
+import random
 import signal
 import socket
 import subprocess
@@ -74,15 +75,27 @@ class Exit:
 
 
 def free_ports(count: int) -> list[int]:
-    """Ports the OS says are free on 127.0.0.1, all held open together so that they differ."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+    """Free 127.0.0.1 ports just below the kernel's ephemeral range, all different.
+
+    The workers bind them seconds later, once TensorFlow has loaded. A port from the ephemeral range
+    (what binding port 0 gives) could be handed to another process's bind or outgoing connection in
+    between; the kernel never hands out ports below that range, so only a process that names the same
+    port could take one.
+    """
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral = int(f.read().split()[0])
+    choices = random.SystemRandom()
+    ports: list[int] = []
+    while len(ports) < count:
+        port = choices.randrange(max(1024, ephemeral - 10000), ephemeral)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def tf_configs(workers: int) -> list[str]:

@@ -5,6 +5,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,14 @@ def test_a_plain_failure_is_not_restarted(tmp_path):
     assert proc.returncode not in (0, 128 + signal.SIGABRT), proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "; stopping the others" in proc.stderr and "run the same command again to resume" in proc.stderr
     assert "restarting" not in proc.stderr and proc.stdout.count("started 2 workers") == 1
+
+
+def test_worker_ports_are_free_distinct_and_never_handed_out_for_port_0():
+    from components.train.launcher import free_ports
+
+    ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = free_ports(8)
+    assert len(set(ports)) == 8 and all(1024 <= p < ephemeral for p in ports)
+    with socket.socket() as s:  # what another process binding port 0 gets is never one of them
+        s.bind(("127.0.0.1", 0))
+        assert s.getsockname()[1] >= ephemeral
