@@ -95,7 +95,12 @@ class Table:
 
     @property
     def uri(self) -> str:
-        return f"{SCHEME}{self.project}.{self.dataset}.{self.name}" + (f"${self.partition}" if self.partition else "")
+        return SCHEME + self.id + (f"${self.partition}" if self.partition else "")
+
+    @property
+    def id(self) -> str:
+        """The table as BigQuery's REST API and SQL name it."""
+        return f"{self.project}.{self.dataset}.{self.name}"
 
     @property
     def path(self) -> str:
@@ -133,7 +138,7 @@ def resolve(cfg: IngestConfig) -> Source:
         if not opts.project:
             raise BigQueryError("ingest.bigquery.project: a query needs the project that runs (and pays for) it")
         day = cfg.source_date or datetime.datetime.now(datetime.UTC).date().isoformat()
-        sql = spans.resolve(cfg.query, day) if is_templated(cfg.query) else cfg.query
+        sql = spans.resolve(cfg.query, day)
         return Source(FORMAT, (_run_query(sql, opts).uri,), path=sql)
     table = Table.parse(cfg.source)
     if is_templated(cfg.source):
@@ -160,8 +165,7 @@ def _newest_partition(table: Table, opts: BigQueryOptions) -> str:
         rows = list(_rest(opts, opts.project or table.project).query_and_wait(sql, job_config=config))
     newest = rows[0]["newest"] if rows else None
     if not newest:
-        raise spans.SpanError(f"ingest.source {table.uri}: no day partition of "
-                              f"{table.project}.{table.dataset}.{table.name} holds rows")
+        raise spans.SpanError(f"ingest.source {table.uri}: no day partition of {table.id} holds rows")
     return newest
 
 
@@ -181,7 +185,7 @@ def read(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:
     table = Table.parse(source.files[0])
     billing = opts.project or table.project
     with _api(f"{table.uri}: reading its schema"):
-        meta = _rest(opts, billing).get_table(f"{table.project}.{table.dataset}.{table.name}")
+        meta = _rest(opts, billing).get_table(table.id)
     columns = [Column.of(f) for f in meta.schema]
     kept, dropped = _projection(columns, cfg, table.uri)
     request = types.ReadSession(

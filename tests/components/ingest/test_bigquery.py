@@ -26,6 +26,7 @@ from google.cloud.bigquery_storage_v1 import types
 from components.common.config import BigQueryOptions, IngestConfig
 from components.ingest import run, sources
 from components.ingest.bigquery import BigQueryError, rows_to_arrow
+from components.ingest.spans import SpanError
 from tests.conftest import all_rows, http_server, read_examples
 
 SERVICE = "google.cloud.bigquery.storage.v1.BigQueryRead"
@@ -68,7 +69,7 @@ class BigQuery:
         self.sessions: list[types.CreateReadSessionRequest] = []
         self.reads: list[str] = []
         self.rest: list[tuple[str, str, dict]] = []
-        self.newest = "20261125"
+        self.newest: str | None = "20261125"
         self.refuse = ""  # a stream name's ending, answered with PERMISSION_DENIED
 
     def add(self, name: str, schema: list[dict], rows: pa.Table, partitioning: dict | None = None) -> None:
@@ -280,6 +281,9 @@ def test_bad_sources_and_options_are_named(bigquery, tmp_path):
     with pytest.raises(BigQueryError, match="\\$20261101 names a day's partition, but the table is not partitioned"):
         read_all(config(bigquery, source="bq://acme.sales.flat$20261101"))
     bigquery.add("events_20261103", schema, rows)  # a date-sharded table: ingest.source_date names the shard
+    bigquery.newest = None
+    with pytest.raises(SpanError, match="no day partition of acme.sales.orders holds rows"):
+        read_all(config(bigquery, source="bq://acme.sales.orders${YYYY}{MM}{DD}"))
     assert sum(b.table.num_rows for b in read_all(
         config(bigquery, source="bq://acme.sales.events_{YYYY}{MM}{DD}", source_date="2026-11-03"))) == N
 
