@@ -4,8 +4,9 @@
 
 The default runner is Beam's DirectRunner on this machine's cores in
 separate processes (`direct_running_mode=multi_processing`): it needs no
-network and no download (Beam's Prism runner is a binary fetched on first
-use). With `runner: DataflowRunner` the options carry the project, region,
+network and no download. The runner named is the one DirectRunner falls back
+to (FnApiRunner), because DirectRunner first tries Prism, a binary it fetches
+from GitHub on first use. With `runner: DataflowRunner` the options carry the project, region,
 temp and staging folders and the component image as the workers' SDK
 container, so Dataflow runs the step's own code; `options` are passed
 through after these and so can override any of them.
@@ -19,12 +20,14 @@ import re
 from components.common.config import BeamConfig
 
 DATAFLOW = "DataflowRunner"
+IN_PROCESS = "apache_beam.runners.portability.fn_api_runner.fn_runner.FnApiRunner"
 
 
 def arguments(cfg: BeamConfig, job_name: str) -> list[str]:
     """The Beam pipeline arguments for `cfg`, as a command line would give them."""
-    args = [f"--runner={cfg.runner}", f"--job_name={job_name_for(job_name)}"]
-    if cfg.runner in ("DirectRunner", "direct"):
+    direct = cfg.runner in ("DirectRunner", "direct")
+    args = [f"--runner={IN_PROCESS if direct else cfg.runner}", f"--job_name={job_name_for(job_name)}"]
+    if direct:
         args += [f"--direct_num_workers={cfg.workers or os.cpu_count() or 1}",
                  "--direct_running_mode=multi_processing"]
     if cfg.runner == DATAFLOW:

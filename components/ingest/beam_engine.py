@@ -1,0 +1,210 @@
+"""The Beam engine: the same batches, typing, split and encoding as the local engine, as an Apache Beam pipeline.
+
+    units --Ingest--> part files per unit and split, rejected rows per unit
+                 \\--> (typed rows, splits) --Gather (a CombineFn of `Statistics`)--> statistics.pickle
+    shards --Concatenate (once every unit is done)--> <split>/data-0000i-of-0000N.tfrecord.gz, rejected.jsonl
+
+A unit is one file of the source and a part of its batches: unit j of k
+reads the file with the local engine's reader and processes batches j, j + k,
+... with `batch.process`, so that one large file still keeps every worker
+busy without its rows crossing a shuffle (on the in-process runner that would
+hold the whole input in memory). An image folder is one unit: its reader
+decides the image mode and size from the first image, and decoding is its
+cost. Each unit writes its own GZIP part files; a shard is its units' parts
+one after another, which is itself a valid GZIP TFRecord file. Everything is
+written under the step's staging folder (`io.staged_dir`), local or gs://,
+so a job that dies leaves nothing under the output's name.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import math
+import os
+import pickle
+import time
+from dataclasses import dataclass
+
+import apache_beam as beam
+from apache_beam.runners.runner import PipelineState
+
+from components.common import beam as beam_options, io
+from components.common.config import BeamConfig, IngestConfig
+from components.common.errors import TfpipeError
+from components.ingest import batch, sources, split
+from components.ingest.stats import Statistics
+from components.ingest.writer import shard_name
+
+log = logging.getLogger("tfpipe.ingest")
+WORK = "_work"  # under the staging folder: part files and the gathered statistics, removed before publishing
+REJECTED = "rejected"
+CONSOLE = "https://console.cloud.google.com/dataflow/jobs/{region}/{job_id}?project={project}"
+
+
+class BeamIngestError(TfpipeError):
+    """The Beam pipeline did not finish."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    index: int
+    source: sources.Source
+    part: int
+    parts: int
+
+
+@dataclass(frozen=True)
+class Job:
+    stats: Statistics
+    rejected: int
+    job_id: str = ""
+    job_url: str = ""
+
+
+def units(source: sources.Source, workers: int) -> list[Unit]:
+    """Every file of the source in parts, enough parts in all to keep `workers` busy; an image folder whole."""
+    if source.format == "images":
+        return [Unit(0, source, 0, 1)]
+    parts = math.ceil(workers / len(source.files))
+    files = [sources.Source(source.format, (f,), path=source.path) for f in source.files]
+    return [Unit(i * parts + j, f, j, parts) for i, f in enumerate(files) for j in range(parts)]
+
+
+def write(stage: str, source: sources.Source, plan: batch.Plan, stats: Statistics, cfg: IngestConfig,
+          beam_cfg: BeamConfig, out: str) -> Job:
+    """Runs the pipeline into `stage` and waits for it; `stats` is the empty accumulator every one starts from."""
+    folder = os.path.basename(out.rstrip("/"))
+    name = beam_options.job_name_for(f"tfpipe-ingest-{folder}-{time.strftime('%Y%m%d-%H%M%S')}")
+    result = pipeline(stage, source, plan, stats, cfg, beam_cfg, name).run()
+    job_id, job_url = _console(result, beam_cfg)
+    if job_id:
+        log.info("Dataflow job %s: %s", job_id, job_url)
+    state = result.wait_until_finish()
+    if state != PipelineState.DONE:
+        raise BeamIngestError(f"Beam job {job_id or name} on {beam_cfg.runner} ended {state}, not DONE"
+                              + (f"; see {job_url}" if job_url else ""))
+    with io.open_binary(f"{stage}/{WORK}/statistics.pickle") as f:
+        gathered, rejected = pickle.loads(f.read())
+    io.remove_tree(f"{stage}/{WORK}")
+    return Job(gathered, rejected, job_id, job_url)
+
+
+def pipeline(stage: str, source: sources.Source, plan: batch.Plan, stats: Statistics, cfg: IngestConfig,
+             beam_cfg: BeamConfig, job_name: str) -> beam.Pipeline:
+    """The ingest pipeline, built and not yet run."""
+    p = beam.Pipeline(options=beam_options.of(beam_cfg, job_name))
+    work = list(units(source, beam_cfg.workers or os.cpu_count() or 1))
+    ingested = (p | "Units" >> beam.Create(work)
+                | "Ingest" >> beam.ParDo(Ingest(stage, plan, cfg)).with_outputs(Ingest.ROWS, main="rejected"))
+    rejected = ingested.rejected | "CountRejected" >> beam.CombineGlobally(sum)
+    (ingested[Ingest.ROWS] | "Gather" >> beam.CombineGlobally(Gather(stats))
+     | "Save" >> beam.Map(_save, stage, beam.pvalue.AsSingleton(rejected)))
+    shards = [(name, s) for name in split.SPLITS for s in range(cfg.shards)] + [(REJECTED, 0)]
+    (p | "Shards" >> beam.Create(shards)
+     | "Concatenate" >> beam.ParDo(Concatenate(stage, len(work), cfg.shards), beam.pvalue.AsList(ingested.rejected)))
+    return p
+
+
+class Ingest(beam.DoFn):
+    """Reads a unit's batches, writes their examples and rejected rows; yields the rows for statistics."""
+
+    ROWS = "rows"
+
+    def __init__(self, stage: str, plan: batch.Plan, cfg: IngestConfig):
+        self.stage, self.plan, self.cfg = stage, plan, cfg
+
+    def process(self, unit: Unit):
+        import tensorflow as tf
+
+        options = tf.io.TFRecordOptions(compression_type="GZIP")
+        for name in (*split.SPLITS, REJECTED):
+            io.makedirs(f"{self.stage}/{WORK}/{name}")
+        files = [tf.io.TFRecordWriter(part_path(self.stage, name, unit.index), options) for name in split.SPLITS]
+        rejected = 0
+        try:
+            with io.open_write(part_path(self.stage, REJECTED, unit.index)) as bad:
+                bad.write("")
+                for index, raw in enumerate(sources.read(unit.source, self.cfg)):
+                    if index % unit.parts != unit.part:
+                        continue
+                    done = batch.process(raw, self.plan)
+                    for s, f in enumerate(files):
+                        for record in done.split_records(s):
+                            f.write(record)
+                    bad.write(done.rejected_lines())
+                    rejected += len(done.typed.rejected)
+                    yield beam.pvalue.TaggedOutput(self.ROWS, (done.typed.table, done.splits))
+        finally:
+            for f in files:
+                f.close()
+        yield rejected
+
+
+class Gather(beam.CombineFn):
+    """The statistics of every batch, in the local engine's mergeable accumulators."""
+
+    def __init__(self, empty: Statistics):
+        self.empty = empty
+
+    def create_accumulator(self) -> Statistics:
+        return copy.deepcopy(self.empty)
+
+    def add_input(self, stats: Statistics, rows) -> Statistics:
+        table, splits = rows
+        stats.update(table, splits, split.SPLITS)
+        return stats
+
+    def merge_accumulators(self, accumulators) -> Statistics:
+        return functools.reduce(Statistics.merge, accumulators)
+
+    def extract_output(self, stats: Statistics) -> Statistics:
+        return stats
+
+
+class Concatenate(beam.DoFn):
+    """One output file from the part files of the units it takes, in unit order: shard s of N takes s, s + N, ..."""
+
+    def __init__(self, stage: str, units: int, shards: int):
+        self.stage, self.units, self.shards = stage, units, shards
+
+    def process(self, target: tuple[str, int], _done: list[int]):
+        name, shard = target
+        g = io.gfile()
+        if name == REJECTED:
+            dest, taken = f"{self.stage}/rejected.jsonl", range(self.units)
+        else:
+            io.makedirs(f"{self.stage}/{name}")
+            dest, taken = f"{self.stage}/{name}/{shard_name(shard, self.shards)}", range(shard, self.units, self.shards)
+            if not taken:
+                _empty_tfrecord(dest)
+                return
+        with g.GFile(dest, "wb") as out:
+            out.write(b"")  # a file that no part adds to must still exist, and GFile creates it on the first write
+            for unit in taken:
+                with g.GFile(part_path(self.stage, name, unit), "rb") as part:
+                    while chunk := part.read(1 << 24):
+                        out.write(chunk)
+
+
+def part_path(stage: str, name: str, unit: int) -> str:
+    return f"{stage}/{WORK}/{name}/{unit:05d}" + (".jsonl" if name == REJECTED else ".tfrecord.gz")
+
+
+def _empty_tfrecord(path: str) -> None:
+    import tensorflow as tf
+
+    tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")).close()
+
+
+def _save(stats: Statistics, stage: str, rejected: int) -> None:
+    io.write_bytes(f"{stage}/{WORK}/statistics.pickle", pickle.dumps((stats, rejected)))
+
+
+def _console(result, cfg: BeamConfig) -> tuple[str, str]:
+    """The Dataflow job's id and console page; empty on other runners."""
+    if cfg.runner != beam_options.DATAFLOW:
+        return "", ""
+    job_id = result.job_id()
+    return job_id, CONSOLE.format(region=cfg.region, job_id=job_id, project=cfg.project)
