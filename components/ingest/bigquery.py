@@ -174,6 +174,9 @@ def _run_query(sql: str, opts: BigQueryOptions) -> Table:
         job = _rest(opts, opts.project).query(sql)
         job.result(max_results=0)
     result = job.destination
+    if result is None:
+        raise BigQueryError("ingest.query: the query wrote no result table (a script, or a DDL or DML statement); "
+                            "expected one SELECT")
     return Table(result.project, result.dataset_id, result.table_id)
 
 
@@ -197,8 +200,8 @@ def read(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:
                 f"({r})" for r in (_partition_filter(table, meta, columns), opts.row_restriction) if r)),
         table_modifiers=types.ReadSession.TableModifiers(snapshot_time=_snapshot(opts.snapshot_time)),
     )
-    storage = _storage(opts)
     with _api(f"{table.uri}: creating a read session"):
+        storage = _storage(opts)
         session = storage.create_read_session(parent=f"projects/{billing}", read_session=request,
                                               max_stream_count=cfg.threads)
     schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))

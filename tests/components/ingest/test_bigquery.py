@@ -116,11 +116,13 @@ class BigQuery:
                 "tableReference": {"projectId": project, "datasetId": dataset, "tableId": name},
                 "schema": {"fields": schema}, **({"timePartitioning": partitioning} if partitioning else {})})
         project = path.split("/")[2]
-        if path.endswith("/jobs"):  # jobs.insert: a query, done at once, into a temporary result table
+        if path.endswith("/jobs"):  # jobs.insert: a query, done at once, into a temporary result table (a SELECT)
+            query = body["configuration"]["query"]
+            result = {"projectId": project, "datasetId": "_anon", "tableId": "anon1"}
             return web.json_response({
                 "jobReference": {"projectId": project, "jobId": "job1", "location": "US"}, "status": {"state": "DONE"},
-                "configuration": {"query": {**body["configuration"]["query"], "destinationTable": {
-                    "projectId": project, "datasetId": "_anon", "tableId": "anon1"}}}})
+                "configuration": {"query": {**query, **({"destinationTable": result} if "SELECT" in query["query"]
+                                                        else {})}}})
         if "/queries/" in path:  # jobs.getQueryResults: how result() waits
             return web.json_response({"jobReference": {"projectId": project, "jobId": "job1"}, "jobComplete": True,
                                       "totalRows": "0", "schema": {"fields": []}})
@@ -271,6 +273,8 @@ def test_bad_sources_and_options_are_named(bigquery, tmp_path):
         ({"bigquery": {"snapshot_time": "2026-11-30 08:00"}}, "snapshot_time: expected an RFC 3339 time with its zone"),
         ({"source": "", "query": "SELECT 1"}, "ingest.bigquery.project: a query needs the project"),
         ({"query": "SELECT 1"}, "ingest.query reads a query's result instead of ingest.source"),
+        ({"source": "", "query": "DELETE sales.orders WHERE TRUE", "bigquery": {"project": "billing"}},
+         "ingest.query: the query wrote no result table .* expected one SELECT"),
         ({"source": "bq://acme.sales.orders$2026110"}, "expected a day partition \\$YYYYMMDD, got \\$2026110"),
         ({"source": "bq://acme.sales.events_{YYYY}{MM}{DD}"}, "for a partition .* only; set ingest.source_date"),
     ]
