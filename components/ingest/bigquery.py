@@ -191,13 +191,12 @@ def read(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:
         meta = _rest(opts, billing).get_table(table.id)
     columns = [Column.of(f) for f in meta.schema]
     kept, dropped = _projection(columns, cfg, table.uri)
+    restriction = " AND ".join(f"({r})" for r in (_partition_filter(table, meta, columns), opts.row_restriction) if r)
     request = types.ReadSession(
         table=table.path,
         data_format=types.DataFormat.ARROW,
-        read_options=types.ReadSession.TableReadOptions(
-            selected_fields=[c.name for c in kept],
-            row_restriction=" AND ".join(
-                f"({r})" for r in (_partition_filter(table, meta, columns), opts.row_restriction) if r)),
+        read_options=types.ReadSession.TableReadOptions(selected_fields=[c.name for c in kept],
+                                                        row_restriction=restriction),
         table_modifiers=types.ReadSession.TableModifiers(snapshot_time=_snapshot(opts.snapshot_time)),
     )
     with _api(f"{table.uri}: creating a read session"):

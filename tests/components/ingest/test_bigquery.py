@@ -71,6 +71,7 @@ class BigQuery:
         self.rest: list[tuple[str, str, dict]] = []
         self.newest: str | None = "20261125"
         self.refuse = ""  # a stream name's ending, answered with PERMISSION_DENIED
+        self.chunk = 6  # rows a response (BigQuery sends up to 10 MiB)
 
     def add(self, name: str, schema: list[dict], rows: pa.Table, partitioning: dict | None = None) -> None:
         self.tables[name] = (schema, partitioning or {}, rows)
@@ -95,7 +96,7 @@ class BigQuery:
         selected = list(self.sessions[session - 1].read_session.read_options.selected_fields)
         rows = self.tables[table][2].select(selected)
         mine = rows.take(np.arange(int(index), rows.num_rows, int(count)))
-        for batch in mine.to_batches(max_chunksize=6):
+        for batch in mine.to_batches(max_chunksize=self.chunk):
             yield types.ReadRowsResponse(
                 arrow_record_batch=types.ArrowRecordBatch(serialized_record_batch=batch.serialize().to_pybytes(),
                                                           row_count=batch.num_rows),
