@@ -189,7 +189,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     cfg = config_lib.load_section(args.config, args.overrides, "evaluate")
     from components import evaluate
 
-    result = evaluate.run(cfg.evaluate, args.model, args.examples, args.out, args.home or cfg.model_home)
+    result = evaluate.run(cfg.evaluate, args.model, args.examples, args.out, args.home or cfg.model_home, cfg.beam)
     cfg.write(args.out)
     from components.evaluate.metrics import headline
 

@@ -36,10 +36,11 @@ def ingest(config: str, source_fingerprint: str, examples: Output[Dataset], stat
 
     cfg = RunConfig.from_sections_json(config, "ingest")
     started = time.perf_counter()
-    result = ingest.run(cfg.ingest, examples.path)
+    dataflow = cfg.ingest.engine == "beam" and cfg.beam.runner == "DataflowRunner"  # its workers write the URI
+    result = ingest.run(cfg.ingest, examples.uri if dataflow else examples.path, cfg.beam)
     shutil.copy(f"{examples.path}/stats.html", statistics.path)
     examples.metadata.update(IngestRecord(time.perf_counter() - started, result.rows, result.rejected,
-                                          result.splits).to_json())
+                                          result.splits, result.job_id, result.job_url).to_json())
     return result.rows
 
 
@@ -146,7 +147,7 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
 
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
-    result = evaluate.run(cfg.evaluate, model.path, examples.path, evaluation.path, cfg.model_home)
+    result = evaluate.run(cfg.evaluate, model.path, examples.path, evaluation.path, cfg.model_home, cfg.beam)
     document = json.loads(open(f"{evaluation.path}/metrics.json").read())
     for name, value in artifacts.scalars(document).items():
         scalars.log_metric(name, value)

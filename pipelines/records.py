@@ -69,6 +69,8 @@ class IngestRecord(StepRecord):
     rows: int
     rejected: int
     splits: dict[str, int]  # rows per split: train, eval, test
+    job_id: str  # the Dataflow job (ingest.engine beam on the DataflowRunner); "" elsewhere
+    job_url: str  # its page in the Cloud console
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,8 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
     if ingested:
         splits = ", ".join(f"{split} {rows:,}" for split, rows in ingested.splits.items())
         out.append(f"  rows      {ingested.rows:,} ({splits}), {ingested.rejected:,} rejected")
+        if ingested.job_id:
+            out.append(f"  dataflow  job {ingested.job_id}: {ingested.job_url}")
     validated = ran.get(ValidateRecord.TASK)
     if validated:
         against = f" (against {validated.baseline})" if validated.baseline else ""

@@ -12,7 +12,7 @@
     5. serve     only if blessed: the infra check on that version, then the deploy target
     6. summary   always (an exit handler): the run's final state, and the failing step if any
 
-Ingest gets its config section, train its own and the runtime's, the others the whole config (as
+Ingest gets its config section and the Beam runner's, train its own and the runtime's, the others the whole config (as
 JSON). Ingest and train are pure functions of the config
 and data, so they are cached when `pipeline.cache` is on; evaluate (it reads the blessing record),
 export and serve (they change the serving base) always run. Steps that read or write remote
@@ -20,9 +20,11 @@ things retry `pipeline.retries` times.
 """
 
 
+import dataclasses
+
 from kfp import dsl
 
-from components.common import templates
+from components.common import beam as beam_options, fingerprint
 from components.common.config import RunConfig
 from pipelines import ops as ops_lib
 from pipelines.summary import RunOutputs
@@ -54,14 +56,15 @@ def build(cfg: RunConfig, vertex: bool = False):
         return task
 
     @dsl.pipeline(name=f"tfpipe-{cfg.name}", description=__doc__.split("\n\n")[0])
-    def training(config: str = cfg.to_json(indent=None), ingest_config: str = cfg.sections_json("ingest"),
+    def training(config: str = cfg.to_json(indent=None), ingest_config: str = ingest_sections(cfg),
                  train_config: str = cfg.sections_json(*TRAIN_SECTIONS),
                  tune_config: str = cfg.sections_json("tune", "train"), source_fingerprint: str = ""):
         summary = ops.summary(config=config).set_caching_options(False)
         with dsl.ExitHandler(summary, name="run"):
-            # A {SPAN} or date source resolves when the run starts: never reuse an earlier run's data.
+            # A {SPAN} or date source resolves when the run starts, a BigQuery table changes under its name:
+            # never reuse an earlier run's data.
             ingested = configure(ops.ingest(config=ingest_config, source_fingerprint=source_fingerprint),
-                                 retries=True, pure=not templates.is_templated(cfg.ingest.source))
+                                 retries=True, pure=fingerprint.of_files(cfg.ingest.source, cfg.ingest.query))
             examples = ingested.outputs["examples"]
             # Never cached: the baseline is whatever the registry's production model was trained on now.
             validated = configure(ops.validate(config=config, examples=examples))
@@ -89,6 +92,14 @@ def build(cfg: RunConfig, vertex: bool = False):
                                         version=exported.outputs["Output"]), retries=True)
 
     return training
+
+
+def ingest_sections(cfg: RunConfig) -> str:
+    """What ingest reads of the config: its section and the Beam runner's. Dataflow's workers run the component
+    image unless `beam.sdk_container_image` names another."""
+    if cfg.beam.runner == beam_options.DATAFLOW and not cfg.beam.sdk_container_image:
+        cfg = dataclasses.replace(cfg, beam=dataclasses.replace(cfg.beam, sdk_container_image=cfg.pipeline.base_image))
+    return cfg.sections_json("ingest", "beam")
 
 
 def _custom_job(component, cfg: RunConfig):

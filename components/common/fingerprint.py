@@ -22,10 +22,16 @@ from components.common import io, templates
 PATTERN = "*?["
 
 
-def of_source(source: str) -> str:
-    """The digest of the files under `source`; empty for a templated source, which names other files from run
-    to run and whose ingest is never cached."""
-    if templates.is_templated(source):
+def of_files(source: str, query: str = "") -> bool:
+    """Whether ingest reads files whose digest says when their data changed: not for a templated source (it
+    names other files from run to run), a BigQuery table (bq://) or query (rows change under the same name).
+    Ingest is cached only when it does."""
+    return bool(source) and not query and not source.startswith("bq://") and not templates.is_templated(source)
+
+
+def of_source(source: str, query: str = "") -> str:
+    """The digest of the files under `source`; empty where ingest reads no such files (`of_files`)."""
+    if not of_files(source, query):
         return ""
     digest = hashlib.sha256()
     for path, size, mtime_ns in _remote_files(source) if io.is_remote(source) else _local_files(source):

@@ -93,7 +93,8 @@ def _pipeline(cfg: RunConfig, step: str, after: str, pipeline: str) -> tuple:
         return monitoring.build(cfg), {}
     if step:
         return training.build_step(cfg, step, summary.outputs_of(Path(after).resolve())), {}
-    return training.build(cfg), {"source_fingerprint": fingerprint.of_source(cfg.ingest.source)}
+    digest = fingerprint.of_source(cfg.ingest.source, cfg.ingest.query)
+    return training.build(cfg), {"source_fingerprint": digest}
 
 
 @contextlib.contextmanager

@@ -23,3 +23,4 @@ def test_the_fingerprint_follows_the_files_under_the_source(tmp_path):
 
 def test_a_templated_source_has_no_fingerprint(tmp_path):
     assert fingerprint.of_source(str(tmp_path / "span-{SPAN}")) == ""
+    assert fingerprint.of_source("bq://acme.sales.orders") == "" and fingerprint.of_source("", "SELECT 1") == ""

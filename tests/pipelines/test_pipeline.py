@@ -130,6 +130,21 @@ def test_vertex_trains_as_a_custom_job_of_the_workers(tmp_path):
     assert "google-cloud-pipeline-components" in ir["deploymentSpec"]["executors"]["exec-train"]["container"]["image"]
 
 
+def test_ingest_on_dataflow_gets_the_beam_section_with_the_component_image_for_its_workers():
+    local_cfg = config_lib.load(ROOT / "pipelines/configs/digits.yaml")
+    assert json.loads(training.ingest_sections(local_cfg))["beam"]["sdk_container_image"] == ""
+    cfg = config_lib.load(ROOT / "pipelines/configs/digits.yaml", [
+        "ingest.engine=beam", "beam.runner=DataflowRunner", "beam.project=acme", "beam.temp_location=gs://acme/tmp",
+        "pipeline.base_image=europe-docker.pkg.dev/acme/ml/tfpipe:1.4"])
+    sections = json.loads(training.ingest_sections(cfg))
+    assert set(sections) == {"ingest", "beam"} and sections["ingest"]["engine"] == "beam"
+    assert sections["beam"]["sdk_container_image"] == "europe-docker.pkg.dev/acme/ml/tfpipe:1.4"
+    named = config_lib.load(ROOT / "pipelines/configs/digits.yaml", [
+        "beam.runner=DataflowRunner", "beam.project=acme", "beam.temp_location=gs://acme/tmp",
+        "beam.sdk_container_image=gcr.io/acme/beam-worker:2"])
+    assert json.loads(training.ingest_sections(named))["beam"]["sdk_container_image"] == "gcr.io/acme/beam-worker:2"
+
+
 @pytest.mark.slow
 def test_one_step_alone_on_an_earlier_run(penguins_cfg):
     cfg = penguins_cfg("deploy.infra_check=false")

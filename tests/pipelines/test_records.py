@@ -8,7 +8,7 @@ from pipelines.records import EvaluateRecord, ExportRecord, IngestRecord, Record
 
 
 def test_records_come_back_as_written_after_kfp_made_every_number_a_double(tmp_path):
-    written = [IngestRecord(1.5, 1797, 0, {"train": 1431, "eval": 180, "test": 186}),
+    written = [IngestRecord(1.5, 1797, 0, {"train": 1431, "eval": 180, "test": 186}, "", ""),
                TrainRecord(20.0, {"loss": 0.1, "accuracy": 0.98}),
                EvaluateRecord(4.0, True, "blessed", {"accuracy": 0.97, "count": 186.0}, "accuracy 0.9700", "/r/ex",
                               "/r/model"),
