@@ -65,14 +65,13 @@ class FeatureSlices:
     name: str
     labels: tuple[str, ...]
     edges: np.ndarray | None = None
-    values: tuple[str, ...] = ()
+    values: tuple = ()  # as read (bytes)
 
     def assign(self, column: np.ndarray) -> np.ndarray:
         """Each value's slice index, -1 for a string value that is not one of the slices."""
         if self.edges is None:
-            kinds, inverse = np.unique(column, return_inverse=True)
             index = {value: i for i, value in enumerate(self.values)}
-            return np.array([index.get(_text(kind), -1) for kind in kinds], np.int64)[inverse.reshape(-1)]
+            return np.fromiter((index.get(value, -1) for value in column), np.int64, len(column))
         if len(self.edges) == 1:
             return np.zeros(len(column), np.int64)
         return np.clip(np.searchsorted(self.edges, column, side="right") - 1, 0, len(self.edges) - 2)
@@ -129,8 +128,7 @@ class Profile:
         for name, sample in self.numbers.items():
             sample.add(columns[name])
         for name, counts in self.strings.items():
-            kinds, found = np.unique(columns[name], return_counts=True)
-            counts.update(dict(zip(map(_text, kinds), found.tolist())))
+            counts.update(columns[name])
             _prune(counts)
 
     def merge(self, other: Profile) -> Profile:
@@ -153,8 +151,9 @@ class Profile:
         return FeatureSlices(name, labels, edges)
 
     def _string(self, name: str) -> FeatureSlices:
-        values = tuple(v for v, _ in sorted(self.strings[name].items(), key=lambda item: (-item[1], item[0])))
-        return FeatureSlices(name, tuple(map(shown, values[:MAX_VALUES])), values=values[:MAX_VALUES])
+        ranked = sorted(self.strings[name].items(), key=lambda item: (-item[1], _text(item[0])))
+        values = tuple(value for value, _ in ranked[:MAX_VALUES])
+        return FeatureSlices(name, tuple(shown(_text(v)) for v in values), values=values)
 
 
 def _prune(counts: Counter) -> None:

@@ -154,7 +154,7 @@ def test_a_profile_stays_bounded_on_large_splits():
     exact = np.quantile(values, [0.25, 0.5, 0.75])
     ranks = np.searchsorted(np.sort(values), size.edges[1:-1]) / len(values)
     assert np.abs(ranks - [0.25, 0.5, 0.75]).max() < 0.01 and np.allclose(size.edges[1:-1], exact, atol=0.03)
-    assert set(colour.values[:5]) == {f"common-{i}" for i in range(5)}
+    assert set(colour.labels[:5]) == {f"common-{i}" for i in range(5)}
 
 
 def test_the_beam_engine_writes_what_the_local_engine_does(tmp_path, penguins_model, penguins_examples):
