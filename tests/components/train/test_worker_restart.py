@@ -67,3 +67,10 @@ def test_worker_ports_are_free_distinct_and_never_handed_out_for_port_0():
     with socket.socket() as s:  # what another process binding port 0 gets is never one of them
         s.bind(("127.0.0.1", 0))
         assert s.getsockname()[1] >= ephemeral
+
+
+def test_the_launcher_loads_no_tensorflow():
+    """It only starts the workers: TensorFlow's seconds and memory belong to them."""
+    code = "import sys, components.train.launcher; print('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          check=True).stdout.strip() == "False"
