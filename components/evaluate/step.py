@@ -72,10 +72,11 @@ def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, home: str,
     """Evaluates `model_dir/model.keras` on the test split against the baseline in `home`'s registry;
     `beam` is the run's beam section, which `evaluate.engine: beam` runs the passes with."""
     cfg.validate()
+    if cfg.engine == "beam":
+        beam.validate()
     schema = Schema.read(examples)
     task = task_of(schema)
-    if not schema.splits.get("test"):
-        raise EvaluateError(f"{examples}: the test split is empty; ingest with ingest.split.test > 0")
+    _check_test_split(examples, schema)
     models = {(model_file(model_dir), "model"): load_model(model_dir, schema)}
     baseline_of = Registry(home).baseline()
     if baseline_of is not None:
@@ -122,9 +123,13 @@ def _combine(cfg: EvaluateConfig, beam: BeamConfig, reader: stream.Reader, empty
     return stream.combine(reader, empty, cfg.batch_size, models)
 
 
-def read_test_split(examples: str, schema: Schema, task: Task, batch_size: int) -> TestSplit:
+def _check_test_split(examples: str, schema: Schema) -> None:
     if not schema.splits.get("test"):
         raise EvaluateError(f"{examples}: the test split is empty; ingest with ingest.split.test > 0")
+
+
+def read_test_split(examples: str, schema: Schema, task: Task, batch_size: int) -> TestSplit:
+    _check_test_split(examples, schema)
     data = reader.dataset(examples, "test", schema, task, batch_size, training=False)
     wanted = [f.name for f in schema.inputs if f.type != "image"]
     features = {name: [] for name in wanted}
