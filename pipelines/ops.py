@@ -147,7 +147,10 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
 
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
-    result = evaluate.run(cfg.evaluate, model.path, examples.path, evaluation.path, cfg.model_home, cfg.beam)
+    # On Dataflow the workers read the model and the examples at their URIs; the documents are written here.
+    dataflow = cfg.evaluate.engine == "beam" and cfg.beam.runner == "DataflowRunner"
+    result = evaluate.run(cfg.evaluate, model.uri if dataflow else model.path,
+                          examples.uri if dataflow else examples.path, evaluation.path, cfg.model_home, cfg.beam)
     document = json.loads(open(f"{evaluation.path}/metrics.json").read())
     for name, value in artifacts.scalars(document).items():
         scalars.log_metric(name, value)
