@@ -1,0 +1,148 @@
+"""The Beam engine and the local engine give the same examples, splits, schema, statistics and rejected rows."""
+
+import dataclasses
+import json
+import math
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from google.protobuf import json_format
+
+from components.common.config import BeamConfig, ImageOptions, IngestConfig
+from components.common.metadata import DataMetadata
+from components.ingest import IngestError, run
+from tests.conftest import people_rows, write_csv
+
+# Beam on threads in this process: its bundles, units and accumulator merges, without starting TensorFlow twice more.
+THREADS = BeamConfig(workers=2, options=("--direct_running_mode=multi_threading",))
+# Means and standard deviations are sums gathered in another order: equal up to rounding.
+REL = 1e-9
+VOLATILE = {"seconds", "rows_per_second"}
+
+
+def write_sources(folder) -> dict[str, tuple[str, dict]]:
+    """One source of each format with bad rows, and the config that reads it."""
+    header, rows = people_rows(700, seed=3)
+    bad = [["701", "abc", "1.5", "Oslo", "1"], ["702", "30", "2.5", "Lima", ""], ["703", "40", "1e999", "Paris", "0"]]
+    csv = write_csv(folder / "people.csv", header, rows[:300] + bad + rows[300:])
+    with open(csv, "a") as f:
+        f.write("704,1,2,3,4,5\n")
+    typed = rows + [[801, 30, math.nan, "Oslo", 1], [802, 31, 1.0, "Lima", None]]
+    pq.write_table(pa.table({name: [r[i] for r in typed] for i, name in enumerate(header)}),
+                   folder / "people.parquet", row_group_size=100)
+    jsonl = folder / "people.jsonl"
+    lines = [json.dumps(dict(zip(header, r, strict=True))) for r in rows]
+    jsonl.write_text("\n".join(lines[:200] + ["{not json", '{"id": 9, "age": "x", "label": 1}'] + lines[200:]) + "\n")
+    return {
+        "csv": (str(csv), {"key": "id"}),
+        "parquet": (str(folder / "people.parquet"), {"key": "id"}),
+        "jsonl": (str(jsonl), {"key": "id"}),
+        "images": (str(write_images(folder / "images")), {"image": ImageOptions(grayscale=True)}),
+    }
+
+
+def write_images(root):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (root / cls).mkdir(parents=True)
+        for i in range(9):
+            Image.fromarray(rng.integers(0, 255, (6, 5), dtype=np.uint8)).save(root / cls / f"{i}.png")
+    (root / "dog" / "broken.png").write_bytes(b"not a png")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / "cat" / "small.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sources")
+    return folder, write_sources(folder)
+
+
+@pytest.fixture(scope="module", params=["csv", "parquet", "jsonl", "images"])
+def both(request, data):
+    """The same source ingested by each engine: (local output, Beam output, their results)."""
+    folder, sources = data
+    source, options = sources[request.param]
+    cfg = IngestConfig(source=source, batch_rows=128, max_rejected_fraction=0.1, **options)
+    local = run(cfg, str(folder / f"{request.param}-local"))
+    beam = run(dataclasses.replace(cfg, engine="beam"), str(folder / f"{request.param}-beam"), THREADS)
+    return folder / f"{request.param}-local", folder / f"{request.param}-beam", local, beam
+
+
+def records(out) -> dict[str, list[bytes]]:
+    import tensorflow as tf
+
+    return {split: sorted(tf.data.TFRecordDataset(sorted(str(p) for p in (out / split).iterdir()),
+                                                  compression_type="GZIP").as_numpy_iterator())
+            for split in ("train", "eval", "test")}
+
+
+def assert_close(a, b, where=""):
+    """Equal, but floats only up to REL; keys in VOLATILE are left out."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) - VOLATILE == set(b) - VOLATILE, where
+        for key in set(a) - VOLATILE:
+            assert_close(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and not math.isnan(a):
+        assert b == pytest.approx(a, rel=REL, abs=1e-12), where
+    else:
+        assert a == b, where
+
+
+def test_engines_write_the_same_examples_in_the_same_splits(both):
+    local_out, beam_out, local, beam = both
+    assert (beam.rows, beam.rejected, beam.splits) == (local.rows, local.rejected, local.splits)
+    assert local.rows > 0
+    assert records(beam_out) == records(local_out)
+    assert sorted(p.relative_to(beam_out) for p in beam_out.rglob("*")) == \
+        sorted(p.relative_to(local_out) for p in local_out.rglob("*"))
+
+
+def test_engines_write_the_same_schema_and_statistics(both):
+    local_out, beam_out, *_ = both
+    assert (beam_out / "schema.pbtxt").read_text() == (local_out / "schema.pbtxt").read_text()
+    for name in ("schema.json", "stats.json"):
+        assert_close(json.loads((local_out / name).read_text()), json.loads((beam_out / name).read_text()), name)
+    stats = [json_format.MessageToDict(DataMetadata.read(str(out)).statistics) for out in (local_out, beam_out)]
+    assert_close(*stats, "stats.pb")
+
+
+def test_engines_reject_the_same_rows(both):
+    local_out, beam_out, local, _ = both
+    # PIL names the in-memory file it could not read by its address, which differs from run to run.
+    rejected = [sorted(re.sub(r" at 0x[0-9a-f]+", "", line) for line in (out / "rejected.jsonl").open())
+                for out in (local_out, beam_out)]
+    assert rejected[0] == rejected[1]
+    assert len(rejected[0]) == local.rejected > 0
+
+
+@pytest.mark.slow
+def test_too_many_rejected_rows_fail_on_the_default_runner_and_leave_no_output(tmp_path):
+    header, rows = people_rows(200)
+    for row in rows[::4]:
+        row[1] = "not a number"
+    source = write_csv(tmp_path / "dirty.csv", header, rows)
+    kept = {}
+    for engine in ("local", "beam"):
+        out = tmp_path / engine
+        with pytest.raises(IngestError, match=r"50 of 200 rows rejected \(25.0%\), more than "
+                                              r"ingest.max_rejected_fraction=0.1"):
+            run(IngestConfig(source=str(source), engine=engine, types={"age": "int"}, batch_rows=32,
+                             max_rejected_fraction=0.1), str(out))
+        assert not out.exists() and not list(tmp_path.glob(f"{engine}.staging-*"))
+        kept[engine] = sorted((tmp_path / f"{engine}.rejected.jsonl").read_text().splitlines())
+    assert kept["beam"] == kept["local"] and len(kept["local"]) == 50
+
+
+def test_beam_does_not_read_bigquery_yet(tmp_path):
+    with pytest.raises(IngestError, match="ingest.engine: beam does not read BigQuery yet"):
+        run(IngestConfig(source="bq://project.dataset.table", engine="beam"), str(tmp_path / "out"))
