@@ -16,6 +16,7 @@ import numpy as np
 from components.common.config import SplitRatios
 from components.ingest import conform, examples, split
 from components.ingest.sources import RawBatch
+from components.ingest.stats import Statistics
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,22 @@ class Processed:
     splits: np.ndarray  # index into split.SPLITS of each good row
     records: np.ndarray  # serialized tf.train.Example of each good row
 
-    @property
-    def rows(self) -> int:
-        return self.typed.table.num_rows
+    def split_records(self, index: int) -> np.ndarray:
+        return self.records[self.splits == index]
 
     def rejected_lines(self) -> str:
         """The rejected rows as rejected.jsonl holds them, one JSON object a line."""
         return "".join(json.dumps(row) + "\n" for row in self.typed.rejected)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What an engine hands back: the statistics of the rows it wrote, how many it rejected, the job that ran."""
+
+    stats: Statistics
+    rejected: int
+    job_id: str = ""  # a Dataflow job's id and console page
+    job_url: str = ""
 
 
 def typed(batch: RawBatch, plan: Plan) -> conform.Typed:

@@ -55,16 +55,9 @@ class Unit:
     parts: int
 
 
-@dataclass(frozen=True)
-class Job:
-    stats: Statistics
-    rejected: int
-    job_id: str = ""
-    job_url: str = ""
-
-
 def units(source: sources.Source, workers: int) -> list[Unit]:
-    """Every file of the source in parts, enough parts in all to keep `workers` busy; an image folder whole."""
+    """Every file of the source in parts, enough in all to keep `workers` busy (beam.workers, or this machine's
+    cores: on Dataflow, set it to the workers the job should spread one large file over); an image folder whole."""
     if source.format == "images":
         return [Unit(0, source, 0, 1)]
     parts = math.ceil(workers / len(source.files))
@@ -73,7 +66,7 @@ def units(source: sources.Source, workers: int) -> list[Unit]:
 
 
 def write(stage: str, source: sources.Source, plan: batch.Plan, stats: Statistics, cfg: IngestConfig,
-          beam_cfg: BeamConfig, out: str) -> Job:
+          beam_cfg: BeamConfig, out: str) -> batch.Written:
     """Runs the pipeline into `stage` and waits for it; `stats` is the empty accumulator every one starts from."""
     folder = os.path.basename(out.rstrip("/"))
     name = beam_options.job_name_for(f"tfpipe-ingest-{folder}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -88,14 +81,14 @@ def write(stage: str, source: sources.Source, plan: batch.Plan, stats: Statistic
     with io.open_binary(f"{stage}/{WORK}/statistics.pickle") as f:
         gathered, rejected = pickle.loads(f.read())
     io.remove_tree(f"{stage}/{WORK}")
-    return Job(gathered, rejected, job_id, job_url)
+    return batch.Written(gathered, rejected, job_id, job_url)
 
 
 def pipeline(stage: str, source: sources.Source, plan: batch.Plan, stats: Statistics, cfg: IngestConfig,
              beam_cfg: BeamConfig, job_name: str) -> beam.Pipeline:
     """The ingest pipeline, built and not yet run."""
     p = beam.Pipeline(options=beam_options.of(beam_cfg, job_name))
-    work = list(units(source, beam_cfg.workers or os.cpu_count() or 1))
+    work = units(source, beam_cfg.workers or os.cpu_count() or 1)
     ingested = (p | "Units" >> beam.Create(work)
                 | "Ingest" >> beam.ParDo(Ingest(stage, plan, cfg)).with_outputs(Ingest.ROWS, main="rejected"))
     rejected = ingested.rejected | "CountRejected" >> beam.CombineGlobally(sum)

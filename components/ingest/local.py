@@ -16,15 +16,15 @@ from components.common import io
 from components.common.config import IngestConfig
 from components.common.progress import Progress
 from components.ingest import split
-from components.ingest.batch import Plan, Processed, process
+from components.ingest.batch import Plan, Processed, Written, process
 from components.ingest.sources import RawBatch
 from components.ingest.stats import Statistics
 from components.ingest.writer import ShardedWriter
 
 
 def write(stage: str, batches: Iterator[RawBatch], plan: Plan, stats: Statistics, cfg: IngestConfig,
-          progress: Progress) -> int:
-    """Writes every batch's examples and rejected rows into `stage`, gathering `stats`; returns the rows rejected."""
+          progress: Progress) -> Written:
+    """Writes every batch's examples and rejected rows into `stage`, gathering `stats`."""
     writer = ShardedWriter(stage, split.SPLITS, cfg.shards)
     bad = 0
     with io.open_write(f"{stage}/rejected.jsonl") as rejected, ThreadPoolExecutor(cfg.threads) as pool:
@@ -61,4 +61,4 @@ def write(stage: str, batches: Iterator[RawBatch], plan: Plan, stats: Statistics
             raise
         finally:
             writer.close()
-    return bad
+    return Written(stats, bad)

@@ -28,11 +28,11 @@ from components.common.errors import TfpipeError
 from components.common.metadata import DataMetadata
 from components.common.progress import Progress
 from components.common.schema import Feature, Schema
-from components.ingest import batch, conform, local, report, sources, split
+from components.ingest import batch, bigquery, conform, local, report, sources, split
 from components.ingest.stats import Statistics
 
 log = logging.getLogger("tfpipe.ingest")
-LOCAL_BEAM = BeamConfig()  # the default runner, for an ingest on the local engine or on Beam's own default
+DEFAULT_BEAM = BeamConfig()  # the beam section's defaults: Beam's multi-process runner on this machine
 
 
 class IngestError(TfpipeError):
@@ -55,7 +55,7 @@ class IngestResult:
         return (self.rows + self.rejected) / max(self.seconds, 1e-9)
 
 
-def run(cfg: IngestConfig, out: str, beam: BeamConfig = LOCAL_BEAM) -> IngestResult:
+def run(cfg: IngestConfig, out: str, beam: BeamConfig = DEFAULT_BEAM) -> IngestResult:
     """Ingests `cfg.source` into folder `out`, which appears whole or not at all, on the engine `cfg.engine`.
 
     The readers are closed here, before any error leaves: a reader left open
@@ -65,7 +65,7 @@ def run(cfg: IngestConfig, out: str, beam: BeamConfig = LOCAL_BEAM) -> IngestRes
     cfg.validate()
     if cfg.engine == "beam":
         beam.validate()
-        if cfg.query or cfg.source.startswith("bq://"):
+        if bigquery.is_source(cfg):
             raise IngestError("ingest.engine: beam does not read BigQuery yet; set ingest.engine: local to read "
                               f"{cfg.source or 'ingest.query'} through the BigQuery Storage Read API")
     start = time.perf_counter()
@@ -86,16 +86,14 @@ def _ingest(cfg: IngestConfig, beam: BeamConfig, source: sources.Source, batches
     stats = Statistics(plan.kept, cfg.label, cfg.vocab_top_n, typed_sample)
     progress = Progress("ingest", log)
     rejected_path = f"{out.rstrip('/')}.rejected.jsonl"
-    job = None
     with io.staged_dir(out) as stage:
         if cfg.engine == "beam":
             from components.ingest import beam_engine  # Beam takes a second to import; the local engine never needs it
 
-            job = beam_engine.write(stage, source, plan, stats, cfg, beam, out)
-            stats, bad = job.stats, job.rejected
+            written = beam_engine.write(stage, source, plan, stats, cfg, beam, out)
         else:
-            bad = local.write(stage, batches, plan, stats, cfg, progress)
-        good = stats.rows
+            written = local.write(stage, batches, plan, stats, cfg, progress)
+        stats, good, bad = written.stats, written.stats.rows, written.rejected
         try:
             _check_counts(good, bad, cfg, f"{stage}/rejected.jsonl")
         except IngestError:
@@ -117,8 +115,8 @@ def _ingest(cfg: IngestConfig, beam: BeamConfig, source: sources.Source, batches
     if io.exists(rejected_path):
         io.gfile().remove(rejected_path)
     progress.done(good + bad, f"{good:,} rows written, {bad:,} rejected -> {out}")
-    return IngestResult(out, good, bad, dict(stats.split_rows), time.perf_counter() - start,
-                        job.job_id if job else "", job.job_url if job else "")
+    return IngestResult(out, good, bad, summary["splits"], time.perf_counter() - start, written.job_id,
+                        written.job_url)
 
 
 def _load_tensorflow() -> float:
