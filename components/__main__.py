@@ -147,7 +147,7 @@ def ingest_command(args: argparse.Namespace) -> int:
     cfg = config_lib.load_section(args.config, args.overrides, "ingest")
     from components import ingest  # TensorFlow loads in seconds: only once the config is known to be good
 
-    result = ingest.run(cfg.ingest, args.out)
+    result = ingest.run(cfg.ingest, args.out, cfg.beam)
     cfg.write(args.out)
     print(f"{result.rows:,} rows ({', '.join(f'{k} {v:,}' for k, v in result.splits.items())}), "
           f"{result.rejected:,} rejected, {result.rows_per_second:,.0f} rows/s -> {args.out}")
