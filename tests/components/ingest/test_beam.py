@@ -14,6 +14,8 @@ from google.protobuf import json_format
 from components.common.config import BeamConfig, ImageOptions, IngestConfig
 from components.common.metadata import DataMetadata
 from components.ingest import IngestError, run
+from components.ingest.split import SPLITS
+from components.ingest.stats import Statistics
 from tests.conftest import people_rows, write_csv
 
 # Beam on threads in this process: its bundles, units and accumulator merges, without starting TensorFlow twice more.
@@ -146,3 +148,26 @@ def test_too_many_rejected_rows_fail_on_the_default_runner_and_leave_no_output(t
 def test_beam_does_not_read_bigquery_yet(tmp_path):
     with pytest.raises(IngestError, match="ingest.engine: beam does not read BigQuery yet"):
         run(IngestConfig(source="bq://project.dataset.table", engine="beam"), str(tmp_path / "out"))
+
+
+def test_statistics_merged_in_any_order_equal_one_pass():
+    """Beam's accumulators: batches gathered apart and merged in any order count what one pass counts."""
+    rng = np.random.default_rng(5)
+    batches = [pa.table({"x": rng.normal(center, 10 ** rng.integers(0, 4), 300), "n": rng.integers(-50, 900, 300),
+                         "label": pa.array(rng.choice([b"a", b"b", b"c"], 300))})
+               for center in (0, -4_000, 70_000, 3, 1e6)]
+    splits = [rng.integers(0, 3, 300).astype(np.int8) for _ in batches]
+    types = {"x": "float", "n": "int", "label": "string"}
+    one_pass = Statistics(types, "label", 10, batches[0].slice(0, 100))
+    parts = []
+    for table, where in zip(batches, splits, strict=True):
+        one_pass.update(table, where, SPLITS)
+        part = Statistics(types, "label", 10, batches[0].slice(0, 100))
+        part.update(table, where, SPLITS)
+        parts.append(part)
+    for order in ([4, 0, 3, 1, 2], [1, 2, 3, 4, 0]):
+        merged = Statistics(types, "label", 10, batches[0].slice(0, 100))
+        for i in order:
+            merged.merge(parts[i])
+        assert_close(one_pass.column_dicts(), merged.column_dicts())
+        assert (merged.split_rows, merged.split_labels) == (one_pass.split_rows, one_pass.split_labels)
