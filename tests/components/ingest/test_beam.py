@@ -35,9 +35,11 @@ def write_sources(folder) -> dict[str, tuple[str, dict]]:
     typed = rows + [[801, 30, math.nan, "Oslo", 1], [802, 31, 1.0, "Lima", None]]
     pq.write_table(pa.table({name: [r[i] for r in typed] for i, name in enumerate(header)}),
                    folder / "people.parquet", row_group_size=100)
-    jsonl = folder / "people.jsonl"
+    jsonl = folder / "jsonl"  # two files: a unit each
+    jsonl.mkdir()
     lines = [json.dumps(dict(zip(header, r, strict=True))) for r in rows]
-    jsonl.write_text("\n".join(lines[:200] + ["{not json", '{"id": 9, "age": "x", "label": 1}'] + lines[200:]) + "\n")
+    (jsonl / "a.jsonl").write_text("\n".join(lines[:200] + ["{not json", '{"id": 9, "age": "x", "label": 1}']) + "\n")
+    (jsonl / "b.jsonl").write_text("\n".join(lines[200:]) + "\n")
     return {
         "csv": (str(csv), {"key": "id"}),
         "parquet": (str(folder / "people.parquet"), {"key": "id"}),
