@@ -146,8 +146,8 @@ class NumericStats:
         self.histogram = np.zeros(len(self.edges) + 1, dtype=np.int64)
         self.equal_width = EqualWidthHistogram(self.integer)
         finite = values[np.isfinite(values)]
-        if finite.size:
-            self.equal_width.fit(float(finite.min()), float(finite.max()))
+        # A sample without values still fixes the bins (width 1 from 0), so that every copy merges with the others.
+        self.equal_width.fit(float(finite.min()) if finite.size else 0.0, float(finite.max()) if finite.size else 0.0)
 
     def update(self, col: pa.Array) -> None:
         """Counts every value it is given, so that count + missing is the number of rows: none drops out unseen."""
