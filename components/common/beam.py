@@ -20,6 +20,7 @@ import re
 from components.common.config import BeamConfig
 
 DATAFLOW = "DataflowRunner"
+DEFAULT = BeamConfig()  # the beam section's defaults: Beam's multi-process runner on this machine's cores
 IN_PROCESS = "apache_beam.runners.portability.fn_api_runner.fn_runner.FnApiRunner"
 
 

@@ -29,8 +29,8 @@ ingest records only row and label counts, so each split gets a dataset
   otherwise 0, as the value is unknown), median, and two histograms: STANDARD
   (10 equal-width buckets over [min, max]) and QUANTILES (10 equal-mass buckets),
   both re-binned from ingest's histogram assuming values spread evenly within
-  each of its bins (ingest's bins are quantiles of its first batch, about 5% of
-  the rows each, so the error stays within a bin);
+  each of its bins (ingest's bins are quantiles of the typed sample, about 5%
+  of the rows each, so the error stays within a bin);
 - strings (and a categorical label): `unique`, `top_values` and a
   `rank_histogram` of the values ingest kept (the most frequent
   `ingest.vocab_top_n`), `avg_length` over those values (exact when the

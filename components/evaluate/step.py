@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from components.common import io, reader
+from components.common import beam as beam_options, io, reader
 from components.common.config import BeamConfig, EvaluateConfig
 from components.common.model_loading import load_model, model_file
 from components.common.registry import Registry
@@ -41,7 +41,6 @@ from components.evaluate.evaluation import Evaluation
 from components.evaluate.gate import EvaluateError
 
 log = logging.getLogger("tfpipe.evaluate")
-LOCAL_RUNNER = BeamConfig()  # the beam section's defaults: Beam's DirectRunner on this machine's cores
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class TestSplit:
 
 
 def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, home: str,
-        beam: BeamConfig = LOCAL_RUNNER) -> EvaluateResult:
+        beam: BeamConfig = beam_options.DEFAULT) -> EvaluateResult:
     """Evaluates `model_dir/model.keras` on the test split against the baseline in `home`'s registry;
     `beam` is the run's beam section, which `evaluate.engine: beam` runs the passes with."""
     cfg.validate()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from components.common import io
+from components.common import beam as beam_options, io
 from components.common.config import BeamConfig, IngestConfig
 from components.common.errors import TfpipeError
 from components.common.metadata import DataMetadata
@@ -32,7 +32,6 @@ from components.ingest import batch, bigquery, conform, local, report, sources, 
 from components.ingest.stats import Statistics
 
 log = logging.getLogger("tfpipe.ingest")
-DEFAULT_BEAM = BeamConfig()  # the beam section's defaults: Beam's multi-process runner on this machine
 
 
 class IngestError(TfpipeError):
@@ -55,7 +54,7 @@ class IngestResult:
         return (self.rows + self.rejected) / max(self.seconds, 1e-9)
 
 
-def run(cfg: IngestConfig, out: str, beam: BeamConfig = DEFAULT_BEAM) -> IngestResult:
+def run(cfg: IngestConfig, out: str, beam: BeamConfig = beam_options.DEFAULT) -> IngestResult:
     """Ingests `cfg.source` into folder `out`, which appears whole or not at all, on the engine `cfg.engine`.
 
     The readers are closed here, before any error leaves: a reader left open
