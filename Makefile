@@ -63,6 +63,7 @@ bench: setup ## run the benchmarks (they print ratios against a baseline run in 
 	$(BIN)/python benchmarks/serve.py
 	$(BIN)/python benchmarks/validate.py
 	$(BIN)/python benchmarks/warm_start.py
+	$(BIN)/python benchmarks/evaluate.py
 
 base-image: ## make tfpipe-base:bookworm with debootstrap and docker import (no registry needed; root)
 	rm -rf .base-rootfs
