@@ -18,12 +18,14 @@ so a job that dies leaves nothing under the output's name.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import functools
 import logging
 import math
 import os
 import pickle
+import sys
 import time
 from dataclasses import dataclass
 
@@ -40,6 +42,7 @@ from components.ingest.writer import shard_name
 log = logging.getLogger("tfpipe.ingest")
 WORK = "_work"  # under the staging folder: part files and the gathered statistics, removed before publishing
 REJECTED = "rejected"
+SDK_WORKER = "apache_beam.runners.worker.sdk_worker_main"  # the main module of the local runner's worker processes
 CONSOLE = "https://console.cloud.google.com/dataflow/jobs/{region}/{job_id}?project={project}"
 
 
@@ -107,6 +110,12 @@ class Ingest(beam.DoFn):
 
     def __init__(self, stage: str, plan: batch.Plan, cfg: IngestConfig):
         self.stage, self.plan, self.cfg = stage, plan, cfg
+
+    def setup(self):
+        """In a worker process of the local runner, its end skips the interpreter's teardown (`_end_now`)."""
+        main = getattr(sys.modules["__main__"], "__spec__", None)
+        if main is not None and main.name == SDK_WORKER:
+            atexit.register(_end_now)
 
     def process(self, unit: Unit):
         import tensorflow as tf
@@ -179,6 +188,15 @@ class Concatenate(beam.DoFn):
                 with g.GFile(part_path(self.stage, name, unit), "rb") as part:
                     while chunk := part.read(1 << 24):
                         out.write(chunk)
+
+
+def _end_now() -> None:
+    """A worker process's last act once the runner has closed it: its outputs are written and closed, and
+    freeing TensorFlow's modules would take 1.3 s that the runner waits out worker by worker (a fifth of a
+    200,000-row ingest's time on 2 cores)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def part_path(stage: str, name: str, unit: int) -> str:
