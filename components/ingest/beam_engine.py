@@ -6,7 +6,8 @@
 
 A unit is one file of the source and a part of its batches: unit j of k
 reads the file with the local engine's reader and processes batches j, j + k,
-... with `batch.process`, so that one large file still keeps every worker
+... with `batch.process` (a BigQuery table: one stream of a read session the
+launcher opens, whose streams BigQuery fills with disjoint rows), so that one large file still keeps every worker
 busy without its rows crossing a shuffle (on the in-process runner that would
 hold the whole input in memory). An image folder is one unit: its reader
 decides the image mode and size from the first image, and decoding is its
@@ -19,6 +20,7 @@ so a job that dies leaves nothing under the output's name.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import functools
 import logging
@@ -35,7 +37,7 @@ from apache_beam.runners.runner import PipelineState
 from components.common import beam as beam_options, io
 from components.common.config import BeamConfig, IngestConfig
 from components.common.errors import TfpipeError
-from components.ingest import batch, sources, split
+from components.ingest import batch, bigquery, sources, split
 from components.ingest.stats import Statistics
 from components.ingest.writer import shard_name
 
@@ -56,11 +58,27 @@ class Unit:
     source: sources.Source
     part: int
     parts: int
+    # A BigQuery source: the read session, and the stream of it this unit reads (all its batches).
+    session: bigquery.Session | None = None
+    stream: str = ""
+
+    def batches(self, cfg: IngestConfig):
+        """The unit's raw batches: its stream's, or its part (every parts-th batch from `part`) of its file's."""
+        if self.session is not None:
+            yield from bigquery.read_stream(self.session, self.stream, cfg)
+            return
+        for index, raw in enumerate(sources.read(self.source, cfg)):
+            if index % self.parts == self.part:
+                yield raw
 
 
-def units(source: sources.Source, workers: int) -> list[Unit]:
+def units(source: sources.Source, workers: int, cfg: IngestConfig) -> list[Unit]:
     """Every file of the source in parts, enough in all to keep `workers` busy (beam.workers, or this machine's
-    cores: on Dataflow, set it to the workers the job should spread one large file over); an image folder whole."""
+    cores: on Dataflow, set it to the workers the job should spread one large file over); an image folder whole;
+    a BigQuery table as the streams of one read session of up to `workers` streams."""
+    if source.format == "bigquery":
+        opened = bigquery.session(source, cfg, workers)
+        return [Unit(i, source, 0, 1, opened, stream) for i, stream in enumerate(opened.streams)]
     if source.format == "images":
         return [Unit(0, source, 0, 1)]
     parts = math.ceil(workers / len(source.files))
@@ -91,7 +109,7 @@ def pipeline(stage: str, source: sources.Source, plan: batch.Plan, stats: Statis
              beam_cfg: BeamConfig, job_name: str) -> beam.Pipeline:
     """The ingest pipeline, built and not yet run."""
     p = beam.Pipeline(options=beam_options.of(beam_cfg, job_name))
-    work = units(source, beam_cfg.workers or os.cpu_count() or 1)
+    work = units(source, beam_cfg.workers or os.cpu_count() or 1, cfg)
     ingested = (p | "Units" >> beam.Create(work)
                 | "Ingest" >> beam.ParDo(Ingest(stage, plan, cfg)).with_outputs(Ingest.ROWS, main="rejected"))
     rejected = ingested.rejected | "CountRejected" >> beam.CombineGlobally(sum)
@@ -126,11 +144,10 @@ class Ingest(beam.DoFn):
         files = [tf.io.TFRecordWriter(part_path(self.stage, name, unit.index), options) for name in split.SPLITS]
         rejected = 0
         try:
-            with io.open_write(part_path(self.stage, REJECTED, unit.index)) as bad:
+            with io.open_write(part_path(self.stage, REJECTED, unit.index)) as bad, \
+                    contextlib.closing(unit.batches(self.cfg)) as reader:
                 bad.write("")
-                for index, raw in enumerate(sources.read(unit.source, self.cfg)):
-                    if index % unit.parts != unit.part:
-                        continue
+                for raw in reader:
                     done = batch.process(raw, self.plan)
                     for s, f in enumerate(files):
                         for record in done.split_records(s):

@@ -180,8 +180,24 @@ def _run_query(sql: str, opts: BigQueryOptions) -> Table:
     return Table(result.project, result.dataset_id, result.table_id)
 
 
-def read(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:
-    """The rows of every stream of one read session, `ingest.batch_rows` at a time, numbered across the read."""
+@dataclass(frozen=True)
+class Session:
+    """A read session, as plain values: it crosses to Beam's workers, each of which reads some of its streams."""
+
+    table: str  # the bq:// URI, for messages
+    streams: tuple[str, ...]
+    arrow_schema: bytes  # serialized
+    kept: tuple[Column, ...]
+    dropped: tuple[str, ...]
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.ipc.read_schema(pa.py_buffer(self.arrow_schema))
+
+
+def session(source: Source, cfg: IngestConfig, streams: int) -> Session:
+    """A read session of the source's table with at most `streams` streams: the kept columns, the partition
+    and `ingest.bigquery.row_restriction`, the snapshot time."""
     from google.cloud.bigquery_storage_v1 import types
 
     opts = cfg.bigquery
@@ -200,17 +216,37 @@ def read(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:
         table_modifiers=types.ReadSession.TableModifiers(snapshot_time=_snapshot(opts.snapshot_time)),
     )
     with _api(f"{table.uri}: creating a read session"):
-        storage = _storage(opts)
-        session = storage.create_read_session(parent=f"projects/{billing}", read_session=request,
-                                              max_stream_count=cfg.threads)
-    schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
-    names = [stream.name for stream in session.streams]
+        made = _storage(opts).create_read_session(parent=f"projects/{billing}", read_session=request,
+                                                  max_stream_count=streams)
+    return Session(table.uri, tuple(stream.name for stream in made.streams),
+                   bytes(made.arrow_schema.serialized_schema), tuple(kept), tuple(dropped))
+
+
+def read(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:
+    """The rows of every stream of one read session, `ingest.batch_rows` at a time, numbered across the read."""
+    opened = session(source, cfg, cfg.threads)
+    storage = _storage(cfg.bigquery)
     seen = 0
-    with _api(f"{table.uri}: reading its streams"):
-        for index, rows in _together([storage.read_rows(name) for name in names], schema, cfg):
+    with _api(f"{opened.table}: reading its streams"):
+        for index, rows in _together([storage.read_rows(name) for name in opened.streams], opened.schema, cfg):
             lines = np.arange(seen + 1, seen + 1 + rows.num_rows, dtype=np.int64)
             seen += rows.num_rows
-            yield RawBatch(names[index], lines, _raw_table(rows, kept, dropped, opts.timestamps))
+            yield RawBatch(opened.streams[index], lines,
+                           _raw_table(rows, opened.kept, opened.dropped, cfg.bigquery.timestamps))
+
+
+def read_stream(opened: Session, stream: str, cfg: IngestConfig) -> Iterator[RawBatch]:
+    """One stream's rows, `ingest.batch_rows` at a time, numbered within the stream (the Beam engine's unit)."""
+    seen = 0
+    with _api(f"{opened.table}: reading stream {stream}"):
+        messages = _storage(cfg.bigquery).read_rows(stream)
+        try:
+            for rows in _rebatched(messages, opened.schema, cfg.batch_rows):
+                lines = np.arange(seen + 1, seen + 1 + rows.num_rows, dtype=np.int64)
+                seen += rows.num_rows
+                yield RawBatch(stream, lines, _raw_table(rows, opened.kept, opened.dropped, cfg.bigquery.timestamps))
+        finally:
+            messages.cancel()
 
 
 def _projection(columns: list[Column], cfg: IngestConfig, where: str) -> tuple[list[Column], list[str]]:
@@ -340,26 +376,7 @@ def _rebatched(messages, schema: pa.Schema, rows: int) -> Iterator[pa.Table]:
         yield pa.Table.from_batches(pending, schema)
 
 
-def rows_to_arrow(rows: Sequence[dict], schema: Sequence, cfg: IngestConfig, where: str) -> pa.Table:
-    """Rows as Beam's ReadFromBigQuery yields them, as the table the Storage Read path gives for them.
-
-    `schema` is the table's fields (google-cloud-bigquery's SchemaField or
-    Beam's TableFieldSchema); values may be Python's (Avro exports, direct
-    reads) or text (JSON exports); BYTES as raw bytes. The same columns are
-    checked and kept, with the same types, as `read` keeps.
-    """
-    kept, dropped = _projection([Column.of(f) for f in schema], cfg, where)
-    table = pa.table({
-        c.name: pa.array([_python(row.get(c.name), c.type) for row in rows], ARROW_TYPES[c.type]) for c in kept
-    })
-    return _raw_table(table, kept, dropped, cfg.bigquery.timestamps)
-
-
-def _python(value, kind: str):
-    return PARSERS[kind](value) if isinstance(value, str) and kind in PARSERS else value
-
-
-def _raw_table(table: pa.Table, columns: list[Column], dropped: list[str], timestamps: str) -> pa.Table:
+def _raw_table(table: pa.Table, columns: Sequence[Column], dropped: Sequence[str], timestamps: str) -> pa.Table:
     """Each column as conform takes it as typed; a dropped column as nulls, so that the step finds what it drops."""
     arrays = {c.name: _raw_column(table.column(c.name), c.type, timestamps) for c in columns}
     arrays.update({name: pa.nulls(table.num_rows) for name in dropped})

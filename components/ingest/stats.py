@@ -225,11 +225,15 @@ class StringStats:
 
     def _prune(self) -> None:
         if len(self.counts) > self.top_n * _PRUNE_FACTOR:
-            self.counts = Counter(dict(self.counts.most_common(self.top_n * _PRUNE_FACTOR // 2)))
+            self.counts = Counter(dict(self._ranked(self.top_n * _PRUNE_FACTOR // 2)))
             self.approximate = True
 
+    def _ranked(self, n: int) -> list[tuple]:
+        """The `n` most frequent values, equal counts in value order: the same whatever order the rows came in."""
+        return sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))[:n]
+
     def to_dict(self) -> dict:
-        top = [[_text(v), c] for v, c in self.counts.most_common(self.top_n)]
+        top = [[_text(v), c] for v, c in self._ranked(self.top_n)]
         out = {"count": self.count, "missing": self.missing, "unique": len(self.counts), "top": top}
         if self.approximate:
             out["approximate"] = True

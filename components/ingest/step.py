@@ -28,7 +28,7 @@ from components.common.errors import TfpipeError
 from components.common.metadata import DataMetadata
 from components.common.progress import Progress
 from components.common.schema import Feature, Schema
-from components.ingest import batch, bigquery, conform, local, report, sources, split
+from components.ingest import batch, conform, local, report, sources, split
 from components.ingest.stats import Statistics
 
 log = logging.getLogger("tfpipe.ingest")
@@ -64,9 +64,6 @@ def run(cfg: IngestConfig, out: str, beam: BeamConfig = beam_options.DEFAULT) ->
     cfg.validate()
     if cfg.engine == "beam":
         beam.validate()
-        if bigquery.is_source(cfg):
-            raise IngestError("ingest.engine: beam does not read BigQuery yet; set ingest.engine: local to read "
-                              f"{cfg.source or 'ingest.query'} through the BigQuery Storage Read API")
     start = time.perf_counter()
     source = sources.resolve(cfg)
     with contextlib.closing(sources.read(source, cfg)) as reader:

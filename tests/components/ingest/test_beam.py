@@ -147,11 +147,6 @@ def test_too_many_rejected_rows_fail_on_the_default_runner_and_leave_no_output(t
     assert kept["beam"] == kept["local"] and len(kept["local"]) == 50
 
 
-def test_beam_does_not_read_bigquery_yet(tmp_path):
-    with pytest.raises(IngestError, match="ingest.engine: beam does not read BigQuery yet"):
-        run(IngestConfig(source="bq://project.dataset.table", engine="beam"), str(tmp_path / "out"))
-
-
 def test_statistics_merged_in_any_order_equal_one_pass():
     """Beam's accumulators: batches gathered apart and merged in any order count what one pass counts."""
     rng = np.random.default_rng(5)

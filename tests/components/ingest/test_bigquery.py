@@ -10,6 +10,7 @@ google-cloud-bigquery asks when it reads a table's metadata and runs a query.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import decimal
 import json
@@ -23,9 +24,9 @@ import pytest
 from aiohttp import web
 from google.cloud.bigquery_storage_v1 import types
 
-from components.common.config import BigQueryOptions, IngestConfig
+from components.common.config import BeamConfig, BigQueryOptions, IngestConfig
 from components.ingest import run, sources
-from components.ingest.bigquery import BigQueryError, rows_to_arrow
+from components.ingest.bigquery import BigQueryError
 from components.ingest.spans import SpanError
 from tests.conftest import all_rows, http_server, read_examples
 
@@ -293,34 +294,27 @@ def test_bad_sources_and_options_are_named(bigquery, tmp_path):
         config(bigquery, source="bq://acme.sales.events_{YYYY}{MM}{DD}", source_date="2026-11-03"))) == N
 
 
-def beam_rows(rows: pa.Table, json_export: bool) -> list[dict]:
-    """The rows as Beam's ReadFromBigQuery yields them: Python values (Avro exports and direct reads; DATETIME as
-    text), or, from JSON exports, text for every temporal type."""
-    out = rows.to_pylist()
-    for row in out:
-        row["dt"] = row["dt"].isoformat()
-        if json_export:
-            row.update(d=row["d"].isoformat(), t=row["t"].isoformat(), ts=f"{row['ts']:%Y-%m-%d %H:%M:%S.%f} UTC",
-                       id=str(row["id"]))
-    return out
-
-
-@pytest.mark.parametrize("timestamps", ["string", "seconds"])
-def test_rows_from_beam_become_the_table_the_storage_read_gives(bigquery, timestamps):
-    from apache_beam.io.gcp.internal.clients.bigquery import TableFieldSchema
-    from google.cloud.bigquery import SchemaField
-
+def test_the_beam_engine_reads_the_streams_of_one_session_and_writes_what_the_local_engine_writes(bigquery, tmp_path):
     schema, rows = every_type()
     bigquery.add("orders", schema, rows)
-    cfg = config(bigquery, drop=("b",), bigquery={"timestamps": timestamps})
-    read = pa.concat_tables(b.table for b in read_all(cfg)).sort_by("id")
-    for fields in ([SchemaField.from_api_repr(f) for f in schema], [TableFieldSchema(**f) for f in schema]):
-        for json_export in (False, True):
-            built = rows_to_arrow(beam_rows(rows, json_export), fields, cfg, "bq://acme.sales.orders")
-            assert built.schema == read.schema
-            assert built.equals(read), (fields[0], json_export)
-    with pytest.raises(BigQueryError, match="column 'tags' is REPEATED INT64"):
-        rows_to_arrow([], [TableFieldSchema(name="tags", type="INTEGER", mode="REPEATED")], IngestConfig(), "the table")
+    cfg = config(bigquery, threads=2, batch_rows=16, max_rejected_fraction=0.05)
+    local = run(cfg, str(tmp_path / "local"))
+    sessions = len(bigquery.sessions)
+    beam = run(dataclasses.replace(cfg, engine="beam"), str(tmp_path / "beam"),
+               BeamConfig(workers=3, options=("--direct_running_mode=multi_threading",)))
+    assert (beam.rows, beam.rejected, beam.splits) == (local.rows, local.rejected, local.splits)
+    local_rows = all_rows(read_examples(tmp_path / "local"), "id")
+    beam_rows = all_rows(read_examples(tmp_path / "beam"), "id")
+    assert sorted(beam_rows) == sorted(local_rows) == [i for i in range(N) if i != 7]
+    for key, row in local_rows.items():
+        assert {c: np.asarray(v).tolist() for c, v in beam_rows[key].items()} == \
+            {c: np.asarray(v).tolist() for c, v in row.items()}, key
+    assert (tmp_path / "beam" / "schema.pbtxt").read_text() == (tmp_path / "local" / "schema.pbtxt").read_text()
+    # The sample's session, then one of 3 streams, each read once by the unit that holds it.
+    beam_sessions = bigquery.sessions[sessions:]
+    assert [s.max_stream_count for s in beam_sessions] == [2, 3]
+    read = [r for r in bigquery.reads if "/sessions/s" + str(sessions + 2) + "/" in r]
+    assert sorted(read) == [f"projects/p/locations/us/sessions/s{sessions + 2}/streams/{i}/3/orders" for i in range(3)]
 
 
 def test_the_stream_threads_end_when_the_read_stops_early_or_a_stream_fails(bigquery):
