@@ -13,6 +13,7 @@ that folder is the run folder. Caching (`pipeline.cache`) keeps its entries in
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import re
@@ -50,6 +51,9 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
     `verbose`. A failing step raises PipelineError naming it and its error.
     """
     with contextlib.ExitStack() as stack:
+        # kfp.local indents task output by replacing builtins.print while a task runs; tasks running at once (a
+        # ParallelFor) restore each other's replacement, which then outlives the run: put the real one back.
+        stack.callback(setattr, builtins, "print", builtins.print)
         # Started first: it imports the steps' modules while this process loads kfp and builds the pipeline.
         server = None if docker else stack.enter_context(forkserver.Server(STEP_MODULES))
         from kfp import local
