@@ -31,12 +31,13 @@ def ingest(config: str, source_fingerprint: str, examples: Output[Dataset], stat
     import time
 
     from components import ingest
+    from components.common import beam
     from components.common.config import RunConfig
     from pipelines.records import IngestRecord
 
     cfg = RunConfig.from_sections_json(config, "ingest")
     started = time.perf_counter()
-    dataflow = cfg.ingest.engine == "beam" and cfg.beam.runner == "DataflowRunner"  # its workers write the URI
+    dataflow = beam.on_dataflow(cfg.ingest.engine, cfg.beam)  # its workers write the URI
     result = ingest.run(cfg.ingest, examples.uri if dataflow else examples.path, cfg.beam)
     shutil.copy(f"{examples.path}/stats.html", statistics.path)
     examples.metadata.update(IngestRecord(time.perf_counter() - started, result.rows, result.rejected,
@@ -140,6 +141,7 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
     import time
 
     from components import evaluate
+    from components.common import beam
     from components.common.config import RunConfig
     from components.evaluate import artifacts
     from components.evaluate.metrics import headline
@@ -148,7 +150,7 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
     # On Dataflow the workers read the model and the examples at their URIs; the documents are written here.
-    dataflow = cfg.evaluate.engine == "beam" and cfg.beam.runner == "DataflowRunner"
+    dataflow = beam.on_dataflow(cfg.evaluate.engine, cfg.beam)
     result = evaluate.run(cfg.evaluate, model.uri if dataflow else model.path,
                           examples.uri if dataflow else examples.path, evaluation.path, cfg.model_home, cfg.beam)
     document = json.loads(open(f"{evaluation.path}/metrics.json").read())

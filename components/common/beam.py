@@ -24,6 +24,11 @@ DEFAULT = BeamConfig()  # the beam section's defaults: Beam's multi-process runn
 IN_PROCESS = "apache_beam.runners.portability.fn_api_runner.fn_runner.FnApiRunner"
 
 
+def on_dataflow(engine: str, cfg: BeamConfig) -> bool:
+    """Whether a step with `engine` runs on Dataflow: its workers then read and write the artifacts' URIs."""
+    return engine == "beam" and cfg.runner == DATAFLOW
+
+
 def arguments(cfg: BeamConfig, job_name: str) -> list[str]:
     """The Beam pipeline arguments for `cfg`, as a command line would give them."""
     direct = cfg.runner in ("DirectRunner", "direct")
