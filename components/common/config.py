@@ -134,9 +134,38 @@ Loop = Literal["fit", "custom"]
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Which of the three Keras APIs builds the model, and its sizes."""
+class ModuleSource:
+    """The team's model module as this run took it, filled in when the config is loaded.
 
+    The code travels inside the config: to every step, worker process and container, on this machine
+    or a cluster, with no image to rebuild; and its hash is part of the config's, so a changed module
+    misses the step cache and shows in the registry's lineage. An importable module name keeps only its
+    file's hash (the image must have it installed).
+    """
+
+    file: str = ""  # the module file's name (wide_deep.py); empty for an importable module
+    sha256: str = ""  # of the module's source
+    text: str = ""  # the source, for a file
+
+    def validate(self, where: str) -> None:
+        import hashlib
+
+        if self.text and hashlib.sha256(self.text.encode()).hexdigest() != self.sha256:
+            raise ConfigError(f"{where}: the module's text does not match its sha256; remove {where} and load "
+                              f"the config again to take the module as it is now")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which of the three Keras APIs builds the model, and its sizes; or the team's own `module`."""
+
+    # A team's own model (components.common.model_module): a Python file (relative to the config file,
+    # absolute, or gs://) or an importable module name, whose `function` builds the model. `api` and the
+    # sizes below then do not apply; `params` are passed to it as they are.
+    module: str = ""
+    function: str = "build_model"
+    params: dict[str, Any] = field(default_factory=dict)
+    source: ModuleSource = ModuleSource()
     api: ModelApi = "functional"
     # Convolutional (image) models: the chapter's digits CNN.
     filters: int = 32
@@ -216,6 +245,9 @@ class TrainConfig:
         if self.tensorboard.profile_batch and len(self.tensorboard.profile_batch) != 2:
             raise ConfigError(f"{where}.tensorboard.profile_batch: expected [first, last] or [], "
                               f"got {list(self.tensorboard.profile_batch)}")
+        if self.model.module and not self.model.function.isidentifier():
+            raise ConfigError(f"{where}.model.function: expected a function name, got {self.model.function!r}")
+        self.model.source.validate(f"{where}.model.source")
         if not 0 <= self.model.dropout < 1:
             raise ConfigError(f"{where}.model.dropout: expected a fraction in [0, 1), got {self.model.dropout}")
 
@@ -667,7 +699,7 @@ def load(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -
     plain: dict[str, Any] = yaml_mapping(path) if path is not None else {}
     for item in overrides:
         apply_override(plain, item)
-    return from_plain(RunConfig, plain).validate()
+    return _with_module(from_plain(RunConfig, plain), path).validate()
 
 
 def load_section(path: str | Path | None, overrides: typing.Sequence[str], section: str) -> RunConfig:
@@ -679,9 +711,16 @@ def load_section(path: str | Path | None, overrides: typing.Sequence[str], secti
     plain: dict[str, Any] = yaml_mapping(path) if path is not None else {}
     for item in overrides:
         apply_override(plain, item)
-    cfg = from_plain(RunConfig, plain)
+    cfg = _with_module(from_plain(RunConfig, plain), path)
     getattr(cfg, section).validate(section)
     return cfg
+
+
+def _with_module(cfg: RunConfig, path: str | Path | None) -> RunConfig:
+    """The config with the team's model module read in, so that its code travels with the config."""
+    from components.common import model_module
+
+    return model_module.resolve(cfg, path)
 
 
 def yaml_mapping(path: str | Path) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from components.common import io, layers  # noqa: F401 (importing layers registers the classes a model file names)
+from components.common import io, layers, model_module  # noqa: F401 (importing layers registers the classes a model file names)
 from components.common.errors import TfpipeError
 from components.common.schema import Schema
 
@@ -25,6 +25,7 @@ def load_model(path: str, schema: Schema | None = None, what: str = "model") -> 
         path = f"{path}/model.keras"
     if not io.exists(path):
         raise ModelError(f"{path}: no {what} here; expected the train step's model.keras")
+    model_module.import_beside(path)  # a team's model: its registered layers, losses and metrics
     model = keras.saving.load_model(path, safe_mode=True, compile=False)
     names = input_names(model)
     expected = sorted(f.name for f in schema.inputs) if schema is not None else None

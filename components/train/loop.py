@@ -34,13 +34,20 @@ def clip_gradient_by_norm(x, norm):
     return y, grad_fn
 
 
+def per_example(loss) -> keras.losses.Loss:
+    """The compiled loss, one value per example: the loop averages it over the global batch itself."""
+    if isinstance(loss, keras.losses.Loss):
+        return type(loss).from_config({**loss.get_config(), "reduction": None})
+    return keras.losses.get(loss)
+
+
 class CustomLoop:
     """`fit` and `evaluate` for a compiled model, written out with GradientTape and `strategy.run`."""
 
     def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, task: Task, cfg: TrainConfig):
         self.model, self.strategy, self.task = model, strategy, task
         self.clip_norm = cfg.clip_norm
-        self.loss_fn = keras.losses.get(task.loss)
+        self.loss_fn = per_example(model.loss)
         with strategy.scope():
             self.train_metrics = [keras.metrics.Mean(name="loss"), *task_metrics(task)]
             self.eval_metrics = [keras.metrics.Mean(name="loss"), *task_metrics(task)]

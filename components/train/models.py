@@ -33,8 +33,8 @@ def build(schema: Schema, task: Task, cfg: ModelConfig) -> keras.Model:
 
 
 def is_single_input(cfg: ModelConfig) -> bool:
-    """Sequential models take one tensor, not a dict of features."""
-    return cfg.api == "sequential"
+    """Sequential models take one tensor, not a dict of features (a module's model takes the dict)."""
+    return cfg.api == "sequential" and not cfg.module
 
 
 def sequential(schema: Schema, task: Task, cfg: ModelConfig) -> keras.Model:
@@ -56,7 +56,8 @@ def sequential(schema: Schema, task: Task, cfg: ModelConfig) -> keras.Model:
     ], name="sequential_cnn")
 
 
-def _input(feature: Feature) -> keras.KerasTensor:
+def model_input(feature: Feature) -> keras.KerasTensor:
+    """The `keras.Input` of one raw feature, as the reader feeds it and the serving signature receives it."""
     if feature.type == "image":
         shape = (feature.image.height, feature.image.width, feature.image.channels)
         return keras.Input(shape, dtype="uint8", name=feature.name)
@@ -70,14 +71,16 @@ def _apply(layers, x):
     return x
 
 
+def encode(feature: Feature, x: keras.KerasTensor, cfg: ModelConfig) -> keras.KerasTensor:
+    """tfpipe's default encoding of one raw input: the floats its preprocessing branch makes."""
+    if feature.type == "int":
+        x = CastToFloat(name=f"{feature.name}_float")(x)
+    return _apply(preprocessing(feature, cfg), x)
+
+
 def functional(schema: Schema, task: Task, cfg: ModelConfig) -> keras.Model:
-    inputs = {f.name: _input(f) for f in schema.inputs}
-    branches = []
-    for f in schema.inputs:
-        x = inputs[f.name]
-        if f.is_numeric:
-            x = CastToFloat(name=f"{f.name}_float")(x) if f.type == "int" else x
-        branches.append(_apply(preprocessing(f, cfg), x))
+    inputs = {f.name: model_input(f) for f in schema.inputs}
+    branches = [encode(f, inputs[f.name], cfg) for f in schema.inputs]
     x = keras.layers.Concatenate(name="features")(branches) if len(branches) > 1 else branches[0]
     for i, units in enumerate(cfg.hidden_units):
         h = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)

@@ -18,17 +18,18 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 import tensorflow as tf
 
-from components.common import io, reader
+from components.common import io, model_module, reader
 from components.common.config import TrainConfig
 from components.common.errors import TfpipeError
+from components.common.model_module import ModuleRecord
 from components.common.schema import Schema
 from components.common.task import Task, task_of
-from components.train import callbacks as callbacks_lib, models, strategy as strategy_lib, warm_start
+from components.train import callbacks as callbacks_lib, models, strategy as strategy_lib, team_model, warm_start
 from components.train.errors import TrainError
 from components.train.loop import CustomLoop
 from components.train.metrics import task_metrics
@@ -47,9 +48,20 @@ class TrainResult:
 
 def compile_model(model: keras.Model, cfg: TrainConfig, task: Task) -> list[keras.metrics.Metric]:
     """Compiles with the config's optimizer and the task's loss; returns the metric objects (fit's validation
-    pass updates these same objects)."""
-    optimizer = keras.optimizers.get({"class_name": cfg.optimizer, "config": {"learning_rate": cfg.learning_rate}})
+    pass updates these same objects).
+
+    A model that a team's module compiled keeps its optimizer, loss and metrics; tfpipe's task metrics
+    join them (evaluation, the blessing and the confusion matrix read those), replacing any of the same name.
+    """
     metrics = task_metrics(task)
+    if model.compiled:
+        ours = {m.name for m in metrics}
+        theirs = [keras.metrics.get(m) for m in model.get_compile_config().get("metrics") or []]
+        theirs = [m for m in theirs if getattr(m, "name", m) not in ours]
+        model.compile(optimizer=model.optimizer, loss=model.loss, metrics=[*metrics, *theirs],
+                      jit_compile=cfg.jit_compile)
+        return metrics
+    optimizer = keras.optimizers.get({"class_name": cfg.optimizer, "config": {"learning_rate": cfg.learning_rate}})
     model.compile(optimizer=optimizer, loss=task.loss, metrics=metrics, jit_compile=cfg.jit_compile)
     return metrics
 
@@ -63,6 +75,7 @@ def run(cfg: TrainConfig, examples: str, out: str, extra_callbacks: Sequence[ker
     user must fix (a NaN loss, bad examples) removes what it wrote into `out`; a killed run keeps
     its backup, so the same command resumes it.
     """
+    cfg = replace(cfg, model=model_module.resolve_model(cfg.model))
     cfg.validate()
     before = set(io.gfile().listdir(out)) if io.exists(out) else None
     try:
@@ -95,14 +108,16 @@ def _train(cfg: TrainConfig, examples: str, out: str, extra_callbacks: Sequence[
                               shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed)
 
     train_data, eval_data = data("train", True), data("eval", False)
-    paths = TrainPaths.of(out)
-    paths.prepare()
     log.info("train: %s with %d replica(s) in sync, global batch %d", type(strategy).__name__, replicas,
              global_batch)
     with strategy.scope():
-        model = models.build(schema, task, cfg.model)
+        # A module's model is checked on one batch here, before anything is written.
+        model = (team_model.build(schema, task, cfg.model, data("train", False)) if cfg.model.module
+                 else models.build(schema, task, cfg.model))
         warm = warm_start.apply(model, cfg.warm_start, schema, cfg.warm_start_fallback)
         compiled_metrics = compile_model(model, cfg, task)
+    paths = TrainPaths.of(out)
+    paths.prepare()
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
     if strategy_lib.is_chief():
@@ -130,11 +145,15 @@ def _train(cfg: TrainConfig, examples: str, out: str, extra_callbacks: Sequence[
     epochs = len(history.history.get("loss", []))
     seconds = time.perf_counter() - start
     if strategy_lib.is_chief():
+        module = ModuleRecord.of(cfg.model) if cfg.model.module else None
+        if module is not None:  # before model.keras: whoever sees the model finds what it needs to load it
+            module.write(out, cfg.model)
         _save(model, out, paths.csv, metrics)
         io.write_json(f"{out}/training.json", {
             "loop": loop_name, "strategy": type(strategy).__name__, "workers": max(1, strategy_lib.worker_count()),
             "replicas": replicas, "global_batch_size": global_batch, "epochs_run": epochs, "seconds": seconds,
-            "warm_start": warm.to_json()})
+            "warm_start": warm.to_json(), "module": module.to_json() if module else None,
+            "params": dict(cfg.model.params)})
     else:
         io.remove_tree(paths.worker)  # this worker's temporary copies; the chief's outputs are the real ones
     log.info("train: %d epochs in %.1fs; eval %s", epochs, seconds,
