@@ -4,7 +4,7 @@ One model's folder, `<base>/<name>/` (TF Serving's layout), holds:
 
     1/ 2/ 3/ ...          the versions export writes (`<version>/saved_model.pb`)
     registry.json         this registry: versions, aliases with their history, the blessing record it replaced
-    labels.json           {alias: version}, what a server started with `serve.labels_file` reads on every poll
+    labels.json           {alias: version}, what a server of this folder follows (re-read on every poll)
     registry.lock         local folders only: the lock every writer holds
 
 Every change is a read-modify-write of `registry.json` that re-reads the file
@@ -21,6 +21,13 @@ while it holds the right to write, so two changes at once never lose one:
   another writer got there first the write is refused (HTTP 412) and the change
   is applied again to the newer record, up to `GCS_ATTEMPTS` times.
 - other remote file systems have neither, so the registry refuses them.
+
+`registry.json` is the truth and `labels.json` its rendering: a writer killed
+between the two writes leaves labels that disagree, so every change (a promotion
+that changes nothing included) renders the labels again from the record it
+holds, and `tfpipe models list` shows any disagreement. A server never needs
+the two to agree: it refuses labels naming a version it cannot serve
+(components.serve.models).
 
 A folder without `registry.json` (models exported before the registry) reads as
 a registry of its version folders, their blessing unknown, and the blessing
@@ -46,6 +53,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import yaml
 
 from components.common import io
 from components.common.errors import TfpipeError
@@ -80,6 +89,10 @@ class NoEarlierVersion(RegistryError):
 
 class CorruptRegistry(RegistryError):
     """registry.json (or the blessing record it migrates) cannot be read as a registry."""
+
+
+class UnknownModel(RegistryError):
+    """The model's folder is not there: a mistyped base is refused before anything is created."""
 
 
 def now() -> str:
@@ -262,6 +275,16 @@ class Alias:
         return cls(name, history)
 
 
+@dataclass(frozen=True)
+class Moved(Alias):
+    """An alias as a promotion or rollback left it, with what that change found while it held the registry:
+    where the alias pointed before (None: it is new), and how the labels file disagreed with the registry then
+    ("" where it agreed; the change rewrote it either way)."""
+
+    was: int | None = None
+    repaired: str = ""
+
+
 def _replay(history: tuple[AliasChange, ...], name: str, where: str = "") -> tuple[int, tuple[int, ...]]:
     """(current version, the versions to roll back to) after the changes."""
     earlier: list[int] = []
@@ -422,6 +445,9 @@ class _LocalStore:
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
 
+    def is_folder(self, path: str) -> bool:
+        return os.path.isdir(path)
+
     def versions(self, home: str) -> list[int]:
         names = os.listdir(home) if os.path.isdir(home) else []
         return sorted(int(n) for n in names if n.isdigit() and os.path.exists(f"{home}/{n}/saved_model.pb"))
@@ -432,7 +458,6 @@ class _LocalStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         with open(self.lock_path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -441,12 +466,16 @@ class _LocalStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def update(self, apply: Callable[[bytes | None], bytes | None], after: Callable[[bytes], None]) -> None:
-        """`apply(current)` gives the new content (None: nothing to write); `after(new)` runs before the lock goes."""
+        """`apply(current)` gives the new content (None: nothing to write); `after(final)` runs before the lock
+        goes, on the new content or, when there was nothing to write, on the current one (if any)."""
         with self._locked():
-            new = apply(self.read())
+            current = self.read()
+            new = apply(current)
             if new is not None:
                 io.write_bytes(self.path, new)
-                after(new)
+            final = new if new is not None else current
+            if final is not None:
+                after(final)
 
     def put(self, path: str, data: bytes) -> None:
         io.write_bytes(path, data)
@@ -490,6 +519,12 @@ class _GcsStore:
     def exists(self, path: str) -> bool:
         return self._blob(path).exists()
 
+    def is_folder(self, path: str) -> bool:
+        """Whether any object lies under `path/` (Cloud Storage has no folders, only names with slashes)."""
+        bucket, _, prefix = path[len("gs://"):].partition("/")
+        pages = self.client().list_blobs(bucket, prefix=f"{prefix}/", delimiter="/", max_results=1).pages
+        return any(page.prefixes or page.num_items for page in pages)
+
     def versions(self, home: str) -> list[int]:
         bucket, _, prefix = home[len("gs://"):].partition("/")
         pages = self.client().list_blobs(bucket, prefix=f"{prefix}/", delimiter="/")
@@ -509,6 +544,8 @@ class _GcsStore:
             current, generation = self._read(self.path)
             new = apply(current)
             if new is None:
+                if current is not None:
+                    after(current)
                 return
             try:
                 self._blob(self.path).upload_from_string(new, content_type="application/json",
@@ -567,6 +604,22 @@ class Registry:
     def labels(self) -> dict[str, int]:
         return self.read().labels()
 
+    def written_labels(self) -> dict[str, int] | None:
+        """What the labels file says now (what a server follows); None when it is missing or not {alias: version}."""
+        data = self.store.read(self.labels_file)
+        try:
+            plain = yaml.safe_load(data) if data is not None else None
+        except yaml.YAMLError:
+            return None
+        if not isinstance(plain, dict) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                   for v in plain.values()):
+            return None
+        return {str(k): v for k, v in plain.items()}
+
+    def disagreement(self, record: RegistryRecord) -> str:
+        """How the labels file differs from `record`'s aliases, in words; "" when it agrees."""
+        return labels_disagreement(record.labels(), self.written_labels(), self.labels_file)
+
     def baseline(self) -> Baseline | None:
         """The model to compare a new one with: the `production` version; without one, the newest blessed
         version; without one, the blessing record of a folder from before the registry; else None.
@@ -592,6 +645,12 @@ class Registry:
         record = self.read()
         return max([v.version for v in record.versions] + self.store.versions(self.home), default=0) + 1
 
+    def check_home(self) -> None:
+        """Refuses a model folder that is not there (a mistyped --base), before anything is read or created."""
+        if not self.store.is_folder(self.home):
+            raise UnknownModel(f"{self.home}: no such folder; expected a model's folder of numbered versions, "
+                               "<base>/<name>")
+
     # changing
 
     def register(self, version: int, evaluation: Evaluation = Evaluation(), lineage: Lineage = Lineage(),
@@ -614,8 +673,9 @@ class Registry:
         return entry
 
     def promote(self, version: int, alias: str, force: bool = False,
-                before_commit: Callable[[VersionRecord, Alias], None] | None = None) -> Alias:
-        """Points `alias` at `version`, remembering where it pointed before; a no-op if it points there already.
+                before_commit: Callable[[VersionRecord, Alias], None] | None = None) -> Moved:
+        """Points `alias` at `version`, remembering where it pointed before; the record is left as it is if it
+        points there already, but the labels file is rewritten all the same (it may have drifted).
 
         `production` takes only blessed versions (or ones whose blessing is unknown) unless `force`.
         `before_commit(version, alias)` runs once the change is known to be valid and before it is written
@@ -638,11 +698,11 @@ class Registry:
                 before_commit(target, moved)
             return None if unchanged else record.with_alias(moved)
 
-        return self._update(change, result=lambda record: record.alias(alias))
+        return self._update(change).moved(alias)
 
     set_alias = promote
 
-    def rollback(self, alias: str, before_commit: Callable[[VersionRecord, Alias], None] | None = None) -> Alias:
+    def rollback(self, alias: str, before_commit: Callable[[VersionRecord, Alias], None] | None = None) -> Moved:
         """Points `alias` back at the version it pointed at before its last promotion."""
 
         def change(record: RegistryRecord) -> RegistryRecord:
@@ -653,7 +713,7 @@ class Registry:
                 before_commit(target, moved)
             return record.with_alias(moved)
 
-        return self._update(change, result=lambda record: record.alias(alias))
+        return self._update(change).moved(alias)
 
     def set_vertex_model(self, version: int, resource: str) -> VersionRecord:
         """Records where the version lives in Vertex Model Registry (`.../models/<id>@<version id>`)."""
@@ -661,7 +721,7 @@ class Registry:
         def change(record: RegistryRecord) -> RegistryRecord:
             return record.with_version(replace(self._version(record, version), vertex_model=resource))
 
-        return self._update(change, result=lambda record: record.find(version))
+        return self._update(change).after.find(version)
 
     def write_labels(self) -> str:
         """Rewrites the labels file from the aliases (a change does this itself; this repairs or creates it)."""
@@ -670,22 +730,24 @@ class Registry:
 
     # inside
 
-    def _update(self, change: Callable[[RegistryRecord], RegistryRecord | None],
-                result: Callable[[RegistryRecord], Any] = lambda record: record) -> Any:
-        """Applies `change` to the record as it is while this writer holds the right to write it."""
-        final: list[RegistryRecord] = []
+    def _update(self, change: Callable[[RegistryRecord], RegistryRecord | None]) -> _Change:
+        """Applies `change` to the record as it is while this writer holds the right to write it, then renders
+        the labels file from the record as written (or as found, when `change` returns None)."""
+        self.check_home()
+        done: list[_Change] = []
 
         def apply(current: bytes | None) -> bytes | None:
             record = self._parse(current)
+            drift = self.disagreement(record)  # read under the lock: what a crash between two writes left
             changed = change(record)
-            final[:] = [changed if changed is not None else record]
+            done[:] = [_Change(record, changed if changed is not None else record, drift)]
             return changed.to_bytes() if changed is not None else None
 
-        def after(new: bytes) -> None:
-            self.store.put(self.labels_file, _labels_bytes(self._parse(new)))
+        def after(final: bytes) -> None:
+            self.store.put(self.labels_file, _labels_bytes(self._parse(final)))
 
         self.store.update(apply, after)
-        return result(final[0])
+        return done[0]
 
     def _parse(self, data: bytes | None) -> RegistryRecord:
         if data is None:
@@ -731,6 +793,30 @@ class Registry:
         return found
 
 
+@dataclass(frozen=True)
+class _Change:
+    """One read-modify-write as its writer saw it: the record before and after, and how the labels file
+    disagreed with the record before ("" where it agreed)."""
+
+    before: RegistryRecord
+    after: RegistryRecord
+    drift: str
+
+    def moved(self, alias: str) -> Moved:
+        now, was = self.after.alias(alias), self.before.alias(alias)
+        return Moved(now.name, now.history, was.version if was is not None else None, self.drift)
+
+
+def labels_disagreement(registered: dict[str, int], written: dict[str, int] | None, labels_file: str) -> str:
+    """In words, how the labels a server follows differ from the registry's aliases; "" when they agree."""
+    name = labels_file.rsplit("/", 1)[-1]
+    if written is None:
+        return f"{name} is missing or unreadable" if registered else ""
+    differ = [f"{label} -> {written.get(label, 'none')} in {name}, {registered.get(label, 'none')} in the registry"
+              for label in sorted(registered.keys() | written.keys()) if written.get(label) != registered.get(label)]
+    return "; ".join(differ)
+
+
 def _labels_bytes(record: RegistryRecord) -> bytes:
     """The labels file `components.serve.models` reads (YAML, of which this JSON is a part)."""
     return (json.dumps(record.labels(), indent=2, sort_keys=True) + "\n").encode()
@@ -739,8 +825,9 @@ def _labels_bytes(record: RegistryRecord) -> bytes:
 # ---------------------------------------------------------------------------------------------------- commands
 
 
-def render_table(record: RegistryRecord, where: str = "") -> str:
-    """`tfpipe models list`: one row per version, newest first, with aliases, blessing, key metrics, lineage."""
+def render_table(record: RegistryRecord, where: str = "", drift: str = "") -> str:
+    """`tfpipe models list`: one row per version, newest first, with aliases, blessing, key metrics, lineage;
+    `drift` says how the labels file disagrees with the record."""
     metrics = [m for m in KEY_METRICS if any(m in v.evaluation.metrics for v in record.versions)][:4]
     header = ["version", "aliases", "blessing", *metrics, "data span", "created (UTC)"]
     rows = []
@@ -758,40 +845,48 @@ def render_table(record: RegistryRecord, where: str = "") -> str:
     if record.legacy_blessing is not None and not record.newest_blessed():
         lines.append(f"blessed.json: {record.legacy_blessing.model} (blessed {record.legacy_blessing.blessed_at}, "
                      "no version on record): the baseline until a blessed version is registered")
+    if drift:
+        lines.append(f"LABELS DISAGREE: {drift}; a server follows the labels file, and any promote or rollback "
+                     "(one that changes nothing included) rewrites it from the registry")
     return "\n".join(lines)
 
 
 def list_models(base: str) -> str:
     """What `tfpipe models list --base <base>/<name>` prints."""
     registry = Registry(base)
-    return render_table(registry.read(), registry.path)
+    registry.check_home()
+    record = registry.read()
+    return render_table(record, registry.path, registry.disagreement(record))
 
 
 def promote_model(base: str, version: int, alias: str, force: bool = False, vertex=None) -> str:
     """`tfpipe models promote --base ... --version N --alias production`; `vertex` (a DeployConfig) moves the
     alias in Vertex Model Registry too."""
     registry = Registry(base)
-    before = registry.read().alias(alias)
     if vertex is not None:
         from components.common.vertex_registry import VertexRegistry
 
         moved = VertexRegistry(registry, vertex).promote(version, alias, force)
     else:
         moved = registry.promote(version, alias, force)
-    was = f" (was {before.version})" if before is not None and before.version != moved.version else \
-        " (already)" if before is not None else " (new alias)"
-    return f"{registry.name}: {alias} -> version {moved.version}{was}; labels in {registry.labels_file}"
+    was = " (new alias)" if moved.was is None else " (already)" if moved.was == moved.version else \
+        f" (was {moved.was})"
+    return f"{registry.name}: {alias} -> version {moved.version}{was}; {_labels_written(registry, moved)}"
 
 
 def rollback_model(base: str, alias: str, vertex=None) -> str:
     """`tfpipe models rollback --base ... --alias production`."""
     registry = Registry(base)
-    before = registry.resolve(alias)
     if vertex is not None:
         from components.common.vertex_registry import VertexRegistry
 
         moved = VertexRegistry(registry, vertex).rollback(alias)
     else:
         moved = registry.rollback(alias)
-    return f"{registry.name}: {alias} -> version {moved.version} (rolled back from {before}); labels in " \
-           f"{registry.labels_file}"
+    return f"{registry.name}: {alias} -> version {moved.version} (rolled back from {moved.was}); " \
+           f"{_labels_written(registry, moved)}"
+
+
+def _labels_written(registry: Registry, moved: Moved) -> str:
+    repaired = f", repaired ({moved.repaired})" if moved.repaired else ""
+    return f"labels in {registry.labels_file}{repaired}"
