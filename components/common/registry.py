@@ -61,6 +61,7 @@ from components.common.errors import TfpipeError
 
 FORMAT = 1
 PRODUCTION, CANDIDATE = "production", "candidate"
+LABELS_FILE = "labels.json"  # beside registry.json: what a server of the folder follows (components.serve.models)
 # The evaluate step's verdicts, and "unknown" for versions registered without one.
 BLESSED, NOT_BLESSED, UNCHECKED, UNKNOWN = "blessed", "not blessed", "unchecked", "unknown"
 VERDICTS = (BLESSED, NOT_BLESSED, UNCHECKED, UNKNOWN)
@@ -585,7 +586,7 @@ class Registry:
         self.home = str(home).rstrip("/")
         self.name = self.home.rsplit("/", 1)[-1]
         self.path = f"{self.home}/registry.json"
-        self.labels_file = labels_file or f"{self.home}/labels.json"
+        self.labels_file = labels_file or f"{self.home}/{LABELS_FILE}"
         self.store = _store(self.path, storage_client)
 
     # reading

@@ -7,9 +7,16 @@ every `poll_seconds` it lists the numeric version folders, applies the version
 policy (latest, all, or specific versions), loads and warms up the versions
 it lacks, then swaps the set of servables in one assignment. A request holds
 the servable it started with, so swapping never fails a request in flight,
-and answers after the swap come from the new version. Labels (`stable`,
-`canary`, ...) map to versions through an optional YAML/JSON file, re-read on
-every poll.
+and answers after the swap come from the new version.
+
+Labels (`production`, `canary`, ...) map to versions through a YAML/JSON file
+re-read on every poll: `serve.labels_file` when set, else the registry's own
+`<base>/<name>/labels.json` (components.common.registry) whenever it exists, so
+a server follows `tfpipe models promote` and `rollback` with no setting. Every
+version a label names is loaded, whatever the version policy. A label is never
+trusted blindly: one that names a version the server cannot serve (not on disk,
+still being copied, failing to load) stays where it was, as TF Serving refuses
+such a change, and the refusal is logged and shown in the model's status.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from components.common import missing
+from components.common.registry import LABELS_FILE
 from components.common.schema import Schema
 from components.common.signatures import DTYPES
 from components.serve.errors import NotFound, RequestError
@@ -117,6 +125,20 @@ class VersionState:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class RefusedLabel:
+    """A label the labels file moved to a version that cannot be served: it stays at `kept` (None: unserved)."""
+
+    label: str
+    version: int
+    kept: int | None
+    why: str  # not on disk, not loaded yet, or the load's error
+
+    def __str__(self) -> str:
+        stays = f"it stays at version {self.kept}" if self.kept is not None else "it is not served"
+        return f"label {self.label!r} names version {self.version}, which is not available ({self.why}); {stays}"
+
+
 @dataclass
 class _Failure:
     """A version that failed to load: the folder as it was then, and when it may be tried again."""
@@ -147,29 +169,32 @@ class ModelManager:
     policy the server keeps the newest version that loads, so a half-copied
     or broken newer folder leaves the serving one in place; versions the labels
     file names are served beside it. A version whose folder is removed is
-    unloaded.
+    unloaded. A label moved to a version that is not available keeps its
+    previous version loaded and pointed at until the new one is.
     """
 
     def __init__(self, base: str, name: str = "", policy: str = "latest", versions: tuple[int, ...] = (),
                  labels_file: str = "", poll_seconds: float = 1.0):
         self.base = Path(base)
         self.name = name or self.base.name
-        self.policy, self.versions, self.labels_file = policy, tuple(versions), labels_file
+        self.policy, self.versions = policy, tuple(versions)
+        # the registry's labels, unless another file is named; that one must exist, the registry's may not yet
+        self.labels_file, self.labels_required = Path(labels_file or self.base / LABELS_FILE), bool(labels_file)
         self.poll_seconds = poll_seconds
         self.servables: dict[int, Servable] = {}
         self.labels: dict[str, int] = {}
+        self.refused: dict[str, RefusedLabel] = {}
         self.states: dict[int, VersionState] = {}
+        self._absent: set[int] = set()  # versions in `states` only to say that a label names them
         self._failures: dict[int, _Failure] = {}
         self._seen: dict[int, tuple] | None = None  # each unloaded version's fingerprint at the previous poll
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def on_disk(self) -> list[int]:
-        versions = [int(p.name) for p in self.base.iterdir() if re.fullmatch(r"\d+", p.name) and
-                    (p / "saved_model.pb").exists()]
-        if self.policy == "specific":
-            versions = [v for v in versions if v in self.versions]
-        return sorted(versions)
+        """Every version folder with a SavedModel, whatever the policy: a label may name any of them."""
+        return sorted(int(p.name) for p in self.base.iterdir() if re.fullmatch(r"\d+", p.name) and
+                      (p / "saved_model.pb").exists())
 
     def poll(self) -> None:
         """One pass of the watcher: load what the policy wants and can load, swap, unload what it no longer wants."""
@@ -187,30 +212,30 @@ class ModelManager:
         settled = {v for v, f in seen.items() if f and (first or self._seen.get(v) == f)}
         self._seen = seen
         current = dict(self.servables)
-        labels = self._read_labels()
+        wanted = self._read_labels()
+
+        def available(version: int) -> bool:
+            return version in current or (version in settled and self._load(version, seen[version], current))
+
         if self.policy == "latest":
-            keep = set()
-            for version in reversed(on_disk):
-                if version in current or (version in settled and self._load(version, seen[version], current)):
-                    keep = {version}
-                    break
-            # A labelled version (the registry's production after a rollback, say) is served beside the newest.
-            for version in sorted(set(labels.values()) & set(on_disk) - keep):
-                if version in current or (version in settled and self._load(version, seen[version], current)):
-                    keep.add(version)
+            keep = next(({v} for v in reversed(on_disk) if available(v)), set())
         else:
-            for version in on_disk:
-                if version not in current and version in settled:
-                    self._load(version, seen[version], current)
-            keep = set(current) & set(on_disk)
-        self.servables = {v: s for v, s in current.items() if v in keep}  # the swap: one assignment
-        for version in set(current) - keep:
-            self.states[version] = VersionState("END")
-            log.info("serve: %s version %d unloaded", self.name, version)
+            keep = {v for v in on_disk if (self.policy == "all" or v in self.versions) and available(v)}
+        # A labelled version (the registry's production after a rollback, say) is served beside the policy's.
+        keep |= {v for v in sorted(set(wanted.values()) & set(on_disk) - keep) if available(v)}
         for version in set(self._failures) - set(on_disk):  # a broken folder removed: forget it
             del self._failures[version]
             self.states.pop(version, None)
+        labels = self._accept(wanted, keep, set(current) & set(on_disk), on_disk)
+        keep |= set(labels.values())  # a refused label's previous version stays
+        # The swap, in assignments that each leave every label's version loaded: the old labels' and the new
+        # versions together, then the new labels, then the new set alone.
+        self.servables = {v: s for v, s in current.items() if v in keep | set(self.labels.values())}
         self.labels = labels
+        self.servables = {v: s for v, s in current.items() if v in keep}
+        for version in set(current) - keep:
+            self.states[version] = VersionState("END")
+            log.info("serve: %s version %d unloaded", self.name, version)
 
     def _load(self, version: int, folder: tuple, into: dict[int, Servable]) -> bool:
         """Loads and warms up `version` into `into` unless it failed before on this same folder or is backing off."""
@@ -237,14 +262,45 @@ class ModelManager:
         return True
 
     def _read_labels(self) -> dict[str, int]:
-        if not self.labels_file:
-            return {}
+        """{label: version} as the labels file says now; the previous labels when it cannot be read."""
+        if not self.labels_required and not self.labels_file.exists():
+            return {}  # a registry without aliases yet
         try:
-            labels = yaml.safe_load(Path(self.labels_file).read_text()) or {}
+            labels = yaml.safe_load(self.labels_file.read_text()) or {}
             return {str(k): int(v) for k, v in labels.items()}
         except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError) as e:
             log.error("serve: labels file %s unreadable (%s); keeping the previous labels", self.labels_file, e)
             return self.labels
+
+    def _accept(self, wanted: dict[str, int], keep: set[int], loaded: set[int], on_disk: list[int]) -> dict[str, int]:
+        """The labels to serve: each where the file says if that version is in `keep`, else where it was (if
+        still `loaded`). Refusals are logged when they change and shown as the named version's status."""
+        labels, refused = {}, {}
+        for label, version in sorted(wanted.items()):
+            if version in keep:
+                labels[label] = version
+                continue
+            kept = self.labels.get(label)
+            kept = kept if kept in keep | loaded else None
+            if kept is not None:
+                labels[label] = kept
+            why = "not on disk" if version not in on_disk else \
+                self.states[version].error if version in self._failures else "not loaded yet"
+            refused[label] = RefusedLabel(label, version, kept, why)
+        for label, refusal in refused.items():
+            if self.refused.get(label) != refusal:
+                log.error("serve: %s %s", self.name, refusal)
+        for label, version in labels.items():
+            if self.labels.get(label) != version:
+                log.info("serve: %s label %r -> version %d", self.name, label, version)
+        for version in self._absent - {r.version for r in refused.values()}:
+            self.states.pop(version, None)
+        self._absent = {r.version for r in refused.values() if r.version not in on_disk}
+        for version in self._absent:
+            self.states[version] = VersionState("END", "; ".join(str(r) for r in refused.values()
+                                                                 if r.version == version))
+        self.refused = refused
+        return labels
 
     def check_name(self, name: str) -> None:
         if name != self.name:
@@ -254,6 +310,8 @@ class ModelManager:
         self.check_name(name)
         servables = self.servables
         if label is not None:
+            if label in self.refused and label not in self.labels:
+                raise NotFound(f"model {name!r}: {self.refused[label]}; labels: {sorted(self.labels)}")
             if label not in self.labels:
                 raise NotFound(f"label {label!r} of model {name!r} not found; labels: {sorted(self.labels)}")
             version = self.labels[label]
