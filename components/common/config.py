@@ -372,6 +372,21 @@ class ServeConfig:
     logging: RequestLogConfig = RequestLogConfig()
     # after the pipeline's infra check a deployed version becomes the registry's `candidate`; auto: `production` too
     promote: Literal["manual", "auto"] = "manual"
+    # On SIGTERM or SIGINT readiness answers 503 at once and requests are still answered for shutdown_delay_seconds
+    # (load balancers take a moment to stop sending); then no new connection or RPC is taken, those in flight
+    # finish, and the process exits 0 within shutdown_grace_seconds (below Kubernetes' default 30 s). Requests still
+    # running SHUTDOWN_RESERVE_SECONDS before the grace ends are answered 503 / UNAVAILABLE.
+    shutdown_delay_seconds: float = 5.0
+    shutdown_grace_seconds: float = 25.0
+    SHUTDOWN_RESERVE_SECONDS = 2.0  # not a setting: the end of the grace kept for those answers and the request log
+    # Clients are bounded: a request's headers must arrive within header_timeout_seconds of its first byte and its
+    # body within body_timeout_seconds (else 408); a connection idle this long is closed.
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    idle_timeout_seconds: float = 60.0
+    # open connections per front end (REST, gRPC); more are refused at once (503). 0: as many as the descriptor
+    # limit allows, keeping some for model files and logs
+    max_connections: int = 0
 
     def validate(self, where: str = "serve") -> None:
         self.logging.validate(f"{where}.logging")
@@ -384,6 +399,18 @@ class ServeConfig:
         if self.max_request_bytes < 1024 or self.request_timeout_seconds <= 0 or self.poll_seconds <= 0:
             raise ConfigError(f"{where}: max_request_bytes >= 1024, request_timeout_seconds > 0 and "
                               "poll_seconds > 0 expected")
+        for name in ("header_timeout_seconds", "body_timeout_seconds", "idle_timeout_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{where}.{name}: expected a number of seconds > 0, got {getattr(self, name)}")
+        if self.max_connections < 0:
+            raise ConfigError(f"{where}.max_connections: expected 0 (from the descriptor limit) or more, got "
+                              f"{self.max_connections}")
+        if self.shutdown_delay_seconds < 0 or \
+                self.shutdown_grace_seconds < self.shutdown_delay_seconds + self.SHUTDOWN_RESERVE_SECONDS:
+            raise ConfigError(f"{where}.shutdown_grace_seconds: expected at least shutdown_delay_seconds + "
+                              f"{self.SHUTDOWN_RESERVE_SECONDS:g} (the last seconds answer what still runs and write "
+                              f"the request log), with shutdown_delay_seconds >= 0; got "
+                              f"{self.shutdown_grace_seconds:g} and {self.shutdown_delay_seconds:g}")
 
 
 @dataclass(frozen=True)

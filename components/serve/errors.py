@@ -28,3 +28,13 @@ class Overloaded(ServingError):
 class Timeout(ServingError):
     """The request ran past the server's request timeout."""
     http_status, grpc_code = 504, "DEADLINE_EXCEEDED"
+
+
+class ClientTimeout(ServingError):
+    """The client did not send its request in time: the stall is the client's, never a server error (RFC 9110)."""
+    http_status, grpc_code = 408, "DEADLINE_EXCEEDED"
+
+
+class ShuttingDown(ServingError):
+    """The server is stopping and the request was still running at the end of its drain; retry elsewhere."""
+    http_status, grpc_code = 503, "UNAVAILABLE"

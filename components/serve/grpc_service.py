@@ -25,6 +25,7 @@ from tensorflow_serving.apis import (
     status_pb2,
 )
 
+from components.common.config import ServeConfig
 from components.common.signatures import CLASSIFY_METHOD, REGRESS_METHOD
 from components.serve import request_log, service as service_lib, tensors, values
 from components.serve.errors import RequestError, ServingError
@@ -202,12 +203,20 @@ class ModelService(_Handler, model_service_pb2_grpc.ModelServiceServicer):
         return await self._answer("status", context, work)
 
 
-def server(service: Service, address: str, max_request_bytes: int) -> tuple[grpc.aio.Server, int]:
-    """The gRPC server, not started yet, and the port it bound (a free one when `address` ends in :0)."""
+def server(service: Service, address: str, cfg: ServeConfig, max_connections: int) -> tuple[grpc.aio.Server, int]:
+    """The gRPC server, not started yet, and the port it bound (a free one when `address` ends in :0).
+
+    Clients are bounded by gRPC's core: past `max_connections` a new connection is closed at once, one idle
+    (no RPC) for serve.idle_timeout_seconds is sent GOAWAY, and a connection's HTTP/2 handshake must end
+    within serve.header_timeout_seconds."""
     # Without so_reuseport 0, a second server on a port in use binds too and silently shares its traffic.
-    grpc_server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_request_bytes),
-                                           ("grpc.max_send_message_length", max_request_bytes),
-                                           ("grpc.so_reuseport", 0)])
+    grpc_server = grpc.aio.server(options=[("grpc.max_receive_message_length", cfg.max_request_bytes),
+                                           ("grpc.max_send_message_length", cfg.max_request_bytes),
+                                           ("grpc.so_reuseport", 0),
+                                           ("grpc.max_allowed_incoming_connections", max_connections),
+                                           ("grpc.max_connection_idle_ms", int(cfg.idle_timeout_seconds * 1000)),
+                                           ("grpc.server_handshake_timeout_ms",
+                                            int(cfg.header_timeout_seconds * 1000))])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(service), grpc_server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(service), grpc_server)
     return grpc_server, grpc_server.add_insecure_port(address)

@@ -7,8 +7,11 @@
     POST /v1/models/{name}[/versions/{v}|/labels/{l}]:regress    examples, context
     GET  /healthz  /readyz  /monitoring/prometheus/metrics
 
-Errors answer `{"error": "..."}` with a 4xx code; bodies over the size limit
-get 413 from aiohttp before they are read. Bodies are parsed by
+Errors answer `{"error": "..."}` with a 4xx code; a body declared over the
+size limit gets 413 before it is read (one that turns out larger, while it
+is read), and one that does not arrive within `serve.body_timeout_seconds`
+408. An answer that leaves its request's body unread, and every answer while
+the server drains, closes the connection. Bodies are parsed by
 components.serve.json_body; a large one is parsed, checked and converted on
 the offload threads, and a large answer written there, so that the event
 loop keeps answering everyone else. Answers go through orjson; NaN and
@@ -29,7 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from components.common.signatures import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD
-from components.serve import json_body, request_log, service as service_lib, tensors
+from components.serve import connections, json_body, request_log, service as service_lib, tensors
 from components.serve.errors import NotFound, RequestError, ServingError
 from components.serve.service import Service
 
@@ -40,7 +43,7 @@ LARGE_ANSWER_ROWS = 1024  # answers with more rows are written on the offload th
 
 
 def app(service: Service, max_request_bytes: int) -> web.Application:
-    application = web.Application(client_max_size=max_request_bytes, middlewares=[_json_errors])
+    application = web.Application(client_max_size=max_request_bytes, middlewares=[_guarded])
     application[SERVICE] = service
     application.router.add_get("/healthz", _healthy)
     application.router.add_get("/readyz", _ready)
@@ -50,14 +53,32 @@ def app(service: Service, max_request_bytes: int) -> web.Application:
 
 
 @web.middleware
-async def _json_errors(request: web.Request, handler):
-    """aiohttp's own 4xx answers (405, 413, ...) in TF Serving's `{"error": ...}` form."""
+async def _guarded(request: web.Request, handler):
+    """Tells the connection's guard (components.serve.connections) when a request is in a handler; closes the
+    connection after an answer that left the body unread, or while draining; aiohttp's own 4xx answers (405,
+    413, ...) in TF Serving's `{"error": ...}` form."""
+    transport = request.transport
+    guard = transport.get_protocol() if transport is not None else None
+    if not isinstance(guard, connections.Guard):
+        guard = None
+    else:
+        guard.started()
     try:
-        return await handler(request)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        return web.json_response({"error": e.text or e.reason}, status=e.status)
+        try:
+            response = await handler(request)
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            response = web.json_response({"error": e.text or e.reason}, status=e.status)
+    except BaseException:
+        if guard is not None:
+            guard.finished(keep_alive=False)
+        raise
+    if request.app[SERVICE].draining or not request.content.at_eof():
+        response.force_close()
+    if guard is not None:
+        guard.finished(response.keep_alive is not False)
+    return response
 
 
 async def _healthy(_: web.Request) -> web.Response:
@@ -65,8 +86,10 @@ async def _healthy(_: web.Request) -> web.Response:
 
 
 async def _ready(request: web.Request) -> web.Response:
-    ready = request.app[SERVICE].manager.ready
-    return web.json_response({"ready": ready}, status=200 if ready else 503)
+    service = request.app[SERVICE]
+    ready = service.manager.ready and not service.draining
+    return web.json_response({"ready": ready, **({"draining": True} if service.draining else {})},
+                             status=200 if ready else 503)
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -92,8 +115,9 @@ async def _model(request: web.Request) -> web.Response:
         elif api == "metadata":
             answer = _dumps(_metadata(service, name, version, label))
         else:
+            raw = await _body(service, request)
             async with service.deadline():
-                answer = await _infer(service, api, name, version, label, request)
+                answer = await _infer(service, api, name, version, label, raw)
         service.observe("rest", api, "200", started)
         return web.Response(body=answer, content_type="application/json")
     except ServingError as e:
@@ -101,9 +125,17 @@ async def _model(request: web.Request) -> web.Response:
         return web.json_response({"error": str(e)}, status=e.http_status)
 
 
-async def _infer(service: Service, api: str, name: str, version, label, request: web.Request) -> bytes:
-    """Read, decode and check (offloaded when large), run, and write the answer (offloaded when large)."""
-    raw = await request.read()
+async def _body(service: Service, request: web.Request) -> bytes:
+    """The request's body: 413 at once when its declared length is over the limit, 408 when it stalls."""
+    declared = request.content_length
+    if declared is not None and declared > service.max_request_bytes:
+        raise web.HTTPRequestEntityTooLarge(service.max_request_bytes, declared)
+    async with service.deadline(reading=True):
+        return await request.read()
+
+
+async def _infer(service: Service, api: str, name: str, version, label, raw: bytes) -> bytes:
+    """Decode and check (offloaded when large), run, and write the answer (offloaded when large)."""
     method = {"predict": PREDICT_METHOD, "classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD}[api]
     servable, signature, inputs = await service.work(len(raw) > json_body.INLINE_BYTES, _decode, service, raw,
                                                      (name, version, label), method)

@@ -3,6 +3,18 @@
 `ModelServer.serve_forever()` runs it in the foreground (`tfpipe serve`);
 `running(cfg)` runs it on a background thread for as long as a `with` block
 lasts (the infra check, tests, benchmarks) and gives its addresses.
+
+In the foreground SIGTERM (what Kubernetes sends on every rollout) and SIGINT
+have handlers of their own, installed even where the signal was ignored (a
+job started with `&` from a script ignores SIGINT) and effective as a
+container's PID 1 (the kernel drops a signal PID 1 has no handler for). The
+first starts `shutdown`: readiness answers 503 at once, requests are still
+answered for `serve.shutdown_delay_seconds` (endpoints are removed from load
+balancers asynchronously), then neither front end takes new connections or
+RPCs, those in flight finish, what still runs near the end of
+`serve.shutdown_grace_seconds` is answered 503 / UNAVAILABLE, the request
+log writes its queue and publishes its file, and the process exits 0. A
+second signal ends the process at once.
 """
 
 from __future__ import annotations
@@ -11,6 +23,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import resource
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +39,17 @@ from components.common.errors import TfpipeError
 from components.serve import grpc_service, rest
 from components.serve.announce import Listening
 from components.serve.batching import Batcher
+from components.serve.connections import Connections
 from components.serve.models import ModelManager
 from components.serve.request_log import RequestLog
 from components.serve.service import Service
 
 log = logging.getLogger("tfpipe.serve")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# Descriptors kept for everything but client connections (model files, the request log, gRPC's and TensorFlow's
+# own): this many, plus a tenth of the limit.
+RESERVED_DESCRIPTORS = 256
+CLOSE_SECONDS = 1.0  # at the very end, connections still open get this long before they are closed
 
 
 class StartError(TfpipeError):
@@ -47,8 +68,11 @@ class ModelServer:
         self.cfg = cfg
         self.manager = ModelManager(cfg.model_base, cfg.model_name, cfg.version_policy, cfg.versions,
                                     cfg.labels_file, cfg.poll_seconds)
+        self.max_connections = connection_limit(cfg.max_connections)
         self.rest_port = self.grpc_port = 0
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._connections: Connections | None = None
         self._grpc = None
         self._batcher: Batcher | None = None
         self._request_log: RequestLog | None = None
@@ -73,18 +97,23 @@ class ModelServer:
         registry = CollectorRegistry()
         self._request_log = RequestLog(self.cfg.logging, registry) if self.cfg.logging.sampling_rate > 0 else None
         self._service = service = Service(self.manager, self._batcher, self.cfg.request_timeout_seconds, registry,
-                                          self.cfg.allow_non_finite, self.cfg.max_request_bytes, self._request_log)
-        self._runner = web.AppRunner(rest.app(service, self.cfg.max_request_bytes), access_log=None)
+                                          self.cfg.allow_non_finite, self.cfg.max_request_bytes, self._request_log,
+                                          self.cfg.body_timeout_seconds)
+        self._runner = web.AppRunner(rest.app(service, self.cfg.max_request_bytes), access_log=None,
+                                     keepalive_timeout=self.cfg.idle_timeout_seconds, shutdown_timeout=CLOSE_SECONDS)
         await self._runner.setup()
+        self._connections = Connections(self._runner.server, self.max_connections, self.cfg.header_timeout_seconds,
+                                        registry)
         try:
-            await web.TCPSite(self._runner, self.cfg.host, self.cfg.rest_port).start()
+            self._listener = await asyncio.get_running_loop().create_server(
+                self._connections, self.cfg.host, self.cfg.rest_port, backlog=128)
         except OSError as e:
             raise StartError(f"REST port {self.cfg.host}:{self.cfg.rest_port}: {e.strerror or e} "
                              "(serve.rest_port; 0 picks a free one)") from None
-        self.rest_port = self._runner.addresses[0][1]
+        self.rest_port = self._listener.sockets[0].getsockname()[1]
         try:
             self._grpc, self.grpc_port = grpc_service.server(service, f"{self.cfg.host}:{self.cfg.grpc_port}",
-                                                             self.cfg.max_request_bytes)
+                                                             self.cfg, self.max_connections)
         except RuntimeError:
             raise StartError(f"gRPC port {self.cfg.host}:{self.cfg.grpc_port}: cannot bind, most likely in use "
                              "(serve.grpc_port; 0 picks a free one)") from None
@@ -103,13 +132,39 @@ class ModelServer:
     def listening(self) -> Listening:
         return Listening(self.manager.name, tuple(sorted(self.manager.servables)), self.rest_url, self.grpc_target)
 
+    async def shutdown(self) -> None:
+        """Drains, then stops (the module's docstring says how); returns within serve.shutdown_grace_seconds."""
+        loop, cfg, service = asyncio.get_running_loop(), self.cfg, self._service
+        drained_by = loop.time() + cfg.shutdown_grace_seconds - cfg.SHUTDOWN_RESERVE_SECONDS
+        service.draining = True
+        log.info("serve: stopping: readiness answers 503; requests are answered for %g s more, then those in "
+                 "flight get until %g s to finish", cfg.shutdown_delay_seconds,
+                 cfg.shutdown_grace_seconds - cfg.SHUTDOWN_RESERVE_SECONDS)
+        await asyncio.sleep(cfg.shutdown_delay_seconds)
+        self._listener.close()
+        # gRPC's own grace ends after ours, so that RPCs still running are answered UNAVAILABLE, never cancelled.
+        grace = drained_by - loop.time() + cfg.SHUTDOWN_RESERVE_SECONDS / 2
+        drained = [asyncio.ensure_future(self._grpc.stop(grace=grace)),
+                   asyncio.ensure_future(self._connections.all_closed.wait())]
+        self._connections.close_idle()
+        _, running = await asyncio.wait(drained, timeout=max(drained_by - loop.time(), 0))
+        if running:
+            log.info("serve: requests still running at the end of the drain are answered 503 / UNAVAILABLE")
+            service.expire()
+            self._connections.answer_waiting("the server is shutting down; retry")
+            await asyncio.wait(drained, timeout=cfg.SHUTDOWN_RESERVE_SECONDS / 2)
+        drained[1].cancel()
+        await self.stop()
+
     async def stop(self) -> None:
-        """Stops what has started; calling it again does nothing."""
+        """Stops what has started at once; calling it again does nothing."""
         grpc_server, runner, batcher, service = self._grpc, self._runner, self._batcher, self._service
-        request_log = self._request_log
-        self._grpc = self._runner = self._batcher = self._service = self._request_log = None
+        request_log, listener = self._request_log, self._listener
+        self._grpc = self._runner = self._batcher = self._service = self._request_log = self._listener = None
+        if listener is not None:
+            listener.close()
         if grpc_server is not None:
-            await grpc_server.stop(grace=2)
+            await grpc_server.stop(grace=CLOSE_SECONDS)
         if runner is not None:
             await runner.cleanup()
         if batcher is not None:
@@ -121,17 +176,46 @@ class ModelServer:
         self.manager.stop()
 
     def serve_forever(self) -> None:
+        """Serves until SIGTERM or SIGINT, then shuts down gracefully; a second signal exits at once."""
         async def main():
-            await self.start()
-            print(self.listening().to_line(), flush=True)
-            log.info("serve: Ctrl-C stops the server")
+            loop = asyncio.get_running_loop()
+            stopping = asyncio.Event()
+            for signum in STOP_SIGNALS:
+                loop.add_signal_handler(signum, _on_signal, signum, stopping)
             try:
-                await asyncio.Event().wait()
+                await self.start()
+                print(self.listening().to_line(), flush=True)
+                log.info("serve: SIGTERM or Ctrl-C stops the server (a second one at once)")
+                await stopping.wait()
+                await self.shutdown()
             finally:
                 await self.stop()
 
-        with contextlib.suppress(KeyboardInterrupt):
-            uvloop.run(main())
+        uvloop.run(main())
+
+
+def _on_signal(signum: int, stopping: asyncio.Event) -> None:
+    if stopping.is_set():
+        log.warning("serve: %s again: exiting at once", signal.Signals(signum).name)
+        os._exit(128 + signum)
+    log.info("serve: %s received", signal.Signals(signum).name)
+    stopping.set()
+
+
+def connection_limit(configured: int) -> int:
+    """Connections each front end may hold open: serve.max_connections, or (0) what the descriptor limit leaves
+    after RESERVED_DESCRIPTORS and a tenth of the limit, shared by the two front ends. The soft limit is raised to
+    the hard one first, as Go's runtime and nginx do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    available = (soft - RESERVED_DESCRIPTORS - soft // 10) // 2
+    if available < 1 or configured > available:
+        raise StartError(f"serve.max_connections: {configured or 'the default'} connections per front end do not "
+                         f"fit the process's descriptor limit of {soft} (at most {max(available, 0)} do); raise "
+                         "the limit (ulimit -n) or lower serve.max_connections")
+    return configured or available
 
 
 @contextlib.contextmanager

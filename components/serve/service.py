@@ -3,8 +3,10 @@
 Errors map to TF Serving's codes (components.serve.errors): a bad request ->
 400 / INVALID_ARGUMENT, no such model -> 404 / NOT_FOUND, a full queue -> 429
 / RESOURCE_EXHAUSTED, a request past its deadline -> 504 / DEADLINE_EXCEEDED.
-The deadline covers the whole request: reading, parsing, the model call and
-writing the answer.
+The request timeout covers the server's part of a request: parsing, the
+model call and writing the answer. Reading a REST body has a deadline of its
+own (408 past it: a stall is the client's). When the server stops, `expire`
+brings every deadline forward: what still runs is answered 503 / UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from tensorflow_serving.apis import classification_pb2, regression_pb2
 
 from components.common.signatures import PREDICT_METHOD as PREDICT
 from components.serve import values
 from components.serve.batching import Batcher
-from components.serve.errors import NotFound, RequestError, Timeout
+from components.serve.errors import ClientTimeout, NotFound, RequestError, ShuttingDown, Timeout
 from components.serve.models import ModelManager, Servable, Signature
 from components.serve.offload import Offload
 
@@ -37,8 +39,12 @@ OFFLOAD_THREADS, OFFLOAD_LIMIT = 1, 8
 class Service:
     def __init__(self, manager: ModelManager, batcher: Batcher, timeout_seconds: float, registry: CollectorRegistry,
                  allow_non_finite: bool = False, max_request_bytes: int = 16 << 20,
-                 request_log: RequestLog | None = None):
+                 request_log: RequestLog | None = None, body_timeout_seconds: float = 30.0):
         self.manager, self.batcher, self.timeout = manager, batcher, timeout_seconds
+        self.body_timeout = body_timeout_seconds
+        self.draining = False  # stopping: readiness answers 503, REST answers close their connection
+        self.stopping = False  # past the drain: every deadline has expired, and new ones expire at once
+        self.deadlines: set[asyncio.Timeout] = set()  # those of the requests in flight
         self.request_log = request_log  # None when logging is off: the front ends then skip it with one test
         self.allow_non_finite, self.max_request_bytes = allow_non_finite, max_request_bytes
         self.offload = Offload(OFFLOAD_THREADS, OFFLOAD_LIMIT)
@@ -51,6 +57,8 @@ class Service:
         self.batch_rows = Histogram("tfpipe_serve_batch_rows", "Rows per model call", registry=registry,
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
         batcher.on_batch = self.batch_rows.observe
+        Gauge("tfpipe_serve_requests_in_flight", "Requests whose body is being read or whose answer is being worked "
+              "on", registry=registry).set_function(lambda: len(self.deadlines))
 
     def resolve(self, name: str, version: int | None, label: str | None, signature_name: str,
                 method: str = PREDICT) -> tuple[Servable, Signature]:
@@ -63,13 +71,33 @@ class Service:
         return servable, signature
 
     @contextlib.asynccontextmanager
-    async def deadline(self):
-        """The request timeout over a whole request: a deadline on this task, not a task of its own."""
+    async def deadline(self, reading: bool = False):
+        """The request timeout over the server's work on a request (`reading`: the body timeout over reading its
+        body): a deadline on this task, not a task of its own, which `expire` can bring forward."""
+        seconds = self.body_timeout if reading else self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
-                yield
+            if self.stopping:
+                raise TimeoutError
+            async with asyncio.timeout(seconds) as deadline:
+                self.deadlines.add(deadline)
+                try:
+                    yield
+                finally:
+                    self.deadlines.discard(deadline)
         except TimeoutError:
+            if self.stopping:
+                raise ShuttingDown("the server is shutting down and could not finish this request; retry") from None
+            if reading:
+                raise ClientTimeout(f"the request's body did not arrive within {seconds:g} s") from None
             raise Timeout(f"the request took longer than the server's {self.timeout:g} s timeout") from None
+
+    def expire(self) -> None:
+        """Ends every request in flight with ShuttingDown (503 / UNAVAILABLE), and any that starts later."""
+        self.stopping = True
+        now = asyncio.get_running_loop().time()
+        for deadline in list(self.deadlines):
+            if not deadline.expired():
+                deadline.reschedule(now)
 
     async def work(self, large: bool, fn, *args):
         """`fn(*args, cancelled)`: on the offload threads when `large`, else here, where a thread hop costs more."""

@@ -1,0 +1,155 @@
+"""REST connections, bounded: how many are open, how long a client may take to send a request's headers.
+
+aiohttp reads a request's headers with no deadline (a client that sends half a
+request line holds its connection, and a file descriptor, for as long as it
+likes) and accepts connections until the process runs out of descriptors,
+after which every request is reset and the model watcher cannot open a file.
+So each connection's aiohttp protocol is wrapped in a `Guard`:
+
+- at most `limit` connections are open; one more is answered 503 at once and
+  closed, before aiohttp sees it;
+- from the first byte of a request until its handler starts (its headers are
+  in), `header_timeout` seconds; past it the client gets 408 and the
+  connection is closed;
+- when the server drains, idle connections are closed at once and busy ones
+  once their answer is written (answers then say `Connection: close`);
+  `answer_waiting` ends those still sending headers with 503.
+
+A connection with no request is closed by aiohttp's keep-alive timeout
+(`serve.idle_timeout_seconds`); a body that stalls is the body timeout of
+components.serve.rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter
+
+LINGER_SECONDS = 1.0  # a refused connection stays half-closed this long, so that the client reads its 503
+LINGER_LIMIT = 64  # refused connections lingering at once; past it one is closed at once
+REASONS = {408: "Request Timeout", 503: "Service Unavailable"}
+
+
+class Connections:
+    """The protocol factory given to the event loop's `create_server`: a `Guard` per connection."""
+
+    def __init__(self, make_protocol, limit: int, header_timeout: float, registry: CollectorRegistry):
+        self.make_protocol = make_protocol  # aiohttp's web.Server: a new RequestHandler per call
+        self.limit, self.header_timeout = limit, header_timeout
+        self.open: set[Guard] = set()
+        self.lingering = 0
+        self.all_closed = asyncio.Event()  # set while none is open
+        self.all_closed.set()
+        self.refused = Counter("tfpipe_serve_connections_refused", "REST connections refused: the server had "
+                               "serve.max_connections open", registry=registry)
+
+    def __call__(self) -> Guard:
+        return Guard(self)
+
+    def close_idle(self) -> None:
+        """Closes every connection with no request in progress; the others close once answered."""
+        for guard in list(self.open):
+            if not guard.busy and guard.timer is None:
+                guard.transport.close()
+
+    def answer_waiting(self, message: str) -> None:
+        """503 to every connection still sending a request's headers, then closes it."""
+        for guard in list(self.open):
+            if guard.timer is not None:
+                guard.answer(503, message)
+
+
+class Guard(asyncio.Protocol):
+    """One connection: counts it, times its headers, forwards everything else to aiohttp's protocol."""
+
+    def __init__(self, owner: Connections):
+        self.owner = owner
+        self.inner: asyncio.Protocol | None = None  # None: refused
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None  # runs while a request's headers are on their way
+        self.busy = False  # a handler is working on a request
+        self.last = False  # the answer being written is the connection's last: nothing more is timed
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        owner = self.owner
+        if len(owner.open) >= owner.limit:
+            owner.refused.inc()
+            self._refuse()
+            return
+        owner.open.add(self)
+        owner.all_closed.clear()
+        self.inner = owner.make_protocol()
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is None:
+            return  # refused: what it sends is read and dropped until it is closed
+        if self.timer is None and not self.busy and not self.last:
+            self.timer = asyncio.get_running_loop().call_later(self.owner.header_timeout, self._headers_late)
+        self.inner.data_received(data)
+
+    def eof_received(self):
+        return self.inner.eof_received() if self.inner is not None else None
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        if self.inner is None:
+            self.owner.lingering -= 1
+            return
+        self.owner.open.discard(self)
+        if not self.owner.open:
+            self.owner.all_closed.set()
+        self.inner.connection_lost(exc)
+
+    def started(self) -> None:
+        """A handler starts on a request: its headers are in."""
+        self._stop_timer()
+        self.busy = True
+
+    def finished(self, keep_alive: bool) -> None:
+        """The handler's answer is ready; `keep_alive` False when the connection closes after it."""
+        self.busy = False
+        self.last = not keep_alive
+
+    def answer(self, status: int, message: str) -> None:
+        """A whole answer written past aiohttp (no request of this connection is in its hands), then closed."""
+        self._stop_timer()
+        self.transport.write(_response(status, message))
+        self.transport.close()
+
+    def _headers_late(self) -> None:
+        self.timer = None
+        self.answer(408, f"the request's headers did not arrive within {self.owner.header_timeout:g} s")
+
+    def _refuse(self) -> None:
+        """503, then a half-close: the client reads the answer and an end of stream, not a reset."""
+        owner = self.owner
+        owner.lingering += 1
+        self.transport.write(_response(503, f"the server has {owner.limit} connections open; retry later"))
+        if owner.lingering > LINGER_LIMIT or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+def _response(status: int, message: str) -> bytes:
+    body = orjson.dumps({"error": message})
+    return (f"HTTP/1.1 {status} {REASONS[status]}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
