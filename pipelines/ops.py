@@ -121,7 +121,7 @@ def train(config: str, examples: Input[Dataset], hparams: dict, model: Output[Mo
     if hparams:
         from components.tune import space
 
-        cfg = dataclasses.replace(cfg, train=space.apply(cfg.train, hparams))
+        cfg = dataclasses.replace(cfg, train=space.apply(cfg.train, space.as_written(cfg.tune, hparams)))
     started = time.perf_counter()
     tfjob = cfg.runtime.launcher == "tfjob"  # the job's pods read and write the artifacts' URIs
     metrics = launcher.train(cfg, examples.uri if tfjob else examples.path, model.uri if tfjob else model.path)

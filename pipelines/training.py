@@ -30,8 +30,9 @@ from pipelines import ops as ops_lib
 from pipelines.summary import RunOutputs
 
 # What train reads of the config: its own settings and the launch's; the data's label (checked against the
-# examples' schema); where the registry is (warm start from the last blessed model).
-TRAIN_SECTIONS = ("train", "runtime", "pipeline", "name", "ingest", "export", "runs_root")
+# examples' schema); where the registry is (warm start from the last blessed model); the search space (the tuner's
+# best values are typed by it).
+TRAIN_SECTIONS = ("train", "runtime", "pipeline", "name", "ingest", "export", "runs_root", "tune")
 
 
 def build(cfg: RunConfig, vertex: bool = False):

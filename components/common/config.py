@@ -450,9 +450,32 @@ class TuneConfig:
                 raise ConfigError(f"{where}.space.{key}: expected either values: [...] or min and max")
             if interval and (d.min > d.max or (d.log and d.min <= 0)):
                 raise ConfigError(f"{where}.space.{key}: expected min <= max (and min > 0 on a log scale)")
+            odd = [v for v in d.values if not isinstance(v, (str, int, float, bool))]
+            if odd:
+                raise ConfigError(f"{where}.space.{key}.values: expected numbers, strings or booleans (what "
+                                  f"TensorBoard's HParams can show), got {odd[0]!r}; name the choices with a "
+                                  f"string and let the module map them")
+            _check_train_key(key, f"{where}.space.{key}")
         for name in ("trials", "grid_points", "parallel"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: expected an integer >= 1, got {getattr(self, name)}")
+
+
+def _check_train_key(key: str, where: str) -> None:
+    """A search-space key names a setting of the train section (`learning_rate`, `model.dropout`), or any
+    key under `model.params` (the module reads those itself)."""
+    node: Any = TrainConfig
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node):
+            raise ConfigError(f"{where}: {part!r} is below a value, not a section; expected a key of the train "
+                              f"section such as learning_rate, model.dropout or model.params.<name>")
+        fields = typing.get_type_hints(node)
+        if part not in fields:
+            raise ConfigError(f"{where}: {part!r} is not a train setting; expected one of "
+                              f"{', '.join(sorted(fields))} (keys are relative to the train section)")
+        node = fields[part]
+        if typing.get_origin(node) is dict:
+            return
 
 
 AnomalyKind = Literal["missing_feature", "new_feature", "type_change", "out_of_domain", "out_of_range",

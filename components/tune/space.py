@@ -50,6 +50,20 @@ def trials(cfg: TuneConfig) -> list[dict]:
     return [{k: sample(cfg.space[k], rng) for k in keys} for _ in range(cfg.trials)]
 
 
+def as_written(cfg: TuneConfig, values: dict) -> dict:
+    """A trial's values as the space writes them: KFP hands every number back as a double, and a module's
+    `params` have no declared type to restore an integer from (`cross_layers: 2.0` would reach its code)."""
+    def typed(key, value):
+        domain = cfg.space.get(key)
+        if domain is None or isinstance(value, bool) or not isinstance(value, float):
+            return value
+        if domain.values:
+            return next((v for v in domain.values if v == value), value)
+        return int(round(value)) if domain.integer else value
+
+    return {key: typed(key, value) for key, value in values.items()}
+
+
 def apply(train: TrainConfig, values: dict) -> TrainConfig:
     """The train config with a trial's values set, checked as `--set train.<key>=<value>` would be."""
     plain = {"train": config_lib.to_plain(train)}

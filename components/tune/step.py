@@ -95,7 +95,7 @@ def run_trial(cfg: TuneConfig, train: TrainConfig, examples: str, out: str, tria
     started = time.perf_counter()
     stopper = MedianStopping(cfg, finished)
     try:
-        trial_cfg = space.apply(train, trial.params)
+        trial_cfg = space.apply(train, space.as_written(cfg, trial.params))
         result = train_run(trial_cfg, examples, trial_out, extra_callbacks=[stopper] if cfg.median_stopping else [])
         if cfg.metric not in result.metrics:
             raise TfpipeError(f"tune.metric: {cfg.metric!r} is not among the eval metrics {sorted(result.metrics)}")
