@@ -20,6 +20,11 @@ class NotFound(ServingError):
     http_status, grpc_code = 404, "NOT_FOUND"
 
 
+class TooLarge(ServingError):
+    """A request over serve.max_request_bytes."""
+    http_status, grpc_code = 413, "RESOURCE_EXHAUSTED"
+
+
 class Overloaded(ServingError):
     """A queue is full; retry later."""
     http_status, grpc_code = 429, "RESOURCE_EXHAUSTED"

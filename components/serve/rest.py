@@ -33,7 +33,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 
 from components.common.signatures import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD
 from components.serve import connections, json_body, request_log, service as service_lib, tensors
-from components.serve.errors import NotFound, RequestError, ServingError
+from components.serve.errors import NotFound, RequestError, ServingError, TooLarge
 from components.serve.service import Service
 
 PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
@@ -129,7 +129,8 @@ async def _body(service: Service, request: web.Request) -> bytes:
     """The request's body: 413 at once when its declared length is over the limit, 408 when it stalls."""
     declared = request.content_length
     if declared is not None and declared > service.max_request_bytes:
-        raise web.HTTPRequestEntityTooLarge(service.max_request_bytes, declared)
+        raise TooLarge(f"request body: {declared} bytes declared (Content-Length), over the server's limit of "
+                       f"{service.max_request_bytes} (serve.max_request_bytes)")
     async with service.deadline(reading=True):
         return await request.read()
 

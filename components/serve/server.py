@@ -50,6 +50,9 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # own): this many, plus a tenth of the limit.
 RESERVED_DESCRIPTORS = 256
 CLOSE_SECONDS = 1.0  # at the very end, connections still open get this long before they are closed
+# After an answer that left its body unread, the rest is read and dropped this long before the connection closes
+# (so the client reads the answer, not a reset); aiohttp's 10 s default held a stalled client's descriptor.
+LINGER_SECONDS = 2.0
 
 
 class StartError(TfpipeError):
@@ -100,7 +103,8 @@ class ModelServer:
                                           self.cfg.allow_non_finite, self.cfg.max_request_bytes, self._request_log,
                                           self.cfg.body_timeout_seconds)
         self._runner = web.AppRunner(rest.app(service, self.cfg.max_request_bytes), access_log=None,
-                                     keepalive_timeout=self.cfg.idle_timeout_seconds, shutdown_timeout=CLOSE_SECONDS)
+                                     keepalive_timeout=self.cfg.idle_timeout_seconds, shutdown_timeout=CLOSE_SECONDS,
+                                     lingering_time=LINGER_SECONDS)
         await self._runner.setup()
         self._connections = Connections(self._runner.server, self.max_connections, self.cfg.header_timeout_seconds,
                                         registry)

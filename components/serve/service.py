@@ -2,7 +2,9 @@
 
 Errors map to TF Serving's codes (components.serve.errors): a bad request ->
 400 / INVALID_ARGUMENT, no such model -> 404 / NOT_FOUND, a full queue -> 429
-/ RESOURCE_EXHAUSTED, a request past its deadline -> 504 / DEADLINE_EXCEEDED.
+/ RESOURCE_EXHAUSTED, a request past its deadline -> 504 / DEADLINE_EXCEEDED,
+a body too slow to arrive -> 408, one over the size limit -> 413, a request
+the stopping server could not finish -> 503 / UNAVAILABLE.
 The request timeout covers the server's part of a request: parsing, the
 model call and writing the answer. Reading a REST body has a deadline of its
 own (408 past it: a stall is the client's). When the server stops, `expire`
