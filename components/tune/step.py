@@ -5,8 +5,10 @@ Outputs under `out/`: `trials/<trial-NNN>/` (each trial's train output; its
 under `validation/` and the eval split's metric), `trials/` also holds the
 experiment's `hparams_config` (so `tfpipe tensorboard <out>/trials` shows the
 table, parallel coordinates and scatter plots), `trials.json`, `trials.html`
-and `best.json`. A trial that fails is recorded as failed with its error;
-the search goes on. With `median_stopping`, a trial whose best value so far
+and `best.json`. A trial whose values fail (a NaN loss, a module that rejects them)
+is recorded as failed with its error and the search goes on; a setting that fails
+every trial alike (an unknown key, a metric the run does not report) ends it at
+once, and a search with no completed trial is an error. With `median_stopping`, a trial whose best value so far
 is worse than the median of finished trials at the same epoch stops early.
 """
 
@@ -25,7 +27,7 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
 from components.common import io
-from components.common.config import TrainConfig, TuneConfig
+from components.common.config import ConfigError, TrainConfig, TuneConfig
 from components.common.errors import TfpipeError
 from components.common.page import escape, page, table
 from components.tune import space
@@ -73,6 +75,8 @@ def run(cfg: TuneConfig, train: TrainConfig, examples: str, out: str) -> TuneRes
     io.write_json(f"{out}/best.json", {"trial": best.id, "params": best.params, "metric": cfg.metric,
                                        "value": best.metric} if best else {"trial": None})
     io.write_text(f"{out}/trials.html", html(cfg, trials, best))
+    if best is None:
+        raise TfpipeError(f"tune: none of {len(trials)} trials completed; their errors are in {out}/trials.html")
     return TuneResult(out, trials, best)
 
 
@@ -88,7 +92,8 @@ def _finished_histories(trials: list[Trial]) -> list[list[float]]:
 
 def run_trial(cfg: TuneConfig, train: TrainConfig, examples: str, out: str, trial: Trial,
               finished: list[list[float]]) -> Trial:
-    """One trial, in this process: a train run with the trial's values; failures are recorded, not raised."""
+    """One trial, in this process: a train run with the trial's values; a failure of its values is recorded,
+    not raised."""
     from components.train import run as train_run
 
     trial_out = f"{out}/trials/{trial.id}"
@@ -97,16 +102,19 @@ def run_trial(cfg: TuneConfig, train: TrainConfig, examples: str, out: str, tria
     try:
         trial_cfg = space.apply(train, space.as_written(cfg, trial.params))
         result = train_run(trial_cfg, examples, trial_out, extra_callbacks=[stopper] if cfg.median_stopping else [])
-        if cfg.metric not in result.metrics:
-            raise TfpipeError(f"tune.metric: {cfg.metric!r} is not among the eval metrics {sorted(result.metrics)}")
+    except (TfpipeError, tf.errors.OpError) as e:
+        # A value that fails (out of range, a NaN loss, a module that rejects it, memory) is a result of the search,
+        # not the end of it; anything else is a bug, and ends the search with its traceback.
+        trial.status, trial.error = "failed", f"{type(e).__name__}: {e}"
+        log.warning("tune: %s failed: %s", trial.id, traceback.format_exception_only(e)[-1].strip())
+    else:
+        if cfg.metric not in result.metrics:  # the same for every trial: the search stops here, exit 2
+            raise ConfigError(f"tune.metric: {cfg.metric!r} is not among the eval metrics {sorted(result.metrics)}")
         trial.metric = float(result.metrics[cfg.metric])
         trial.epochs = result.epochs
         trial.status = "stopped early" if stopper.stopped else "completed"
         trial.history = stopper.values
         _write_session(cfg, f"{trial_out}/logs", trial)
-    except Exception as e:  # a failed trial is a result of the search, not the end of it
-        trial.status, trial.error = "failed", f"{type(e).__name__}: {e}"
-        log.warning("tune: %s failed: %s", trial.id, traceback.format_exception_only(e)[-1].strip())
     trial.seconds = time.perf_counter() - started
     return trial
 
