@@ -532,6 +532,7 @@ class MonitorConfig:
     # window_seconds (Vertex's least is an hour), on the requests serve.logging.sampling_rate samples
     vertex_job: bool = False
     alert_emails: tuple[str, ...] = ()  # Vertex Model Monitoring mails them when a threshold is crossed
+    MAX_WINDOW_SECONDS = 100 * 365 * 86400  # not a setting: a window's ends are dates (Python's reach year 9999)
 
     def validate(self, where: str = "monitor") -> None:
         for side in ("skew", "drift"):
@@ -540,8 +541,9 @@ class MonitorConfig:
                 if not 0.0 <= value <= 1.0:
                     raise ConfigError(f"{where}.{side}.{'' if name == 'default' else 'features.'}{name}: "
                                       f"expected a distance in [0, 1], got {value}")
-        if self.window_seconds < 1:
-            raise ConfigError(f"{where}.window_seconds: expected at least 1 second, got {self.window_seconds}")
+        if not 1 <= self.window_seconds <= self.MAX_WINDOW_SECONDS:
+            raise ConfigError(f"{where}.window_seconds: expected 1 to {self.MAX_WINDOW_SECONDS:,} seconds (100 "
+                              f"years), got {self.window_seconds:,}")
         if self.lookback_windows < 1:
             raise ConfigError(f"{where}.lookback_windows: expected at least 1, got {self.lookback_windows}")
 

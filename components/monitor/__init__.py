@@ -2,8 +2,8 @@
 (drift), per feature and for the predictions; a findings record, a report, and whether to retrain."""
 
 from components.monitor.errors import MonitorError
-from components.monitor.findings import Anomaly, DamagedFile, Findings, Measurement, Window
+from components.monitor.findings import Anomaly, DamagedFile, Findings, Measurement, UnfinishedFile, Window
 from components.monitor.step import MonitorResult, production_examples, recent, run, scheduled
 
-__all__ = ["Anomaly", "DamagedFile", "Findings", "Measurement", "MonitorError", "MonitorResult", "Window",
-           "production_examples", "recent", "run", "scheduled"]
+__all__ = ["Anomaly", "DamagedFile", "Findings", "Measurement", "MonitorError", "MonitorResult", "UnfinishedFile",
+           "Window", "production_examples", "recent", "run", "scheduled"]

@@ -10,8 +10,12 @@ predicted label) or the best-scored class of a classify for a classifier,
 
 A request that no longer fits the schema (a feature it lacks, values of
 another type or more than one per example, tensors of different batch sizes,
-bytes that do not decode) is counted as an `Anomaly` of its kind and feature;
-its other features still count. Nothing a log holds raises.
+bytes that do not decode, a predicted class the model does not have) is
+counted as an `Anomaly` of its kind and feature; its other features still
+count. Nothing a log holds raises; the decoder remembers, over every window,
+which features the requests carried and whether any predicted class was the
+model's, so that a log of another model is told apart (`mismatch`) from one
+whose requests drifted.
 """
 
 from __future__ import annotations
@@ -49,6 +53,21 @@ class Decoder:
         self.features = {f.name: f for f in schema.inputs}
         self.label, self.task = schema.label, task
         self.to_label = float if task.kind == "regression" else int if schema.label_feature.type == "int" else str
+        self.classes = frozenset(task.classes)
+        self.carried: set[str] = set()  # every input name the requests carried, over all windows
+        self.known_classes = 0  # predictions that were one of the model's classes
+        self.unknown_classes: Counter = Counter()  # and the predicted classes that were none of them
+
+    def mismatch(self) -> str:
+        """Why the requests read so far cannot be of a model trained on this schema, in words; "" if they can:
+        none of the features they carried is the schema's, or none of the classes predicted is the model's."""
+        if self.carried and not self.carried & self.features.keys():
+            return (f"the requests carry the features {_few(self.carried)} and the training schema has "
+                    f"{_few(self.features)}: none in common")
+        if self.unknown_classes and not self.known_classes:
+            return (f"the requests were answered with the classes {_few(self.unknown_classes)} and the model's "
+                    f"label {self.label!r} has the classes {_few(self.task.classes)}: none in common")
+        return ""
 
     def add(self, record: prediction_log_pb2.PredictionLog, into: Traffic) -> None:
         """Adds one logged request's rows, predictions and anomalies to `into`."""
@@ -98,6 +117,7 @@ class Decoder:
             seen[("batch_mismatch", "")] = f"inputs of different batch sizes: {sizes}"
             return 0
         rows = next(iter(sizes.values()), 0)
+        self.carried.update(arrays.keys() - {self.label})
         for name, array in arrays.items():
             if name not in self.features:
                 if name != self.label:
@@ -134,6 +154,7 @@ class Decoder:
     def _examples(self, examples: list, into: Traffic, seen: dict) -> int:
         for example in examples:
             given = example.features.feature
+            self.carried.update(given.keys() - {self.label})
             for name, feature in given.items():
                 if name in self.features:
                     value = self._value(name, feature, seen)
@@ -186,6 +207,13 @@ class Decoder:
             seen[("type_mismatch", self.label)] = f"predictions {predicted[:3]} are not {self.to_label.__name__}s"
             into.missing[self.label] += rows
             return
+        if self.task.kind == "classification":
+            unknown = [v for v in values if str(v) not in self.classes]
+            self.known_classes += len(values) - len(unknown)
+            self.unknown_classes.update(map(str, unknown))
+            if unknown:
+                seen[("unknown_class", self.label)] = f"predicted class {str(unknown[0])!r} is none of the model's " \
+                                                      f"{len(self.classes)} classes"
         into.predictions.extend(values)
 
 
@@ -213,6 +241,13 @@ def _examples(request_input) -> list:
         one.MergeFrom(example)
         merged.append(one)
     return merged
+
+
+def _few(names, shown: int = 8) -> str:
+    """Names sorted, the first `shown` of them, and how many more."""
+    names = sorted(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"[{', '.join(names[:shown])}]{more}"
 
 
 def _count(feature: tf.train.Feature) -> int:

@@ -24,9 +24,10 @@ from components.monitor.errors import MonitorError
 MeasurementKind = Literal["skew", "drift"]
 # unknown_feature: a feature the schema lacks; type_mismatch: values of another type than the schema's;
 # shape_mismatch: more than one value per example; batch_mismatch: inputs of different batch sizes;
-# unreadable: a tensor or example that does not decode; no_prediction: an answer without the predicted value
+# unreadable: a tensor or example that does not decode; no_prediction: an answer without the predicted value;
+# unknown_class: a predicted class that is none of the model's (the training label's) classes
 AnomalyKind = Literal["unknown_feature", "type_mismatch", "shape_mismatch", "batch_mismatch", "unreadable",
-                      "no_prediction"]
+                      "no_prediction", "unknown_class"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,15 @@ class DamagedFile:
 
 
 @dataclass(frozen=True)
+class UnfinishedFile:
+    """A log file its server never closed (killed, or still writing): its whole records are read."""
+
+    path: str
+    records: int  # whole records read
+    torn_bytes: int  # after the last whole record: a record cut in the middle of its write
+
+
+@dataclass(frozen=True)
 class Findings:
     log_dir: str
     training: str
@@ -91,6 +101,7 @@ class Findings:
     windows: tuple[Window, ...] = ()
     files: int = 0  # log files read
     damaged_files: tuple[DamagedFile, ...] = ()
+    unfinished_files: tuple[UnfinishedFile, ...] = ()
 
     @property
     def requests(self) -> int:
@@ -112,15 +123,20 @@ class Findings:
     def headline(self) -> str:
         """One line: what was read, and what crossed where."""
         if not self.requests:
-            return (f"no requests in {self.log_dir} ({self.files} log files"
-                    f"{f', {len(self.damaged_files)} damaged' if self.damaged_files else ''}): nothing to compare")
+            return f"no requests in the window asked for in {self.log_dir} ({self._files()}): nothing to compare"
         crossed = [f"{w.span}: {m.kind} of {m.subject} ({m.statistic} {m.measured:.3f} > {m.threshold:g})"
                    for w in self.windows for m in w.measurements if m.crossed]
-        read = f"{self.requests:,} requests in {sum(1 for w in self.windows if w.requests)} windows"
+        read = f"{self.requests:,} requests in {sum(1 for w in self.windows if w.requests)} windows ({self._files()})"
         if not crossed:
             return f"no threshold crossed: {read}"
         shown = "; ".join(crossed[:5]) + (f"; and {len(crossed) - 5} more" if len(crossed) > 5 else "")
         return f"THRESHOLD CROSSED{' (retrain)' if self.retrain else ''}: {read}; {shown}"
+
+    def _files(self) -> str:
+        damaged, unfinished = self.damaged_files, self.unfinished_files
+        torn = sum(u.torn_bytes for u in unfinished)
+        return (f"{self.files} log files" + (f", {len(damaged)} damaged" if damaged else "") +
+                (f", {len(unfinished)} unfinished ({torn:,} bytes torn off)" if unfinished else ""))
 
     def to_json(self) -> str:
         plain = dataclasses.asdict(self)
@@ -135,7 +151,8 @@ class Findings:
                             for w in plain["windows"])
             record = cls(log_dir=plain["log_dir"], training=plain["training"], window_seconds=plain["window_seconds"],
                          retrain_on=plain["retrain_on"], windows=windows, files=plain["files"],
-                         damaged_files=tuple(DamagedFile(**d) for d in plain["damaged_files"]))
+                         damaged_files=tuple(DamagedFile(**d) for d in plain["damaged_files"]),
+                         unfinished_files=tuple(UnfinishedFile(**u) for u in plain.get("unfinished_files", ())))
         except (ValueError, KeyError, TypeError) as e:
             raise MonitorError(f"findings.json: not a monitor record: {e}") from None
         kinds = {m.kind for w in windows for m in w.measurements} - set(get_args(MeasurementKind))

@@ -20,8 +20,14 @@ def html(findings: Findings, training: dict[str, Profile], windows: dict[int, di
     if findings.damaged_files:
         parts.append(section("Damaged log files", [table(
             ["file", "records read", "problem"], [[d.path, d.records, d.error] for d in findings.damaged_files])]))
+    if findings.unfinished_files:
+        parts.append(section("Unfinished log files", [
+            "<p>Files their server never closed: killed (SIGKILL, a lost node) or still writing them. Their whole "
+            "records are read; the bytes after the last one are a record cut in the middle of its write.</p>",
+            table(["file", "records read", "bytes torn off"],
+                  [[u.path, u.records, u.torn_bytes] for u in findings.unfinished_files])]))
     parts += [section("Windows", [_windows(findings)] if findings.windows else [],
-                      "The log folder holds no request."),
+                      "No request was logged in the time asked for."),
               section("Distributions of what crossed", _figures(findings, training, windows),
                       "No threshold was crossed."),
               section("Requests that do not fit the schema", [_anomalies(findings)] if any(

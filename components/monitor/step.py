@@ -12,6 +12,11 @@ and drift measured with validate's distances (compare). Nothing is read
 twice, and a window's rows go once its statistics exist. `out` gets,
 whole or not at all: findings.json, report.html, and
 windows/<start>/{schema.pbtxt,stats.pb} for each window with requests.
+
+A run that would compare nothing, or unlike things, is an error (exit 2) rather
+than a passing window: a log folder without a single record (a wrong folder, a
+server that does not log), requests that share no feature with the training
+data or predictions in none of its classes (the log of another model).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from components.common.task import task_of
 from components.monitor import compare, logs, report, statistics
 from components.monitor.decode import Decoder, Traffic
 from components.monitor.errors import MonitorError
-from components.monitor.findings import Anomaly, DamagedFile, Findings, Window
+from components.monitor.findings import Anomaly, Findings, Window
 from components.validate.profile import profiles
 
 
@@ -55,19 +60,26 @@ def run(cfg: MonitorConfig, log_dir: str, training_examples: str, out: str, wind
     `training_examples`, into the folder `out`."""
     cfg.validate()
     seconds = window or cfg.window_seconds
-    if seconds < 1:
-        raise MonitorError(f"window: expected at least 1 second, got {seconds}")
+    if not 1 <= seconds <= MonitorConfig.MAX_WINDOW_SECONDS:
+        raise MonitorError(f"window: expected 1 to {MonitorConfig.MAX_WINDOW_SECONDS:,} seconds (100 years), got "
+                           f"{seconds:,}")
     schema, meta = _training(training_examples)
     _check_thresholds(cfg, schema)
     task = task_of(schema)
-    damaged: list[DamagedFile] = []
     paths = logs.files(log_dir)
+    read = logs.Read([], [])
     traffic: dict[int, Traffic] = {}
     decoder = Decoder(schema, task)
-    for record in logs.records(paths, damaged):
+    for record in logs.records(paths, read):
         when = record.log_metadata.timestamp_secs
         if since <= when and (until is None or when < until):
             decoder.add(record, traffic.setdefault(when // seconds * seconds, Traffic()))
+    if not read.records:
+        raise MonitorError(f"{log_dir}: not one request record in its {len(paths)} files; expected the server's "
+                           "request logs (serve.logging.dir, with serve.logging.sampling_rate > 0)")
+    if decoder.mismatch():
+        raise MonitorError(f"request logs {log_dir} against training examples {training_examples}: "
+                           f"{decoder.mismatch()}; the log is of another model, or the examples are")
     training = compare.training_profiles(meta)
     windows, seen, written = [], {}, {}
     previous = None
@@ -86,7 +98,7 @@ def run(cfg: MonitorConfig, log_dir: str, training_examples: str, out: str, wind
                               _anomalies(requests), previous, folder))
         previous = start
     findings = Findings(log_dir, training_examples, seconds, cfg.retrain_on, tuple(windows), len(paths),
-                        tuple(damaged))
+                        tuple(read.damaged), tuple(read.unfinished))
     with io.staged_dir(out) as stage:
         for folder, window_meta in written.items():
             window_meta.write(f"{stage}/{folder}")

@@ -114,3 +114,17 @@ def test_help_lists_commands():
     for command in ("run", "compile", "ingest", "train", "tune", "evaluate", "whatif", "export", "serve", "tensorboard",
                     "example-data"):
         assert command in done.stdout
+
+
+def test_monitor_and_models_refuse_what_they_cannot_do_in_one_line(tmp_path):
+    (tmp_path / "logs").mkdir()
+    done = call(TFPIPE, "monitor", "--log", str(tmp_path / "logs"), "--examples", str(tmp_path), "--out",
+                str(tmp_path / "out"), "--window", "99999999999999999999d")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("error:")] == [
+        "error: window: expected 1 to 3,153,600,000 seconds (100 years), got 8,639,999,999,999,999,999,913,600"]
+    done = call(TFPIPE, "models", "list", "--base", str(tmp_path / "serving" / "typo"))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"error: {tmp_path}/serving/typo: no such folder; expected a model's folder of numbered " \
+                          "versions, <base>/<name>\n"
+    assert not (tmp_path / "out").exists() and not (tmp_path / "serving").exists()

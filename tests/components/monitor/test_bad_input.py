@@ -52,7 +52,7 @@ def test_a_file_cut_short_is_read_up_to_the_cut_and_named(tmp_path, penguins_exa
     write(whole, [predict(T0 + 12 + i) for i in range(6)])
     data = whole.read_bytes()
     whole.write_bytes(data[:len(data) * 3 // 4])  # as a copy interrupted in the fifth record
-    (tmp_path / "logs" / ".c.tfrecord.tmp").write_bytes(b"being written")  # hidden: not read
+    (tmp_path / "logs" / ".hidden").write_bytes(b"not a log")  # hidden and not a log being written: not read
     with caplog.at_level(logging.WARNING, logger="tfpipe.monitor"):
         result = run(tmp_path, penguins_examples)
     [damaged] = result.findings.damaged_files
@@ -108,12 +108,19 @@ def test_requests_the_schema_no_longer_fits_are_counted_never_raised(tmp_path, p
 
 def test_windows_without_requests_and_a_folder_without_any_are_said_plainly(tmp_path, penguins_examples):
     (tmp_path / "logs").mkdir()
-    result = run(tmp_path, penguins_examples)
-    assert result.findings.windows == () and not result.crossed
-    assert result.findings.headline() == f"no requests in {tmp_path / 'logs'} (0 log files): nothing to compare"
-    assert "The log folder holds no request." in (tmp_path / "out" / "report.html").read_text()
+    (tmp_path / "logs" / ".requests-1.tfrecord.tmp").write_bytes(b"")  # a server that logged nothing yet
+    write(tmp_path / "logs" / "empty.tfrecord", [])
+    with pytest.raises(MonitorError, match=f"^{tmp_path / 'logs'}: not one request record in its 2 files; "
+                                           "expected the server's request logs"):
+        run(tmp_path, penguins_examples)
+    assert not (tmp_path / "out").exists()
 
     write(tmp_path / "logs" / "a.tfrecord", [predict(T0), predict(T0 + 45)])
+    result = run(tmp_path, penguins_examples, since=T0 + 50)
+    assert result.findings.windows == () and not result.crossed
+    assert result.findings.headline() == f"no requests in the window asked for in {tmp_path / 'logs'} (3 log " \
+                                         "files, 1 unfinished (0 bytes torn off)): nothing to compare"
+    assert "No request was logged in the time asked for." in (tmp_path / "out" / "report.html").read_text()
     first, gap, last = run(tmp_path, penguins_examples).findings.windows
     assert (gap.start, gap.end, gap.requests) == (T0 + 10, T0 + 40, 0)
     assert last.drift_against == first.start and {m.kind for m in last.measurements} == {"skew", "drift"}
@@ -143,3 +150,53 @@ def test_bad_folders_and_thresholds_are_refused_naming_them(tmp_path, penguins_e
                     penguins_examples, str(tmp_path / "out"))
     with pytest.raises(MonitorError, match="training examples: "):
         run(tmp_path, str(tmp_path))
+
+
+def test_requests_of_another_model_are_refused_naming_both_sides(tmp_path, penguins_examples):
+    (tmp_path / "logs").mkdir()
+    digits = prediction_log_pb2.PredictionLog()
+    digits.log_metadata.timestamp_secs = T0
+    digits.predict_log.request.inputs["image"].CopyFrom(tf.make_tensor_proto(np.zeros((2, 8, 8, 1), np.uint8)))
+    digits.predict_log.response.outputs["classes"].CopyFrom(tf.make_tensor_proto(np.array([b"3", b"7"])))
+    write(tmp_path / "logs" / "a.tfrecord", [digits] * 3)
+    with pytest.raises(MonitorError) as refused:
+        run(tmp_path, penguins_examples)
+    assert str(refused.value) == (
+        f"request logs {tmp_path / 'logs'} against training examples {penguins_examples}: the requests carry the "
+        "features [image] and the training schema has [bill_depth_mm, bill_length_mm, body_mass_g, "
+        "flipper_length_mm, island, sex, year]: none in common; the log is of another model, or the examples are")
+
+    write(tmp_path / "logs" / "a.tfrecord", [predict(T0, predicted="3"), predict(T0 + 1, predicted="7")])
+    with pytest.raises(MonitorError, match=r"the requests were answered with the classes \[3, 7\] and the model's "
+                                           r"label 'species' has the classes \[Adelie, Chinstrap, Gentoo\]: none in "
+                                           "common; the log is of another model"):
+        run(tmp_path, penguins_examples)
+    assert not (tmp_path / "out").exists()
+
+    write(tmp_path / "logs" / "a.tfrecord", [predict(T0), predict(T0 + 1, predicted="Emperor")])  # one stray class
+    [window] = run(tmp_path, penguins_examples).findings.windows
+    assert [(a.kind, a.requests, a.message) for a in window.anomalies] == [
+        ("unknown_class", 1, "predicted class 'Emperor' is none of the model's 3 classes")]
+
+
+def test_an_unfinished_file_is_read_up_to_its_torn_tail_and_reported(tmp_path, penguins_examples):
+    (tmp_path / "logs").mkdir()
+    write(tmp_path / "logs" / "requests-1.tfrecord", [predict(T0 + i) for i in range(3)])
+    unfinished = tmp_path / "logs" / ".requests-2.tfrecord.tmp"
+    write(unfinished, [predict(T0 + 3 + i) for i in range(5)])
+    data = unfinished.read_bytes()
+    unfinished.write_bytes(data[:len(data) - 40])  # the fifth record's write cut short by a SIGKILL
+    result = run(tmp_path, penguins_examples)
+    [file] = result.findings.unfinished_files
+    assert (file.path, file.records, file.torn_bytes) == (str(unfinished), 4, len(data) // 5 - 40)
+    assert result.findings.requests == 7 and result.findings.files == 2 and not result.findings.damaged_files
+    assert "2 log files, 1 unfinished (" in result.findings.headline()
+    assert Findings.from_json((tmp_path / "out" / "findings.json").read_text()) == result.findings
+    assert ".requests-2.tfrecord.tmp" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_window_too_long_is_refused_in_one_line(tmp_path, penguins_examples):
+    (tmp_path / "logs").mkdir()
+    with pytest.raises(MonitorError, match=r"^window: expected 1 to 3,153,600,000 seconds \(100 years\), got "
+                                           r"8,639,999,999,999,999,999,913,600$"):
+        run(tmp_path, penguins_examples, window=99999999999999999999 * 86400)
