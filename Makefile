@@ -85,6 +85,7 @@ clean: ## remove runs/ and data/ (keeps .venv)
 # Each peer gets its own venv from Debian's python3.11 (PyTriton's Python stub embeds a 3.11 runtime older than
 # newer 3.11 standard libraries expect); its pins clash with ours, so it is never a test dependency.
 bench-peers: setup ## tfpipe's server side by side with KServe and PyTriton (venvs in benchmarks/peers/*/.venv)
+	@benchmarks/peers/load-generators.sh
 	@for peer in kserve pytriton; do \
 	  venv=benchmarks/peers/$$peer/.venv; \
 	  [ $$venv/.installed -nt benchmarks/peers/$$peer/requirements.txt ] && continue; \

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -255,6 +256,11 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,32,128")
     parser.add_argument("--only", default="tfpipe,kserve,pytriton", help="which servers to run")
     args = parser.parse_args()
+    missing = [tool for tool in ("wrk", "h2load") if shutil.which(tool) is None]
+    if missing:
+        print(f"benchmarks/peers.py: no {' or '.join(missing)} on the PATH; benchmarks/peers/load-generators.sh "
+              "installs them (make bench-peers runs it)", file=sys.stderr)
+        return 2
     levels = [int(c) for c in args.concurrency.split(",")]
     results: dict[str, dict] = {}
     errors: dict[str, str] = {}
