@@ -60,3 +60,17 @@ def test_the_whole_pipeline_in_containers(engine, tmp_path):
     assert (run_dir / "train" / "model" / "model.keras").exists()
     deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
     assert deploy["deployed"] and (tmp_path / "runs" / "serving" / "digits" / "1" / "saved_model.pb").exists()
+
+
+def test_a_teams_own_model_through_the_pipeline_in_containers(engine, tmp_path):
+    """The module is in no image: it reaches the train container in the config, later ones beside the model."""
+    source = write_penguins(tmp_path / "data" / "penguins.csv")
+    cfg = config_lib.load(ROOT / "pipelines/configs/penguins_wide_deep.yaml", [
+        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=3", "tune.space={}",
+        f"pipeline.base_image={IMAGE}"])
+    run_dir = local.run(cfg, docker=True)
+    model = run_dir / "train" / "model"
+    assert json.loads((model / "model_module.json").read_text())["sha256"] == cfg.train.model.source.sha256
+    assert json.loads((run_dir / "evaluate" / "evaluation" / "blessing.json").read_text())["blessed"]
+    deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
+    assert deploy["deployed"] and (tmp_path / "runs" / "serving" / "penguins_wide_deep" / "1" / "saved_model.pb").exists()

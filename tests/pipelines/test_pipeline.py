@@ -215,3 +215,21 @@ def test_a_teams_own_model_through_the_whole_dag_tuned_served_on_both_protocols(
     np.testing.assert_allclose(by_grpc["probabilities"], expected, atol=1e-5)
     assert keras.saving.get_registered_object("wide_deep>CrossLayer") is not None
     assert tf.io.gfile.exists(str(run_dir / "whatif"))
+
+
+@pytest.mark.parametrize("vertex", [False, True], ids=["kfp", "vertex"])
+def test_a_compiled_pipeline_carries_the_teams_module_to_the_cluster(tmp_path, vertex):
+    """No image rebuild: the module's text is in the train and tune steps' config, its hash in every step's."""
+    cfg = config_lib.load(ROOT / "pipelines/configs/penguins_wide_deep.yaml", ["runtime.workers=2"])
+    path = tmp_path / "pipeline.yaml"
+    compiler.Compiler().compile(training.build(cfg, vertex=vertex), str(path))
+    ir = yaml.safe_load(path.read_text())
+    parameters = ir["root"]["inputDefinitions"]["parameters"]
+    source = (ROOT / "pipelines/configs/models/wide_deep.py").read_text()
+    for name in ("train_config", "tune_config", "config"):
+        model = json.loads(parameters[name]["defaultValue"])["train"]["model"]
+        assert model["source"]["text"] == source and model["source"]["file"] == "wide_deep.py"
+        assert model["params"]["cross_layers"] == 2
+    if vertex:  # every replica of the CustomJob runs the train component with that config
+        pools = ir["components"]["comp-train"]["inputDefinitions"]["parameters"]["worker_pool_specs"]["defaultValue"]
+        assert sum(int(p["replica_count"]) for p in pools) == 2
