@@ -73,4 +73,5 @@ def test_a_teams_own_model_through_the_pipeline_in_containers(engine, tmp_path):
     assert json.loads((model / "model_module.json").read_text())["sha256"] == cfg.train.model.source.sha256
     assert json.loads((run_dir / "evaluate" / "evaluation" / "blessing.json").read_text())["blessed"]
     deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
-    assert deploy["deployed"] and (tmp_path / "runs" / "serving" / "penguins_wide_deep" / "1" / "saved_model.pb").exists()
+    assert deploy["deployed"]
+    assert (tmp_path / "runs" / "serving" / "penguins_wide_deep" / "1" / "saved_model.pb").exists()
