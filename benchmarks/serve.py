@@ -117,7 +117,8 @@ class Server:
     def __init__(self, home: Path, batching: bool, max_batch_size: int, timeout_micros: int, *extra: str):
         command = [sys.executable, "-m", "components", "serve", "--model-base", str(home), "--rest-port", "0",
                    "--grpc-port", "0", "--set", f"serve.batching.max_batch_size={max_batch_size}",
-                   "--set", f"serve.batching.batch_timeout_micros={timeout_micros}", *extra]
+                   "--set", f"serve.batching.batch_timeout_micros={timeout_micros}",
+                   "--set", "serve.shutdown_delay_seconds=0", *extra]  # no load balancer to wait for
         if batching:
             command.append("--enable-batching")
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

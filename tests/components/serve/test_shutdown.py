@@ -215,6 +215,44 @@ def test_a_second_signal_exits_at_once(penguins_home):
     assert server.wait() == 128 + signal.SIGTERM
 
 
+@pytest.mark.docker
+def test_in_the_component_image_sigterm_reaches_the_server_as_pid_1(tmp_path, penguins_home):
+    """`docker stop` sends SIGTERM to PID 1, which the kernel delivers only to a handler: the server drains,
+    publishes its request log and exits 0 (not SIGKILLed at the stop timeout: 137)."""
+    import docker
+
+    image = os.environ.get("TFPIPE_IMAGE", "tfpipe-components:latest")
+    try:
+        engine = docker.from_env()
+        engine.images.get(image)
+    except docker.errors.DockerException as e:
+        pytest.fail(f"needs a Docker engine and the {image} image: run `make host` (tests/setup-host.sh): {e}")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    container = engine.containers.run(
+        image, ["python", "-m", "components", "serve", "--model-base", "/models/penguins", "--log-sampling-rate",
+                "1", "--log-dir", "/logs", "--set", "serve.shutdown_delay_seconds=1"],
+        detach=True, network_mode="none", user=f"{os.getuid()}:{os.getgid()}", environment={"HOME": "/tmp"},
+        volumes={str(penguins_home): {"bind": "/models/penguins", "mode": "ro"},
+                 str(logs): {"bind": "/logs", "mode": "rw"}})
+    try:
+        deadline = time.monotonic() + HANG_GUARD
+        while announce.KEY.encode() not in container.logs():
+            assert time.monotonic() < deadline and container.reload() is None and container.status == "running", \
+                container.logs().decode()
+            time.sleep(0.2)
+        send = ("import urllib.request, sys; [urllib.request.urlopen(urllib.request.Request("
+                f"'http://127.0.0.1:8501{PREDICT}', data=sys.argv[1].encode())) for _ in range(3)]")
+        assert container.exec_run(["python", "-c", send, BODY.decode()]).exit_code == 0
+        container.stop(timeout=HANG_GUARD)
+        exit_code, output = container.wait(timeout=HANG_GUARD)["StatusCode"], container.logs().decode()
+    finally:
+        container.remove(force=True)
+        engine.close()
+    assert exit_code == 0 and "SIGTERM received" in output, output
+    assert len(read_logs(logs)) == 3 and not [p for p in logs.iterdir() if p.name.startswith(".")]
+
+
 def in_flight(server: Server) -> float:
     connection = http.client.HTTPConnection(*server.address, timeout=HANG_GUARD)
     connection.request("GET", "/monitoring/prometheus/metrics")
