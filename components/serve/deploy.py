@@ -4,7 +4,13 @@
   serving base a running `tfpipe serve` watches, which loads it within a poll.
 - kserve: an InferenceService (`modelFormat: tensorflow`, the real TF Serving
   runtime) pointing at the model base's storage URI, written as YAML and,
-  with `deploy.apply`, created or replaced with the kubernetes client.
+  with `deploy.apply`, created or replaced with the kubernetes client. It
+  asks for KServe's Standard deployment mode (a plain Deployment; Knative's
+  mode refuses container lifecycle hooks), where a rollout stops a pod as
+  `tfpipe serve` stops: a readiness probe on the model's status route, a
+  preStop pause of serve.shutdown_delay_seconds (the pod leaves its Service's
+  endpoints asynchronously, and TF Serving has no delay of its own), and a
+  termination grace covering that pause and serve.shutdown_grace_seconds.
 - vertex: `UploadModelRequest` with Vertex's prebuilt TF serving image, then
   an endpoint (created unless one is named) and `DeployModelRequest` with a
   traffic split, sent with the google-cloud-aiplatform GAPIC clients.
@@ -23,17 +29,20 @@ been run against a live cluster or Vertex project.
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 from pathlib import Path
 
 import yaml
 
 from components.common import io
-from components.common.config import DeployConfig, RequestLogConfig
+from components.common.config import DeployConfig, RequestLogConfig, ServeConfig
 from components.serve.deployment import Deployment
 
 KSERVE = {"group": "serving.kserve.io", "version": "v1beta1", "plural": "inferenceservices"}
 NO_LOGGING = RequestLogConfig()  # serve.logging's defaults: requests are not logged
+SHUTDOWN = ServeConfig()  # serve's defaults: how long a stopping server keeps answering, then drains
+KSERVE_REST_PORT = 8080  # KServe's TF Serving runtime serves REST here
 
 
 def local(version_dir: str, name: str, version: int, base: str) -> str:
@@ -47,18 +56,26 @@ def local(version_dir: str, name: str, version: int, base: str) -> str:
 
 
 def kserve_manifest(cfg: DeployConfig, name: str, request_logging: RequestLogConfig = NO_LOGGING) -> dict:
-    predictor = {"model": {
-        "modelFormat": {"name": "tensorflow"},
-        "storageUri": cfg.storage_uri,
-        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
-    }}
+    delay = math.ceil(SHUTDOWN.shutdown_delay_seconds)
+    predictor = {
+        "terminationGracePeriodSeconds": delay + math.ceil(SHUTDOWN.shutdown_grace_seconds),
+        "model": {
+            "modelFormat": {"name": "tensorflow"},
+            "storageUri": cfg.storage_uri,
+            "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+            "readinessProbe": {"httpGet": {"path": f"/v1/models/{name}", "port": KSERVE_REST_PORT},
+                               "periodSeconds": 5},
+            "lifecycle": {"preStop": {"sleep": {"seconds": delay}}},
+        },
+    }
     if request_logging.sampling_rate > 0:
         predictor["logger"] = {"mode": request_logging.kserve_mode,
                                **({"url": request_logging.kserve_url} if request_logging.kserve_url else {})}
     return {
         "apiVersion": f"{KSERVE['group']}/{KSERVE['version']}",
         "kind": "InferenceService",
-        "metadata": {"name": name, "namespace": cfg.namespace, "labels": {"app.kubernetes.io/managed-by": "tfpipe"}},
+        "metadata": {"name": name, "namespace": cfg.namespace, "labels": {"app.kubernetes.io/managed-by": "tfpipe"},
+                     "annotations": {"serving.kserve.io/deploymentMode": "Standard"}},
         "spec": {"predictor": predictor},
     }
 

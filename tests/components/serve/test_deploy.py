@@ -9,7 +9,7 @@ import yaml
 from aiohttp import web
 from kubernetes import client as kube
 
-from components.common.config import ConfigError, DeployConfig, RequestLogConfig
+from components.common.config import ConfigError, DeployConfig, RequestLogConfig, ServeConfig
 from components.common.errors import TfpipeError
 from components.common.registry import Registry
 from components.serve import deploy, infra, step
@@ -83,6 +83,12 @@ def test_kserve_manifest_and_the_request_that_applies_it(tmp_path, recording_clu
     assert manifest["kind"] == "InferenceService" and manifest["apiVersion"] == "serving.kserve.io/v1beta1"
     assert manifest["spec"]["predictor"]["model"]["modelFormat"] == {"name": "tensorflow"}
     assert manifest["spec"]["predictor"]["model"]["storageUri"] == "gs://models/serving/penguins"
+    # A rollout stops the pod as tfpipe serve stops: out of the endpoints first, then a drain within the grace.
+    predictor, serve = manifest["spec"]["predictor"], ServeConfig()
+    assert manifest["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    assert predictor["model"]["readinessProbe"]["httpGet"]["path"] == "/v1/models/penguins"
+    assert predictor["model"]["lifecycle"]["preStop"]["sleep"]["seconds"] >= serve.shutdown_delay_seconds
+    assert predictor["terminationGracePeriodSeconds"] >= serve.shutdown_delay_seconds + serve.shutdown_grace_seconds
     [(method, path, body)] = seen
     assert (method, path) == ("POST", "/apis/serving.kserve.io/v1beta1/namespaces/ml/inferenceservices")
     assert body == manifest
