@@ -62,7 +62,10 @@ def files(folder: str) -> list[LogFile]:
         unfinished = name.startswith(".") and name.endswith(TEMPORARY) and len(name) > len(TEMPORARY) + 1
         if (unfinished or not name.startswith(".")) and not tf.io.gfile.isdir(f"{folder}/{name}"):
             found.append(LogFile(f"{folder}/{name}", unfinished))
-    return sorted(found, key=lambda f: f.final if f.unfinished else f.path)
+    closed = {f.path for f in found if not f.unfinished}
+    # a file renamed while the folder was listed may show under both names: it is read once, whole
+    return sorted((f for f in found if not (f.unfinished and f.final in closed)),
+                  key=lambda f: f.final if f.unfinished else f.path)
 
 
 def records(paths: list[LogFile], read: Read) -> Iterator[prediction_log_pb2.PredictionLog]:

@@ -185,7 +185,7 @@ class ModelManager:
         self.labels: dict[str, int] = {}
         self.refused: dict[str, RefusedLabel] = {}
         self.states: dict[int, VersionState] = {}
-        self._absent: set[int] = set()  # versions in `states` only to say that a label names them
+        self._absent: dict[int, VersionState] = {}  # states of versions not on disk that a label names
         self._failures: dict[int, _Failure] = {}
         self._seen: dict[int, tuple] | None = None  # each unloaded version's fingerprint at the previous poll
         self._stop = threading.Event()
@@ -293,14 +293,28 @@ class ModelManager:
         for label, version in labels.items():
             if self.labels.get(label) != version:
                 log.info("serve: %s label %r -> version %d", self.name, label, version)
-        for version in self._absent - {r.version for r in refused.values()}:
-            self.states.pop(version, None)
-        self._absent = {r.version for r in refused.values() if r.version not in on_disk}
-        for version in self._absent:
-            self.states[version] = VersionState("END", "; ".join(str(r) for r in refused.values()
-                                                                 if r.version == version))
         self.refused = refused
+        self._show_absent(on_disk)
         return labels
+
+    def _show_absent(self, on_disk: list[int]) -> None:
+        """Gives each version a refused label names that is not on disk a status saying so, and takes it back
+        once no label names it (a version that arrived has a status of its own). Unchanged statuses are left in
+        place: a status request reads `states` from another thread."""
+        wanted: dict[int, VersionState] = {}
+        for refusal in self.refused.values():
+            if refusal.version not in on_disk:
+                said = wanted.get(refusal.version)
+                wanted[refusal.version] = VersionState("END", f"{said.error}; {refusal}" if said else str(refusal))
+        for version, state in self._absent.items():
+            if self.states.get(version) is not state:
+                continue  # the version has a status of its own now
+            if wanted.get(version) == state:
+                wanted[version] = state
+            elif version not in wanted:
+                del self.states[version]
+        self.states.update(wanted)
+        self._absent = wanted
 
     def check_name(self, name: str) -> None:
         if name != self.name:
