@@ -343,6 +343,8 @@ class ModelManager:
         return bool(self.servables)
 
     def start(self) -> None:
+        log.info("serve: %s follows the labels in %s%s", self.name, self.labels_file,
+                 "" if self.labels_required or self.labels_file.exists() else " once the registry writes them")
         self.poll()
         self._thread = threading.Thread(target=self._watch, name="model-watcher", daemon=True)
         self._thread.start()

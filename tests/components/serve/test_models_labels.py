@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from components.common.registry import Registry
 from components.serve import announce
-from components.serve.client import RestClient, ServeError
+from components.serve.client import GrpcClient, RestClient, ServeError
 from components.serve.server import running
 from tests.components.registry.conftest import blessed
 from tests.components.registry.test_serving import answer, save_scaler, until
@@ -55,6 +56,11 @@ def test_a_label_moved_to_a_version_that_cannot_be_served_stays_where_it_was(tmp
         until(lambda: server.manager.refused.keys() == {"production", "canary"})
         assert server.manager.labels == {"production": 1} and server.manager.servables.keys() == {1}
         assert answer(client, "production") == ("1", 10.0)
+        grpc = GrpcClient(server.grpc_target, "scaler")
+        assert grpc.predict({"x": np.array([1.0], np.float32)}, label="production")["y"].tolist() == [10.0]
+        with pytest.raises(ServeError, match="NOT_FOUND: .*label 'canary' names version 7"):
+            grpc.predict({"x": np.array([1.0], np.float32)}, label="canary")
+        grpc.close()
         states = rest_states(client)
         assert states["1"] == ("AVAILABLE", "")
         assert states["9"] == ("END", "label 'production' names version 9, which is not available (not on disk); "
