@@ -75,7 +75,7 @@ class BigQueryOptions:
     endpoint: str = ""  # host:port of the Storage Read API; empty: Google's
 
 
-FeatureType = Literal["int", "float", "string", "image"]
+FeatureType = Literal["int", "float", "string", "text", "image"]
 SourceFormat = Literal["auto", "csv", "parquet", "jsonl", "images"]
 Engine = Literal["local", "beam"]
 
@@ -102,6 +102,8 @@ class IngestConfig:
     batch_rows: int = 65536
     infer_rows: int = 10000
     vocab_top_n: int = 100
+    # A text value longer than this (UTF-8 bytes) rejects its row: one stray document must not bloat every batch.
+    max_text_bytes: int = 65536
     max_rejected_fraction: float = 0.01
     threads: int = 2
     csv: CsvOptions = CsvOptions()
@@ -114,7 +116,7 @@ class IngestConfig:
                               f"{where}.query, got nothing")
         if not self.label:
             raise ConfigError(f"{where}.label: expected the name of the label column")
-        for name in ("shards", "batch_rows", "infer_rows", "vocab_top_n", "threads"):
+        for name in ("shards", "batch_rows", "infer_rows", "vocab_top_n", "max_text_bytes", "threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: expected an integer >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.max_rejected_fraction <= 1.0:

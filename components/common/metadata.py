@@ -16,6 +16,7 @@ Schema, per feature:
   every distinct value): a truncated list would call valid values anomalies;
 - numbers: `int_domain` / `float_domain` with the observed min and max; a
   classification label of integers is `is_categorical`;
+- text: `natural_language_domain` (TFDV's mark of free text);
 - images: `image_domain`;
 - the label: `not_in_environment: "SERVING"`, with `default_environment`
   TRAINING and SERVING, TFDV's way of saying that serving requests lack it.
@@ -35,6 +36,13 @@ ingest records only row and label counts, so each split gets a dataset
   `rank_histogram` of the values ingest kept (the most frequent
   `ingest.vocab_top_n`), `avg_length` over those values (exact when the
   vocabulary is complete);
+- text: `string_stats` of its tokens (`unique`, `top_values` and `rank_histogram` as
+  strings have them, of the `ingest.vocab_top_n` most frequent tokens) with
+  `avg_length` the values' mean length in bytes; TFMD has no field for the
+  distributions of lengths, so two `custom_stats` hold them, TFDV's
+  `nl_statistics` (a `NaturalLanguageStatistics` in `any`: min, max and a
+  QUANTILES histogram of tokens per value) and `text_length` (a QUANTILES
+  histogram of bytes per value);
 - images: common stats only.
 """
 
@@ -59,14 +67,15 @@ ALL_EXAMPLES = "All Examples"  # TFDV's name for the slice of every row
 SPLIT_PREFIX = "split:"
 HISTOGRAM_BUCKETS = 10  # TFDV's default for both histograms
 TRAINING, SERVING = "TRAINING", "SERVING"
+NL_STATISTICS, TEXT_LENGTH = "nl_statistics", "text_length"  # a text feature's custom_stats
 
 Histogram = statistics_pb2.Histogram
 FeatureStats = statistics_pb2.FeatureNameStatistics
 
 _SCHEMA_TYPES = {"int": schema_pb2.INT, "float": schema_pb2.FLOAT, "string": schema_pb2.BYTES,
-                 "image": schema_pb2.BYTES}
+                 "text": schema_pb2.BYTES, "image": schema_pb2.BYTES}
 _STATS_TYPES = {"int": FeatureStats.INT, "float": FeatureStats.FLOAT, "string": FeatureStats.STRING,
-                "image": FeatureStats.BYTES}
+                "text": FeatureStats.STRING, "image": FeatureStats.BYTES}
 
 
 class MetadataError(TfpipeError):
@@ -313,6 +322,8 @@ def _add_feature_schema(proto: schema_pb2.Schema, f: Feature, is_label: bool, ca
     feature.presence.min_fraction = s.get("count", 0) / rows if rows else 0.0
     if f.type == "image":
         feature.image_domain.SetInParent()
+    elif f.type == "text":
+        feature.natural_language_domain.SetInParent()
     elif f.type == "string" and _complete_vocabulary(f):
         proto.string_domain.add(name=f.name, value=f.vocabulary)
         feature.domain = f.name
@@ -338,8 +349,11 @@ def _feature_stats(f: Feature, label_counts: Counter | None) -> FeatureStats:
     common = _common(s.get("count", 0), s.get("missing", 0))
     if label_counts is not None:
         out.string_stats.CopyFrom(_string_stats(common, label_counts, len(label_counts)))
-    elif f.type == "string":
+    elif f.type in ("string", "text"):
         out.string_stats.CopyFrom(_string_stats(common, Counter(dict(s.get("top", []))), s.get("unique", 0)))
+        if f.type == "text" and s.get("count"):
+            out.string_stats.avg_length = s["length"]["mean"]
+            out.custom_stats.extend(_text_distributions(s))
     elif f.is_numeric:
         out.num_stats.CopyFrom(_numeric_stats(common, s))
     else:
@@ -356,6 +370,31 @@ def _numeric_stats(common: statistics_pb2.CommonStatistics, s: dict) -> statisti
     out.num_zeros = s.get("zeros", 0)
     out.median = float(quantile_values(source, np.array([0.5]))[0])
     out.histograms.extend([_standard(source, s["min"], s["max"], s["count"]), _quantiles(source, s["count"])])
+    return out
+
+
+def _text_distributions(s: dict) -> list[statistics_pb2.CustomStatistic]:
+    """A text feature's tokens and bytes per value, as QUANTILES histograms (see the module's docstring)."""
+    tokens, length = s["token_count"], s["length"]
+    nl = statistics_pb2.NaturalLanguageStatistics(
+        min_sequence_length=int(tokens["min"]), max_sequence_length=int(tokens["max"]),
+        sequence_length_histogram=_quantiles(_ingest_histogram(tokens), tokens["count"]))
+    packed = statistics_pb2.CustomStatistic(name=NL_STATISTICS)
+    packed.any.Pack(nl)
+    return [packed, statistics_pb2.CustomStatistic(
+        name=TEXT_LENGTH, histogram=_quantiles(_ingest_histogram(length), length["count"]))]
+
+
+def text_distributions(stats: FeatureStats) -> dict[str, Histogram]:
+    """A text feature's distributions of tokens and bytes per value, by name; empty for other features."""
+    out = {}
+    for custom in stats.custom_stats:
+        if custom.name == TEXT_LENGTH:
+            out["bytes per value"] = custom.histogram
+        elif custom.name == NL_STATISTICS and custom.any.Is(statistics_pb2.NaturalLanguageStatistics.DESCRIPTOR):
+            nl = statistics_pb2.NaturalLanguageStatistics()
+            custom.any.Unpack(nl)
+            out["tokens per value"] = nl.sequence_length_histogram
     return out
 
 

@@ -96,7 +96,8 @@ def dataset(examples: str, split: str, schema: Schema, task: Task, batch_size: i
     return ds.prefetch(AUTOTUNE).with_options(options)
 
 
-KINDS = {"int": "int64_list", "float": "float_list", "string": "bytes_list", "image": "bytes_list"}
+KINDS = {"int": "int64_list", "float": "float_list", "string": "bytes_list", "text": "bytes_list",
+         "image": "bytes_list"}
 
 
 def check_examples(examples: str, schema: Schema, task: Task, records: int = 64) -> None:

@@ -17,7 +17,8 @@ from components.common import io
 from components.common.errors import TfpipeError
 
 SCHEMA_VERSION = 1
-FEATURE_TYPES = ("int", "float", "string", "image")
+# string: a category (a value from a vocabulary); text: free text kept whole, whose tokens the model looks up.
+FEATURE_TYPES = ("int", "float", "string", "text", "image")
 
 
 class SchemaError(TfpipeError):
@@ -37,6 +38,8 @@ class Feature:
     type: str
     # int / float: count, missing, min, max, mean, std, histogram.
     # string: count, missing, unique, top: [[value, count], ...].
+    # text: count, missing, tokens (in all), unique and top as strings have them but of tokens, and
+    # length (UTF-8 bytes) and token_count (per value) as numbers have them.
     stats: dict[str, Any] = field(default_factory=dict)
     image: ImageShape | None = None
 
@@ -93,7 +96,7 @@ class Schema:
 
         from components.common.missing import default_value
 
-        dtypes = {"int": tf.int64, "float": tf.float32, "string": tf.string, "image": tf.string}
+        dtypes = {"int": tf.int64, "float": tf.float32, "string": tf.string, "text": tf.string, "image": tf.string}
         return {
             f.name: tf.io.FixedLenFeature([], dtypes[f.type], default_value=default_value(f))
             for f in self.features

@@ -14,7 +14,7 @@ from components.common.schema import Schema
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
-DTYPES = {"int": tf.int64, "float": tf.float32, "string": tf.string, "image": tf.uint8}
+DTYPES = {"int": tf.int64, "float": tf.float32, "string": tf.string, "text": tf.string, "image": tf.uint8}
 
 
 class SignatureName:
@@ -34,7 +34,8 @@ class OutputName:
 
 
 def feature_specs(schema: Schema) -> dict[str, tf.TensorSpec]:
-    """The raw-feature inputs of `serving_default`: `[batch]` per column, `[batch, h, w, c]` uint8 per image."""
+    """The raw-feature inputs of `serving_default`: `[batch]` per column (a text whole, as one string),
+    `[batch, h, w, c]` uint8 per image."""
     specs = {}
     for f in schema.inputs:
         shape = [None, f.image.height, f.image.width, f.image.channels] if f.type == "image" else [None]

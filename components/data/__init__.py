@@ -12,6 +12,8 @@
 - retraining: a subscription-churn table generated reproducibly (`churn.py`),
   one folder a day: two days of one distribution, then a day whose data
   shifted (the example of a retraining run that validation stops).
+- reviews: short product reviews labelled positive or negative, generated
+  reproducibly (`reviews.py`): the text-classification example.
 """
 
 from __future__ import annotations
@@ -65,7 +67,14 @@ def write_retraining(root: str | os.PathLike) -> Path:
     return Path(root)
 
 
+def write_reviews(path: str | os.PathLike) -> Path:
+    from components.data import reviews
+
+    return reviews.write(path)
+
+
 def write_all(root: str | os.PathLike) -> dict[str, Path]:
     root = Path(root)
     return {"digits": write_digits(root / "digits"), "penguins": write_penguins(root / "penguins" / "penguins.csv"),
-            "retraining": write_retraining(root / "retraining")}
+            "retraining": write_retraining(root / "retraining"),
+            "reviews": write_reviews(root / "reviews" / "reviews.csv")}

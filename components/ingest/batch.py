@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.common.config import SplitRatios
+from components.common.config import IngestConfig, SplitRatios
 from components.ingest import conform, examples, split
 from components.ingest.sources import RawBatch
 from components.ingest.stats import Statistics
@@ -26,6 +26,7 @@ class Plan:
     label: str
     key: str
     ratios: SplitRatios
+    max_text_bytes: int = IngestConfig.max_text_bytes
 
     @property
     def dropped(self) -> tuple[str, ...]:
@@ -57,7 +58,7 @@ class Written:
 
 
 def typed(batch: RawBatch, plan: Plan) -> conform.Typed:
-    return conform.conform(batch, plan.types, plan.label, plan.key, plan.dropped)
+    return conform.conform(batch, plan.types, plan.label, plan.key, plan.dropped, plan.max_text_bytes)
 
 
 def process(batch: RawBatch, plan: Plan) -> Processed:

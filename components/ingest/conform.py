@@ -20,14 +20,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from components.common.schema import ImageShape
+from components.common.text import tokens
 from components.ingest.sources import RawBatch, rejection
 
 INT_PATTERN = r"^[+-]?\d+$"
 FLOAT_PATTERN = r"^[+-]?((\d+\.?\d*)|(\.\d+))([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$"
 PATTERNS = {"int": INT_PATTERN, "float": FLOAT_PATTERN}
-ARROW_TYPES = {"int": pa.int64(), "float": pa.float32(), "string": pa.binary(), "image": pa.binary()}
+ARROW_TYPES = {"int": pa.int64(), "float": pa.float32(), "string": pa.binary(), "text": pa.binary(),
+               "image": pa.binary()}
 # Text is parsed at the widest precision, then stored as ARROW_TYPES says.
 PARSED_TYPES = {"int": pa.int64(), "float": pa.float64()}
+# A string column of the sample is text when this fraction of its values are distinct and they hold this
+# many tokens on average (`_is_prose`).
+TEXT_UNIQUE = 0.5
+TEXT_TOKENS = 5.0
 # What a value that reads as a number but does not fit was expected to be.
 RANGES = {"int": "an integer within int64", "float": "a finite number within float32"}
 
@@ -44,12 +50,13 @@ class Typed:
 
 
 def infer_types(sample: pa.Table, overrides: dict[str, str], image_columns: set[str],
-                tolerance: float) -> dict[str, str]:
-    """int, float or string for each column, from the values in `sample`; `overrides` win.
+                tolerance: float, label: str = "") -> dict[str, str]:
+    """int, float, string or text for each column, from the values in `sample`; `overrides` win.
 
     A column is numeric when at most `tolerance` of its values fail to parse as
     numbers: those rows are then rejected by name rather than the whole column
-    silently becoming text.
+    silently becoming text. Of the rest, a column is text when it reads as prose
+    (`_is_prose`); never the label, which is a class.
     """
     types = {}
     for name in sample.column_names:
@@ -58,11 +65,11 @@ def infer_types(sample: pa.Table, overrides: dict[str, str], image_columns: set[
         elif name in image_columns:
             types[name] = "image"
         else:
-            types[name] = _infer_column(sample.column(name), tolerance)
+            types[name] = _infer_column(sample.column(name), tolerance, text_allowed=name != label)
     return types
 
 
-def _infer_column(col: pa.ChunkedArray, tolerance: float) -> str:
+def _infer_column(col: pa.ChunkedArray, tolerance: float, text_allowed: bool) -> str:
     t = col.type
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         return "int"
@@ -79,7 +86,15 @@ def _infer_column(col: pa.ChunkedArray, tolerance: float) -> str:
         failures = len(text) - pc.sum(pc.match_substring_regex(text, pattern, ignore_case=True)).as_py()
         if failures <= allowed and failures < len(text):
             return ftype
-    return "string"
+    return "text" if text_allowed and _is_prose(text) else "string"
+
+
+def _is_prose(text: pa.ChunkedArray) -> bool:
+    """Text, not a category: at least TEXT_UNIQUE of the values distinct (a category repeats; ids, names and
+    codes do not, but they are short) and TEXT_TOKENS tokens a value on average (ids, codes and most names
+    are one to three)."""
+    distinct = pc.count_distinct(text).as_py() / len(text)
+    return distinct >= TEXT_UNIQUE and float(np.mean(tokens(text.combine_chunks())[1])) >= TEXT_TOKENS
 
 
 def _as_text(col) -> pa.ChunkedArray | None:
@@ -97,8 +112,9 @@ def image_shape(png: bytes) -> ImageShape:
     return ImageShape(height=img.height, width=img.width, channels=1 if img.mode == "L" else 3)
 
 
-def conform(batch: RawBatch, types: dict[str, str], label: str, key: str, drop: tuple[str, ...]) -> Typed:
-    """Types every column of `batch`; rows with a bad value or no label are rejected."""
+def conform(batch: RawBatch, types: dict[str, str], label: str, key: str, drop: tuple[str, ...],
+            max_text_bytes: int) -> Typed:
+    """Types every column of `batch`; rows with a bad value, a text over `max_text_bytes` or no label are rejected."""
     table = batch.table
     n = table.num_rows
     bad = np.zeros(n, dtype=bool)
@@ -108,6 +124,8 @@ def conform(batch: RawBatch, types: dict[str, str], label: str, key: str, drop: 
         if name in drop:
             continue
         values, invalid, why = _convert(table.column(name), ftype)
+        if ftype == "text":
+            invalid, why = _within(values, max_text_bytes, invalid, why)
         if invalid is not None:
             for i in np.flatnonzero(invalid & ~bad):
                 reasons[int(i)] = f"column {name!r}: {why(int(i))}"
@@ -141,6 +159,17 @@ def _convert(col: pa.ChunkedArray, ftype: str):
         return pc.cast(col, ARROW_TYPES[ftype]), None, None
     text, not_utf8 = _text(col)
     return text.cast(pa.binary()), not_utf8, lambda i: "value is not valid UTF-8"
+
+
+def _within(values: pa.Array, max_bytes: int, invalid: np.ndarray | None, why):
+    """Adds texts longer than `max_bytes` to `invalid`; returns (invalid or None, reason for row i)."""
+    lengths = pc.fill_null(pc.binary_length(values), 0).to_numpy(zero_copy_only=False)
+    long = lengths > max_bytes
+    if not long.any():
+        return invalid, why
+    return long if invalid is None else invalid | long, \
+        lambda i: f"text of {lengths[i]:,} bytes, longer than ingest.max_text_bytes={max_bytes:,}" if long[i] \
+        else why(i)
 
 
 def _convert_number(col: pa.Array, ftype: str):

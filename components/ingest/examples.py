@@ -25,6 +25,7 @@ _LISTS = {
     "int": ("int64_list", "tensorflow.Int64List", "int64"),
     "float": ("float_list", "tensorflow.FloatList", "float32"),
     "string": ("bytes_list", "tensorflow.BytesList", "string"),
+    "text": ("bytes_list", "tensorflow.BytesList", "string"),
     "image": ("bytes_list", "tensorflow.BytesList", "string"),
 }
 

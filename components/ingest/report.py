@@ -28,6 +28,8 @@ def render(schema: Schema, summary: dict) -> str:
         _splits_table(summary),
         section("Numeric features", _numeric_table(schema), "The data has no int or float columns."),
         section("String features", _string_table(schema), "The data has no string or image columns."),
+        *([section("Text features", _text_table(schema))] if any(f.type == "text" for f in schema.features)
+          else []),
     ])
 
 
@@ -75,6 +77,25 @@ def _string_table(schema: Schema) -> list[str]:
     return [f"<table>{head}{''.join(rows)}</table>"] if rows else []
 
 
+def _text_table(schema: Schema) -> list[str]:
+    """Per text column: bytes and tokens per value (mean and histogram) and the most frequent tokens."""
+    rows = []
+    for f in schema.features:
+        if f.type != "text":
+            continue
+        s = f.stats
+        shape = "".join(f"<td>{s[k]['mean']:.4g}</td><td>{_histogram(f, s[k]['equal_width'], axis)}</td>"
+                        if s["count"] else "<td></td><td></td>"
+                        for k, axis in (("length", "bytes per value"), ("token_count", "tokens per value")))
+        rows.append(
+            f"<tr><td>{_e(f.name)}</td><td>{s['count']:,}</td><td>{s['missing']:,}</td>{shape}"
+            f"<td>{s.get('unique', '')}</td><td style='text-align:left'>{_bars(s['top'][:10], 300)}</td></tr>"
+        )
+    head = "<tr><th>feature</th><th>count</th><th>missing</th><th>mean bytes</th><th>bytes per value</th>" \
+           "<th>mean tokens</th><th>tokens per value</th><th>distinct tokens</th><th>most frequent tokens</th></tr>"
+    return [f"<table>{head}{''.join(rows)}</table>"]
+
+
 def _most_frequent(stats: dict, count: int = 10) -> list[tuple[str, int]]:
     """The most frequent values; missing ones (absent, or the empty string the model reads them as) as one."""
     counts: dict[str, int] = {MISSING: stats["missing"]} if stats["missing"] else {}
@@ -83,12 +104,13 @@ def _most_frequent(stats: dict, count: int = 10) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: -item[1])[:count]
 
 
-def _histogram(feature: Feature, bins: dict) -> str:
-    """Bars of equal width, a bar's height the rows in its bin; value axis below, row axis on the left."""
+def _histogram(feature: Feature, bins: dict, axis: str = "") -> str:
+    """Bars of equal width, a bar's height the rows in its bin; value axis below (named `axis`, or the
+    feature), row axis on the left. A text feature's bins count whole bytes or tokens."""
     edges, counts = bins["edges"], bins["counts"]
     if not counts:
         return ""
-    integer = feature.type == "int"
+    integer = feature.type in ("int", "text")
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     peak = max(counts)
 
@@ -120,7 +142,7 @@ def _histogram(feature: Feature, bins: dict) -> str:
         for c in (0, peak)
     )
     axes = (f"<path d='M{LEFT},{TOP}V{bottom}H{WIDTH - RIGHT}' fill='none' stroke='#444'/>"
-            f"<text x='{LEFT + plot_w / 2:.1f}' y='{HEIGHT - 3}' text-anchor='middle'>{_e(feature.name)}</text>"
+            f"<text x='{LEFT + plot_w / 2:.1f}' y='{HEIGHT - 3}' text-anchor='middle'>{_e(axis or feature.name)}</text>"
             f"<text transform='translate(10 {TOP + plot_h / 2:.1f}) rotate(-90)' text-anchor='middle'>rows</text>")
     return (f"<svg width='{WIDTH}' height='{HEIGHT}' role='img' font-size='9' "
             f"aria-label='histogram of {_e(feature.name)}'>{bars}{axes}{x_ticks}{y_ticks}</svg>")

@@ -7,6 +7,9 @@ rows), a histogram over bin edges fixed from the sample that typing looked at
 report draws).
 Strings: counts of each value, pruned to the most frequent when a column has
 far more distinct values than the report keeps.
+Text: its length in UTF-8 bytes and its count of tokens, each as numbers are
+(the same histograms), and counts of each token as strings count values, with
+the tokens the model's TextVectorization makes (`common.text`).
 
 Every accumulator also merges with another of its kind, so that Beam can
 gather them in parallel (`merge`). Bins are fixed before the first batch and
@@ -24,6 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from components.common import text
 
 HISTOGRAM_BINS = 20
 # Keep at most this many distinct values per string column, times top_n.
@@ -241,6 +246,52 @@ class StringStats:
 
 
 @dataclass
+class TextStats:
+    """A text column: the bytes and tokens of each value as two numeric columns, and its tokens as a string one."""
+
+    top_n: int
+    length: NumericStats = field(default_factory=lambda: NumericStats(integer=True))
+    token_count: NumericStats = field(default_factory=lambda: NumericStats(integer=True))
+    tokens: StringStats = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = StringStats(self.top_n)
+
+    def fit(self, col: pa.Array) -> None:
+        lengths, counts, _ = _measure(col)
+        self.length.fit(lengths)
+        self.token_count.fit(counts)
+
+    def update(self, col: pa.Array) -> None:
+        lengths, counts, tokens = _measure(col)
+        self.length.update(lengths)
+        self.token_count.update(counts)
+        self.tokens.update(tokens)
+
+    def merge(self, other: TextStats) -> None:
+        self.length.merge(other.length)
+        self.token_count.merge(other.token_count)
+        self.tokens.merge(other.tokens)
+
+    def to_dict(self) -> dict:
+        """count and missing count values; `top` and `unique` are tokens, `tokens` how many there were in all."""
+        tokens = self.tokens.to_dict()
+        out = {"count": self.length.count, "missing": self.length.missing, "unique": tokens["unique"],
+               "top": tokens["top"], "tokens": tokens["count"], "length": self.length.to_dict(),
+               "token_count": self.token_count.to_dict()}
+        if tokens.get("approximate"):
+            out["approximate"] = True
+        return out
+
+
+def _measure(col: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Each value's length in bytes and count of tokens (null where the value is), and every token."""
+    tokens, counts = text.tokens(col)
+    return pc.binary_length(col), pa.array(counts, pa.int64(), mask=col.is_null().to_numpy(zero_copy_only=False)), \
+        tokens
+
+
+@dataclass
 class ImageStats:
     count: int = 0
     missing: int = 0
@@ -270,9 +321,11 @@ def _text(value: bytes) -> str:
     return value.decode("utf8", "backslashreplace") if isinstance(value, bytes) else str(value)
 
 
-def _column_stats(ftype: str, top_n: int) -> NumericStats | StringStats | ImageStats:
+def _column_stats(ftype: str, top_n: int) -> NumericStats | StringStats | TextStats | ImageStats:
     if ftype in ("int", "float"):
         return NumericStats(integer=ftype == "int")
+    if ftype == "text":
+        return TextStats(top_n)
     return ImageStats() if ftype == "image" else StringStats(top_n)
 
 
@@ -280,7 +333,7 @@ class Statistics:
     """Per-column statistics plus per-split row and label counts.
 
     `sample`, typed rows seen before the first batch, fixes the numeric
-    columns' bins, so that every copy made from this one (Beam's
+    columns' bins (and those of text lengths), so that every copy made from this one (Beam's
     accumulators) bins alike and merges exactly.
     """
 
@@ -290,7 +343,7 @@ class Statistics:
         self.split_rows: Counter = Counter()
         self.split_labels: dict[str, Counter] = {}
         for name, stats in self.columns.items():
-            if sample is not None and isinstance(stats, NumericStats):
+            if sample is not None and isinstance(stats, NumericStats | TextStats):
                 stats.fit(sample.column(name).combine_chunks())
 
     def update(self, table: pa.Table, splits: np.ndarray, names: tuple[str, ...]) -> None:

@@ -77,7 +77,7 @@ def _ingest(cfg: IngestConfig, beam: BeamConfig, source: sources.Source, batches
     types = _column_types(sample, source, cfg)
     start += _load_tensorflow()
     plan = batch.Plan(types, {n: t for n, t in types.items() if n not in _dropped(cfg, source)}, cfg.label,
-                      cfg.key, cfg.split)
+                      cfg.key, cfg.split, cfg.max_text_bytes)
     typed_sample = batch.typed(sources.RawBatch("", np.arange(1, sample.num_rows + 1), sample), plan).table
     stats = Statistics(plan.kept, cfg.label, cfg.vocab_top_n, typed_sample)
     progress = Progress("ingest", log)
@@ -162,13 +162,15 @@ def _column_types(sample: pa.Table, source: sources.Source, cfg: IngestConfig) -
             raise IngestError(f"{what}: column(s) {missing} not in {where}; columns are {columns}")
     if cfg.label in cfg.drop:
         raise IngestError(f"ingest.drop: cannot drop the label column {cfg.label!r}")
+    if cfg.types.get(cfg.label) == "text":
+        raise IngestError(f"ingest.types.{cfg.label}: the label is a class or a number, not text; use string")
     overrides = dict(cfg.types)
     image_columns = set()
     if source.format == "images":
         # Class folder names are names, even when they look like numbers.
         overrides.setdefault(cfg.label, "string")
         image_columns.add("image")
-    return conform.infer_types(sample, overrides, image_columns, cfg.max_rejected_fraction)
+    return conform.infer_types(sample, overrides, image_columns, cfg.max_rejected_fraction, cfg.label)
 
 
 def _check_counts(good: int, bad: int, cfg: IngestConfig, rejected_file: str) -> None:

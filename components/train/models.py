@@ -61,7 +61,7 @@ def model_input(feature: Feature) -> keras.KerasTensor:
     if feature.type == "image":
         shape = (feature.image.height, feature.image.width, feature.image.channels)
         return keras.Input(shape, dtype="uint8", name=feature.name)
-    dtype = {"int": "int64", "float": "float32", "string": "string"}[feature.type]
+    dtype = {"int": "int64", "float": "float32", "string": "string", "text": "string"}[feature.type]
     return keras.Input((1,), dtype=dtype, name=feature.name)
 
 
