@@ -214,12 +214,9 @@ def validate_command(args: argparse.Namespace) -> int:
 
 
 def models_list_command(args: argparse.Namespace) -> int:
-    import json
-
     from components.common import registry
 
-    print(json.dumps(registry.Registry(args.base).read().to_json(), indent=2) if args.json
-          else registry.list_models(args.base))
+    print(registry.list_models(args.base, as_json=args.json))
     return 0
 
 

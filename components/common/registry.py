@@ -852,11 +852,13 @@ def render_table(record: RegistryRecord, where: str = "", drift: str = "") -> st
     return "\n".join(lines)
 
 
-def list_models(base: str) -> str:
-    """What `tfpipe models list --base <base>/<name>` prints."""
+def list_models(base: str, as_json: bool = False) -> str:
+    """What `tfpipe models list --base <base>/<name> [--json]` prints: the table, or the registry's record."""
     registry = Registry(base)
     registry.check_home()
     record = registry.read()
+    if as_json:
+        return json.dumps(record.to_json(), indent=2)
     return render_table(record, registry.path, registry.disagreement(record))
 
 

@@ -50,8 +50,8 @@ def test_labels_a_crash_left_behind_are_shown_and_a_promotion_that_changes_nothi
 
 def test_a_base_that_is_not_there_is_refused_and_nothing_is_created(tmp_path):
     typo = tmp_path / "serving" / "pengiuns"
-    for args in (("list", "--base", str(typo)), ("promote", "--base", str(typo), "--version", "1"),
-                 ("rollback", "--base", str(typo))):
+    for args in (("list", "--base", str(typo)), ("list", "--base", str(typo), "--json"),
+                 ("promote", "--base", str(typo), "--version", "1"), ("rollback", "--base", str(typo))):
         done = tfpipe(*args)
         assert done.returncode == 2, (args, done.stdout)
         assert done.stderr.splitlines() == [f"error: {typo}: no such folder; expected a model's folder of "
