@@ -12,8 +12,10 @@ live cluster or project.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from components.common.errors import TfpipeError
@@ -56,7 +58,7 @@ def start(pipeline, name: str, target: Target, cache: bool, cron: str = "") -> s
     What was made, in words with its id."""
     from kfp import compiler
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _first_contact(target):
         package = f"{tmp}/{name}.yaml"
         compiler.Compiler().compile(pipeline, package)
         if target.kfp_host:
@@ -71,6 +73,27 @@ def start(pipeline, name: str, target: Target, cache: bool, cron: str = "") -> s
             return f"schedule {schedule.resource_name}"
         job.submit()
         return f"pipeline job {job.resource_name}"
+
+
+class ClusterError(TfpipeError):
+    """The cluster or project cannot be reached as given: no credentials, no answer, not a KFP API."""
+
+
+@contextlib.contextmanager
+def _first_contact(target: Target) -> Iterator[None]:
+    """The first things that go wrong against a cluster, as one line with the way out instead of a traceback."""
+    import google.auth.exceptions
+    import kfp_server_api
+
+    try:
+        yield
+    except google.auth.exceptions.DefaultCredentialsError:
+        raise ClusterError(f"--vertex --project {target.project}: no Google credentials (Application Default "
+                           f"Credentials) on this machine; run `gcloud auth application-default login`, or set "
+                           f"GOOGLE_APPLICATION_CREDENTIALS to a service account's key file") from None
+    except kfp_server_api.exceptions.ApiException as e:
+        raise ClusterError(f"--kfp-host {target.kfp_host}: answered HTTP {e.status} {e.reason} where the KFP API "
+                           f"should be; check the URL (and namespace {target.namespace})") from None
 
 
 class CronError(TfpipeError):
@@ -91,9 +114,37 @@ def cron_for(expression: str, target: str) -> str:
 
 
 def kfp_client(host: str, namespace: str):
+    import logging
+    import warnings
+
     import kfp
 
-    return kfp.Client(host=host, namespace=namespace)
+    _answers_as_kfp(host)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "This client only works with Kubeflow Pipeline v2", FutureWarning)
+        return kfp.Client(host=host, namespace=namespace)
+
+
+def _answers_as_kfp(host: str) -> None:
+    """A quick look at the API's health endpoint before kfp.Client, which retries an answer that is not KFP's
+    for half a minute: no answer, or a page that is not there, is a ClusterError at once. Other answers (a
+    login a cluster's proxy asks for) are left to the client, which brings the credentials."""
+    import urllib.error
+    import urllib.request
+
+    url = f"{host.rstrip('/')}/apis/v2beta1/healthz"
+    try:
+        urllib.request.urlopen(url, timeout=15).close()
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            raise ClusterError(f"--kfp-host {host}: answered HTTP 404 Not Found where the KFP API should be "
+                               f"({url}); check the URL") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise ClusterError(f"--kfp-host {host}: no answer ({reason}); check the URL, or reach the cluster's KFP "
+                           f"API through a port forward: kubectl port-forward -n kubeflow svc/ml-pipeline-ui "
+                           f"8080:80, then --kfp-host http://127.0.0.1:8080") from None
 
 
 def kfp_submit(client, package: str, name: str, experiment: str, cache: bool) -> str:

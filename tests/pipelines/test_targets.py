@@ -111,3 +111,52 @@ def test_a_retraining_started_from_a_step_submits_the_training_pipeline(kfp_api,
     [run] = [body for method, path, body in seen if method == "POST" and path.endswith("/runs")]
     assert run["display_name"] == "tfpipe-churn" and run["pipeline_spec"]["pipelineInfo"]["name"] == "tfpipe-churn"
     assert run["experiment_id"] == "exp-1" and (tmp_path / "started.json").exists()
+
+
+def _tfpipe(*args: str, env: dict | None = None):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run([str(Path(sys.executable).with_name("tfpipe")), *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_submit_and_schedule_to_vertex_without_credentials_say_so_in_one_line(tmp_path):
+    # No credentials anywhere: no key file, an empty gcloud folder, and no metadata server (google-auth would
+    # ask the GCE metadata address; NO_GCE_CHECK keeps every request of this test on this machine).
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": "", "CLOUDSDK_CONFIG": str(tmp_path), "NO_GCE_CHECK": "True",
+           "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9"}
+    target = ["--config", str(ROOT / "pipelines/configs/penguins.yaml"), "--vertex", "--project", "acme",
+              "--pipeline-root", "gs://acme/runs"]
+    for command in (["submit", *target], ["schedule", *target, "--cron", "0 3 * * *"]):
+        done = _tfpipe(*command, env=env)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert done.stderr.strip().splitlines() == [
+            "error: --vertex --project acme: no Google credentials (Application Default Credentials) on this "
+            "machine; run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a "
+            "service account's key file"]
+
+
+def test_submit_to_a_kfp_host_that_does_not_answer_or_is_not_kfp_says_so_in_one_line():
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    config = ["--config", str(ROOT / "pipelines/configs/penguins.yaml")]
+    done = _tfpipe("submit", *config, "--kfp-host", closed)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: --kfp-host {closed}: no answer (") and "Connection refused" in line
+
+    async def not_kfp(request):
+        return web.Response(status=404, text="<html>nothing here</html>")
+
+    with http_server(not_kfp) as url:
+        done = _tfpipe("submit", *config, "--kfp-host", url)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: --kfp-host {url}: answered HTTP 404 Not Found where the KFP API should be "
+        f"({url}/apis/v2beta1/healthz); check the URL"]
