@@ -77,9 +77,9 @@ def run(cfg: MonitorConfig, log_dir: str, training_examples: str, out: str, wind
     if not read.records:
         raise MonitorError(f"{log_dir}: not one request record in its {len(paths)} files; expected the server's "
                            "request logs (serve.logging.dir, with serve.logging.sampling_rate > 0)")
-    if decoder.mismatch():
-        raise MonitorError(f"request logs {log_dir} against training examples {training_examples}: "
-                           f"{decoder.mismatch()}; the log is of another model, or the examples are")
+    if problem := decoder.mismatch():
+        raise MonitorError(f"request logs {log_dir} against training examples {training_examples}: {problem}; "
+                           "the log is of another model, or the examples are")
     training = compare.training_profiles(meta)
     windows, seen, written = [], {}, {}
     previous = None
