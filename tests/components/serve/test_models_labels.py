@@ -96,8 +96,8 @@ def test_tfpipe_serve_follows_the_registrys_labels_with_no_setting(tmp_path, sca
     for version in (1, 2):
         registry.register(version, blessed(0.9))
     server = subprocess.Popen([TFPIPE, "serve", "--model-base", str(home), "--rest-port", "0", "--grpc-port", "0",
-                               "--set", "serve.poll_seconds=0.2"], cwd=ROOT, env=ENV, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                               "--set", "serve.poll_seconds=0.2", "--set", "serve.shutdown_delay_seconds=0"],
+                              cwd=ROOT, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: list[str] = []
     try:
         listening = announce.wait_for(server, 120, lines)
