@@ -1,7 +1,8 @@
 """The layers every tfpipe model is built from, and the Keras classes a saved model names.
 
 Preprocessing lives inside the model (numbers standardised with the schema's
-statistics, strings looked up in its vocabulary, images rescaled), so serving
+statistics, strings looked up in its vocabulary, text split into tokens by a
+TextVectorization adapted on the train split, images rescaled), so serving
 runs the graph training ran. The classes here are registered with Keras when
 this module is imported: any step can then load a model file in safe mode
 without importing the train step.
@@ -14,10 +15,13 @@ import json
 import keras
 import tensorflow as tf
 
-from components.common import config as config_lib
+from components.common import config as config_lib, text
 from components.common.config import ModelConfig
 from components.common.schema import Feature, Schema
 from components.common.task import Task
+
+# A text feature's vocabulary: the most frequent tokens of the train split, the rest one out-of-vocabulary index.
+TEXT_MAX_TOKENS = 20000
 
 
 def kernel_size(cfg: ModelConfig, feature: Feature) -> int:
@@ -31,8 +35,12 @@ def head(task: Task) -> keras.layers.Layer:
     return keras.layers.Dense(1, dtype="float32", name="prediction")
 
 
-def preprocessing(feature: Feature, cfg: ModelConfig) -> list[keras.layers.Layer]:
-    """The layers that turn one raw feature into floats, set from the schema's statistics."""
+def preprocessing(feature: Feature, cfg: ModelConfig, train_data: tf.data.Dataset | None = None
+                  ) -> list[keras.layers.Layer]:
+    """The layers that turn one raw feature into floats, set from the schema's statistics (a text feature's
+    from `train_data`, see `text_encoding`)."""
+    if feature.type == "text":
+        return text_encoding(feature, cfg, train_data)
     if feature.is_numeric:
         return [Standardize(feature.stats.get("mean", 0.0), feature.stats.get("std") or 1.0,
                             name=f"{feature.name}_norm")]
@@ -49,6 +57,27 @@ def preprocessing(feature: Feature, cfg: ModelConfig) -> list[keras.layers.Layer
             keras.layers.Conv2D(cfg.filters, k, padding="same", activation="relu", name=f"{feature.name}_conv2"),
             keras.layers.MaxPooling2D(cfg.pool_size, name=f"{feature.name}_pool"),
             keras.layers.Flatten(name=f"{feature.name}_flat")]
+
+
+def text_encoding(feature: Feature, cfg: ModelConfig, train_data: tf.data.Dataset) -> list[keras.layers.Layer]:
+    """A TextVectorization adapted on the train split's values of the feature, then the mean of its tokens'
+    embeddings (padding masked out); with `embedding_dim` 0, which of the tokens a text holds (multi-hot).
+
+    Adapted on `train_data` (raw `(features, label)` batches of the train split), not set from ingest's
+    top tokens: those count every split, and keep `ingest.vocab_top_n` tokens where a model wants thousands.
+    The standardisation is Keras' default, the one ingest's statistics count tokens with (`common.text`).
+    """
+    name = feature.name
+    vectorize = keras.layers.TextVectorization(
+        max_tokens=TEXT_MAX_TOKENS, standardize=text.STANDARDIZE, split=text.SPLIT,
+        output_mode="int" if cfg.embedding_dim else "multi_hot", name=f"{name}_vectorize")
+    vectorize.adapt(train_data.map(lambda features, _: features[name]))
+    if not cfg.embedding_dim:
+        return [vectorize]
+    return [vectorize,
+            keras.layers.Embedding(vectorize.vocabulary_size(), cfg.embedding_dim, mask_zero=True,
+                                   name=f"{name}_embed"),
+            keras.layers.GlobalAveragePooling1D(name=f"{name}_mean")]
 
 
 @keras.saving.register_keras_serializable(package="tfpipe")

@@ -390,11 +390,11 @@ def text_distributions(stats: FeatureStats) -> dict[str, Histogram]:
     out = {}
     for custom in stats.custom_stats:
         if custom.name == TEXT_LENGTH:
-            out["bytes per value"] = custom.histogram
+            out["bytes_per_value"] = custom.histogram
         elif custom.name == NL_STATISTICS and custom.any.Is(statistics_pb2.NaturalLanguageStatistics.DESCRIPTOR):
             nl = statistics_pb2.NaturalLanguageStatistics()
             custom.any.Unpack(nl)
-            out["tokens per value"] = nl.sequence_length_histogram
+            out["tokens_per_value"] = nl.sequence_length_histogram
     return out
 
 

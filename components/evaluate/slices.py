@@ -41,7 +41,8 @@ _PRUNE_FACTOR = 50  # distinct string values kept per feature, times MAX_VALUES,
 
 
 def features_to_slice(schema: Schema, cfg: EvaluateConfig) -> list[str]:
-    sliceable = {f.name: f for f in schema.inputs if f.type != "image"}
+    """Numbers and categories: an image or a text is a value of its own, which groups nothing."""
+    sliceable = {f.name: f for f in schema.inputs if f.type not in ("image", "text")}
     if not cfg.slices:
         return list(sliceable)
     for name in cfg.slices:
@@ -52,9 +53,10 @@ def features_to_slice(schema: Schema, cfg: EvaluateConfig) -> list[str]:
 
 
 def why_none(schema: Schema) -> str:
-    """Why a model has no slices: `features_to_slice` finds none only when every input is an image."""
-    images = ", ".join(f.name for f in schema.inputs if f.type == "image")
-    return (f"Not sliced: the model reads only images ({images}), and slices group examples by the values of "
+    """Why a model has no slices: `features_to_slice` finds none only when every input is an image or text."""
+    kinds = [f"{kind} ({', '.join(f.name for f in schema.inputs if f.type == ftype)})"
+             for kind, ftype in (("images", "image"), ("text", "text")) if any(f.type == ftype for f in schema.inputs)]
+    return (f"Not sliced: the model reads only {' and '.join(kinds)}, and slices group examples by the values of "
             "tabular features.")
 
 

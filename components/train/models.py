@@ -2,7 +2,9 @@
 
 Every model takes raw features as the schema names them: numbers are
 normalised with the schema's mean and variance, strings looked up in its
-vocabulary then embedded (or one-hot encoded), images rescaled to [0, 1]. The
+vocabulary then embedded (or one-hot encoded), text split into tokens by a
+TextVectorization adapted on the train split and its tokens' embeddings
+averaged (functional API and modules only), images rescaled to [0, 1]. The
 same graph runs in training and serving, so there is no skew between them.
 
 - sequential: the chapter's digits CNN (Conv2D valid, Conv2D same, MaxPooling,
@@ -27,8 +29,20 @@ from components.common.task import Task
 from components.train.errors import TrainError
 
 
-def build(schema: Schema, task: Task, cfg: ModelConfig) -> keras.Model:
-    builders = {"sequential": sequential, "functional": functional, "subclass": subclass}
+def build(schema: Schema, task: Task, cfg: ModelConfig, train_data: tf.data.Dataset | None = None) -> keras.Model:
+    """The model `cfg.api` names; `train_data` (raw batches of the train split) adapts text features' vocabularies.
+
+    Only the functional API takes text: a sequential model has one image input, and the subclassed model
+    rebuilds its layers from the config when loaded, where there is no train split to adapt a vocabulary on.
+    """
+    text = [f.name for f in schema.inputs if f.type == "text"]
+    if text and cfg.api != "functional":
+        raise TrainError(f"train.model.api={cfg.api}: the text feature(s) {text} need a TextVectorization adapted "
+                         f"on the train split, which only the functional API builds here; set "
+                         f"train.model.api=functional or build the model in train.model.module")
+    if cfg.api == "functional":
+        return functional(schema, task, cfg, train_data)
+    builders = {"sequential": sequential, "subclass": subclass}
     return builders[cfg.api](schema, task, cfg)
 
 
@@ -71,16 +85,22 @@ def _apply(layers, x):
     return x
 
 
-def encode(feature: Feature, x: keras.KerasTensor, cfg: ModelConfig) -> keras.KerasTensor:
-    """tfpipe's default encoding of one raw input: the floats its preprocessing branch makes."""
+def encode(feature: Feature, x: keras.KerasTensor, cfg: ModelConfig,
+           train_data: tf.data.Dataset | None = None) -> keras.KerasTensor:
+    """tfpipe's default encoding of one raw input: the floats its preprocessing branch makes (a text
+    feature's vocabulary adapted on `train_data`)."""
     if feature.type == "int":
         x = CastToFloat(name=f"{feature.name}_float")(x)
-    return _apply(preprocessing(feature, cfg), x)
+    if feature.type == "text" and train_data is None:
+        raise TrainError(f"feature {feature.name!r} is text: its encoding is adapted on the train split, and no "
+                         f"train split was given")
+    return _apply(preprocessing(feature, cfg, train_data), x)
 
 
-def functional(schema: Schema, task: Task, cfg: ModelConfig) -> keras.Model:
+def functional(schema: Schema, task: Task, cfg: ModelConfig, train_data: tf.data.Dataset | None = None
+               ) -> keras.Model:
     inputs = {f.name: model_input(f) for f in schema.inputs}
-    branches = [encode(f, inputs[f.name], cfg) for f in schema.inputs]
+    branches = [encode(f, inputs[f.name], cfg, train_data) for f in schema.inputs]
     x = keras.layers.Concatenate(name="features")(branches) if len(branches) > 1 else branches[0]
     for i, units in enumerate(cfg.hidden_units):
         h = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)

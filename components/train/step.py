@@ -112,8 +112,9 @@ def _train(cfg: TrainConfig, examples: str, out: str, extra_callbacks: Sequence[
              global_batch)
     with strategy.scope():
         # A module's model is checked on one batch here, before anything is written.
+        # Text features' vocabularies are adapted on the train split, read once more in order.
         model = (team_model.build(schema, task, cfg.model, data("train", False)) if cfg.model.module
-                 else models.build(schema, task, cfg.model))
+                 else models.build(schema, task, cfg.model, data("train", False)))
         warm = warm_start.apply(model, cfg.warm_start, schema, cfg.warm_start_fallback)
         compiled_metrics = compile_model(model, cfg, task)
     paths = TrainPaths.of(out)

@@ -33,7 +33,7 @@ def build(schema: Schema, task: Task, cfg: ModelConfig, train_data: tf.data.Data
     function = model_module.builder(cfg)
     everything = {f.name: models.model_input(f) for f in schema.inputs}
     inputs = {name: tensor for name, tensor in everything.items() if name != schema.key}
-    encoded = {f.name: models.encode(f, inputs[f.name], cfg) for f in schema.inputs if f.name in inputs}
+    encoded = {f.name: models.encode(f, inputs[f.name], cfg, train_data) for f in schema.inputs if f.name in inputs}
     offered = {"inputs": inputs, "encoded": encoded, "schema": schema, "task": task, "params": dict(cfg.params),
                "train_data": train_data}
     try:

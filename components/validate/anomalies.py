@@ -30,7 +30,9 @@ class Finding:
     feature: str = ""  # "" for a split's finding
     split: str = ""
     # What `measured` is: jensen_shannon_divergence, l_infinity, unseen_fraction, range_excess,
-    # missing_fraction, rows; "" when nothing is measured (a missing feature, a type change).
+    # missing_fraction, rows, and for text (l_infinity of its tokens)
+    # jensen_shannon_divergence_bytes_per_value and _tokens_per_value; "" when nothing is measured
+    # (a missing feature, a type change).
     statistic: str = ""
     measured: float | None = None
     threshold: float | None = None

@@ -78,6 +78,8 @@ def _feature(judge: _Judge, base: Profile, new: Profile, is_label: bool) -> list
         findings.append(_categorical_drift(judge, base, new))
     elif base.numeric and new.numeric:
         findings += [_range(judge, base, new), _numeric_drift(judge, base, new)]
+    if base.distributions and new.distributions:
+        findings += [_text_drift(judge, base, new, what) for what in base.distributions if what in new.distributions]
     return findings
 
 
@@ -121,6 +123,15 @@ def _numeric_drift(judge: _Judge, base: Profile, new: Profile) -> Finding:
     return judge.measure("drift", base.name, "jensen_shannon_divergence", value, threshold,
                          f"{base.name}: Jensen-Shannon divergence {value:.4f} from the baseline over its quantile "
                          f"bins (threshold {threshold:g}).")
+
+
+def _text_drift(judge: _Judge, base: Profile, new: Profile, what: str) -> Finding:
+    """A text's length, in bytes or tokens per value, drifts as a number does (its tokens drift as categories)."""
+    value = distance.histogram_jensen_shannon(base.distributions[what], new.distributions[what])
+    threshold = judge.drift_threshold(base.name)
+    return judge.measure("drift", base.name, f"jensen_shannon_divergence_{what}", value, threshold,
+                         f"{base.name}: Jensen-Shannon divergence {value:.4f} of its {what.replace('_', ' ')} "
+                         f"from the baseline's (threshold {threshold:g}).")
 
 
 def _categorical_drift(judge: _Judge, base: Profile, new: Profile) -> Finding:

@@ -16,6 +16,7 @@ from components.common.metadata import (
     common_stats,
     numeric_stats,
     quantiles_histogram,
+    text_distributions,
     value_counts,
 )
 
@@ -23,15 +24,18 @@ from components.common.metadata import (
 @dataclass(frozen=True)
 class Profile:
     name: str
-    type: str  # INT, FLOAT, BYTES or IMAGE
+    type: str  # INT, FLOAT, BYTES, TEXT or IMAGE
     count: int  # rows with a value
     missing: int
     minimum: float | None = None  # numbers with values
     maximum: float | None = None
     histogram: Histogram | None = None  # numbers with values: QUANTILES, as written
-    values: dict[str, float] | None = None  # categorical: counts by value (the most frequent, when truncated)
+    # categorical: counts by value (the most frequent, when truncated); text: counts by token
+    values: dict[str, float] | None = None
     # categorical: the values the data set allows (its schema's domain), None when it sets none
     domain: tuple[str, ...] | None = None
+    # text: QUANTILES histograms of bytes_per_value and tokens_per_value
+    distributions: dict[str, Histogram] | None = None
 
     @property
     def missing_fraction(self) -> float:
@@ -70,12 +74,15 @@ def profiles(meta: DataMetadata) -> dict[str, Profile]:
             histogram=quantiles_histogram(s) if has_range else None,
             values=counts,
             domain=_domain(meta, feature, s.string_stats.unique, counts),
+            distributions=text_distributions(s) or None,
         )
     return out
 
 
 def _type(feature: schema_pb2.Feature) -> str:
-    return "IMAGE" if feature.HasField("image_domain") else schema_pb2.FeatureType.Name(feature.type)
+    if feature.HasField("image_domain"):
+        return "IMAGE"
+    return "TEXT" if feature.HasField("natural_language_domain") else schema_pb2.FeatureType.Name(feature.type)
 
 
 def _domain(meta: DataMetadata, feature: schema_pb2.Feature, unique: int, counts: dict[str, float] | None

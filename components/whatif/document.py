@@ -167,6 +167,7 @@ class EditorFeature:
     integer: bool
     vocabulary: tuple[str, ...] = ()  # string features: the choices offered ("" stands for missing)
     grid: tuple[float, ...] = ()  # numbers: where partial dependence is evaluated
+    text: bool = False  # free text: edited in a text area, never swept by partial dependence
 
 
 @dataclass(frozen=True)

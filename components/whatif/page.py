@@ -9,7 +9,7 @@ model's versions and forwards `/v1/...` to it, so the page and the model
 share one origin. The partial-dependence plot is drawn here, by the report's
 own plotting code, so the page and the report show it alike (labelled axes, a
 legend, "(missing)" for a missing value). The datapoint editor edits tabular
-features; image models have their analysis in the report (`tfpipe whatif report`).
+features, text in a text area; image models have their analysis in the report (`tfpipe whatif report`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def examples_document(examples: str, model: str) -> PageDocument:
                            float(f"{v:.6g}") if f.type == "float" else v.item() for v in values]  # no float32 noise
         features.append(EditorFeature(f.name, f.is_numeric, f.type == "int",
                                       (*f.vocabulary, "") if f.type == "string" else (),  # "": a missing value
-                                      tuple(grid(values, True, 12)) if f.is_numeric else ()))
+                                      tuple(grid(values, True, 12)) if f.is_numeric else (), f.type == "text"))
     labels = [task.classes[int(i)] for i in test.labels] if task.classes else test.labels.tolist()
     rows = tuple({**{name: column[i] for name, column in columns.items()}, "_label": labels[i]}
                  for i in range(len(labels)))
@@ -100,6 +100,9 @@ async def _partial_dependence(request: web.Request) -> web.Response:
     try:
         asked = from_plain(PartialDependenceRequest, await request.json(), "partial dependence request")
         feature = document.feature(asked.feature)
+        if feature.text:
+            raise WhatIfError(f"{feature.name!r} is text: partial dependence sweeps a number or a category over "
+                              f"its values, and a text has no such values")
         sweep = feature.grid if feature.numeric else feature.vocabulary
         answers = await _predict(request.app, [{**asked.row, feature.name: v} for v in sweep])
     except (ConfigError, WhatIfError, ValueError) as e:

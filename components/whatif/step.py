@@ -61,6 +61,7 @@ def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str, evaluate: Ev
     outputs = predict(model, test.data)
     tabular = [f for f in schema.inputs if f.type != "image"]
     images = [f for f in schema.inputs if f.type == "image"]
+    swept = [f.name for f in tabular if f.type != "text"]
 
     def scored(mask: np.ndarray) -> dict[str, float]:
         return metrics_lib.scalars(score(task, test.labels[mask], outputs[mask], curves=False))
@@ -70,12 +71,14 @@ def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str, evaluate: Ev
     document = WhatIfDocument(
         task=task.kind, label=schema.label, classes=task.classes, count=int(len(test.labels)),
         overall=scored(np.ones(len(test.labels), bool)), slices=by_slice, per_class=_per_class(task, test, scored),
-        partial_dependence=_partial_dependences(cfg, model, schema, tabular, test),
+        partial_dependence=_partial_dependences(cfg, model, schema, tabular, swept, test),
         counterfactuals=found, thresholds=_thresholds(cfg, task, test, outputs, tabular),
         images=_image_analysis(model, images[0].name, task, test, outputs, cfg) if images and task.classes else (),
         why_empty=WhyEmpty(
             slices="" if by_slice else slices.why_none(schema),
-            partial_dependence="" if tabular else _only_images(images, "partial dependence sweeps tabular features"),
+            partial_dependence="" if swept else _only_images(images, "partial dependence sweeps tabular features")
+            if not tabular else "Not computed: partial dependence sweeps numbers and categories over their values, "
+                                "and the model reads only text and images, which have none.",
             counterfactuals=why_not_found,
             thresholds="" if len(task.classes) == 2 else
             f"Threshold analysis is for binary labels; {schema.label!r} {_has_what(task)}.",
@@ -94,11 +97,17 @@ def _per_class(task: Task, test: TestSplit, scored: Scored) -> tuple[SliceMetric
 
 
 def _partial_dependences(cfg: WhatIfConfig, model: keras.Model, schema: Schema, tabular: list[Feature],
-                         test: TestSplit) -> tuple[PartialDependence, ...]:
-    if not tabular:
+                         swept: list[str], test: TestSplit) -> tuple[PartialDependence, ...]:
+    """Over `cfg.features`, or every number and category (`swept`): a text is not swept, as no grid of texts
+    means anything (each is its own value); the model still reads the examples' own texts."""
+    text = [name for name in cfg.features if schema.feature(name).type == "text"]
+    if text:
+        raise WhatIfError(f"whatif.features: {text} are text; partial dependence sweeps numbers and categories "
+                          f"({swept})")
+    if not swept:
         return ()
     predict_rows = _tabular_predictor(model, tabular)
-    names = list(cfg.features) or [f.name for f in tabular]
+    names = list(cfg.features) or swept
     return tuple(analysis.partial_dependence(
         predict_rows, test.features, name,
         analysis.grid(test.features[name], schema.feature(name).is_numeric, cfg.grid_points),

@@ -3,7 +3,7 @@
 import pytest
 
 from components.common.config import ExportConfig, IngestConfig, ModelConfig, TensorBoardConfig, TrainConfig
-from components.data import write_digits, write_penguins
+from components.data import reviews, write_digits, write_penguins
 from components.export import run as export
 from components.ingest import run
 from components.train import run as train
@@ -23,6 +23,15 @@ def penguins_examples(tmp_path_factory):
     return str(root / "examples")
 
 
+@pytest.fixture(scope="session")
+def reviews_examples(tmp_path_factory):
+    """1,500 generated product reviews: an id, a product, a count, the review (text), the sentiment."""
+    root = tmp_path_factory.mktemp("reviews")
+    run(IngestConfig(source=str(reviews.write(root / "reviews.csv", count=1500)), label="sentiment",
+                     key="review_id"), str(root / "examples"))
+    return str(root / "examples")
+
+
 def trained(tmp_path_factory, examples: str, api: str, epochs: int) -> str:
     out = tmp_path_factory.mktemp(f"model-{api}")
     cfg = TrainConfig(epochs=epochs, batch_size=32, learning_rate=0.01, model=ModelConfig(api=api),
@@ -38,6 +47,12 @@ def penguins_model(tmp_path_factory, penguins_examples):
 
 
 @pytest.fixture(scope="session")
+def reviews_model(tmp_path_factory, reviews_examples):
+    """A functional model of the reviews: its text through the default encoding, beside a category and a count."""
+    return trained(tmp_path_factory, reviews_examples, "functional", 4)
+
+
+@pytest.fixture(scope="session")
 def digits_model(tmp_path_factory, digits_examples):
     """The chapter's Sequential CNN on the digits (one image input)."""
     return trained(tmp_path_factory, digits_examples, "sequential", 2)
@@ -48,6 +63,13 @@ def penguins_home(tmp_path_factory, penguins_model, penguins_examples):
     """`<base>/penguins` holding version 1 of the penguins classifier."""
     home = tmp_path_factory.mktemp("serving") / "penguins"
     export(ExportConfig(model_name="penguins"), penguins_model, penguins_examples, str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def reviews_home(tmp_path_factory, reviews_model, reviews_examples):
+    home = tmp_path_factory.mktemp("serving") / "reviews"
+    export(ExportConfig(model_name="reviews"), reviews_model, reviews_examples, str(home))
     return home
 
 

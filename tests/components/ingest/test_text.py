@@ -104,8 +104,8 @@ def test_metadata_has_the_tokens_and_both_distributions_where_tfmd_keeps_them(in
     assert [(v.value, v.frequency) for v in stats.string_stats.top_values][:3] == \
         [tuple(pair) for pair in schema_stats["top"][:3]]
     distributions = text_distributions(stats)
-    assert sorted(distributions) == ["bytes per value", "tokens per value"]
-    assert sum(b.sample_count for b in distributions["tokens per value"].buckets) == pytest.approx(600)
+    assert sorted(distributions) == ["bytes_per_value", "tokens_per_value"]
+    assert sum(b.sample_count for b in distributions["tokens_per_value"].buckets) == pytest.approx(600)
     html = (ingested / "stats.html").read_text()
     assert "Text features" in html and "tokens per value" in html and "most frequent tokens" in html
 

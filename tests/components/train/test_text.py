@@ -1,0 +1,79 @@
+"""A text feature's default encoding: adapted on the train split, inside the model, served as raw text."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from components.common import reader
+from components.common.config import ModelConfig, ServeConfig, TensorBoardConfig, TrainConfig
+from components.common.model_loading import load_model
+from components.common.schema import Schema
+from components.common.task import task_of
+from components.serve.client import GrpcClient, RestClient
+from components.serve.server import running
+from components.train import TrainError, run as train
+
+QUIET = TensorBoardConfig(profile_batch=(), histogram_freq=0, write_graph=False)
+
+
+def test_the_default_encoding_learns_from_the_words(reviews_model):
+    assert json.loads((Path(reviews_model) / "metrics.json").read_text())["accuracy"] > 0.85
+    model = keras.saving.load_model(Path(reviews_model) / "model.keras", safe_mode=True)
+    vocabulary = model.get_layer("review_vectorize").get_vocabulary()
+    assert vocabulary[:2] == ["", "[UNK]"] and {"great", "terrible", "the"} <= set(vocabulary)
+    assert model.get_layer("review_embed").mask_zero
+    assert type(model.get_layer("review_mean")).__name__ == "GlobalAveragePooling1D"
+
+
+def test_served_text_over_rest_and_grpc_equals_keras(reviews_model, reviews_examples, reviews_home):
+    schema = Schema.read(reviews_examples)
+    features, _ = next(iter(reader.dataset(reviews_examples, "test", schema, task_of(schema), 8, training=False)))
+    expected = load_model(reviews_model, schema).predict(features, verbose=0)
+    columns = {k: v.numpy().reshape(-1) for k, v in features.items()}
+    rows = [{k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item()) for k, v in columns.items()}
+            for i in range(len(expected))]
+    assert all(len(row["review"].split()) > 3 for row in rows)  # whole texts travel, not tokens
+    with running(ServeConfig(model_base=str(reviews_home), rest_port=0, grpc_port=0)) as server:
+        rest = RestClient(server.rest_url, "reviews")
+        grpc_client = GrpcClient(server.grpc_target, "reviews")
+        try:
+            by_rest = rest.predict(instances=rows)
+            by_grpc = grpc_client.predict({k: v.astype(object) if v.dtype.kind in "SO" else v
+                                           for k, v in columns.items()})
+        finally:
+            rest.close()
+            grpc_client.close()
+    np.testing.assert_allclose([p["probabilities"] for p in by_rest["predictions"]], expected, atol=1e-5)
+    np.testing.assert_allclose(by_grpc["probabilities"], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("api", ["sequential", "subclass"])
+def test_apis_that_cannot_hold_an_adapted_vocabulary_say_what_to_use(api, reviews_examples, tmp_path):
+    cfg = TrainConfig(epochs=1, model=ModelConfig(api=api), tensorboard=QUIET)
+    with pytest.raises(TrainError, match=rf"train.model.api={api}: the text feature\(s\) \['review'\] need a "
+                                         r"TextVectorization .* set train.model.api=functional or build the model "
+                                         r"in train.model.module"):
+        train(cfg, reviews_examples, str(tmp_path / "model"))
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_module_gets_the_default_text_encoding_and_a_bag_of_tokens_without_embeddings(reviews_examples, tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text(textwrap.dedent('''
+        import keras
+
+
+        def build_model(inputs, encoded, task):
+            output = keras.layers.Dense(len(task.classes), activation="softmax")(encoded["review"])
+            return keras.Model({"review": inputs["review"]}, output)
+    '''))
+    cfg = TrainConfig(epochs=2, batch_size=32, model=ModelConfig(module=str(module), embedding_dim=0),
+                      learning_rate=0.05, tensorboard=QUIET)
+    result = train(cfg, reviews_examples, str(tmp_path / "model"))
+    model = keras.saving.load_model(tmp_path / "model" / "model.keras", safe_mode=True)
+    assert model.get_layer("review_vectorize").get_config()["output_mode"] == "multi_hot"
+    assert result.metrics["accuracy"] > 0.85
