@@ -10,7 +10,9 @@ So each connection's aiohttp protocol is wrapped in a `Guard`:
   closed, before aiohttp sees it;
 - from the first byte of a request until its handler starts (its headers are
   in), `header_timeout` seconds; past it the client gets 408 and the
-  connection is closed;
+  connection is closed. A connection only notes when its request began, and
+  one sweep a second (more often for short timeouts) finds the late ones: a
+  timer per request would cost the busy path an allocation and a cancel;
 - when the server drains, idle connections are closed at once and busy ones
   once their answer is written (answers then say `Connection: close`);
   `answer_waiting` ends those still sending headers with 503.
@@ -27,6 +29,7 @@ import asyncio
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
+SWEEP_SECONDS = 1.0  # how often late headers are looked for, at most
 LINGER_SECONDS = 1.0  # a refused connection stays half-closed this long, so that the client reads its 503
 LINGER_LIMIT = 64  # refused connections lingering at once; past it one is closed at once
 REASONS = {408: "Request Timeout", 503: "Service Unavailable"}
@@ -36,8 +39,10 @@ class Connections:
     """The protocol factory given to the event loop's `create_server`: a `Guard` per connection."""
 
     def __init__(self, make_protocol, limit: int, header_timeout: float, registry: CollectorRegistry):
+        """Made on the running event loop, whose clock times the headers until `close`."""
         self.make_protocol = make_protocol  # aiohttp's web.Server: a new RequestHandler per call
         self.limit, self.header_timeout = limit, header_timeout
+        self.loop = asyncio.get_running_loop()
         self.open: set[Guard] = set()
         self.lingering = 0
         self.all_closed = asyncio.Event()  # set while none is open
@@ -45,20 +50,31 @@ class Connections:
         self.refused = Counter("tfpipe_serve_connections_refused", "REST connections refused: the server had "
                                "serve.max_connections open", registry=registry)
 
+        self.sweep_seconds = min(SWEEP_SECONDS, header_timeout / 4)
+        self.sweeper = self.loop.call_later(self.sweep_seconds, self._sweep)
+
     def __call__(self) -> Guard:
         return Guard(self)
 
     def close_idle(self) -> None:
         """Closes every connection with no request in progress; the others close once answered."""
-        for guard in list(self.open):
-            if not guard.busy and guard.timer is None:
-                guard.transport.close()
+        for guard in [g for g in self.open if not g.busy and not g.began]:
+            guard.transport.close()
 
     def answer_waiting(self, message: str) -> None:
         """503 to every connection still sending a request's headers, then closes it."""
-        for guard in list(self.open):
-            if guard.timer is not None:
-                guard.answer(503, message)
+        for guard in [g for g in self.open if g.began]:
+            guard.answer(503, message)
+
+    def close(self) -> None:
+        self.sweeper.cancel()
+
+    def _sweep(self) -> None:
+        """408 to every connection whose request's headers are late."""
+        late = self.loop.time() - self.header_timeout
+        for guard in [g for g in self.open if 0 < g.began <= late]:
+            guard.answer(408, f"the request's headers did not arrive within {self.header_timeout:g} s")
+        self.sweeper = self.loop.call_later(self.sweep_seconds, self._sweep)
 
 
 class Guard(asyncio.Protocol):
@@ -68,7 +84,7 @@ class Guard(asyncio.Protocol):
         self.owner = owner
         self.inner: asyncio.Protocol | None = None  # None: refused
         self.transport: asyncio.Transport | None = None
-        self.timer: asyncio.TimerHandle | None = None  # runs while a request's headers are on their way
+        self.began = 0.0  # when a request's first byte came, while its headers are on their way; else 0
         self.busy = False  # a handler is working on a request
         self.last = False  # the answer being written is the connection's last: nothing more is timed
 
@@ -87,8 +103,8 @@ class Guard(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.inner is None:
             return  # refused: what it sends is read and dropped until it is closed
-        if self.timer is None and not self.busy and not self.last:
-            self.timer = asyncio.get_running_loop().call_later(self.owner.header_timeout, self._headers_late)
+        if not self.began and not self.busy and not self.last:
+            self.began = self.owner.loop.time()
         self.inner.data_received(data)
 
     def eof_received(self):
@@ -103,7 +119,7 @@ class Guard(asyncio.Protocol):
             self.inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_timer()
+        self.began = 0.0
         if self.inner is None:
             self.owner.lingering -= 1
             return
@@ -114,7 +130,7 @@ class Guard(asyncio.Protocol):
 
     def started(self) -> None:
         """A handler starts on a request: its headers are in."""
-        self._stop_timer()
+        self.began = 0.0
         self.busy = True
 
     def finished(self, keep_alive: bool) -> None:
@@ -124,13 +140,9 @@ class Guard(asyncio.Protocol):
 
     def answer(self, status: int, message: str) -> None:
         """A whole answer written past aiohttp (no request of this connection is in its hands), then closed."""
-        self._stop_timer()
+        self.began = 0.0
         self.transport.write(_response(status, message))
         self.transport.close()
-
-    def _headers_late(self) -> None:
-        self.timer = None
-        self.answer(408, f"the request's headers did not arrive within {self.owner.header_timeout:g} s")
 
     def _refuse(self) -> None:
         """503, then a half-close: the client reads the answer and an end of stream, not a reset."""
@@ -141,12 +153,7 @@ class Guard(asyncio.Protocol):
             self.transport.close()
             return
         self.transport.write_eof()
-        asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
-
-    def _stop_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        owner.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
 def _response(status: int, message: str) -> bytes:

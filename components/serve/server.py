@@ -163,10 +163,13 @@ class ModelServer:
     async def stop(self) -> None:
         """Stops what has started at once; calling it again does nothing."""
         grpc_server, runner, batcher, service = self._grpc, self._runner, self._batcher, self._service
-        request_log, listener = self._request_log, self._listener
+        request_log, listener, connections = self._request_log, self._listener, self._connections
         self._grpc = self._runner = self._batcher = self._service = self._request_log = self._listener = None
+        self._connections = None
         if listener is not None:
             listener.close()
+        if connections is not None:
+            connections.close()
         if grpc_server is not None:
             await grpc_server.stop(grace=CLOSE_SECONDS)
         if runner is not None:

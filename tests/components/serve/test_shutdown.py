@@ -96,10 +96,11 @@ def sent():
     return predict_request()
 
 
-def test_sigterm_under_load_cuts_no_request_and_every_answer_is_logged(tmp_path, penguins_home, sent):
+@pytest.mark.parametrize("batching", ["true", "false"], ids=["batched", "unbatched"])
+def test_sigterm_under_load_cuts_no_request_and_every_answer_is_logged(tmp_path, penguins_home, sent, batching):
     logs = tmp_path / "logs"
     server = Server(penguins_home, {"shutdown_delay_seconds": 3, "shutdown_grace_seconds": 20,
-                                    "batching.enabled": "true", "logging.sampling_rate": 1.0,
+                                    "batching.enabled": batching, "logging.sampling_rate": 1.0,
                                     "logging.dir": str(logs)})
     removed = threading.Event()  # the load balancer has taken the server out: clients send nothing new
     outcomes: dict[str, list] = {"rest": [], "grpc": []}
