@@ -6,7 +6,10 @@ can carry other names. Each pair must be the same kind of layer with the same
 weight shapes; the first that is not is named in the error. Preprocessing is
 not copied: a layer like `Standardize` keeps the new data's statistics, which
 are configuration, not weights; a vocabulary that changed changes the shape of
-its embedding, which the check reports.
+its embedding, which the check reports. A text feature's vocabulary, adapted on
+each run's train split, must be the earlier one token for token: it holds no
+weights, so a changed one would otherwise go unseen while its embedding's rows
+were read for other tokens.
 """
 
 from __future__ import annotations
@@ -56,6 +59,12 @@ def _copy(source: keras.Model, target: keras.Model, where: str) -> int:
     if len(source.layers) != len(target.layers):
         raise TrainError(f"{where}: the warm-start model has {len(source.layers)} layers, this model "
                          f"{len(target.layers)}; train.warm_start needs the same architecture")
+    for s, t in zip(source.layers, target.layers, strict=True):
+        if isinstance(t, keras.layers.TextVectorization) and (
+                type(s) is not type(t) or s.get_vocabulary() != t.get_vocabulary()):
+            raise TrainError(f"{where}: text layer {t.name!r} was adapted on this train split to a vocabulary "
+                             f"that is not the warm-start model's layer {s.name!r}'s; the embeddings after it "
+                             f"would be read for other tokens, so train.warm_start cannot reuse them")
     pairs = [(s, t) for s, t in zip(source.layers, target.layers, strict=True) if s.weights or t.weights]
     for s, t in pairs:
         shapes = [tuple(w.shape) for w in s.weights], [tuple(w.shape) for w in t.weights]

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from components.common import reader
-from components.common.config import ModelConfig, ServeConfig, TensorBoardConfig, TrainConfig
+from components.common.config import IngestConfig, ModelConfig, ServeConfig, TensorBoardConfig, TrainConfig
 from components.common.model_loading import load_model
 from components.common.schema import Schema
 from components.common.task import task_of
+from components.data import reviews
+from components.ingest import run as ingest
 from components.serve.client import GrpcClient, RestClient
 from components.serve.server import running
 from components.train import TrainError, run as train
@@ -77,3 +79,15 @@ def test_a_module_gets_the_default_text_encoding_and_a_bag_of_tokens_without_emb
     model = keras.saving.load_model(tmp_path / "model" / "model.keras", safe_mode=True)
     assert model.get_layer("review_vectorize").get_config()["output_mode"] == "multi_hot"
     assert result.metrics["accuracy"] > 0.85
+
+
+def test_a_warm_start_needs_the_same_text_vocabulary(reviews_model, reviews_examples, tmp_path):
+    same = TrainConfig(epochs=1, batch_size=32, warm_start=f"{reviews_model}/model.keras", tensorboard=QUIET)
+    train(same, reviews_examples, str(tmp_path / "same"))
+    assert json.loads((tmp_path / "same" / "training.json").read_text())["warm_start"]["layers"] > 0
+    other = tmp_path / "other"
+    ingest(IngestConfig(source=str(reviews.write(tmp_path / "r.csv", count=300)), label="sentiment",
+                        key="review_id"), str(other))
+    with pytest.raises(TrainError, match=r"text layer 'review_vectorize' was adapted on this train split to a "
+                                         r"vocabulary that is not the warm-start model's"):
+        train(same, str(other), str(tmp_path / "changed"))
