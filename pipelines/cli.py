@@ -39,12 +39,22 @@ def run_command(args: argparse.Namespace) -> int:
         raise TfpipeError("--step and --from go together: the step to run, and the run folder whose outputs it takes")
     if args.step and args.pipeline == "monitoring":
         raise TfpipeError("--step runs one step of the training pipeline; the monitoring pipeline has no --step")
-    cfg = config_lib.load(args.config, args.overrides)
+    package = None
+    if args.package:
+        from pipelines.targets.package import Package
+
+        if args.config or args.overrides or args.step or args.pipeline != "training":
+            raise TfpipeError("--package runs a compiled pipeline file as it is: without --config, --set, --step "
+                              "or --pipeline (compile with those instead)")
+        package = Package.read(args.package)
+        cfg = package.config
+    else:
+        cfg = config_lib.load(args.config, args.overrides)
     run_dir = local.run(cfg, docker=args.docker, step=args.step or "", after=args.after or "", verbose=args.verbose,
-                        pipeline=args.pipeline)
+                        pipeline=args.pipeline, package=package)
     cfg.write(run_dir)
-    found = summary.monitoring_lines(run_dir) if args.pipeline == "monitoring" else \
-        summary.lines(run_dir, alone=bool(args.step))
+    monitoring = args.pipeline == "monitoring" or (package is not None and package.name.endswith("-monitoring"))
+    found = summary.monitoring_lines(run_dir) if monitoring else summary.lines(run_dir, alone=bool(args.step))
     print("\n" + "\n".join(found))
     return 0
 
@@ -139,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="show every task's output as it runs (it always goes to the run's pipeline.log)")
     run.add_argument("--docker", action="store_true",
                      help="run each step in the component image (pipeline.base_image; make images) with no network")
+    run.add_argument("--package", metavar="FILE",
+                     help="run a compiled pipeline file (tfpipe compile, for KFP or --vertex) instead of the DAG "
+                          "built from --config: a Vertex train job's worker pools run here as replicas")
     add_pipeline_argument(run)
     run.set_defaults(handler=run_command)
     compile_ = commands.add_parser("compile", help="write the pipeline as KFP IR YAML for a cluster or Vertex")

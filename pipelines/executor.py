@@ -7,6 +7,8 @@ this one, which adds two things:
   After TensorFlow, Python's own teardown (freeing every module, native
   destructors) takes about 2 s and writes nothing anyone reads; `os._exit`
   after flushing skips it. Steps close their own files before they return.
+- On a replica of a multi-worker train step other than the chief, the step's
+  output files go to a temporary folder: every replica runs the same command.
 - A step that fails leaves its error as a record (`StepFailure`, in
   `failure.json` beside its outputs), so that `tfpipe run` says which step
   failed and why without reading a traceback.
@@ -30,6 +32,7 @@ import traceback
 from pathlib import Path
 from typing import NoReturn
 
+from components.common import tf_config
 from pipelines.records import StepFailure
 
 FORKSERVER = "TFPIPE_FORKSERVER"
@@ -65,6 +68,8 @@ def execute(argv: list[str]) -> NoReturn:
     """Runs module `argv[0]` as the main module with the arguments `argv[1:]`, then ends the process:
     with status 0 when it returned, else with the failure recorded."""
     module, *args = argv
+    if not tf_config.is_chief():
+        args = _outputs_elsewhere(args)
     sys.argv = [module, *args]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
@@ -79,6 +84,28 @@ def execute(argv: list[str]) -> NoReturn:
     sys.stderr.flush()
     logging.shutdown()
     os._exit(code)
+
+
+def _outputs_elsewhere(args: list[str]) -> list[str]:
+    """The executor's arguments with its output files moved to a temporary folder.
+
+    Every replica of a multi-worker train step (a Vertex CustomJob's pools, `tfpipe run --package`) runs
+    this same command; the chief alone writes the model, and so the step's outputs: the others writing
+    the same files at once could leave them torn.
+    """
+    import tempfile
+
+    at = args.index("--executor_input") + 1 if "--executor_input" in args else 0
+    if not at:
+        return args
+    executor_input = json.loads(args[at])
+    outputs = executor_input.get("outputs", {})
+    elsewhere = tempfile.mkdtemp(prefix="tfpipe-replica-outputs-")
+    if "outputFile" in outputs:
+        outputs["outputFile"] = f"{elsewhere}/executor_output.json"
+    for name, parameter in outputs.get("parameters", {}).items():
+        parameter["outputFile"] = f"{elsewhere}/{name}"
+    return [*args[:at], json.dumps(executor_input), *args[at + 1:]]
 
 
 def _record(args: list[str], error: BaseException) -> None:

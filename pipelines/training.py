@@ -56,10 +56,12 @@ def build(cfg: RunConfig, vertex: bool = False):
                 task.set_accelerator_type(p.accelerator_type).set_accelerator_limit(p.accelerator_count)
         return task
 
+    defaults = parameters(cfg)
+
     @dsl.pipeline(name=f"tfpipe-{cfg.name}", description=__doc__.split("\n\n")[0])
-    def training(config: str = cfg.to_json(indent=None), ingest_config: str = ingest_sections(cfg),
-                 train_config: str = cfg.sections_json(*TRAIN_SECTIONS),
-                 tune_config: str = cfg.sections_json("tune", "train"), source_fingerprint: str = ""):
+    def training(config: str = defaults["config"], ingest_config: str = defaults["ingest_config"],
+                 train_config: str = defaults["train_config"], tune_config: str = defaults["tune_config"],
+                 source_fingerprint: str = ""):
         summary = ops.summary(config=config).set_caching_options(False)
         with dsl.ExitHandler(summary, name="run"):
             # A {SPAN} or date source resolves when the run starts, a BigQuery table changes under its name:
@@ -93,6 +95,12 @@ def build(cfg: RunConfig, vertex: bool = False):
                                         version=exported.outputs["Output"]), retries=True)
 
     return training
+
+
+def parameters(cfg: RunConfig) -> dict[str, str]:
+    """The config, and each step's sections of it, as the pipeline's parameters (their compiled defaults)."""
+    return {"config": cfg.to_json(indent=None), "ingest_config": ingest_sections(cfg),
+            "train_config": cfg.sections_json(*TRAIN_SECTIONS), "tune_config": cfg.sections_json("tune", "train")}
 
 
 def ingest_sections(cfg: RunConfig) -> str:

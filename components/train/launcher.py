@@ -42,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger("tfpipe.train")
@@ -98,9 +99,31 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def tf_configs(workers: int) -> list[str]:
+def tf_configs(workers: int) -> list[dict[str, str]]:
+    """Each worker's environment as `tfpipe train --workers N` and a Kubeflow TFJob of workers set it."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(workers)]}
-    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(workers)]
+    return [{"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+            for i in range(workers)]
+
+
+# Vertex's worker pools, as TF_CONFIG names their tasks: the first pool is the chief (one replica).
+VERTEX_POOL_TASKS = ("chief", "worker", "ps", "evaluator")
+
+
+def vertex_environments(replicas: list[int]) -> list[dict[str, str]]:
+    """Each replica's environment as a Vertex CustomJob with these worker pools sets it: `CLUSTER_SPEC` (pools
+    `workerpool0`...) and the `TF_CONFIG` derived from it (chief, worker, ps, evaluator)."""
+    ports = iter(free_ports(sum(replicas)))
+    pools = {f"workerpool{i}": [f"127.0.0.1:{next(ports)}" for _ in range(count)] for i, count in enumerate(replicas)}
+    tasks = {VERTEX_POOL_TASKS[i]: addresses for i, addresses in enumerate(pools.values()) if addresses}
+    environments = []
+    for i, (pool, addresses) in enumerate(pools.items()):
+        for index in range(len(addresses)):
+            spec = {"cluster": pools, "environment": "cloud", "task": {"type": pool, "index": index}}
+            task = {"type": VERTEX_POOL_TASKS[i], "index": index}
+            tf_config = {"cluster": tasks, "environment": "cloud", "task": task}
+            environments.append({"CLUSTER_SPEC": json.dumps(spec), "TF_CONFIG": json.dumps(tf_config)})
+    return environments
 
 
 def worker_command(examples: str, out: str, config: str | None, overrides: list[str]) -> list[str]:
@@ -154,13 +177,15 @@ def resolve_warm_start(cfg):
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, warm_start=source))
 
 
-def launch(command: list[str], workers: int, restarts: int = RESTARTS) -> int:
-    """Runs `command` once per worker; 0 when all succeed, else the failed worker's exit status.
+def launch(command: list[str], workers: int, restarts: int = RESTARTS,
+           environments: Callable[[int], list[dict[str, str]]] = tf_configs) -> int:
+    """Runs `command` once per worker, each with its part of `environments(workers)` (fresh ports on every
+    attempt); 0 when all succeed, else the failed worker's exit status.
 
     After a crash every worker starts again, up to `restarts` times (the module's docstring says why).
     """
     restart = 0
-    while failure := run_group(command, workers):
+    while failure := run_group(command, environments(workers)):
         if not failure.crashed:
             print("the run stopped (run the same command again to resume)", file=sys.stderr, flush=True)
             return failure.status
@@ -175,16 +200,18 @@ def launch(command: list[str], workers: int, restarts: int = RESTARTS) -> int:
     return 0
 
 
-def run_group(command: list[str], workers: int) -> Exit | None:
-    """One attempt of the whole group on fresh ports: None when every worker succeeds, else the failure.
+def run_group(command: list[str], environments: list[dict[str, str]]) -> Exit | None:
+    """One attempt of the whole group, a worker per environment: None when every worker succeeds, else the
+    failure.
 
     The others are stopped as soon as one fails, and every worker's output is relayed before this returns.
     """
+    workers = len(environments)
     exits: queue.Queue[Exit] = queue.Queue()
     procs, relays = [], []
     try:
-        for i, tf_config in enumerate(tf_configs(workers)):
-            proc = subprocess.Popen(command, env={**os.environ, "TF_CONFIG": tf_config}, stdout=subprocess.PIPE,
+        for i, environment in enumerate(environments):
+            proc = subprocess.Popen(command, env={**os.environ, **environment}, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, errors="replace")
             relay = threading.Thread(target=_relay, args=(proc, i, exits), daemon=True)
             relay.start()

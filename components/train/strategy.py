@@ -8,29 +8,11 @@ writes final outputs; other workers write to temporary places.
 
 from __future__ import annotations
 
-import json
 import os
 
 import tensorflow as tf
 
-
-def cluster() -> dict:
-    return json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-
-
-def worker_count() -> int:
-    spec = cluster().get("cluster", {})
-    return len(spec.get("worker", [])) + len(spec.get("chief", []))
-
-
-def is_chief() -> bool:
-    """The chief, or worker 0 when there is no chief, or a single process."""
-    task = cluster().get("task", {})
-    if not task:
-        return True
-    if task.get("type") == "chief":
-        return True
-    return task.get("type") == "worker" and task.get("index") == 0 and "chief" not in cluster().get("cluster", {})
+from components.common.tf_config import cluster, is_chief, worker_count  # noqa: F401 (this module's API too)
 
 
 def make(name: str, tpu: str = "") -> tf.distribute.Strategy:

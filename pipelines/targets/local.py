@@ -28,6 +28,7 @@ from components.common.errors import TfpipeError
 from pipelines import executor
 from pipelines.records import StepFailure
 from pipelines.targets import forkserver, local_log
+from pipelines.targets.package import Package
 
 # What the steps' processes import: the fork server imports it once for all of them. kfp's executor as each
 # step's command loads it (without kfp's client), then the step packages the ops call.
@@ -41,9 +42,10 @@ class PipelineError(TfpipeError):
 
 
 def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", verbose: bool = False,
-        pipeline: str = "training") -> Path:
+        pipeline: str = "training", package: Package | None = None) -> Path:
     """Runs the DAG to the end, or `step` alone on the outputs of the run folder `after`; the new run folder.
-    `pipeline` is training or monitoring (whose retraining, if it asks for one, is a `tfpipe run` here).
+    `pipeline` is training or monitoring (whose retraining, if it asks for one, is a `tfpipe run` here);
+    `package`, a compiled pipeline file to run instead of the DAG built from `cfg` (its own config).
 
     Without containers, the steps run in children of a fork server that has imported their modules
     once (pipelines.targets.forkserver). kfp.local's whole output (every task's executor input and
@@ -63,7 +65,10 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
         name = f"tfpipe-{cfg.name}-{step or 'monitoring'}" if step or pipeline == "monitoring" else f"tfpipe-{cfg.name}"
         if docker:
             cfg = absolute_paths(cfg)
-        dag, arguments = _pipeline(cfg, step, after, pipeline)
+        if package is not None:
+            name, (dag, arguments) = package.name, _package(package, cfg, docker)
+        else:
+            dag, arguments = _pipeline(cfg, step, after, pipeline)
         runner = _docker_runner(cfg) if docker else local.SubprocessRunner(use_venv=False)
         local.init(runner=runner, pipeline_root=str(root), enable_caching=cfg.pipeline.cache,
                    cache_root=str(root / ".kfp_cache"), raise_on_error=True)
@@ -99,6 +104,18 @@ def _pipeline(cfg: RunConfig, step: str, after: str, pipeline: str) -> tuple:
         return training.build_step(cfg, step, summary.outputs_of(Path(after).resolve())), {}
     digest = fingerprint.of_source(cfg.ingest.source, cfg.ingest.query)
     return training.build(cfg), {"source_fingerprint": digest}
+
+
+def _package(package: Package, cfg: RunConfig, docker: bool) -> tuple:
+    """The compiled file, rehearsed, and its arguments: the data's fingerprint (never reuse an earlier run's data
+    from a changed source), and in containers the config with absolute paths."""
+    from components.common import fingerprint
+    from pipelines import training
+
+    arguments = {"source_fingerprint": fingerprint.of_source(cfg.ingest.source, cfg.ingest.query)}
+    if docker:
+        arguments.update(training.parameters(cfg))
+    return package.component(), {k: v for k, v in arguments.items() if k in package.parameters}
 
 
 @contextlib.contextmanager

@@ -75,3 +75,22 @@ def test_a_teams_own_model_through_the_pipeline_in_containers(engine, tmp_path):
     deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
     assert deploy["deployed"]
     assert (tmp_path / "runs" / "serving" / "penguins_wide_deep" / "1" / "saved_model.pb").exists()
+
+
+def test_a_compiled_vertex_file_runs_in_containers_with_its_worker_pools(engine, tmp_path):
+    """`tfpipe run --package FILE --docker`: what Vertex would run, each step in the image, two train replicas."""
+    from kfp import compiler
+
+    from pipelines import training
+    from pipelines.targets.package import Package
+
+    source = write_penguins(tmp_path / "data" / "penguins.csv")
+    cfg = config_lib.load(ROOT / "pipelines/configs/penguins.yaml", [
+        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=2", "runtime.workers=2",
+        "deploy.infra_check=false", f"pipeline.base_image={IMAGE}"])
+    compiler.Compiler().compile(training.build(cfg, vertex=True), str(tmp_path / "vertex.yaml"))
+    package = Package.read(tmp_path / "vertex.yaml")
+    run_dir = local.run(package.config, docker=True, package=package)
+    assert json.loads((run_dir / "train" / "model" / "training.json").read_text())["workers"] == 2
+    assert f"Found image '{IMAGE}'" in (run_dir / "pipeline.log").read_text()
+    assert (tmp_path / "runs" / "serving" / "penguins" / "1" / "saved_model.pb").exists()

@@ -1,0 +1,74 @@
+"""`tfpipe run --package FILE`: the compiled file itself runs here, a Vertex train job's worker pools as replicas."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kfp import compiler
+
+from components.common import config as config_lib
+from components.data import write_penguins
+from components.train import launcher
+from pipelines import summary, training
+from pipelines.targets import local
+from pipelines.targets.package import Package, PackageError
+from tests.conftest import ROOT
+
+
+def compiled(tmp_path, vertex: bool, *sets: str) -> Path:
+    source = write_penguins(tmp_path / "penguins.csv")
+    cfg = config_lib.load(ROOT / "pipelines/configs/penguins.yaml", [
+        f"ingest.source={source}", f"runs_root={tmp_path}/runs", f"export.base={tmp_path}/serving", "train.epochs=2",
+        "deploy.infra_check=false", *sets])
+    path = tmp_path / ("vertex.yaml" if vertex else "kfp.yaml")
+    compiler.Compiler().compile(training.build(cfg, vertex=vertex), str(path))
+    return path
+
+
+def test_vertex_sets_cluster_spec_and_tf_config_per_replica():
+    chief, first, second = (
+        {k: json.loads(v) for k, v in env.items()} for env in launcher.vertex_environments([1, 2]))
+    pools = chief["CLUSTER_SPEC"]["cluster"]
+    assert list(pools) == ["workerpool0", "workerpool1"] and len(pools["workerpool1"]) == 2
+    assert [e["CLUSTER_SPEC"]["task"] for e in (chief, first, second)] == [
+        {"type": "workerpool0", "index": 0}, {"type": "workerpool1", "index": 0}, {"type": "workerpool1", "index": 1}]
+    assert chief["TF_CONFIG"]["cluster"] == {"chief": pools["workerpool0"], "worker": pools["workerpool1"]}
+    assert [e["TF_CONFIG"]["task"] for e in (chief, first, second)] == [
+        {"type": "chief", "index": 0}, {"type": "worker", "index": 0}, {"type": "worker", "index": 1}]
+
+
+@pytest.mark.slow
+def test_the_compiled_kfp_file_runs_as_compiled(tmp_path):
+    path = compiled(tmp_path, vertex=False)
+    package = Package.read(path)
+    run_dir = local.run(package.config, package=package)
+    assert run_dir.name.startswith("tfpipe-penguins-")
+    lines = summary.lines(run_dir)
+    assert any(line.strip().startswith("blessed   yes") for line in lines)
+    assert (tmp_path / "serving" / "penguins" / "1" / "saved_model.pb").exists()
+
+
+@pytest.mark.slow
+def test_the_compiled_vertex_file_trains_on_the_worker_pools_as_replicas(tmp_path):
+    path = compiled(tmp_path, True, "runtime.workers=2")
+    done = subprocess.run([str(Path(sys.executable).with_name("tfpipe")), "run", "--package", str(path)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run_dir] = (tmp_path / "runs").glob("tfpipe-penguins-*")
+    training_record = json.loads((run_dir / "train" / "model" / "training.json").read_text())
+    assert training_record["workers"] == 2 and training_record["strategy"] == "CollectiveAllReduceStrategy"
+    log = (run_dir / "pipeline.log").read_text()
+    assert "started 2 workers" in log and "[worker 1]" in log
+    assert not list((run_dir / "train" / "model").glob(".train-worker-*"))  # the other replica's copies are gone
+    assert "blessed   yes" in done.stdout and f"run {run_dir}" in done.stdout
+
+
+def test_a_package_runs_as_it_is(tmp_path):
+    done = subprocess.run([str(Path(sys.executable).with_name("tfpipe")), "run", "--package", str(tmp_path / "x"),
+                           "--set", "train.epochs=1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--package runs a compiled pipeline file as it is" in done.stderr
+    (tmp_path / "other.yaml").write_text("pipelineInfo: {name: other}\nroot: {}\n")
+    with pytest.raises(PackageError, match="other.yaml: not a pipeline tfpipe compiled"):
+        Package.read(tmp_path / "other.yaml")
