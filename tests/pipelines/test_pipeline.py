@@ -15,6 +15,7 @@ from pipelines.records import EvaluateRecord, ExportRecord
 from pipelines.targets import local
 from pipelines.targets.local import PipelineError
 from tests.conftest import ROOT
+from tests.served import assert_served_as_keras
 
 
 def test_compiled_pipeline(tmp_path):
@@ -169,16 +170,9 @@ def test_one_step_alone_on_an_earlier_run(penguins_cfg):
 def test_a_teams_own_model_through_the_whole_dag_tuned_served_on_both_protocols(tmp_path):
     """The wide & deep example (its own registered layer) from ingest to serving, tuned over two of its params."""
     import keras
-    import numpy as np
     import tensorflow as tf
 
-    from components.common import reader
-    from components.common.config import ServeConfig
     from components.common.model_loading import load_model
-    from components.common.schema import Schema
-    from components.common.task import task_of
-    from components.serve.client import GrpcClient, RestClient
-    from components.serve.server import running
 
     source = write_penguins(tmp_path / "penguins.csv")
     cfg = config_lib.load(ROOT / "pipelines/configs/penguins_wide_deep.yaml", [
@@ -193,26 +187,8 @@ def test_a_teams_own_model_through_the_whole_dag_tuned_served_on_both_protocols(
     crosses = [layer for layer in load_model(str(outputs.model)).layers if type(layer).__name__ == "CrossLayer"]
     assert len(crosses) == best["cross_layers"]
 
-    schema = Schema.read(str(outputs.examples))
-    features, _ = next(iter(reader.dataset(str(outputs.examples), "test", schema, task_of(schema), 8,
-                                           training=False)))
-    expected = load_model(str(outputs.model), schema).predict(features, verbose=0)
-    columns = {k: v.numpy().reshape(-1) for k, v in features.items()}
-    rows = [{k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item()) for k, v in columns.items()}
-            for i in range(len(expected))]
-    home = tmp_path / "runs" / "serving" / "penguins_wide_deep"
-    with running(ServeConfig(model_base=str(home), rest_port=0, grpc_port=0)) as server:
-        rest = RestClient(server.rest_url, "penguins_wide_deep")
-        grpc_client = GrpcClient(server.grpc_target, "penguins_wide_deep")
-        try:
-            by_rest = rest.predict(instances=rows)
-            by_grpc = grpc_client.predict({k: v.astype(object) if v.dtype.kind in "SO" else v
-                                           for k, v in columns.items()})
-        finally:
-            rest.close()
-            grpc_client.close()
-    np.testing.assert_allclose([p["probabilities"] for p in by_rest["predictions"]], expected, atol=1e-5)
-    np.testing.assert_allclose(by_grpc["probabilities"], expected, atol=1e-5)
+    assert_served_as_keras(str(tmp_path / "runs" / "serving" / "penguins_wide_deep"), "penguins_wide_deep",
+                           str(outputs.examples), str(outputs.model))
     assert keras.saving.get_registered_object("wide_deep>CrossLayer") is not None
     assert tf.io.gfile.exists(str(run_dir / "whatif"))
 

@@ -154,7 +154,14 @@ def test_statistics_merged_in_any_order_equal_one_pass():
                          "label": pa.array(rng.choice([b"a", b"b", b"c"], 300))})
                for center in (0, -4_000, 70_000, 3, 1e6)]
     splits = [rng.integers(0, 3, 300).astype(np.int8) for _ in batches]
-    types = {"x": "float", "n": "int", "label": "string"}
+    assert_merged_in_any_order_equal_one_pass({"x": "float", "n": "int", "label": "string"}, batches, splits,
+                                              ([4, 0, 3, 1, 2], [1, 2, 3, 4, 0]))
+
+
+def assert_merged_in_any_order_equal_one_pass(types: dict[str, str], batches: list[pa.Table], splits: list,
+                                              orders) -> None:
+    """Statistics of each batch apart, merged in each of `orders`, equal one pass over all of them (the bins
+    fixed from the first batch's first 100 rows, as the sample fixes them)."""
     one_pass = Statistics(types, "label", 10, batches[0].slice(0, 100))
     parts = []
     for table, where in zip(batches, splits, strict=True):
@@ -162,7 +169,7 @@ def test_statistics_merged_in_any_order_equal_one_pass():
         part = Statistics(types, "label", 10, batches[0].slice(0, 100))
         part.update(table, where, SPLITS)
         parts.append(part)
-    for order in ([4, 0, 3, 1, 2], [1, 2, 3, 4, 0]):
+    for order in orders:
         merged = Statistics(types, "label", 10, batches[0].slice(0, 100))
         for i in order:
             merged.merge(parts[i])

@@ -5,19 +5,13 @@ import textwrap
 from pathlib import Path
 
 import keras
-import numpy as np
 import pytest
 
-from components.common import reader
-from components.common.config import IngestConfig, ModelConfig, ServeConfig, TensorBoardConfig, TrainConfig
-from components.common.model_loading import load_model
-from components.common.schema import Schema
-from components.common.task import task_of
+from components.common.config import IngestConfig, ModelConfig, TensorBoardConfig, TrainConfig
 from components.data import reviews
 from components.ingest import run as ingest
-from components.serve.client import GrpcClient, RestClient
-from components.serve.server import running
 from components.train import TrainError, run as train
+from tests.served import assert_served_as_keras
 
 QUIET = TensorBoardConfig(profile_batch=(), histogram_freq=0, write_graph=False)
 
@@ -32,25 +26,8 @@ def test_the_default_encoding_learns_from_the_words(reviews_model):
 
 
 def test_served_text_over_rest_and_grpc_equals_keras(reviews_model, reviews_examples, reviews_home):
-    schema = Schema.read(reviews_examples)
-    features, _ = next(iter(reader.dataset(reviews_examples, "test", schema, task_of(schema), 8, training=False)))
-    expected = load_model(reviews_model, schema).predict(features, verbose=0)
-    columns = {k: v.numpy().reshape(-1) for k, v in features.items()}
-    rows = [{k: (v[i].decode() if isinstance(v[i], bytes) else v[i].item()) for k, v in columns.items()}
-            for i in range(len(expected))]
-    assert all(len(row["review"].split()) > 3 for row in rows)  # whole texts travel, not tokens
-    with running(ServeConfig(model_base=str(reviews_home), rest_port=0, grpc_port=0)) as server:
-        rest = RestClient(server.rest_url, "reviews")
-        grpc_client = GrpcClient(server.grpc_target, "reviews")
-        try:
-            by_rest = rest.predict(instances=rows)
-            by_grpc = grpc_client.predict({k: v.astype(object) if v.dtype.kind in "SO" else v
-                                           for k, v in columns.items()})
-        finally:
-            rest.close()
-            grpc_client.close()
-    np.testing.assert_allclose([p["probabilities"] for p in by_rest["predictions"]], expected, atol=1e-5)
-    np.testing.assert_allclose(by_grpc["probabilities"], expected, atol=1e-5)
+    sent = assert_served_as_keras(str(reviews_home), "reviews", reviews_examples, reviews_model)
+    assert all(len(row["review"].split()) > 3 for row in sent)  # whole texts travel, not tokens
 
 
 @pytest.mark.parametrize("api", ["sequential", "subclass"])

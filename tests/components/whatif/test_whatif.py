@@ -19,7 +19,7 @@ from tests.conftest import people_rows, write_csv
 def bill_length_only(tmp_path_factory, penguins_examples):
     """A penguins classifier whose output depends on bill_length_mm alone (the other inputs are unused)."""
     schema = Schema.read(penguins_examples)
-    inputs = {f.name: models._input(f) for f in schema.inputs}
+    inputs = {f.name: models.model_input(f) for f in schema.inputs}
     bill = schema.feature("bill_length_mm")
     x = Standardize(bill.stats["mean"], bill.stats["std"])(inputs["bill_length_mm"])
     head = keras.layers.Dense(3, activation="softmax")
