@@ -89,7 +89,8 @@ def _text_table(schema: Schema) -> list[str]:
                         for k, axis in (("length", "bytes per value"), ("token_count", "tokens per value")))
         rows.append(
             f"<tr><td>{_e(f.name)}</td><td>{s['count']:,}</td><td>{s['missing']:,}</td>{shape}"
-            f"<td>{s.get('unique', '')}</td><td style='text-align:left'>{_bars(s['top'][:10], 300)}</td></tr>"
+            f"<td>{s.get('unique', '')}</td>"
+            f"<td style='text-align:left;white-space:nowrap'>{_bars(s['top'][:10], 300)}</td></tr>"
         )
     head = "<tr><th>feature</th><th>count</th><th>missing</th><th>mean bytes</th><th>bytes per value</th>" \
            "<th>mean tokens</th><th>tokens per value</th><th>distinct tokens</th><th>most frequent tokens</th></tr>"
