@@ -155,19 +155,34 @@ class ModuleRecord:
         io.write_json(f"{folder}/{RECORD}", self.to_json())
 
 
+    @property
+    def lineage(self) -> str:
+        """How the registry names it: the module and the start of its hash."""
+        return f"{self.module} sha256:{self.sha256[:12]}"
+
+
+def record_beside(model_file: str) -> ModuleRecord | None:
+    """The record of the module kept beside a `model.keras` (or in a train output folder), if one built it."""
+    from components.common import io
+
+    folder = str(model_file).rsplit("/", 1)[0] if str(model_file).endswith(".keras") else str(model_file)
+    if not io.exists(f"{folder}/{RECORD}"):
+        return None
+    try:
+        return ModuleRecord(**io.read_json(f"{folder}/{RECORD}"))
+    except (TypeError, ValueError) as e:
+        raise ModuleError(f"{folder}/{RECORD}: malformed: {e}") from None
+
+
 def import_beside(model_file: str) -> ModuleRecord | None:
     """Imports the module kept beside a `model.keras`, if it was built by one, so that its registered
     classes are known before Keras reads the file."""
     from components.common import io
 
-    folder = str(model_file).rsplit("/", 1)[0]
-    if not io.exists(f"{folder}/{RECORD}"):
+    record = record_beside(model_file)
+    if record is None:
         return None
-    plain = io.read_json(f"{folder}/{RECORD}")
-    try:
-        record = ModuleRecord(**plain)
-    except TypeError as e:
-        raise ModuleError(f"{folder}/{RECORD}: malformed: {e}") from None
+    folder = str(model_file).rsplit("/", 1)[0]
     text = ""
     if record.file:
         with io.open_binary(f"{folder}/{record.file}") as f:

@@ -167,16 +167,18 @@ class Lineage:
     config_hash: str = ""  # config_hash(RunConfig.to_json())
     # the ingest output the model was trained on: its statistics are what the next run's data is validated against
     examples: str = ""
+    # a team's model module that built it (train.model.module): "<module> sha256:<first 12 hex digits>"
+    model_module: str = ""
 
     def to_json(self) -> dict:
         return {"data_span": self.data_span, "source_fingerprint": self.source_fingerprint, "run_id": self.run_id,
-                "config_hash": self.config_hash, "examples": self.examples}
+                "config_hash": self.config_hash, "examples": self.examples, "model_module": self.model_module}
 
     @classmethod
     def from_json(cls, plain: Any, where: str) -> Lineage:
         plain = _object(plain, where)
         return cls(*(_get(plain, k, str, where, "") for k in ("data_span", "source_fingerprint", "run_id",
-                                                              "config_hash", "examples")))
+                                                              "config_hash", "examples", "model_module")))
 
 
 @dataclass(frozen=True)
@@ -830,12 +832,15 @@ def render_table(record: RegistryRecord, where: str = "", drift: str = "") -> st
     """`tfpipe models list`: one row per version, newest first, with aliases, blessing, key metrics, lineage;
     `drift` says how the labels file disagrees with the record."""
     metrics = [m for m in KEY_METRICS if any(m in v.evaluation.metrics for v in record.versions)][:4]
-    header = ["version", "aliases", "blessing", *metrics, "data span", "created (UTC)"]
+    modules = any(v.lineage.model_module for v in record.versions)  # a team's model: which module built it
+    header = ["version", "aliases", "blessing", *metrics, "data span", *(["model module"] if modules else []),
+              "created (UTC)"]
     rows = []
     for v in reversed(record.versions):
+        module = [v.lineage.model_module.rsplit("/", 1)[-1] or "-"] if modules else []
         rows.append([str(v.version), ",".join(record.aliases_of(v.version)) or "-", v.evaluation.verdict,
                      *(f"{v.evaluation.metrics[m]:.4f}" if m in v.evaluation.metrics else "-" for m in metrics),
-                     v.lineage.data_span or "-", v.created.replace("T", " ")[:16] or "-"])
+                     v.lineage.data_span or "-", *module, v.created.replace("T", " ")[:16] or "-"])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [f"{record.name}{f'  ({where})' if where else ''}: {len(record.versions)} versions"]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from components.common import io, reader
+from components.common import io, model_module, reader
 from components.common.config import ExportConfig
 from components.common.errors import TfpipeError
 from components.common.model_loading import load_model, model_file
@@ -72,9 +72,11 @@ def run(cfg: ExportConfig, model_dir: str, examples: str, home: str, evaluation:
         schema.write(f"{stage}/assets.extra")  # what the model server fills a missing input with
         difference = check(stage, module, schema, task, serialized)
     lineage = lineage or Lineage()
+    module = model_module.record_beside(model_dir)
     registry.register(version, evaluated,
                       replace(lineage, data_span=lineage.data_span or schema.source.get("resolved_source", ""),
-                              examples=lineage.examples or io.absolute(examples)))
+                              examples=lineage.examples or io.absolute(examples),
+                              model_module=module.lineage if module else ""))
     log.info("export: version %d at %s (signatures %s; max difference from Keras %.2g)", version, final,
              ", ".join(signatures), difference)
     return ExportResult(final, version, tuple(signatures), difference)

@@ -14,6 +14,7 @@ import tensorflow as tf
 from components.common import reader
 from components.common.config import ExportConfig, ModelConfig, TensorBoardConfig, TrainConfig, load as load_config
 from components.common.model_loading import load_model
+from components.common.registry import list_models
 from components.common.schema import Schema
 from components.common.task import task_of
 from components.export import run as export
@@ -92,6 +93,10 @@ def test_a_fresh_process_loads_it_from_beside_the_model(own_model, penguins_exam
 def test_the_export_serves_without_the_module_and_equals_keras(own_model, penguins_examples, tmp_path):
     home = tmp_path / "team"
     export(ExportConfig(model_name="team"), str(own_model), penguins_examples, str(home))
+    record = json.loads((own_model / "model_module.json").read_text())
+    [version] = json.loads((home / "registry.json").read_text())["versions"]
+    assert version["lineage"]["model_module"] == f"{record['module']} sha256:{record['sha256'][:12]}"
+    assert f"team_model.py sha256:{record['sha256'][:12]}" in list_models(str(home))
     schema = Schema.read(penguins_examples)
     features, _ = next(iter(reader.dataset(penguins_examples, "test", schema, task_of(schema), 16, training=False)))
     expected = load_model(str(own_model), schema).predict(features, verbose=0)
