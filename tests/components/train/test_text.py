@@ -7,9 +7,11 @@ from pathlib import Path
 import keras
 import pytest
 
-from components.common.config import IngestConfig, ModelConfig, TensorBoardConfig, TrainConfig
+from components.common.config import IngestConfig, ModelConfig, ServeConfig, TensorBoardConfig, TrainConfig
 from components.data import reviews
 from components.ingest import run as ingest
+from components.serve.client import RestClient, ServeError
+from components.serve.server import running
 from components.train import TrainError, run as train
 from tests.served import assert_served_as_keras
 
@@ -28,6 +30,15 @@ def test_the_default_encoding_learns_from_the_words(reviews_model):
 def test_served_text_over_rest_and_grpc_equals_keras(reviews_model, reviews_examples, reviews_home):
     sent = assert_served_as_keras(str(reviews_home), "reviews", reviews_examples, reviews_model)
     assert all(len(row["review"].split()) > 3 for row in sent)  # whole texts travel, not tokens
+    with running(ServeConfig(model_base=str(reviews_home), rest_port=0, grpc_port=0)) as server:
+        rest = RestClient(server.rest_url, "reviews")
+        try:
+            with pytest.raises(ServeError, match=r"input 'review': expected strings") as refused:
+                rest.predict(instances=[{**sent[0], "review": 5}])
+            unknown = rest.predict(instances=[{**sent[0], "review": "zyzzyva qwerty"}])  # no word it knows
+        finally:
+            rest.close()
+    assert refused.value.code == 400 and len(unknown["predictions"][0]["probabilities"]) == 2
 
 
 @pytest.mark.parametrize("api", ["sequential", "subclass"])
