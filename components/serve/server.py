@@ -141,8 +141,8 @@ class ModelServer:
         loop, cfg, service = asyncio.get_running_loop(), self.cfg, self._service
         drained_by = loop.time() + cfg.shutdown_grace_seconds - cfg.SHUTDOWN_RESERVE_SECONDS
         service.draining = True
-        log.info("serve: stopping: readiness answers 503; requests are answered for %g s more, then those in "
-                 "flight get until %g s to finish", cfg.shutdown_delay_seconds,
+        log.info("serve: stopping: readiness answers 503; new requests are taken for %g s, and those in flight "
+                 "have until %g s from now to finish", cfg.shutdown_delay_seconds,
                  cfg.shutdown_grace_seconds - cfg.SHUTDOWN_RESERVE_SECONDS)
         await asyncio.sleep(cfg.shutdown_delay_seconds)
         self._listener.close()
