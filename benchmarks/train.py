@@ -267,11 +267,8 @@ def main() -> int:
                   f"ratio {two / one:.2f} (on {os.cpu_count()} cores the workers share them: overhead, not speed-up)")
 
         if 4 in parts:
-            from components.common import model_module
-
-            module = model_module.resolve_model(ModelConfig(
-                module=str(ROOT / "pipelines/configs/models/wide_deep.py"),
-                params={"deep_units": [64, 32], "cross_layers": 2}))
+            module = ModelConfig(module=str(ROOT / "pipelines/configs/models/wide_deep.py"),
+                                 params={"deep_units": [64, 32], "cross_layers": 2}).resolved()
             tabular = dataclasses.replace(cfg, model=module)
             churn = churn_examples(root, args.rows)
             ours, plain = 0.0, 0.0

@@ -20,7 +20,9 @@ from typing import Any, Literal
 
 import yaml
 
+from components.common import module_text
 from components.common.errors import TfpipeError
+from components.common.module_text import ModuleSource
 
 
 class ConfigError(TfpipeError):
@@ -136,28 +138,6 @@ Loop = Literal["fit", "custom"]
 
 
 @dataclass(frozen=True)
-class ModuleSource:
-    """The team's model module as this run took it, filled in when the config is loaded.
-
-    The code travels inside the config: to every step, worker process and container, on this machine
-    or a cluster, with no image to rebuild; and its hash is part of the config's, so a changed module
-    misses the step cache and shows in the registry's lineage. An importable module name keeps only its
-    file's hash (the image must have it installed).
-    """
-
-    file: str = ""  # the module file's name (wide_deep.py); empty for an importable module
-    sha256: str = ""  # of the module's source
-    text: str = ""  # the source, for a file
-
-    def validate(self, where: str) -> None:
-        import hashlib
-
-        if self.text and hashlib.sha256(self.text.encode()).hexdigest() != self.sha256:
-            raise ConfigError(f"{where}: the module's text does not match its sha256; remove {where} and load "
-                              f"the config again to take the module as it is now")
-
-
-@dataclass(frozen=True)
 class ModelConfig:
     """Which of the three Keras APIs builds the model, and its sizes; or the team's own `module`."""
 
@@ -167,6 +147,7 @@ class ModelConfig:
     module: str = ""
     function: str = "build_model"
     params: dict[str, Any] = field(default_factory=dict)
+    # filled in when the config is loaded (components.common.module_text): the module's text and hash
     source: ModuleSource = ModuleSource()
     api: ModelApi = "functional"
     # Convolutional (image) models: the chapter's digits CNN.
@@ -180,6 +161,14 @@ class ModelConfig:
     embedding_dim: int = 8
     # Functional API: add a residual connection around each hidden block of equal width.
     residual: bool = False
+
+    def resolved(self, config_file: str | Path | None = None) -> ModelConfig:
+        """With `source` read from `module` (relative paths from the config file's folder); as it is when it
+        already carries one (a step's input) or names no module."""
+        if not self.module or self.source.sha256:
+            return self
+        module, source = module_text.read(self.module, config_file)
+        return dataclasses.replace(self, module=module, source=source)
 
 
 @dataclass(frozen=True)
@@ -606,6 +595,30 @@ class WhatIfConfig:
 
 
 @dataclass(frozen=True)
+class PredictConfig:
+    """Batch scoring (components.predict): a registry version's SavedModel over examples or a source."""
+
+    keep: tuple[str, ...] = ()  # columns copied beside each prediction (passthrough)
+    # local: batches scored in this process; beam: files (or BigQuery streams) scored by Beam workers
+    engine: Engine = "local"
+    batch_size: int = 1024
+    rows_per_file: int = 1_000_000  # a Parquet file of predictions is closed once it holds this many rows
+    alias: str = "production"  # the batch pipeline: the registry alias whose version scores the new span
+    # the batch pipeline: where predictions go, a folder (local or gs://) or bq://project.dataset.table; empty: the
+    # step's own output folder
+    out: str = ""
+
+    def validate(self, where: str = "predict") -> None:
+        for name in ("batch_size", "rows_per_file"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: expected an integer >= 1, got {getattr(self, name)}")
+        if len(set(self.keep)) != len(self.keep):
+            raise ConfigError(f"{where}.keep: a column is named twice in {list(self.keep)}")
+        if not self.alias:
+            raise ConfigError(f"{where}.alias: expected a registry alias, e.g. production")
+
+
+@dataclass(frozen=True)
 class BeamConfig:
     """The Apache Beam runner for steps with `engine: beam` (as TFX's beam_pipeline_args).
 
@@ -692,6 +705,7 @@ class RunConfig:
     tune: TuneConfig = TuneConfig()
     whatif: WhatIfConfig = WhatIfConfig()
     monitor: MonitorConfig = MonitorConfig()
+    predict: PredictConfig = PredictConfig()
     beam: BeamConfig = BeamConfig()
     pipeline: PipelineConfig = PipelineConfig()
     runtime: RuntimeConfig = RuntimeConfig()
@@ -717,6 +731,7 @@ class RunConfig:
         self.deploy.validate()
         self.whatif.validate()
         self.monitor.validate()
+        self.predict.validate()
         self.beam.validate()
         self.pipeline.validate()
         self.runtime.validate()
@@ -772,9 +787,7 @@ def load_section(path: str | Path | None, overrides: typing.Sequence[str], secti
 
 def _with_module(cfg: RunConfig, path: str | Path | None) -> RunConfig:
     """The config with the team's model module read in, so that its code travels with the config."""
-    from components.common import model_module
-
-    return model_module.resolve(cfg, path)
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, model=cfg.train.model.resolved(path)))
 
 
 def yaml_mapping(path: str | Path) -> dict[str, Any]:

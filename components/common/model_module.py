@@ -33,7 +33,6 @@ exported SavedModel holds the traced graph and serves without it.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -41,12 +40,13 @@ import linecache
 import sys
 import types
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.common.config import ConfigError, ModelConfig, ModuleSource, RunConfig
+from components.common.config import ModelConfig
 from components.common.errors import TfpipeError
+from components.common.module_text import ModuleSource, sha256
 
 ARGUMENTS = ("inputs", "encoded", "schema", "task", "params", "train_data")
 RECORD = "model_module.json"
@@ -55,24 +55,6 @@ SOURCE = "model_module.py"
 
 class ModuleError(TfpipeError):
     """The model module cannot be found or imported, or does not keep the contract."""
-
-
-def resolve(cfg: RunConfig, config_file: str | Path | None) -> RunConfig:
-    """The config with `train.model.source` read from `train.model.module` (see `resolve_model`)."""
-    return replace(cfg, train=replace(cfg.train, model=resolve_model(cfg.train.model, config_file)))
-
-
-def resolve_model(model: ModelConfig, config_file: str | Path | None = None) -> ModelConfig:
-    """`source` read from `module`: a file's text and hash, or an importable module's hash. A relative file
-    path is taken from the config file's folder (else the working directory). A model config that already
-    carries its source (a step's input) is returned as it is."""
-    if not model.module or model.source.sha256:
-        return model
-    if _is_file(model.module):
-        path = _file_path(model.module, config_file)
-        text = _read(path)
-        return replace(model, module=path, source=ModuleSource(file=Path(path).name, sha256=_sha256(text), text=text))
-    return replace(model, source=ModuleSource(sha256=_sha256(_read(_installed_file(model.module)))))
 
 
 def builder(model: ModelConfig) -> Callable[..., Any]:
@@ -187,53 +169,11 @@ def import_beside(model_file: str) -> ModuleRecord | None:
     if record.file:
         with io.open_binary(f"{folder}/{record.file}") as f:
             text = f.read().decode()
-        if _sha256(text) != record.sha256:
+        if sha256(text) != record.sha256:
             raise ModuleError(f"{folder}/{record.file}: changed since the model was trained (sha256 differs from "
                               f"{RECORD}); restore it or train again")
     import_source(ModuleSource(Path(record.module).name if text else "", record.sha256, text), record.module)
     return record
-
-
-def _is_file(module: str) -> bool:
-    return module.endswith(".py") or "/" in module
-
-
-def _file_path(module: str, config_file: str | Path | None) -> str:
-    from components.common import io
-
-    if io.is_remote(module) or Path(module).is_absolute():
-        return module
-    base = Path(config_file).resolve().parent if config_file is not None else Path.cwd()
-    return str(base / module)
-
-
-def _read(path: str) -> str:
-    from components.common import io
-
-    if not io.exists(path):
-        raise ConfigError(f"train.model.module: {path}: no such file; expected a Python file (a path relative "
-                          f"to the config file, absolute, or gs://) or an importable module name")
-    with io.open_binary(path) as f:
-        data = f.read()
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        raise ConfigError(f"train.model.module: {path}: not UTF-8 text; expected a Python file") from None
-
-
-def _installed_file(module: str) -> str:
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError) as e:
-        raise ConfigError(f"train.model.module: {module!r}: {e}") from None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        raise ConfigError(f"train.model.module: no module {module!r} is installed; expected a Python file "
-                          f"(a path ending in .py) or the name of an installed module")
-    return spec.origin
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _frames(error: BaseException) -> list:

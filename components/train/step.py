@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import keras
 import tensorflow as tf
 
-from components.common import io, model_module, reader
+from components.common import io, reader
 from components.common.config import TrainConfig
 from components.common.errors import TfpipeError
 from components.common.model_module import ModuleRecord
@@ -75,7 +75,7 @@ def run(cfg: TrainConfig, examples: str, out: str, extra_callbacks: Sequence[ker
     user must fix (a NaN loss, bad examples) removes what it wrote into `out`; a killed run keeps
     its backup, so the same command resumes it.
     """
-    cfg = replace(cfg, model=model_module.resolve_model(cfg.model))
+    cfg = replace(cfg, model=cfg.model.resolved())
     cfg.validate()
     before = set(io.gfile().listdir(out)) if io.exists(out) else None
     try:
