@@ -15,6 +15,7 @@ from components.validate.anomalies import Finding, Verdict
 from components.validate.profile import Profile
 
 SHOWN_VALUES = 5  # unseen values a sentence names
+TEXT_DRIFT = "jensen_shannon_divergence_"  # + bytes_per_value or tokens_per_value: a text's length drift
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def _text_drift(judge: _Judge, base: Profile, new: Profile, what: str) -> Findin
     """A text's length, in bytes or tokens per value, drifts as a number does (its tokens drift as categories)."""
     value = distance.histogram_jensen_shannon(base.distributions[what], new.distributions[what])
     threshold = judge.drift_threshold(base.name)
-    return judge.measure("drift", base.name, f"jensen_shannon_divergence_{what}", value, threshold,
+    return judge.measure("drift", base.name, f"{TEXT_DRIFT}{what}", value, threshold,
                          f"{base.name}: Jensen-Shannon divergence {value:.4f} of its {what.replace('_', ' ')} "
                          f"from the baseline's (threshold {threshold:g}).")
 

@@ -7,7 +7,7 @@ import numpy as np
 from components.common.page import escape, figure, page, table
 from components.validate import distance
 from components.validate.anomalies import Anomalies, Finding
-from components.validate.checks import Sides
+from components.validate.checks import TEXT_DRIFT, Sides
 from components.validate.profile import Profile
 
 SHOWN_CATEGORIES = 15  # bins per categorical plot: the most frequent values of either side
@@ -62,26 +62,30 @@ def _table(findings: list[Finding]) -> str:
 
 
 def _distributions(drift: list[Finding], sides: Sides) -> list[str]:
-    figures = [figure(_bars, f.feature, *_binned(sides.baseline[f.feature], sides.new[f.feature]), size=(5.6, 3.8))
-               for f in drift if f.verdict != "pass"]
+    figures = [figure(_bars, f.feature, *_binned(f, sides.baseline[f.feature], sides.new[f.feature]),
+                      size=(5.6, 3.8)) for f in drift if f.verdict != "pass"]
     return ["<h2>Distributions of the drifted features</h2>", *figures] if figures else []
 
 
-def _binned(base: Profile, new: Profile) -> tuple[list[str], np.ndarray, np.ndarray, str]:
-    """Both sides as fractions over the same bins: the baseline's quantile bins, or the most frequent values."""
-    if base.categorical:
+def _binned(drift: Finding, base: Profile, new: Profile) -> tuple[list[str], np.ndarray, np.ndarray, str]:
+    """Both sides as fractions over the same bins: the most frequent values (or a text's tokens), or the
+    baseline's quantile bins of the distribution the finding measured (a text's bytes or tokens per value)."""
+    if drift.statistic == "l_infinity":
         values = sorted({*base.values, *new.values}, key=lambda v: -(base.values.get(v, 0) + new.values.get(v, 0)))
         values = values[:SHOWN_CATEGORIES]
         fractions = [np.array([side.values.get(v, 0.0) for v in values]) / max(sum(side.values.values()), 1)
                      for side in (base, new)]
         return values, *fractions, f"{base.name} (most frequent values)"
-    edges, p, q = distance.common_bins(base.histogram, new.histogram)
+    what = drift.statistic[len(TEXT_DRIFT):] if drift.statistic.startswith(TEXT_DRIFT) else ""
+    histograms = (base.distributions[what], new.distributions[what]) if what else (base.histogram, new.histogram)
+    edges, p, q = distance.common_bins(*histograms)
     n = [_number(e) for e in edges]
     last = len(n) - 2  # the last inner bin holds its upper boundary
     pairs = enumerate(zip(n[:-1], n[1:], strict=True))
     inner = [f"[{lo}, {hi}{']' if i == last else ')'}" for i, (lo, hi) in pairs] or n
     labels = [f"< {n[0]}", *inner, f"> {n[-1]}"]
-    return labels, p / max(p.sum(), 1e-12), q / max(q.sum(), 1e-12), f"{base.name} (baseline's quantile bins)"
+    name = f"{base.name} {what.replace('_', ' ')}" if what else base.name
+    return labels, p / max(p.sum(), 1e-12), q / max(q.sum(), 1e-12), f"{name} (baseline's quantile bins)"
 
 
 def _number(value: float) -> str:

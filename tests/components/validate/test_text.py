@@ -40,6 +40,8 @@ def test_longer_reviews_drift_in_length_and_other_words_in_tokens(ingest, text_b
     assert drift["jensen_shannon_divergence_bytes_per_value"].verdict == "fail"
     assert "review: Jensen-Shannon divergence" in drift["jensen_shannon_divergence_tokens_per_value"].message
     assert drift["l_infinity"].verdict == "pass"  # the same words, as often as before
+    report = (tmp_path / "longer" / "report.html").read_text()
+    assert "review bytes per value (baseline" in report and "review tokens per value (baseline" in report
 
     padded = ingest("reviews_words", reviews.HEADER,
                      with_reviews(reviews.rows(800, seed=2), lambda text: "meh " * 3 + text),
