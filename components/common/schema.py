@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,24 @@ class Feature:
     @property
     def is_numeric(self) -> bool:
         return self.type in ("int", "float")
+
+    @property
+    def default_value(self) -> Any:
+        """What a missing value reads as, in every step that reads one: the training mean for numbers (rounded
+        for integers; 0 without one), "" for strings, text and images.
+
+        Ingest writes no value for a missing cell; the examples reader's parse spec fills it with this, and so
+        does the SavedModel's own example parsing, built from the same spec; the model server fills a JSON
+        `null`, or an input left out, with it too, so that a served request with a gap means what a training
+        example with that cell empty meant.
+        """
+        mean = self.stats.get("mean")
+        known = mean is not None and math.isfinite(mean)
+        if self.type == "float":
+            return float(mean) if known else 0.0
+        if self.type == "int":
+            return int(round(mean)) if known else 0
+        return ""
 
     @property
     def vocabulary(self) -> list[str]:
@@ -90,15 +109,17 @@ class Schema:
         """Every feature but the label: what a model takes."""
         return tuple(f for f in self.features if f.name != self.label)
 
-    def parse_spec(self) -> dict[str, Any]:
-        """The `tf.io.parse_example` spec; a missing value reads as `missing.default_value` says."""
-        import tensorflow as tf
+    def serving_defaults(self) -> dict[str, Any]:
+        """The inputs a request may leave out, with what they read as. Not images: "" decodes to no image."""
+        return {f.name: f.default_value for f in self.inputs if f.type != "image"}
 
-        from components.common.missing import default_value
+    def parse_spec(self) -> dict[str, Any]:
+        """The `tf.io.parse_example` spec; a missing value reads as `Feature.default_value` says."""
+        import tensorflow as tf
 
         dtypes = {"int": tf.int64, "float": tf.float32, "string": tf.string, "text": tf.string, "image": tf.string}
         return {
-            f.name: tf.io.FixedLenFeature([], dtypes[f.type], default_value=default_value(f))
+            f.name: tf.io.FixedLenFeature([], dtypes[f.type], default_value=f.default_value)
             for f in self.features
         }
 

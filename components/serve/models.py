@@ -35,7 +35,6 @@ import yaml
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from components.common import missing
 from components.common.registry import LABELS_FILE
 from components.common.schema import Schema
 from components.common.signatures import DTYPES
@@ -54,7 +53,7 @@ class Signature:
     inputs: dict[str, tf.TensorSpec]
     outputs: dict[str, tf.TensorSpec]
     function: object = field(repr=False)
-    # what a null, or an input left out, reads as (components.common.missing); empty without a schema
+    # what a null, or an input left out, reads as (Feature.default_value); empty without a schema
     defaults: dict[str, object] = field(default_factory=dict)
 
 
@@ -79,7 +78,7 @@ class Servable:
         if self.schema is None:
             return {}
         types = {f.name: f.type for f in self.schema.inputs}
-        return {name: value for name, value in missing.serving_defaults(self.schema).items()
+        return {name: value for name, value in self.schema.serving_defaults().items()
                 if name in inputs and inputs[name].shape.rank == 1 and inputs[name].dtype == DTYPES[types[name]]}
 
     def signature(self, name: str) -> Signature:
