@@ -15,7 +15,10 @@ So each connection's aiohttp protocol is wrapped in a `Guard`:
   timer per request would cost the busy path an allocation and a cancel;
 - when the server drains, idle connections are closed at once and busy ones
   once their answer is written (answers then say `Connection: close`);
-  `answer_waiting` ends those still sending headers with 503.
+  `answer_waiting` ends those still sending headers with 503. A connection
+  that has not sent its first request is idle only once NEW_SECONDS old (as
+  in Go's net/http): its request may be on its way, and closing it would cut
+  it.
 
 A connection with no request is closed by aiohttp's keep-alive timeout
 (`serve.idle_timeout_seconds`); a body that stalls is the body timeout of
@@ -29,7 +32,8 @@ import asyncio
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
-SWEEP_SECONDS = 1.0  # how often late headers are looked for, at most
+SWEEP_SECONDS = 1.0  # how often late headers (and, draining, idle connections) are looked for, at most
+NEW_SECONDS = 2.0  # a connection younger than this with no request yet is not idle
 LINGER_SECONDS = 1.0  # a refused connection stays half-closed this long, so that the client reads its 503
 LINGER_LIMIT = 64  # refused connections lingering at once; past it one is closed at once
 REASONS = {408: "Request Timeout", 503: "Service Unavailable"}
@@ -44,6 +48,7 @@ class Connections:
         self.limit, self.header_timeout = limit, header_timeout
         self.loop = asyncio.get_running_loop()
         self.open: set[Guard] = set()
+        self.draining = False
         self.lingering = 0
         self.all_closed = asyncio.Event()  # set while none is open
         self.all_closed.set()
@@ -57,8 +62,10 @@ class Connections:
         return Guard(self)
 
     def close_idle(self) -> None:
-        """Closes every connection with no request in progress; the others close once answered."""
-        for guard in [g for g in self.open if not g.busy and not g.began]:
+        """Closes every idle connection, now and at every sweep from now on; the others close once answered."""
+        self.draining = True
+        new = self.loop.time() - NEW_SECONDS
+        for guard in [g for g in self.open if g.idle(new)]:
             guard.transport.close()
 
     def answer_waiting(self, message: str) -> None:
@@ -74,6 +81,8 @@ class Connections:
         late = self.loop.time() - self.header_timeout
         for guard in [g for g in self.open if 0 < g.began <= late]:
             guard.answer(408, f"the request's headers did not arrive within {self.header_timeout:g} s")
+        if self.draining:
+            self.close_idle()
         self.sweeper = self.loop.call_later(self.sweep_seconds, self._sweep)
 
 
@@ -86,6 +95,8 @@ class Guard(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.began = 0.0  # when a request's first byte came, while its headers are on their way; else 0
         self.busy = False  # a handler is working on a request
+        self.served = False  # it has had an answer
+        self.opened = owner.loop.time()
         self.last = False  # the answer being written is the connection's last: nothing more is timed
 
     def connection_made(self, transport: asyncio.Transport) -> None:
@@ -136,7 +147,14 @@ class Guard(asyncio.Protocol):
     def finished(self, keep_alive: bool) -> None:
         """The handler's answer is ready; `keep_alive` False when the connection closes after it."""
         self.busy = False
+        self.served = True
         self.last = not keep_alive
+
+    def idle(self, new: float) -> bool:
+        """Waiting for a request: none in a handler or on its way, its last answer written (nothing left in the
+        write buffer), and either answered before or opened before `new`."""
+        return not (self.busy or self.began or self.transport.get_write_buffer_size()) and \
+            (self.served or self.opened <= new)
 
     def answer(self, status: int, message: str) -> None:
         """A whole answer written past aiohttp (no request of this connection is in its hands), then closed."""
