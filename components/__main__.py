@@ -74,6 +74,24 @@ def add_step_commands(commands) -> None:
     validate.add_argument("--out", required=True, help="output folder (replaced whole on success)")
     validate.set_defaults(handler=validate_command)
 
+    predict = commands.add_parser("predict", help="a registry version scores examples or a source -> predictions "
+                                                  "keyed by ingest.key (Parquet, or a BigQuery table)")
+    add_config_arguments(predict)
+    predict.add_argument("--model-base", required=True, help="the model's folder of versions, <base>/<name>")
+    which = predict.add_mutually_exclusive_group(required=True)
+    which.add_argument("--version", type=int, help="a version by number")
+    which.add_argument("--label", help="a registry alias, e.g. production")
+    data = predict.add_mutually_exclusive_group(required=True)
+    data.add_argument("--examples", help="an ingest step's output folder (every split is scored)")
+    data.add_argument("--source", help="a file, folder, glob or bq:// table, read and typed as ingest reads it "
+                                       "(its reader options from the config's ingest section)")
+    predict.add_argument("--out", required=True, help="a folder of Parquet files (replaced whole), or "
+                                                      "bq://project.dataset.table (replaced by one load job)")
+    predict.add_argument("--report", help="the folder of _rejected.jsonl and _predict.json (default: --out; "
+                                          "needed with a bq:// --out)")
+    predict.add_argument("--keep", help="columns copied beside each prediction, comma-separated (predict.keep)")
+    predict.set_defaults(handler=predict_command)
+
     models = commands.add_parser("models", help="the model registry: versions, aliases, promotion, rollback")
     models_commands = models.add_subparsers(dest="models_command", required=True)
     listing = models_commands.add_parser("list", help="every version with its aliases, blessing, key metrics")
@@ -211,6 +229,20 @@ def validate_command(args: argparse.Namespace) -> int:
     cfg.write(args.out)
     print(f"{result.anomalies.headline()} -> {args.out}/report.html")
     return 0 if result.validated else 1
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    keep = [f"predict.keep=[{args.keep}]"] if args.keep is not None else []
+    cfg = config_lib.load_section(args.config, [*args.overrides, *keep], "predict")
+    from components import predict
+    from components.predict import model
+
+    version = model.resolve(args.model_base, args.version, args.label or "")
+    result = predict.run(cfg.predict, version, args.out, examples=args.examples or "", source=args.source or "",
+                         report=args.report or "", ingest=cfg.ingest, beam=cfg.beam)
+    print(f"{result.rows:,} rows scored by {version.describe()}, {result.rejected:,} rejected "
+          f"({result.report}/_rejected.jsonl), {result.rows_per_second:,.0f} rows/s -> {args.out}")
+    return 0
 
 
 def models_list_command(args: argparse.Namespace) -> int:

@@ -1,0 +1,98 @@
+"""The model a batch is scored with: a registry version's SavedModel, through its `predict_examples` signature.
+
+The SavedModel rather than the Keras model the registry records, because:
+it is what the model server serves, graph for graph, so batch and online
+predictions are the same numbers (the preprocessing and the missing-value
+defaults of its parse spec are inside it); every registered version has one
+(a version registered without its `.keras` file has nothing else), and it
+loads without the team's model module. Rows reach it as serialized
+`tf.train.Example`s: an examples folder's records as they are, a source's
+rows encoded by ingest's own encoder (components.ingest.examples), so a
+missing cell reads as it read in training.
+
+A `Scorer` is made once per process, or once per Beam worker (`DoFn.setup`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from components.common import io
+from components.common.errors import TfpipeError
+from components.common.registry import Registry
+from components.common.schema import Schema
+from components.common.signatures import OutputName as O, SignatureName as S
+from components.common.task import Task
+
+PREDICTED_CLASS = "predicted_class"
+PROBABILITIES = "probabilities"
+PREDICTED_VALUE = "predicted_value"
+
+
+class ModelChoiceError(TfpipeError):
+    """The version or alias asked for is not in the model's folder."""
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a model: `<home>/<version>/`, a SavedModel with its schema in `assets.extra/`."""
+
+    home: str
+    version: int
+    alias: str = ""  # the alias it was found by; "" when asked for by number
+
+    @property
+    def path(self) -> str:
+        return f"{self.home}/{self.version}"
+
+    def schema(self) -> Schema:
+        """The schema the version was trained on: what a source is typed with and what its inputs are."""
+        return Schema.read(f"{self.path}/assets.extra")
+
+    def describe(self) -> str:
+        return f"{self.home} version {self.version}" + (f" ({self.alias})" if self.alias else "")
+
+
+def resolve(home: str, version: int | None = None, alias: str = "") -> Version:
+    """The version asked for by number or by alias (the registry's `production`, ...), checked to be on disk."""
+    if (version is None) == (not alias):
+        raise ModelChoiceError("expected one of --version N or --label ALIAS")
+    home = io.absolute(str(home).rstrip("/"))
+    registry = Registry(home)
+    registry.check_home()
+    found = Version(home, registry.resolve(alias), alias) if alias else Version(home, version)
+    if not io.exists(f"{found.path}/saved_model.pb"):
+        raise ModelChoiceError(f"{found.path}/saved_model.pb: not there; {found.describe()} has no SavedModel")
+    return found
+
+
+class Scorer:
+    """The version's `predict_examples` signature, loaded once: serialized examples in, predictions as Arrow out."""
+
+    def __init__(self, version: Version, task: Task):
+        import tensorflow as tf
+
+        self._loaded = tf.saved_model.load(version.path)  # kept: the signature needs its variables alive
+        self._signature = self._loaded.signatures[S.PREDICT_EXAMPLES]
+        self._task = task
+        self._tf = tf
+
+    def __call__(self, serialized: np.ndarray) -> pa.Table:
+        outputs = self._signature(inputs=self._tf.constant(serialized, self._tf.string))
+        if self._task.kind == "regression":
+            return pa.table({PREDICTED_VALUE: pa.array(outputs[O.PREDICTIONS].numpy(), pa.float32())})
+        probabilities = outputs[O.PROBABILITIES].numpy().astype(np.float32)
+        classes = np.asarray(self._task.classes, dtype=object)[outputs[O.CLASS_IDS].numpy()]
+        offsets = np.arange(0, probabilities.size + 1, probabilities.shape[1], dtype=np.int32)
+        return pa.table({PREDICTED_CLASS: pa.array(classes, pa.string()),
+                         PROBABILITIES: pa.ListArray.from_arrays(offsets, pa.array(probabilities.reshape(-1)))})
+
+
+def output_schema(task: Task) -> pa.Schema:
+    """The prediction columns: the class and each class's probability (in `task.classes` order), or the value."""
+    if task.kind == "regression":
+        return pa.schema([(PREDICTED_VALUE, pa.float32())])
+    return pa.schema([(PREDICTED_CLASS, pa.string()), (PROBABILITIES, pa.list_(pa.float32()))])

@@ -1,0 +1,96 @@
+"""A unit of scoring work, the same for both engines: its rows read, scored and written as its own files.
+
+A unit is an examples shard, or a source (the local engine reads it whole)
+or a part of one (the Beam engine's: ingest's own units, a file's every
+k-th batch or a BigQuery read stream, `components.ingest.beam_engine.units`).
+`score` writes the unit's Parquet files, its rejected rows and a small
+record of what it did (`_unit-<n>.json`), which the step adds up once every
+unit is done, whichever engine ran them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from components.common import io
+from components.common.config import IngestConfig
+from components.ingest import sources
+from components.predict import inputs, output
+from components.predict.model import Scorer
+
+
+@dataclass(frozen=True)
+class Unit:
+    index: int
+    examples_file: str = ""  # an examples shard
+    source: sources.Source | None = None  # a source read whole
+    part: Any = None  # a part of a source: components.ingest.beam_engine.Unit
+
+    def rows(self, plan: inputs.Plan, typing: inputs.SourcePlan | None, ingest: IngestConfig,
+             batch_size: int) -> Iterator[inputs.Rows]:
+        if self.examples_file:
+            return inputs.examples_rows(self.examples_file, plan, batch_size)
+        raw = self.part.batches(ingest) if self.part is not None else sources.read(self.source, ingest)
+        return inputs.source_rows(raw, typing)
+
+
+@dataclass(frozen=True)
+class Done:
+    """What one unit wrote."""
+
+    rows: int
+    rejected: int
+    files: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, plain: dict) -> Done:
+        return cls(int(plain["rows"]), int(plain["rejected"]), tuple(plain["files"]))
+
+
+def done_path(folder: str, unit: int) -> str:
+    return f"{folder}/_unit-{unit:05d}.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a unit needs besides the model (pickled to Beam's workers)."""
+
+    folder: str  # where the unit's files go
+    plan: inputs.Plan
+    typing: inputs.SourcePlan | None
+    ingest: IngestConfig
+    schema: pa.Schema  # of the predictions files: the columns beside, then the model's
+    batch_size: int
+    rows_per_file: int
+
+
+def score(unit: Unit, job: Job, scorer: Scorer) -> Done:
+    """Scores the unit's rows `job.batch_size` at a time into its Parquet files; its rejected rows beside them."""
+    writer = output.PartWriter(job.folder, unit.index, job.schema, job.rows_per_file)
+    rows = rejected = 0
+    with io.open_write(output.rejected_part(job.folder, unit.index)) as bad, \
+            contextlib.closing(unit.rows(job.plan, job.typing, job.ingest, job.batch_size)) as batches:
+        bad.write("")
+        try:
+            for batch in batches:
+                bad.write("".join(json.dumps(row) + "\n" for row in batch.rejected))
+                rejected += len(batch.rejected)
+                for start in range(0, len(batch.serialized), job.batch_size):
+                    scored = scorer(batch.serialized[start:start + job.batch_size])
+                    beside = batch.beside.slice(start, job.batch_size)
+                    writer.write(pa.Table.from_arrays([*beside.columns, *scored.columns], schema=job.schema))
+                    rows += scored.num_rows
+        finally:
+            writer.close()
+    done = Done(rows, rejected, tuple(writer.files))
+    io.write_json(done_path(job.folder, unit.index), done.to_json())
+    return done
