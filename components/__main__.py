@@ -246,9 +246,9 @@ def predict_command(args: argparse.Namespace) -> int:
 
 
 def models_list_command(args: argparse.Namespace) -> int:
-    from components.common import registry
+    from components.common import registry_commands
 
-    print(registry.list_models(args.base, as_json=args.json))
+    print(registry_commands.list_models(args.base, as_json=args.json))
     return 0
 
 
@@ -259,16 +259,16 @@ def _vertex_deploy(args: argparse.Namespace):
 
 
 def models_promote_command(args: argparse.Namespace) -> int:
-    from components.common import registry
+    from components.common import registry_commands
 
-    print(registry.promote_model(args.base, args.version, args.alias, args.force, vertex=_vertex_deploy(args)))
+    print(registry_commands.promote_model(args.base, args.version, args.alias, args.force, vertex=_vertex_deploy(args)))
     return 0
 
 
 def models_rollback_command(args: argparse.Namespace) -> int:
-    from components.common import registry
+    from components.common import registry_commands
 
-    print(registry.rollback_model(args.base, args.alias, vertex=_vertex_deploy(args)))
+    print(registry_commands.rollback_model(args.base, args.alias, vertex=_vertex_deploy(args)))
     return 0
 
 

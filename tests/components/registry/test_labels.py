@@ -63,7 +63,7 @@ def test_promotions_at_once_each_report_where_the_alias_was_under_the_lock(home)
     registry = Registry(str(home))
     registry.register(1, blessed(0.9))
     start = time.time() + 1.0  # every process promotes at the same moment
-    script = ("import sys, time; from components.common.registry import promote_model; "
+    script = ("import sys, time; from components.common.registry_commands import promote_model; "
               "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); print(promote_model(sys.argv[1], 1, 'live'))")
     processes = [subprocess.Popen([sys.executable, "-c", script, str(home), str(start)], cwd=ROOT, text=True,
                                   stdout=subprocess.PIPE) for _ in range(8)]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from components.common import registry as reg
+from components.common import registry_commands as commands
 from components.common.errors import TfpipeError
 from components.common.registry import (
     CorruptRegistry,
@@ -103,7 +103,7 @@ def test_a_folder_with_only_the_blessing_record_reads_as_a_registry(tmp_path):
     assert (baseline.model, baseline.version, baseline.why) == ("/runs/7/model.keras", None, "blessed.json")
     assert baseline.metrics == {"accuracy": 0.9} and baseline.blessed_at == "2026-11-01T10:00:00+00:00"
     assert not (home / "registry.json").exists()  # reading writes nothing
-    assert "blessed.json: /runs/7/model.keras" in reg.list_models(str(home))
+    assert "blessed.json: /runs/7/model.keras" in commands.list_models(str(home))
 
 
 def test_migration_keeps_the_version_folders_and_the_blessing_record_until_a_blessed_version(home):
@@ -212,10 +212,11 @@ def test_the_table_and_the_command_functions(home):
     registry.register(1, blessed(0.91), LINEAGE)
     registry.register(2, Evaluation("not blessed", {"accuracy": 0.5, "loss": 2.0}))
     registry.register(3, blessed(0.95), LINEAGE)
-    assert reg.promote_model(str(home), 1, "production").startswith("penguins: production -> version 1 (new alias)")
-    assert reg.promote_model(str(home), 3, "production").startswith("penguins: production -> version 3 (was 1)")
-    assert reg.promote_model(str(home), 3, "candidate").startswith("penguins: candidate -> version 3")
-    table = reg.list_models(str(home))
+    promoted = commands.promote_model(str(home), 1, "production")
+    assert promoted.startswith("penguins: production -> version 1 (new alias)")
+    assert commands.promote_model(str(home), 3, "production").startswith("penguins: production -> version 3 (was 1)")
+    assert commands.promote_model(str(home), 3, "candidate").startswith("penguins: candidate -> version 3")
+    table = commands.list_models(str(home))
     lines = table.splitlines()
     assert lines[0] == f"penguins  ({home / 'registry.json'}): 3 versions"
     header = [cell.strip() for cell in lines[1].split("  ") if cell.strip()]
@@ -224,7 +225,7 @@ def test_the_table_and_the_command_functions(home):
     assert lines[3].split()[:6] == ["2", "-", "not", "blessed", "0.5000", "2.0000"]
     assert "data/span-3" in lines[4]
     assert "production: version 3, rollback to 1 (then none)" in table
-    assert reg.rollback_model(str(home), "production").startswith(
+    assert commands.rollback_model(str(home), "production").startswith(
         "penguins: production -> version 1 (rolled back from 3)")
 
 

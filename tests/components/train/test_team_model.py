@@ -14,7 +14,7 @@ import tensorflow as tf
 from components.common import reader
 from components.common.config import ExportConfig, ModelConfig, TensorBoardConfig, TrainConfig, load as load_config
 from components.common.model_loading import load_model
-from components.common.registry import list_models
+from components.common.registry_commands import list_models
 from components.common.schema import Schema
 from components.common.task import task_of
 from components.export import run as export
