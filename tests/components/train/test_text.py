@@ -1,6 +1,8 @@
 """A text feature's default encoding: adapted on the train split, inside the model, served as raw text."""
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from components.ingest import run as ingest
 from components.serve.client import RestClient, ServeError
 from components.serve.server import running
 from components.train import TrainError, run as train
+from tests.conftest import ROOT
 from tests.served import assert_served_as_keras
 
 QUIET = TensorBoardConfig(profile_batch=(), histogram_freq=0, write_graph=False)
@@ -79,3 +82,17 @@ def test_a_warm_start_needs_the_same_text_vocabulary(reviews_model, reviews_exam
     with pytest.raises(TrainError, match=r"text layer 'review_vectorize' was adapted on this train split to a "
                                          r"vocabulary that is not the warm-start model's"):
         train(same, str(other), str(tmp_path / "changed"))
+
+
+@pytest.mark.slow
+def test_two_workers_adapt_the_same_vocabulary_and_train_the_default_encoding(reviews_examples, tmp_path):
+    out = tmp_path / "model"
+    done = subprocess.run([sys.executable, "-m", "components", "train", "--config",
+                           str(ROOT / "pipelines/configs/reviews_text.yaml"), "--set", "train.epochs=1",
+                           "--set", "train.model.module=", "--examples", reviews_examples, "--out", str(out),
+                           "--workers", "2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    training = json.loads((out / "training.json").read_text())
+    assert training["workers"] == 2 and training["module"] is None
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert "great" in model.get_layer("review_vectorize").get_vocabulary()
