@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import runpy
+import socket
 import sys
 import traceback
 from pathlib import Path
@@ -36,6 +37,7 @@ from components.common import tf_config
 from pipelines.records import StepFailure
 
 FORKSERVER = "TFPIPE_FORKSERVER"
+STREAMS = (0, 1, 2)  # stdin, stdout and stderr, handed to the fork server's child
 KFP_EXECUTOR = "kfp.dsl.executor_main"
 # The line of the shell script kfp generates for a lightweight component that starts the executor.
 KFP_COMMAND = f"python3 -m {KFP_EXECUTOR}"
@@ -56,12 +58,28 @@ def main() -> NoReturn:
     """The op's process: its step runs in a child of the fork server where one answers, else here."""
     server = os.environ.get(FORKSERVER)
     if server:
-        from pipelines.targets import forkserver
-
-        code = forkserver.request(server, sys.argv[1:])
+        code = request(server, sys.argv[1:])
         if code is not None:
             os._exit(code)
     execute(sys.argv[1:])
+
+
+def request(address: str, argv: list[str]) -> int | None:
+    """Runs `execute(argv)` in a child of the fork server at `address` (pipelines.targets.forkserver), as if in
+    this process; its exit status, or None when no server answers there."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        try:
+            conn.connect(address)
+        except OSError:
+            return None
+        body = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
+        socket.send_fds(conn, [len(body).to_bytes(8, "big")], list(STREAMS))
+        conn.sendall(body)
+        status = b"".join(iter(lambda: conn.recv(64), b""))
+    if not status:
+        print("the fork server stopped before the step ended", file=sys.stderr, flush=True)
+        return 1
+    return int(status)
 
 
 def execute(argv: list[str]) -> NoReturn:

@@ -45,7 +45,7 @@ from components.common.config import BigQueryOptions, IngestConfig
 from components.common.errors import TfpipeError
 from components.common.templates import is_templated
 from components.ingest import spans
-from components.ingest.sources import RawBatch, Source
+from components.ingest.raw import RawBatch, Source
 
 SCHEME = "bq://"
 FORMAT = "bigquery"

@@ -14,7 +14,7 @@ import io as stdio
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +26,7 @@ from components.common import io
 from components.common.config import IngestConfig
 from components.common.errors import TfpipeError
 from components.ingest import spans
+from components.ingest.raw import RawBatch, Source, rejection  # noqa: F401 (what every reader yields: this module's API)
 
 EXTENSIONS = {
     ".csv": "csv", ".tsv": "csv", ".txt": "csv",
@@ -37,34 +38,6 @@ IMAGE_LABEL_SOURCE = "path"
 
 class SourceError(TfpipeError):
     """The source cannot be found, listed or read."""
-
-
-@dataclass
-class RawBatch:
-    file: str
-    # 1-based line (text formats), row (Parquet) or item (images) number of each row.
-    lines: np.ndarray
-    table: pa.Table
-    rejected: list[dict] = field(default_factory=list)
-
-
-def rejection(file: str, line: int | None, raw: str, reason: str) -> dict:
-    return {"file": file, "line": line, "raw": raw, "reason": reason}
-
-
-@dataclass(frozen=True)
-class Source:
-    format: str
-    files: tuple[str, ...]
-    # The folder holding class sub-folders, for image sources.
-    root: str = ""
-    # The source as resolved (a {SPAN} or date pattern filled in).
-    path: str = ""
-
-
-    def describe(self) -> dict:
-        return {"format": self.format, "files": list(self.files) if self.format != "images" else [],
-                "root": self.root, "count": len(self.files), "resolved_source": self.path}
 
 
 def resolve(cfg: IngestConfig) -> Source:

@@ -4,7 +4,7 @@ Importing TensorFlow, Keras and scikit-learn takes a new process about 5 s on
 2 cores, and a local run starts six steps that each need them. `tfpipe run`
 starts one `Server` while it builds the pipeline: it imports the steps' modules
 and nothing more (no TensorFlow runtime, no threads of ours), then waits. Each
-step's process (pipelines.executor) sends it its arguments, environment,
+step's process (`pipelines.executor.request`) sends it its arguments, environment,
 working folder and standard streams, and waits in turn: the server forks a
 child that takes those over and runs the step as the step's own process would
 (`executor.execute`), then sends back the child's exit status. A step's process
@@ -33,7 +33,6 @@ from components.common.errors import TfpipeError
 from pipelines import executor
 
 READY = b"ready\n"
-STREAMS = (0, 1, 2)  # stdin, stdout and stderr, handed to the child
 
 
 class ForkServerError(TfpipeError):
@@ -74,24 +73,6 @@ class Server:
         self.process.wait()
         self.process.stdout.close()
         self.folder.cleanup()
-
-
-def request(address: str, argv: list[str]) -> int | None:
-    """Runs `executor.execute(argv)` in a child of the server at `address`, as if in this process; its exit
-    status, or None when no server answers there."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        try:
-            conn.connect(address)
-        except OSError:
-            return None
-        body = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
-        socket.send_fds(conn, [len(body).to_bytes(8, "big")], list(STREAMS))
-        conn.sendall(body)
-        status = b"".join(iter(lambda: conn.recv(64), b""))
-    if not status:
-        print("the fork server stopped before the step ended", file=sys.stderr, flush=True)
-        return 1
-    return int(status)
 
 
 def serve(listener: socket.socket, preload: Sequence[str]) -> NoReturn:
@@ -139,11 +120,11 @@ def serve(listener: socket.socket, preload: Sequence[str]) -> NoReturn:
 
 def _receive(conn: socket.socket) -> tuple[dict, list[int]] | None:
     """The request on `conn` and the streams that came with it, or None if its sender went away first."""
-    header, streams, _, _ = socket.recv_fds(conn, 8, len(STREAMS))
+    header, streams, _, _ = socket.recv_fds(conn, 8, len(executor.STREAMS))
     size = int.from_bytes(header, "big")
     with conn.makefile("rb") as reader:  # closing the reader leaves the connection open
         body = reader.read(size)
-    if len(header) == 8 and len(streams) == len(STREAMS) and len(body) == size:
+    if len(header) == 8 and len(streams) == len(executor.STREAMS) and len(body) == size:
         return json.loads(body), streams
     for fd in streams:
         os.close(fd)
@@ -166,7 +147,7 @@ def _fork(conn: socket.socket, request: dict, streams: list[int], selector: sele
             os.close(key.fd)
         selector.close()
         conn.close()
-        for fd, target in zip(streams, STREAMS, strict=True):
+        for fd, target in zip(streams, executor.STREAMS, strict=True):
             os.dup2(fd, target)
             os.close(fd)
         os.chdir(request["cwd"])

@@ -20,7 +20,6 @@ import re
 import sys
 import warnings
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 from components.common.config import RunConfig
@@ -64,7 +63,7 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
         root.mkdir(parents=True, exist_ok=True)
         name = f"tfpipe-{cfg.name}-{step or 'monitoring'}" if step or pipeline == "monitoring" else f"tfpipe-{cfg.name}"
         if docker:
-            cfg = absolute_paths(cfg)
+            cfg = cfg.with_absolute_paths()
         if package is not None:
             name, (dag, arguments) = package.name, _package(package, cfg, docker)
         else:
@@ -151,15 +150,6 @@ def runs(root: Path, name: str) -> set[Path]:
     """The run folders of pipeline `name`: kfp.local names them `<name>-<timestamp>` (a training pipeline's
     name never matches its monitoring pipeline's runs, `<name>-monitoring-<timestamp>`)."""
     return {p for p in root.glob(f"{name}-*") if re.fullmatch(rf"{re.escape(name)}-[\d-]+", p.name)}
-
-
-def absolute_paths(cfg: RunConfig) -> RunConfig:
-    """The config with its local paths (runs root, source, export base) made absolute."""
-    from components.common.io import absolute
-
-    return replace(cfg, runs_root=absolute(cfg.runs_root),
-                   ingest=replace(cfg.ingest, source=absolute(cfg.ingest.source)),
-                   export=replace(cfg.export, base=absolute(cfg.export.base)))
 
 
 def _docker_runner(cfg: RunConfig):

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from pipelines import executor
 from pipelines.targets import forkserver
 from tests.conftest import ROOT
 
@@ -26,7 +27,7 @@ def server():
 
 def step(server, tmp_path, *args: str, **popen) -> subprocess.Popen:
     """A step's process, as kfp.local starts it: it asks the server to run the probe."""
-    code = f"import sys; from pipelines.targets import forkserver; sys.exit(forkserver.request({server.address!r}, " \
+    code = f"import sys; from pipelines import executor; sys.exit(executor.request({server.address!r}, " \
            f"[{PROBE!r}, *sys.argv[1:]]))"
     return subprocess.Popen([sys.executable, "-c", code, *args], cwd=tmp_path, env={**os.environ, "PROBE": "here"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
@@ -62,7 +63,7 @@ def test_a_caller_that_hangs_up_before_asking_leaves_the_server_serving(server, 
 
 
 def test_no_server_means_no_answer(tmp_path):
-    assert forkserver.request(str(tmp_path / "nothing"), [PROBE, "0", "0"]) is None
+    assert executor.request(str(tmp_path / "nothing"), [PROBE, "0", "0"]) is None
 
 
 def test_a_server_that_cannot_import_says_so():
