@@ -134,8 +134,9 @@ def load(destination: Destination, files: list[str]) -> str:
     config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET,
                                     write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
                                     create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED)
-    config.parquet_options = bigquery.ParquetOptions()
-    config.parquet_options.enable_list_inference = True  # probabilities: a REPEATED FLOAT, not a record of items
+    parquet = bigquery.ParquetOptions()
+    parquet.enable_list_inference = True  # probabilities: a REPEATED FLOAT, not a record of items
+    config.parquet_options = parquet
     with bigquery_source._api(f"loading {len(files)} Parquet file(s) into {destination.id}"):
         client = bigquery.Client(project=destination.project, credentials=_credentials())
         if all(f.startswith("gs://") for f in files):
