@@ -54,7 +54,6 @@ class Connections:
         self.all_closed.set()
         self.refused = Counter("tfpipe_serve_connections_refused", "REST connections refused: the server had "
                                "serve.max_connections open", registry=registry)
-
         self.sweep_seconds = min(SWEEP_SECONDS, header_timeout / 4)
         self.sweeper = self.loop.call_later(self.sweep_seconds, self._sweep)
 
@@ -77,7 +76,7 @@ class Connections:
         self.sweeper.cancel()
 
     def _sweep(self) -> None:
-        """408 to every connection whose request's headers are late."""
+        """408 to every connection whose request's headers are late; draining, closes those gone idle."""
         late = self.loop.time() - self.header_timeout
         for guard in [g for g in self.open if 0 < g.began <= late]:
             guard.answer(408, f"the request's headers did not arrive within {self.header_timeout:g} s")
