@@ -6,6 +6,8 @@
     tfpipe schedule --config ... --vertex --project p --pipeline-root gs://b/runs --cron "0 3 * * *"
     tfpipe schedule --config ... --pipeline monitoring --kfp-host https://kfp.example.com/pipeline --cron "0 * * * *"
     tfpipe run --config pipelines/configs/retraining.yaml --pipeline monitoring   # retrains here if asked to
+    tfpipe run --config pipelines/configs/retraining.yaml --pipeline batch   # scores the newest span with production
+    tfpipe predict --model-base runs/serving/churn --label production --source data/churn/2026-11-03 --out preds
     tfpipe ingest --config pipelines/configs/penguins.yaml --out /tmp/penguins
     tfpipe train --config pipelines/configs/penguins.yaml --examples /tmp/penguins --out /tmp/penguins-model
     tfpipe evaluate --model /tmp/penguins-model --examples /tmp/penguins --out /tmp/penguins-eval
@@ -37,8 +39,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     if bool(args.step) != bool(args.after):
         raise TfpipeError("--step and --from go together: the step to run, and the run folder whose outputs it takes")
-    if args.step and args.pipeline == "monitoring":
-        raise TfpipeError("--step runs one step of the training pipeline; the monitoring pipeline has no --step")
+    if args.step and args.pipeline != "training":
+        raise TfpipeError(f"--step runs one step of the training pipeline; the {args.pipeline} pipeline has no --step")
     package = None
     if args.package:
         from pipelines.targets.package import Package
@@ -54,7 +56,8 @@ def run_command(args: argparse.Namespace) -> int:
                         pipeline=args.pipeline, package=package)
     cfg.write(run_dir)
     monitoring = args.pipeline == "monitoring" or (package is not None and package.name.endswith("-monitoring"))
-    found = summary.monitoring_lines(run_dir) if monitoring else summary.lines(run_dir, alone=bool(args.step))
+    found = summary.monitoring_lines(run_dir) if monitoring else summary.batch_lines(run_dir) \
+        if args.pipeline == "batch" else summary.lines(run_dir, alone=bool(args.step))
     print("\n" + "\n".join(found))
     return 0
 
@@ -92,11 +95,15 @@ def cluster_command(args: argparse.Namespace) -> int:
 
 
 def build(cfg, pipeline: str, vertex: bool, target=None):
-    """The training or monitoring pipeline function for `cfg`; a monitoring pipeline retrains on `target`."""
+    """The training, monitoring or batch pipeline function for `cfg`; a monitoring pipeline retrains on `target`."""
     if pipeline == "monitoring":
         from pipelines import monitoring
 
         return monitoring.build(cfg, target)
+    if pipeline == "batch":
+        from pipelines import batch
+
+        return batch.build(cfg)
     from pipelines import training
 
     return training.build(cfg, vertex=vertex)
@@ -186,9 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_pipeline_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pipeline", choices=("training", "monitoring"), default="training",
-                        help="training (the default), or monitoring: the served model's request logs against its "
-                             "training data, retraining where monitor.retrain_on says")
+    parser.add_argument("--pipeline", choices=("training", "monitoring", "batch"), default="training",
+                        help="training (the default); monitoring: the served model's request logs against its "
+                             "training data, retraining where monitor.retrain_on says; batch: the new span ingested, "
+                             "validated and scored by the production model (predict.out)")
 
 
 def main(argv: list[str] | None = None) -> int:

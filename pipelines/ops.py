@@ -241,6 +241,31 @@ def monitor(config: str, findings: Output[Artifact], report: Output[HTML]) -> bo
     return result.retrain
 
 
+def predict(config: str, examples: Input[Dataset], predictions: Output[Dataset]) -> int:
+    """The registry's `predict.alias` version scores every ingested row into `predict.out` (empty: this step's
+    output); the rejected rows and what was done go to the output; returns the rows scored."""
+    import time
+
+    from components import predict as predict_step
+    from components.common import beam
+    from components.common.config import RunConfig
+    from components.predict import model, output
+    from pipelines.records import PredictRecord
+
+    cfg = RunConfig.from_json(config)
+    started = time.perf_counter()
+    version = model.resolve(cfg.model_home, alias=cfg.predict.alias)
+    dataflow = beam.on_dataflow(cfg.predict.engine, cfg.beam)  # its workers read and write the URIs
+    out = cfg.predict.out or (predictions.uri if dataflow else predictions.path)
+    bigquery = output.is_bigquery(out)
+    result = predict_step.run(cfg.predict, version, out, examples=examples.uri if dataflow else examples.path,
+                              report=predictions.path if bigquery else "", ingest=cfg.ingest, beam=cfg.beam)
+    predictions.metadata.update(PredictRecord(time.perf_counter() - started, result.rows, result.rejected, out,
+                                              result.report, version.path, version.version, version.alias,
+                                              result.files, result.load_job).to_json())
+    return result.rows
+
+
 def retrain(config: str, target: str, findings: Input[Artifact], started: Output[Artifact]) -> str:
     """Starts the training pipeline on `target` (a Target as JSON; local: a `tfpipe run`), because `findings`
     crossed the threshold `monitor.retrain_on` names; returns what it started."""
@@ -279,4 +304,4 @@ def make(base_image: str) -> SimpleNamespace:
 
     return SimpleNamespace(**{f.__name__: component(f) for f in (
         ingest, validate, plan_trials, run_trial, pick_best, train, evaluate, whatif, export, serve, monitor, retrain,
-        summary)})
+        predict, summary)})

@@ -150,6 +150,22 @@ class RetrainRecord(StepRecord):
     because: str  # the monitor findings that asked for it
 
 
+@dataclass(frozen=True)
+class PredictRecord(StepRecord):
+    TASK: ClassVar[str] = "predict"
+    ARTIFACT: ClassVar[str] = "predictions"
+
+    rows: int  # scored
+    rejected: int  # rows typing rejected (listed in the report's _rejected.jsonl)
+    out: str  # the Parquet folder or bq:// table written
+    report: str  # the folder of _rejected.jsonl and _predict.json
+    model: str  # the version's folder, <base>/<name>/<version>
+    version: int
+    alias: str  # the registry alias it was found by (predict.alias)
+    files: int  # Parquet files written
+    load_job: str  # the BigQuery load job; "" for a folder
+
+
 def returned(run_dir: Path, task: str):
     """What a run's task returned (its `Output` parameter), or None if the task did not run."""
     output = _executor_output(run_dir, task)

@@ -16,6 +16,7 @@ from pipelines.records import (
     ExportRecord,
     IngestRecord,
     MonitorRecord,
+    PredictRecord,
     RetrainRecord,
     ServeRecord,
     StepRecord,
@@ -113,6 +114,29 @@ def monitoring_lines(run_dir: Path) -> list[str]:
         out.append(f"  retrained {retrained.started} ({retrained.seconds:.1f} s)")
     elif monitored.crossed:
         out.append("  retrained no: monitor.retrain_on does not ask for it")
+    return out
+
+
+def batch_lines(run_dir: Path) -> list[str]:
+    """The summary of a batch scoring run: the span read, its validation, and the predictions written."""
+    ingested, validated, scored = IngestRecord.read(run_dir), ValidateRecord.read(run_dir), PredictRecord.read(run_dir)
+    out = [f"run {run_dir}"]
+    if ingested:
+        out.append(f"  rows      {ingested.rows:,} ingested, {ingested.rejected:,} rejected")
+    if validated:
+        against = f" (against {validated.baseline})" if validated.baseline else ""
+        out.append(f"  data      {validated.headline}{against}")
+        if not validated.validated:
+            out.append(f"  stopped   before scoring; the report: "
+                       f"{run_dir / ValidateRecord.TASK / ValidateRecord.ARTIFACT / 'report.html'}")
+    if scored:
+        out += [f"  predict   {scored.seconds:6.1f} s  {scored.rows:,} rows scored, {scored.rejected:,} rejected, by "
+                f"{scored.model} ({scored.alias})",
+                f"  out       {scored.out}" + (f" (load job {scored.load_job})" if scored.load_job else
+                                               f" ({scored.files} Parquet files)"),
+                f"  report    {scored.report}"]
+    elif not ingested or (validated and validated.validated):
+        out.append("  predict   did not finish: see the run's pipeline.log")
     return out
 
 

@@ -54,14 +54,16 @@ class Rows:
 class Plan:
     """What every batch needs to know, fixed before the first (Beam pickles it to its workers)."""
 
-    schema: Schema
+    schema: Schema  # the model's: its inputs and how they are typed
     keep: tuple[str, ...]
     where: str  # the examples folder or the source, for errors
+    key: str  # the column a prediction is keyed by (ingest.key); "": the file and line instead
+    data: Schema  # the examples' own schema (they may hold columns the model's lacks), or the model's for a source
 
     @property
     def identity(self) -> tuple[str, ...]:
         """The columns that say which row a prediction is of: the key, else the file and line."""
-        return (self.schema.key,) if self.schema.key else (FILE, LINE)
+        return (self.key,) if self.key else (FILE, LINE)
 
     @property
     def beside(self) -> tuple[str, ...]:
@@ -69,8 +71,8 @@ class Plan:
 
     def beside_schema(self, extra_types: dict[str, str] | None = None) -> pa.Schema:
         """The Arrow types of the columns beside the predictions; a kept column the schema lacks is text."""
-        types = {f.name: f.type for f in self.schema.features} | (extra_types or {})
-        fields = [(FILE, pa.string()), (LINE, pa.int64())] if not self.schema.key else []
+        types = {f.name: f.type for f in self.data.features} | (extra_types or {})
+        fields = [(FILE, pa.string()), (LINE, pa.int64())] if not self.key else []
         return pa.schema([*fields, *((c, ARROW[types.get(c, "string")]) for c in self.beside
                                      if c not in (FILE, LINE))])
 
@@ -80,7 +82,7 @@ class Plan:
 
 def check_examples_plan(plan: Plan) -> None:
     """Examples hold only the schema's features: a kept column must be one of them."""
-    names = [f.name for f in plan.schema.features]
+    names = [f.name for f in plan.data.features]
     missing = [c for c in plan.keep if c not in names]
     if missing:
         raise InputError(f"predict.keep: column(s) {missing} not in the examples {plan.where}; their features are "
@@ -91,7 +93,7 @@ def examples_rows(file: str, plan: Plan, batch_size: int) -> Iterator[Rows]:
     """An examples shard's records a batch at a time, with the kept features parsed beside them."""
     import tensorflow as tf
 
-    spec = {k: v for k, v in plan.schema.parse_spec().items() if k in plan.beside}
+    spec = {k: v for k, v in plan.data.parse_spec().items() if k in plan.beside}
     data = (tf.data.TFRecordDataset(file, compression_type="GZIP").batch(batch_size)
             .map(lambda s: (s, tf.io.parse_example(s, spec) if spec else {}), num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(2))
@@ -99,7 +101,7 @@ def examples_rows(file: str, plan: Plan, batch_size: int) -> Iterator[Rows]:
     for serialized, parsed in data:
         records = serialized.numpy()
         columns = {FILE: np.full(len(records), file, dtype=object),
-                   LINE: np.arange(seen + 1, seen + len(records) + 1)} if not plan.schema.key else {}
+                   LINE: np.arange(seen + 1, seen + len(records) + 1)} if not plan.key else {}
         columns |= {name: value.numpy() for name, value in parsed.items()}
         seen += len(records)
         yield Rows(records, pa.table({f.name: pa.array(columns[f.name], f.type) for f in target}), [])
@@ -123,7 +125,7 @@ def source_plan(plan: Plan, columns: list[str], ingest: IngestConfig) -> SourceP
     named with the columns it has."""
     schema = plan.schema
     inputs = {f.name: f.type for f in schema.inputs}  # the key too: a default model reads it as a category
-    for what, names in (("the model's inputs", list(inputs)), ("ingest.key", [schema.key] if schema.key else []),
+    for what, names in (("the model's inputs", list(inputs)), ("ingest.key", [plan.key] if plan.key else []),
                         ("predict.keep", list(plan.keep))):
         missing = [n for n in names if n not in columns]
         if missing:

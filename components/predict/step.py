@@ -93,13 +93,18 @@ def run(cfg: PredictConfig, version: model_lib.Version, out: str, *, examples: s
     if bigquery and not report:
         raise PredictError(f"--report: a BigQuery destination ({out}) needs a folder for the rejected rows and "
                            "the summary")
+    if report and not bigquery and report != out:
+        raise PredictError(f"--report: only a bq:// --out needs one; the folder {out} holds its own "
+                           f"{output.REJECTED} and {SUMMARY}")
     report = report or out
     started = time.perf_counter()
     schema = version.schema()
     task = task_of(schema)
-    plan = inputs.Plan(schema, cfg.keep, examples or source)
-    work, typing = (_examples(plan, examples) if examples
-                    else _source(plan, replace(ingest, source=source), cfg.engine, beam))
+    if examples:
+        plan, work, typing = _examples(schema, cfg.keep, examples)
+    else:
+        plan = inputs.Plan(schema, cfg.keep, source, schema.key, schema)
+        work, typing = _source(plan, replace(ingest, source=source), cfg.engine, beam)
     columns = plan.beside_schema(typing.types if typing else None)
     schema_out = pa_schema(columns, model_lib.output_schema(task), version, task)
     with io.staged_dir(report) as stage:
@@ -135,18 +140,21 @@ def pa_schema(beside: pa.Schema, predictions: pa.Schema, version: model_lib.Vers
     return pa.schema([*beside, *predictions], metadata=metadata)
 
 
-def _examples(plan: inputs.Plan, examples: str) -> tuple[list[units.Unit], None]:
-    """One unit per examples shard, every split's; the examples' features checked against the model's."""
-    inputs.check_examples_plan(plan)
+def _examples(schema: Schema, keep: tuple[str, ...], examples: str
+              ) -> tuple[inputs.Plan, list[units.Unit], None]:
+    """One unit per examples shard, every split's; the examples' features checked against the model's. They are
+    keyed by `ingest.key` where the examples hold it (an ingest that dropped it did not write it)."""
     theirs = Schema.read(examples)
     names = {f.name for f in theirs.features}
-    missing = [f.name for f in plan.schema.inputs if f.name not in names]
+    missing = [f.name for f in schema.inputs if f.name not in names]
     if missing:
         raise PredictError(f"{examples}/schema.json: no feature(s) {missing}, which the model takes")
+    plan = inputs.Plan(schema, keep, examples, schema.key if schema.key in names else "", theirs)
+    inputs.check_examples_plan(plan)
     files = sorted(io.gfile().glob(f"{examples.rstrip('/')}/*/*.tfrecord.gz"))
     if not files:
         raise PredictError(f"{examples}: no TFRecord shards; expected <split>/data-*-of-*.tfrecord.gz from ingest")
-    return [units.Unit(i, examples_file=f) for i, f in enumerate(files)], None
+    return plan, [units.Unit(i, examples_file=f) for i, f in enumerate(files)], None
 
 
 def _source(plan: inputs.Plan, ingest: IngestConfig, engine: str, beam: BeamConfig

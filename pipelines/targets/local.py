@@ -33,7 +33,7 @@ from pipelines.targets.package import Package
 # step's command loads it (without kfp's client), then the step packages the ops call.
 STEP_MODULES = ("kfp.dsl.executor_main", "components.ingest", "components.tune", "components.train",
                 "components.evaluate", "components.whatif", "components.export", "components.serve.step",
-                "components.monitor")
+                "components.monitor", "components.predict")
 
 
 class PipelineError(TfpipeError):
@@ -61,7 +61,7 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
 
         root = Path(cfg.runs_root).resolve()
         root.mkdir(parents=True, exist_ok=True)
-        name = f"tfpipe-{cfg.name}-{step or 'monitoring'}" if step or pipeline == "monitoring" else f"tfpipe-{cfg.name}"
+        name = f"tfpipe-{cfg.name}-{step or pipeline}" if step or pipeline != "training" else f"tfpipe-{cfg.name}"
         if docker:
             cfg = cfg.with_absolute_paths()
         if package is not None:
@@ -99,6 +99,10 @@ def _pipeline(cfg: RunConfig, step: str, after: str, pipeline: str) -> tuple:
 
     if pipeline == "monitoring":
         return monitoring.build(cfg), {}
+    if pipeline == "batch":
+        from pipelines import batch
+
+        return batch.build(cfg), {"source_fingerprint": fingerprint.of_source(cfg.ingest.source, cfg.ingest.query)}
     if step:
         return training.build_step(cfg, step, summary.outputs_of(Path(after).resolve())), {}
     digest = fingerprint.of_source(cfg.ingest.source, cfg.ingest.query)
