@@ -5,6 +5,7 @@ so that each case sends exactly the bytes it names; socket timeouts are hang gua
 import json
 import resource
 import socket
+import threading
 import time
 
 import grpc
@@ -75,6 +76,21 @@ def test_an_idle_connection_is_closed_and_a_kept_one_still_serves(server):
     answered = kept.recv(65536)
     assert status(answered) == 200 and b"Connection: close" not in answered  # answered, then kept open until idle
     assert answer(kept) == b""
+
+
+def test_an_idle_grpc_connection_is_sent_away(server):
+    channel = grpc.insecure_channel(server.grpc_target, options=[("grpc.use_local_subchannel_pool", 1)])
+    states, idle = [], threading.Event()
+
+    def seen(state):
+        states.append(state)
+        if state == grpc.ChannelConnectivity.IDLE and grpc.ChannelConnectivity.READY in states:
+            idle.set()  # READY, then IDLE: the server's GOAWAY (the channel's own idle timer is 30 minutes)
+
+    channel.subscribe(seen)
+    PredictionServiceStub(channel).Predict(predict_request(), timeout=HANG_GUARD)
+    assert idle.wait(HANG_GUARD), states
+    channel.close()
 
 
 def test_connections_past_the_cap_are_refused_at_once(penguins_home):
