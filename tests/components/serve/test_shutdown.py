@@ -142,14 +142,14 @@ def test_sigterm_under_load_cuts_no_request_and_every_answer_is_logged(tmp_path,
         time.sleep(0.01)
     server.signal(signal.SIGTERM)
     server.wait_until_draining()
-    removed.set()
-    for client in clients:
-        client.join(timeout=HANG_GUARD)
-    # Still within the delay: a new connection and a new RPC are answered.
+    # Within the delay (readiness already says 503): a new connection and a new channel's RPC are answered.
     late_rest = server.rest_predict()
     channel, stub = server.stub()
     late_grpc = stub.Predict(sent, timeout=HANG_GUARD)
     channel.close()
+    removed.set()
+    for client in clients:
+        client.join(timeout=HANG_GUARD)
     assert server.wait() == 0, "".join(server.lines)
 
     assert late_rest == 200 and late_grpc.outputs
