@@ -70,13 +70,13 @@ class Server:
             assert time.monotonic() < deadline, "readiness never answered 503"
             time.sleep(0.02)
 
-    def rest_predict(self) -> int:
-        """One predict on a new connection; its HTTP status."""
+    def rest_predict(self) -> tuple[int, str | None]:
+        """One predict on a new connection; its HTTP status and Connection header."""
         connection = http.client.HTTPConnection(*self.address, timeout=HANG_GUARD)
         connection.request("POST", PREDICT, BODY, {"Content-Type": "application/json"})
-        status = connection.getresponse().status
+        response = connection.getresponse()
         connection.close()
-        return status
+        return response.status, response.getheader("Connection")
 
     def stub(self):
         channel = grpc.insecure_channel(self.listening.grpc_target)
@@ -152,7 +152,7 @@ def test_sigterm_under_load_cuts_no_request_and_every_answer_is_logged(tmp_path,
         client.join(timeout=HANG_GUARD)
     assert server.wait() == 0, "".join(server.lines)
 
-    assert late_rest == 200 and late_grpc.outputs
+    assert late_rest == (200, "close") and late_grpc.outputs  # draining, answers end their connection
     assert set(outcomes["rest"]) == {200}, [o for o in outcomes["rest"] if o != 200][:5]
     assert set(outcomes["grpc"]) == {"OK"}, [o for o in outcomes["grpc"] if o != "OK"][:5]
     assert not [p.name for p in logs.iterdir() if p.name.startswith(".")], "an unfinished log file is left"
