@@ -197,9 +197,13 @@ def tune_command(args: argparse.Namespace) -> int:
     result = tune.run(cfg.tune, cfg.train, args.examples, args.out)
     cfg.write(args.out)
     failed = sum(t.status == "failed" for t in result.trials)
-    best = f"{result.best.id} {result.best.params} {cfg.tune.metric} {result.best.metric:.4f}" if result.best \
-        else "none (every trial failed or stopped early)"
-    print(f"{len(result.trials)} trials ({failed} failed); best {best} -> {args.out}/trials.html")
+    if result.best is None:
+        print(f"error: tune: none of {len(result.trials)} trials completed ({failed} failed, the others stopped "
+              f"early); their errors are in {args.out}/trials.html", file=sys.stderr)
+        return 1
+    best = result.best
+    print(f"{len(result.trials)} trials ({failed} failed); best {best.id} {best.params} {cfg.tune.metric} "
+          f"{best.metric:.4f} -> {args.out}/trials.html")
     return 0
 
 

@@ -8,7 +8,8 @@ table, parallel coordinates and scatter plots), `trials.json`, `trials.html`
 and `best.json`. A trial whose values fail (a NaN loss, a module that rejects them)
 is recorded as failed with its error and the search goes on; a setting that fails
 every trial alike (an unknown key, a metric the run does not report) ends it at
-once, and a search with no completed trial is an error. With `median_stopping`, a trial whose best value so far
+once; a search with no completed trial has no best (the command exits 1, the pipeline's
+pick step fails). With `median_stopping`, a trial whose best value so far
 is worse than the median of finished trials at the same epoch stops early.
 """
 
@@ -75,8 +76,6 @@ def run(cfg: TuneConfig, train: TrainConfig, examples: str, out: str) -> TuneRes
     io.write_json(f"{out}/best.json", {"trial": best.id, "params": best.params, "metric": cfg.metric,
                                        "value": best.metric} if best else {"trial": None})
     io.write_text(f"{out}/trials.html", html(cfg, trials, best))
-    if best is None:
-        raise TfpipeError(f"tune: none of {len(trials)} trials completed; their errors are in {out}/trials.html")
     return TuneResult(out, trials, best)
 
 

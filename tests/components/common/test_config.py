@@ -35,7 +35,7 @@ def test_string_numbers_are_coerced(tmp_path):
     ("ingest.shards=three", "ingest.shards: expected an integer, got 'three'"),
     ("ingest.split.train=lots", "ingest.split.train: expected a number"),
     ("ingest.format=xls", "ingest.format: expected one of auto, csv, parquet, jsonl, images, got 'xls'"),
-    ("ingest.types={age: decimal}", "ingest.types.age: expected one of int, float, string, image"),
+    ("ingest.types={age: decimal}", "ingest.types.age: expected one of int, float, string, text, image"),
     ("ingest.csv.header=maybe", "ingest.csv.header: expected true or false"),
     ("ingest.split.train=0.9", "ingest.split: train + eval + test must be 1.0"),
     ("ingest.shards=0", "ingest.shards: expected an integer >= 1"),

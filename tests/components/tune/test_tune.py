@@ -104,13 +104,13 @@ def test_parallel_trials_from_the_command_line(tmp_path, penguins_examples):
     ("tune.metric=acuracy", "tune.metric: 'acuracy' is not among the eval metrics"),
     ("tune.space={train.learning_rate: {values: [0.01, 0.02]}}",
      "tune.space.train.learning_rate: 'train' is not a train setting"),
-    ("tune.space={model.dropout: {values: [1.5]}}", "tune: none of 1 trials completed"),
+    ("tune.space={model.dropout: {values: [1.5]}}", "tune: none of 1 trials completed (1 failed"),
 ], ids=["misspelled-metric", "key-with-section", "every-trial-failed"])
-def test_a_search_that_cannot_succeed_is_exit_2(tmp_path, penguins_examples, setting, message):
+def test_a_search_that_cannot_succeed_says_why(tmp_path, penguins_examples, setting, message):
     done = subprocess.run([str(Path(sys.executable).with_name("tfpipe")), "tune", "--examples", penguins_examples,
                            "--out", str(tmp_path), "--set", "tune.space={learning_rate: {values: [0.003, 0.03]}}",
                            "--set", setting, "--set", "train.epochs=1", "--set", "train.tensorboard.profile_batch=[]"],
                           capture_output=True, text=True, timeout=600)
-    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.returncode == (1 if "completed" in message else 2), done.stderr[-2000:]  # 2: fix the config
     assert message in done.stderr
     assert not (tmp_path / "trials" / "trial-001").exists()  # stopped at the first trial, or before any
