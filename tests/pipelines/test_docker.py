@@ -62,35 +62,27 @@ def test_the_whole_pipeline_in_containers(engine, tmp_path):
     assert deploy["deployed"] and (tmp_path / "runs" / "serving" / "digits" / "1" / "saved_model.pb").exists()
 
 
-def test_a_teams_own_model_through_the_pipeline_in_containers(engine, tmp_path):
-    """The module is in no image: it reaches the train container in the config, later ones beside the model."""
-    source = write_penguins(tmp_path / "data" / "penguins.csv")
-    cfg = config_lib.load(ROOT / "pipelines/configs/penguins_wide_deep.yaml", [
-        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=3", "tune.space={}",
-        f"pipeline.base_image={IMAGE}"])
-    run_dir = local.run(cfg, docker=True)
-    model = run_dir / "train" / "model"
-    assert json.loads((model / "model_module.json").read_text())["sha256"] == cfg.train.model.source.sha256
-    assert json.loads((run_dir / "evaluate" / "evaluation" / "blessing.json").read_text())["blessed"]
-    deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
-    assert deploy["deployed"]
-    assert (tmp_path / "runs" / "serving" / "penguins_wide_deep" / "1" / "saved_model.pb").exists()
-
-
 def test_a_compiled_vertex_file_runs_in_containers_with_its_worker_pools(engine, tmp_path):
-    """`tfpipe run --package FILE --docker`: what Vertex would run, each step in the image, two train replicas."""
+    """`tfpipe run --package FILE --docker`: what Vertex would run, each step in the image, two train replicas,
+    on a team's model: the module is in no image; it reaches the train containers in the config, later ones
+    beside the model."""
     from kfp import compiler
 
     from pipelines import training
     from pipelines.targets.package import Package
 
     source = write_penguins(tmp_path / "data" / "penguins.csv")
-    cfg = config_lib.load(ROOT / "pipelines/configs/penguins.yaml", [
-        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=2", "runtime.workers=2",
-        "deploy.infra_check=false", f"pipeline.base_image={IMAGE}"])
+    cfg = config_lib.load(ROOT / "pipelines/configs/penguins_wide_deep.yaml", [
+        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=3", "runtime.workers=2",
+        "tune.space={}", f"pipeline.base_image={IMAGE}"])
     compiler.Compiler().compile(training.build(cfg, vertex=True), str(tmp_path / "vertex.yaml"))
     package = Package.read(tmp_path / "vertex.yaml")
     run_dir = local.run(package.config, docker=True, package=package)
-    assert json.loads((run_dir / "train" / "model" / "training.json").read_text())["workers"] == 2
+    model = run_dir / "train" / "model"
+    assert json.loads((model / "training.json").read_text())["workers"] == 2
+    assert json.loads((model / "model_module.json").read_text())["sha256"] == cfg.train.model.source.sha256
     assert f"Found image '{IMAGE}'" in (run_dir / "pipeline.log").read_text()
-    assert (tmp_path / "runs" / "serving" / "penguins" / "1" / "saved_model.pb").exists()
+    assert json.loads((run_dir / "evaluate" / "evaluation" / "blessing.json").read_text())["blessed"]
+    deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
+    assert deploy["deployed"]
+    assert (tmp_path / "runs" / "serving" / "penguins_wide_deep" / "1" / "saved_model.pb").exists()

@@ -9,6 +9,7 @@ import pytest
 from kfp import compiler
 
 from components.common import config as config_lib
+from components.common.model_loading import load_model
 from components.data import write_penguins
 from components.train import launcher
 from pipelines import summary, training
@@ -17,9 +18,9 @@ from pipelines.targets.package import Package, PackageError
 from tests.conftest import ROOT
 
 
-def compiled(tmp_path, vertex: bool, *sets: str) -> Path:
+def compiled(tmp_path, vertex: bool, *sets: str, config: str = "penguins.yaml") -> Path:
     source = write_penguins(tmp_path / "penguins.csv")
-    cfg = config_lib.load(ROOT / "pipelines/configs/penguins.yaml", [
+    cfg = config_lib.load(ROOT / "pipelines/configs" / config, [
         f"ingest.source={source}", f"runs_root={tmp_path}/runs", f"export.base={tmp_path}/serving", "train.epochs=2",
         "deploy.infra_check=false", *sets])
     path = tmp_path / ("vertex.yaml" if vertex else "kfp.yaml")
@@ -52,13 +53,18 @@ def test_the_compiled_kfp_file_runs_as_compiled(tmp_path):
 
 @pytest.mark.slow
 def test_the_compiled_vertex_file_trains_on_the_worker_pools_as_replicas(tmp_path):
-    path = compiled(tmp_path, True, "runtime.workers=2")
+    """A team's model (the wide & deep module, its own layer) on two replicas: the module reaches both in the
+    config, and every later step loads it from beside the model."""
+    path = compiled(tmp_path, True, "runtime.workers=2", "tune.space={}", config="penguins_wide_deep.yaml")
     done = subprocess.run([str(Path(sys.executable).with_name("tfpipe")), "run", "--package", str(path)],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    [run_dir] = (tmp_path / "runs").glob("tfpipe-penguins-*")
+    [run_dir] = (tmp_path / "runs").glob("tfpipe-penguins-wide-deep-*")
     training_record = json.loads((run_dir / "train" / "model" / "training.json").read_text())
     assert training_record["workers"] == 2 and training_record["strategy"] == "CollectiveAllReduceStrategy"
+    assert training_record["module"]["module"].endswith("pipelines/configs/models/wide_deep.py")
+    model = load_model(str(run_dir / "train" / "model"))
+    assert {"CrossLayer", "HashedCrossing"} <= {type(layer).__name__ for layer in model.layers}
     log = (run_dir / "pipeline.log").read_text()
     assert "started 2 workers" in log and "[worker 1]" in log
     assert not list((run_dir / "train" / "model").glob(".train-worker-*"))  # the other replica's copies are gone

@@ -177,7 +177,8 @@ def test_a_teams_own_model_through_the_whole_dag_tuned_served_on_both_protocols(
     source = write_penguins(tmp_path / "penguins.csv")
     cfg = config_lib.load(ROOT / "pipelines/configs/penguins_wide_deep.yaml", [
         f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=4", "deploy.infra_check=false",
-        "tune.space={model.params.cross_layers: {values: [1, 3]}, model.params.dropout: {values: [0.0, 0.3]}}"])
+        "tune.space={model.params.cross_layers: {values: [1, 3]}, model.params.dropout: {values: [0.0, 0.3]}}",
+        "tune.algorithm=random", "tune.trials=2"])
     run_dir = local.run(cfg)
     outputs = summary.outputs_of(run_dir)
     training_record = json.loads((outputs.model / "training.json").read_text())

@@ -9,7 +9,6 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from components.common import reader
 from components.common.config import ExportConfig, ModelConfig, TensorBoardConfig, TrainConfig, load as load_config
@@ -19,7 +18,6 @@ from components.common.schema import Schema
 from components.common.task import task_of
 from components.export import run as export
 from components.train import run as train
-from tests.conftest import ROOT
 
 QUIET = TensorBoardConfig(profile_batch=(), histogram_freq=0, write_graph=False)
 
@@ -178,19 +176,3 @@ def test_custom_loop_and_warm_start_from_a_model_of_the_same_module(tmp_path, pe
     assert result.metrics["accuracy"] > 0.4
     history = json.loads((tmp_path / "model" / "history.json").read_text())
     assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
-
-
-def test_the_wide_deep_example_trains_on_two_workers(tmp_path, penguins_examples):
-    cfg = load_config(ROOT / "pipelines/configs/penguins_wide_deep.yaml", ["train.epochs=2"])
-    assert cfg.train.model.source.file == "wide_deep.py"
-    out = tmp_path / "model"
-    done = subprocess.run([sys.executable, "-m", "components", "train", "--config",
-                           str(ROOT / "pipelines/configs/penguins_wide_deep.yaml"), "--set", "train.epochs=2",
-                           "--examples", penguins_examples, "--out", str(out), "--workers", "2"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    training = json.loads((out / "training.json").read_text())
-    assert training["workers"] == 2 and training["strategy"] == "CollectiveAllReduceStrategy"
-    model = load_model(str(out), Schema.read(penguins_examples))
-    assert {"CrossLayer", "HashedCrossing"} <= {type(layer).__name__ for layer in model.layers}
-    assert tf.reduce_all(tf.math.is_finite(model.weights[-1]))
