@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -45,7 +46,9 @@ class InputError(TfpipeError):
 class Rows:
     """One batch to score."""
 
-    serialized: np.ndarray  # tf.train.Example bytes, one per row
+    # tf.train.Example bytes, one per row: a tf.string tensor as read from a shard (never copied into Python
+    # objects: that alone took longer than scoring), or the encoder's numpy array for a source
+    serialized: Any
     beside: pa.Table  # the key (or file and line) and the kept columns, one row per example
     rejected: list[dict]  # rows typing rejected, as ingest's rejected.jsonl holds them
 
@@ -89,22 +92,31 @@ def check_examples_plan(plan: Plan) -> None:
                          f"{names}")
 
 
-def examples_rows(file: str, plan: Plan, batch_size: int) -> Iterator[Rows]:
-    """An examples shard's records a batch at a time, with the kept features parsed beside them."""
+def examples_rows(files: tuple[str, ...], plan: Plan, batch_size: int) -> Iterator[Rows]:
+    """Examples shards' records a batch at a time (each batch from one shard, up to four shards read at once),
+    with the kept features parsed beside them."""
     import tensorflow as tf
 
     spec = {k: v for k, v in plan.data.parse_spec().items() if k in plan.beside}
-    data = (tf.data.TFRecordDataset(file, compression_type="GZIP").batch(batch_size)
-            .map(lambda s: (s, tf.io.parse_example(s, spec) if spec else {}), num_parallel_calls=tf.data.AUTOTUNE)
+    names = tf.constant(files)
+
+    def batches(index):  # (shard, batch number, records): where each record came from is known without a count
+        return (tf.data.TFRecordDataset(names[index], compression_type="GZIP", buffer_size=1 << 22)
+                .batch(batch_size).enumerate().map(lambda number, records: (index, number, records)))
+
+    data = (tf.data.Dataset.range(len(files))
+            .interleave(batches, cycle_length=min(len(files), 4), num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=True)
             .prefetch(2))
-    target, seen = plan.beside_schema(), 0
-    for serialized, parsed in data:
-        records = serialized.numpy()
-        columns = {FILE: np.full(len(records), file, dtype=object),
-                   LINE: np.arange(seen + 1, seen + len(records) + 1)} if not plan.key else {}
-        columns |= {name: value.numpy() for name, value in parsed.items()}
-        seen += len(records)
-        yield Rows(records, pa.table({f.name: pa.array(columns[f.name], f.type) for f in target}), [])
+    target = plan.beside_schema()
+    for index, number, serialized in data:
+        n = int(serialized.shape[0])
+        first = int(number) * batch_size + 1
+        columns = {FILE: pa.repeat(files[int(index)], n).cast(pa.string()),
+                   LINE: pa.array(np.arange(first, first + n))} if not plan.key else {}
+        parsed = tf.io.parse_example(serialized, spec) if spec else {}
+        columns |= {name: pa.array(value.numpy(), target.field(name).type) for name, value in parsed.items()}
+        yield Rows(serialized, pa.table({f.name: columns[f.name] for f in target}), [])
 
 
 # ------------------------------------------------------------------------------------------------ a source

@@ -80,8 +80,9 @@ class Scorer:
         self._task = task
         self._tf = tf
 
-    def __call__(self, serialized: np.ndarray) -> pa.Table:
-        outputs = self._signature(inputs=self._tf.constant(serialized, self._tf.string))
+    def __call__(self, serialized) -> pa.Table:
+        """Predictions for serialized examples: a tf.string tensor, or a numpy array of bytes."""
+        outputs = self._signature(inputs=self._tf.convert_to_tensor(serialized, self._tf.string))
         if self._task.kind == "regression":
             return pa.table({PREDICTED_VALUE: pa.array(outputs[O.PREDICTIONS].numpy(), pa.float32())})
         probabilities = outputs[O.PROBABILITIES].numpy().astype(np.float32)

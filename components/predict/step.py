@@ -12,7 +12,8 @@ typing rejects go to `_rejected.jsonl` (file, line, reason naming the
 column) and are never scored; `_predict.json` records what was done.
 
 `predict.engine` says where the units of work run (components.predict.units):
-`local`, one after another in this process, the model loaded once; or
+`local`, in this process, the model loaded once (examples shards read four
+at once); or
 `beam`, as a Beam pipeline on the `beam` section's runner, the model loaded
 once per worker (components.predict.beam_engine). Memory is bounded by the
 batch, not the input: rows are read, scored and written a batch at a time.
@@ -101,7 +102,7 @@ def run(cfg: PredictConfig, version: model_lib.Version, out: str, *, examples: s
     schema = version.schema()
     task = task_of(schema)
     if examples:
-        plan, work, typing = _examples(schema, cfg.keep, examples)
+        plan, work, typing = _examples(schema, cfg.keep, examples, cfg.engine)
     else:
         plan = inputs.Plan(schema, cfg.keep, source, schema.key, schema)
         work, typing = _source(plan, replace(ingest, source=source), cfg.engine, beam)
@@ -140,10 +141,11 @@ def pa_schema(beside: pa.Schema, predictions: pa.Schema, version: model_lib.Vers
     return pa.schema([*beside, *predictions], metadata=metadata)
 
 
-def _examples(schema: Schema, keep: tuple[str, ...], examples: str
+def _examples(schema: Schema, keep: tuple[str, ...], examples: str, engine: str
               ) -> tuple[inputs.Plan, list[units.Unit], None]:
-    """One unit per examples shard, every split's; the examples' features checked against the model's. They are
-    keyed by `ingest.key` where the examples hold it (an ingest that dropped it did not write it)."""
+    """Every split's shards (the local engine: one unit of all; beam: one unit each); the examples' features
+    checked against the model's. They are keyed by `ingest.key` where the examples hold it (an ingest that
+    dropped it did not write it)."""
     theirs = Schema.read(examples)
     names = {f.name for f in theirs.features}
     missing = [f.name for f in schema.inputs if f.name not in names]
@@ -154,7 +156,9 @@ def _examples(schema: Schema, keep: tuple[str, ...], examples: str
     files = sorted(io.gfile().glob(f"{examples.rstrip('/')}/*/*.tfrecord.gz"))
     if not files:
         raise PredictError(f"{examples}: no TFRecord shards; expected <split>/data-*-of-*.tfrecord.gz from ingest")
-    return plan, [units.Unit(i, examples_file=f) for i, f in enumerate(files)], None
+    if engine != "beam":
+        return plan, [units.Unit(0, examples_files=tuple(files))], None
+    return plan, [units.Unit(i, examples_files=(f,)) for i, f in enumerate(files)], None
 
 
 def _source(plan: inputs.Plan, ingest: IngestConfig, engine: str, beam: BeamConfig

@@ -1,7 +1,8 @@
 """A unit of scoring work, the same for both engines: its rows read, scored and written as its own files.
 
-A unit is an examples shard, or a source (the local engine reads it whole)
-or a part of one (the Beam engine's: ingest's own units, a file's every
+A unit is examples shards (the local engine's: all of them; the Beam
+engine's: one each), or a source (the local engine reads it whole) or a part
+of one (the Beam engine's: ingest's own units, a file's every
 k-th batch or a BigQuery read stream, `components.ingest.beam_engine.units`).
 `score` writes the unit's Parquet files, its rejected rows and a small
 record of what it did (`_unit-<n>.json`), which the step adds up once every
@@ -28,14 +29,14 @@ from components.predict.model import Scorer
 @dataclass(frozen=True)
 class Unit:
     index: int
-    examples_file: str = ""  # an examples shard
+    examples_files: tuple[str, ...] = ()  # examples shards
     source: sources.Source | None = None  # a source read whole
     part: Any = None  # a part of a source: components.ingest.beam_engine.Unit
 
     def rows(self, plan: inputs.Plan, typing: inputs.SourcePlan | None, ingest: IngestConfig,
              batch_size: int) -> Iterator[inputs.Rows]:
-        if self.examples_file:
-            return inputs.examples_rows(self.examples_file, plan, batch_size)
+        if self.examples_files:
+            return inputs.examples_rows(self.examples_files, plan, batch_size)
         raw = self.part.batches(ingest) if self.part is not None else sources.read(self.source, ingest)
         return inputs.source_rows(raw, typing)
 

@@ -33,6 +33,7 @@ def test_the_production_label_scores_and_says_what_it_did(penguins_home, penguin
     (["--set", "predict.batch_size=0"], "predict.batch_size: expected an integer >= 1"),
     (["--out", "bq://just.two"], "--out: expected a folder or bq://project.dataset.table"),
     (["--out", "bq://p.d.t"], "--report: a BigQuery destination"),
+    (["--report", "{tmp}/elsewhere"], "--report: only a bq:// --out needs one"),
 ])
 def test_bad_input_is_exit_2_in_one_line_naming_what_is_wrong(penguins_home, penguins_examples, tmp_path, capsys,
                                                              change, named):
