@@ -5,8 +5,11 @@ over every training row (the only feature statistics ingest keeps), and the
 predictions with the training split's label counts for a classifier (the
 label over every row for a regressor). Drift compares a window with the one
 before it. Numbers are compared over the baseline's quantile bins, as
-validate does. Images have no distribution in the statistics and are not
-compared, nor is a feature without values on either side.
+validate does. A text feature is measured as validate measures it: its
+tokens as categories, and its lengths in bytes and in tokens per value as
+numbers (`statistic` names which, as validate's findings do). Images have no
+distribution in the statistics and are not compared, nor is a feature
+without values on either side.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from components.common.config import DriftThresholds
 from components.common.metadata import SPLIT_PREFIX, DataMetadata, stats_name, value_counts
 from components.monitor.findings import Measurement, MeasurementKind
 from components.validate import distance
+from components.validate.checks import TEXT_DRIFT
 from components.validate.profile import Profile, profiles
 
 TRAIN_SPLIT = "train"
@@ -48,4 +52,7 @@ def measure(kind: MeasurementKind, thresholds: DriftThresholds, baseline: dict[s
         elif base.numeric and new.numeric:
             value = distance.histogram_jensen_shannon(base.histogram, new.histogram)
             found.append(Measurement(kind, name, name == label, "jensen_shannon_divergence", value, threshold))
+        for what in sorted((base.distributions or {}).keys() & (new.distributions or {}).keys()):
+            value = distance.histogram_jensen_shannon(base.distributions[what], new.distributions[what])
+            found.append(Measurement(kind, name, name == label, f"{TEXT_DRIFT}{what}", value, threshold))
     return tuple(found)

@@ -143,11 +143,11 @@ class Decoder:
         if array.ndim != 1:
             seen[("shape_mismatch", name)] = f"{name!r}: shape {list(array.shape)}, expected one value per example"
             return None
-        kinds = {"int": "iu", "float": "iuf", "string": "OS"}[feature.type]
+        kinds = {"int": "iu", "float": "iuf", "string": "OS", "text": "OS"}[feature.type]
         if array.dtype.kind not in kinds:
             seen[("type_mismatch", name)] = f"{name!r}: {array.dtype} values, expected {feature.type}"
             return None
-        if feature.type == "string":
+        if feature.type in ("string", "text"):
             return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array]
         return array.astype(np.float64).tolist()
 
@@ -183,7 +183,7 @@ class Decoder:
             return None
         if wanted == "image":
             return True
-        return values[0].decode("utf-8", "replace") if wanted == "string" else float(values[0])
+        return values[0].decode("utf-8", "replace") if wanted in ("string", "text") else float(values[0])
 
     def _answers(self, record, kind: str, rows: int, into: Traffic, seen: dict) -> None:
         result = getattr(record, kind).response.result

@@ -35,7 +35,9 @@ class Measurement:
     kind: MeasurementKind
     feature: str  # an input feature, or the label's name for the model's predictions
     prediction: bool
-    statistic: str  # l_infinity (categories) or jensen_shannon_divergence (numbers)
+    # l_infinity (categories, a text's tokens), jensen_shannon_divergence (numbers), or
+    # jensen_shannon_divergence_bytes_per_value / _tokens_per_value (a text's lengths, as validate names them)
+    statistic: str
     measured: float
     threshold: float
     at: str = ""  # l_infinity: the value whose share differs most

@@ -3,7 +3,9 @@
 The per-feature statistics are those `components.common.schema.Feature`
 documents and ingest writes (numbers: count, missing, min, max, mean, std and
 a histogram over quantile edges; strings: count, missing, unique and the most
-frequent values; images: count and missing), computed here over the window's
+frequent values; text: its tokens counted as strings' values are, with the
+tokens the model looks up (`common.text`), and its bytes and tokens per value
+as numbers; images: count and missing), computed here over the window's
 values, which all fit in memory. `DataMetadata.from_ingest` then turns them
 into the same `schema.pbtxt` + `stats.pb` as a training data set's, so a
 window compares with training through one format, and TFDV, Facets or
@@ -19,7 +21,10 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from components.common import text
 from components.common.metadata import DataMetadata
 from components.common.schema import Feature, Schema
 from components.common.task import Task
@@ -52,7 +57,21 @@ def feature_stats(kind: str, values: list, missing: int) -> dict:
         counts = Counter(values)
         return {"count": len(values), "missing": missing, "unique": len(counts),
                 "top": [[v, c] for v, c in counts.most_common(TOP_VALUES)]}
+    if kind == "text":
+        return text_stats(values, missing)
     return {"count": len(values), "missing": missing}
+
+
+def text_stats(values: list[str], missing: int) -> dict:
+    """Ingest's text statistics: `unique`, `top` and `tokens` count tokens, `length` (bytes) and `token_count`
+    are each value's, as numbers."""
+    column = pa.array(values, pa.string())
+    tokens, per_value = text.tokens(column)
+    counted = feature_stats("string", tokens.to_pylist(), 0)
+    lengths = pc.binary_length(column).to_numpy(zero_copy_only=False)
+    return {"count": len(values), "missing": missing, "unique": counted["unique"], "top": counted["top"],
+            "tokens": counted["count"], "length": numeric_stats(lengths.astype(np.float64), missing),
+            "token_count": numeric_stats(per_value.astype(np.float64), missing)}
 
 
 def numeric_stats(values: np.ndarray, missing: int) -> dict:
