@@ -31,6 +31,7 @@ from components.common.errors import TfpipeError
 from components.common.schema import Schema
 from components.ingest import conform, examples as encoder
 from components.ingest.sources import RawBatch
+from components.predict import records
 
 FILE, LINE = "file", "line"  # where a row came from, when the schema has no key
 # conform rejects a row without a label; scoring needs none, so it is given this always-present one.
@@ -46,9 +47,7 @@ class InputError(TfpipeError):
 class Rows:
     """One batch to score."""
 
-    # tf.train.Example bytes, one per row: a tf.string tensor as read from a shard (never copied into Python
-    # objects: that alone took longer than scoring), or the encoder's numpy array for a source
-    serialized: Any
+    serialized: Any  # tf.train.Example bytes, one per row: a tf.string tensor, or the encoder's numpy array
     beside: pa.Table  # the key (or file and line) and the kept columns, one row per example
     rejected: list[dict]  # rows typing rejected, as ingest's rejected.jsonl holds them
 
@@ -93,30 +92,23 @@ def check_examples_plan(plan: Plan) -> None:
 
 
 def examples_rows(files: tuple[str, ...], plan: Plan, batch_size: int) -> Iterator[Rows]:
-    """Examples shards' records a batch at a time (each batch from one shard, up to four shards read at once),
-    with the kept features parsed beside them."""
+    """Examples shards' records a batch at a time (components.predict.records), with the kept features parsed
+    beside them."""
     import tensorflow as tf
 
     spec = {k: v for k, v in plan.data.parse_spec().items() if k in plan.beside}
-    names = tf.constant(files)
-
-    def batches(index):  # (shard, batch number, records): where each record came from is known without a count
-        return (tf.data.TFRecordDataset(names[index], compression_type="GZIP", buffer_size=1 << 22)
-                .batch(batch_size).enumerate().map(lambda number, records: (index, number, records)))
-
-    data = (tf.data.Dataset.range(len(files))
-            .interleave(batches, cycle_length=min(len(files), 4), num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=True)
-            .prefetch(2))
     target = plan.beside_schema()
-    for index, number, serialized in data:
-        n = int(serialized.shape[0])
-        first = int(number) * batch_size + 1
-        columns = {FILE: pa.repeat(files[int(index)], n).cast(pa.string()),
-                   LINE: pa.array(np.arange(first, first + n))} if not plan.key else {}
-        parsed = tf.io.parse_example(serialized, spec) if spec else {}
-        columns |= {name: pa.array(value.numpy(), target.field(name).type) for name, value in parsed.items()}
-        yield Rows(serialized, pa.table({f.name: columns[f.name] for f in target}), [])
+    for file in files:
+        first = 1
+        for batch in records.batches(file, batch_size):
+            n = len(batch)
+            serialized = tf.constant(batch, tf.string)
+            columns = {FILE: pa.repeat(file, n).cast(pa.string()),
+                       LINE: pa.array(np.arange(first, first + n))} if not plan.key else {}
+            parsed = tf.io.parse_example(serialized, spec) if spec else {}
+            columns |= {name: pa.array(value.numpy(), target.field(name).type) for name, value in parsed.items()}
+            first += n
+            yield Rows(serialized, pa.table({f.name: columns[f.name] for f in target}), [])
 
 
 # ------------------------------------------------------------------------------------------------ a source

@@ -12,8 +12,7 @@ typing rejects go to `_rejected.jsonl` (file, line, reason naming the
 column) and are never scored; `_predict.json` records what was done.
 
 `predict.engine` says where the units of work run (components.predict.units):
-`local`, in this process, the model loaded once (examples shards read four
-at once); or
+`local`, in this process, the model loaded once; or
 `beam`, as a Beam pipeline on the `beam` section's runner, the model loaded
 once per worker (components.predict.beam_engine). Memory is bounded by the
 batch, not the input: rows are read, scored and written a batch at a time.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -79,10 +80,11 @@ def score(unit: Unit, job: Job, scorer: Scorer) -> Done:
     writer = output.PartWriter(job.folder, unit.index, job.schema, job.rows_per_file)
     rows = rejected = 0
     with io.open_write(output.rejected_part(job.folder, unit.index)) as bad, \
-            contextlib.closing(unit.rows(job.plan, job.typing, job.ingest, job.batch_size)) as batches:
+            contextlib.closing(unit.rows(job.plan, job.typing, job.ingest, job.batch_size)) as batches, \
+            contextlib.closing(ahead(batches)) as read:
         bad.write("")
         try:
-            for batch in batches:
+            for batch in read:
                 bad.write("".join(json.dumps(row) + "\n" for row in batch.rejected))
                 rejected += len(batch.rejected)
                 for start in range(0, len(batch.serialized), job.batch_size):
@@ -95,3 +97,13 @@ def score(unit: Unit, job: Job, scorer: Scorer) -> Done:
     done = Done(rows, rejected, tuple(writer.files))
     io.write_json(done_path(job.folder, unit.index), done.to_json())
     return done
+
+
+def ahead(items: Iterator[inputs.Rows]) -> Iterator[inputs.Rows]:
+    """`items`, the next one read on a thread of its own while this one is scored and written (zlib, Arrow and
+    TensorFlow let go of the GIL while they work); at most one batch ahead, so memory stays one batch more."""
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(next, items, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, items, None)
+            yield item
