@@ -27,7 +27,7 @@ from tensorflow_serving.apis import (
 
 from components.common.config import ServeConfig
 from components.common.signatures import CLASSIFY_METHOD, REGRESS_METHOD
-from components.serve import request_log, service as service_lib, tensors, values
+from components.serve import answers, request_log, service as service_lib, tensors, values
 from components.serve.errors import RequestError, ServingError
 from components.serve.service import Service
 
@@ -157,7 +157,7 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
             examples = await self.service.work(self._many(request), _examples, request.input,
                                                self.service.allow_non_finite)
             outputs = await self.service.run_examples(servable, signature, examples)
-            response = classification_pb2.ClassificationResponse(result=service_lib.classification_result(outputs))
+            response = classification_pb2.ClassificationResponse(result=answers.classification_result(outputs))
             _answered_by(response, request, servable, signature)
             self._log(request_log.classify_protos, request, response)
             return response
@@ -170,7 +170,7 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
             examples = await self.service.work(self._many(request), _examples, request.input,
                                                self.service.allow_non_finite)
             outputs = await self.service.run_examples(servable, signature, examples)
-            response = regression_pb2.RegressionResponse(result=service_lib.regression_result(outputs))
+            response = regression_pb2.RegressionResponse(result=answers.regression_result(outputs))
             _answered_by(response, request, servable, signature)
             self._log(request_log.regress_protos, request, response)
             return response

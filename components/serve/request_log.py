@@ -42,7 +42,7 @@ import tensorflow as tf
 from prometheus_client import CollectorRegistry, Counter
 
 from components.common.config import RequestLogConfig
-from components.serve import service as service_lib, wire
+from components.serve import answers, wire
 
 log = logging.getLogger("tfpipe.serve")
 QUEUE_LIMIT = 4096  # records waiting for the writer; one more is dropped, never waited for
@@ -188,13 +188,13 @@ def classify_examples(model: tuple, signature: str, version: int, examples: list
                       outputs: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
     """A REST classify: its examples as a ClassificationRequest, its answer as the Classify API's."""
     return _examples_log(wire.CLASSIFY_LOG, model, signature, version, examples,
-                         service_lib.classification_result(outputs))
+                         answers.classification_result(outputs))
 
 
 def regress_examples(model: tuple, signature: str, version: int, examples: list[bytes],
                      outputs: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
     return _examples_log(wire.REGRESS_LOG, model, signature, version, examples,
-                         service_lib.regression_result(outputs))
+                         answers.regression_result(outputs))
 
 
 def _examples_log(kind: int, model: tuple, signature: str, version: int, examples: list[bytes], result):

@@ -32,7 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from components.common.signatures import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD
-from components.serve import connections, json_body, request_log, service as service_lib, tensors
+from components.serve import answers, connections, json_body, request_log, service as service_lib, tensors
 from components.serve.errors import NotFound, RequestError, ServingError, TooLarge
 from components.serve.service import Service
 
@@ -176,8 +176,8 @@ def _predict_answer(outputs: dict, row_format: bool, _cancelled) -> bytes:
 
 def _examples_answer(api: str, outputs: dict, _cancelled) -> bytes:
     if api == "classify":
-        return _dumps({"results": [[[c, s] for c, s in row] for row in service_lib.classes(outputs)]})
-    return _dumps({"results": service_lib.regressions(outputs)})
+        return _dumps({"results": [[[c, s] for c, s in row] for row in answers.classes(outputs)]})
+    return _dumps({"results": answers.regressions(outputs)})
 
 
 def _status(service: Service, name: str, version, label) -> dict:

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from tensorflow_serving.apis import classification_pb2, regression_pb2
 
 from components.common.signatures import PREDICT_METHOD as PREDICT
 from components.serve import values
@@ -135,29 +134,6 @@ class Service:
     def observe(self, protocol: str, api: str, code: str, started: float) -> None:
         self.requests.labels(protocol, api, code).inc()
         self.latency.labels(protocol, api).observe(time.perf_counter() - started)
-
-
-def classification_result(outputs: dict[str, np.ndarray]) -> classification_pb2.ClassificationResult:
-    """A classify signature's answer as the Classify API's result (gRPC answers and request logs)."""
-    result = classification_pb2.ClassificationResult()
-    for row in classes(outputs):
-        result.classifications.add().classes.extend(classification_pb2.Class(label=c, score=s) for c, s in row)
-    return result
-
-
-def regression_result(outputs: dict[str, np.ndarray]) -> regression_pb2.RegressionResult:
-    return regression_pb2.RegressionResult(regressions=[regression_pb2.Regression(value=v)
-                                                        for v in regressions(outputs)])
-
-
-def classes(outputs: dict[str, np.ndarray]) -> list[list[tuple[str, float]]]:
-    """A classify signature's answer as [[(label, score), ...] per example]."""
-    return [[(c.decode("utf-8", "replace"), float(s)) for c, s in zip(row_c, row_s, strict=True)]
-            for row_c, row_s in zip(outputs["classes"], outputs["scores"], strict=True)]
-
-
-def regressions(outputs: dict[str, np.ndarray]) -> list[float]:
-    return [float(v) for v in outputs["outputs"].reshape(-1)]
 
 
 def status(manager: ModelManager, name: str, version: int | None, label: str | None) -> list[tuple[int, str, str]]:
