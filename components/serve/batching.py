@@ -57,6 +57,10 @@ class Batcher:
         self.limit = options.max_enqueued_batches * options.max_batch_size
         self.tasks: set[asyncio.Task] = set()
 
+    def queued_rows(self) -> int:
+        """Rows waiting for a model call (open batches, and closed ones waiting for a slot): the queue's depth."""
+        return sum(queue.waiting_rows for queue in list(self.queues.values()))
+
     async def run(self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray]) -> dict:
         rows = len(next(iter(inputs.values())))
         if not self.options.enabled or rows >= self.options.max_batch_size:

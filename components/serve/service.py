@@ -60,6 +60,8 @@ class Service:
         batcher.on_batch = self.batch_rows.observe
         Gauge("tfpipe_serve_requests_in_flight", "Requests whose body is being read or whose answer is being worked "
               "on", registry=registry).set_function(lambda: len(self.deadlines))
+        Gauge("tfpipe_serve_batch_queued_rows", "Rows waiting in the batching queues for a model call",
+              registry=registry).set_function(batcher.queued_rows)
 
     def resolve(self, name: str, version: int | None, label: str | None, signature_name: str,
                 method: str = PREDICT) -> tuple[Servable, Signature]:

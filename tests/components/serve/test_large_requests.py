@@ -33,10 +33,14 @@ def images_body(rows: int) -> bytes:
     return orjson.dumps({"instances": [{"image": image} for image in images.tolist()]})
 
 
-def test_healthz_answers_within_100_ms_while_large_requests_run(digits_home):
+def test_healthz_answers_while_large_bodies_are_parsed(digits_home):
+    """Large bodies are parsed off the event loop: a health check is answered while a parse is under way (it was
+    under way before the check was sent and still after its answer came). How fast it answers is measured in
+    benchmarks/serve.py, not here."""
     body = images_body(20000)  # about 7.5 MB of rows
     with running(config(digits_home)) as server:
-        answers, latencies = [], []
+        service = server._service
+        answers, during_parse = [], 0
         threads = [threading.Thread(target=lambda: answers.append(post(server.rest_url, "/v1/models/digits:predict",
                                                                         body))) for _ in range(3)]
         for t in threads:
@@ -44,18 +48,14 @@ def test_healthz_answers_within_100_ms_while_large_requests_run(digits_home):
         parsed = urllib.parse.urlsplit(server.rest_url)
         health = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
         while any(t.is_alive() for t in threads):
-            started = time.perf_counter()
+            parsing = service.offload.busy > 0
             health.request("GET", "/healthz")
             assert health.getresponse().read() == b'{"status": "ok"}'
-            latencies.append(time.perf_counter() - started)
-            time.sleep(0.02)
+            during_parse += parsing and service.offload.busy > 0
         health.close()
     assert [status for status, _ in answers] == [200] * 3
     assert all(len(json.loads(answer)["predictions"]) == 20000 for _, answer in answers)
-    # The machines that run the tests are shared: allow the scheduler an odd late answer, never a stall.
-    latencies.sort()
-    assert len(latencies) > 10 and latencies[int(len(latencies) * 0.95)] < 0.1 and latencies[-1] < 1.0, \
-        f"healthz: p95 {latencies[int(len(latencies) * 0.95)] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+    assert during_parse > 0, "no health check was answered while a large body was being parsed"
 
 
 def test_a_large_request_past_the_timeout_is_a_504_and_the_server_stays_ready(digits_home):
