@@ -95,7 +95,9 @@ def _run_canaries(result: InfraResult, name: str, listening: announce.Listening,
     rest, grpc_client = RestClient(listening.rest_url, name), GrpcClient(listening.grpc_target, name)
     timings: dict[str, list[float]] = {"rest": [], "grpc": []}
     try:
-        state = rest.status()["model_version_status"][0]
+        # The version under check, by number: the server also loads the versions the registry's labels name.
+        version = result.version
+        state = rest.status(version=version)["model_version_status"][0]
         result.checks.append({"check": "status", "passed": state["state"] == "AVAILABLE",
                               "detail": f"version {state['version']} {state['state']}"})
         classifier = "probabilities" in expected
@@ -103,15 +105,15 @@ def _run_canaries(result: InfraResult, name: str, listening: announce.Listening,
         for i, example in enumerate(serialized):
             started = time.perf_counter()
             answer = rest.predict(instances=[{"b64": base64.b64encode(example).decode()}],
-                                  signature="predict_examples")["predictions"][0]
+                                  signature="predict_examples", version=version)["predictions"][0]
             timings["rest"].append(time.perf_counter() - started)
             got = np.asarray(answer["probabilities"] if classifier else answer["predictions"])
             _compare(result, f"rest predict canary {i}", got, reference[i])
             started = time.perf_counter()
             if classifier:
-                got = np.array([score for _, score in grpc_client.classify([example])[0]])
+                got = np.array([score for _, score in grpc_client.classify([example], version=version)[0]])
             else:
-                got = np.array(grpc_client.regress([example]))
+                got = np.array(grpc_client.regress([example], version=version))
             timings["grpc"].append(time.perf_counter() - started)
             _compare(result, f"grpc {'classify' if classifier else 'regress'} canary {i}", got, reference[i])
     except (ServeError, OSError, KeyError, json.JSONDecodeError) as e:
