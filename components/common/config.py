@@ -601,7 +601,7 @@ class PredictConfig:
     keep: tuple[str, ...] = ()  # columns copied beside each prediction (passthrough)
     # local: batches scored in this process; beam: files (or BigQuery streams) scored by Beam workers
     engine: Engine = "local"
-    batch_size: int = 1024
+    batch_size: int = 8192  # rows per model call: each call has a fixed overhead, paid once a batch
     rows_per_file: int = 1_000_000  # a Parquet file of predictions is closed once it holds this many rows
     alias: str = "production"  # the batch pipeline: the registry alias whose version scores the new span
     # the batch pipeline: where predictions go, a folder (local or gs://) or bq://project.dataset.table; empty: the

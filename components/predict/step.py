@@ -108,22 +108,21 @@ def run(cfg: PredictConfig, version: model_lib.Version, out: str, *, examples: s
     columns = plan.beside_schema(typing.types if typing else None)
     schema_out = pa_schema(columns, model_lib.output_schema(task), version, task)
     with io.staged_dir(report) as stage:
-        folder = (stage if not bigquery else
-                  f"{beam.temp_location.rstrip('/')}/predict-{time.time_ns()}" if beam_options.on_dataflow(
-                      cfg.engine, beam) else tempfile.mkdtemp(prefix="tfpipe-predict-"))
-        io.makedirs(folder)
-        job = units.Job(folder, plan, typing, replace(ingest, source=source) if source else ingest, schema_out,
-                        cfg.batch_size, cfg.rows_per_file if not bigquery else 1 << 62)
-        done = _run_units(cfg, beam, version, task, work, job)
-        files = [f for d in done for f in d.files] or [output.empty_part(folder, schema_out)]
-        for unit in work:
-            io.gfile().remove(units.done_path(folder, unit.index))
-        output.gather_rejected(folder, len(work))
-        load_job = ""
-        if destination is not None:
-            load_job = output.load(destination, files)
-            io.gfile().copy(f"{folder}/{output.REJECTED}", f"{stage}/{output.REJECTED}", overwrite=True)
-            io.remove_tree(folder)
+        folder = stage if destination is None else _scratch(cfg, beam)  # a table's files: loaded, then removed
+        try:
+            job = units.Job(folder, plan, typing, replace(ingest, source=source) if source else ingest, schema_out,
+                            cfg.batch_size, cfg.rows_per_file if destination is None else 1 << 62)
+            done = _run_units(cfg, beam, version, task, work, job)
+            files = [f for d in done for f in d.files] or [output.empty_part(folder, schema_out)]
+            for unit in work:
+                io.gfile().remove(units.done_path(folder, unit.index))
+            output.gather_rejected(folder, len(work))
+            load_job = output.load(destination, files) if destination is not None else ""
+            if destination is not None:
+                io.gfile().copy(f"{folder}/{output.REJECTED}", f"{stage}/{output.REJECTED}", overwrite=True)
+        finally:
+            if destination is not None:
+                io.remove_tree(folder)
         result = PredictResult(out, report, version.path, version.version, version.alias,
                                sum(d.rows for d in done), sum(d.rejected for d in done), len(files),
                                round(time.perf_counter() - started, 3), cfg.engine, load_job)
@@ -131,6 +130,16 @@ def run(cfg: PredictConfig, version: model_lib.Version, out: str, *, examples: s
     log.info("predict: %s rows scored, %s rejected, with %s (%s engine) -> %s", f"{result.rows:,}",
              f"{result.rejected:,}", version.describe(), cfg.engine, out)
     return result
+
+
+def _scratch(cfg: PredictConfig, beam: BeamConfig) -> str:
+    """Where a BigQuery destination's Parquet files wait for the load job: under `beam.temp_location` on
+    Dataflow (its workers write there and the job loads them by URI), else a local temporary folder."""
+    if beam_options.on_dataflow(cfg.engine, beam):
+        folder = f"{beam.temp_location.rstrip('/')}/predict-{time.time_ns()}"
+        io.makedirs(folder)
+        return folder
+    return tempfile.mkdtemp(prefix="tfpipe-predict-")
 
 
 def pa_schema(beside: pa.Schema, predictions: pa.Schema, version: model_lib.Version, task: Task) -> pa.Schema:
