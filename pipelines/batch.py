@@ -16,7 +16,7 @@ import dataclasses
 
 from kfp import dsl
 
-from components.common import fingerprint
+from components.common import beam as beam_options, fingerprint
 from components.common.config import RunConfig, SplitRatios
 from pipelines import ops as ops_lib
 from pipelines.training import ingest_sections
@@ -26,10 +26,14 @@ WHOLE = SplitRatios(train=1.0, eval=0.0, test=0.0)  # one split: a span to score
 
 def scoring(cfg: RunConfig) -> RunConfig:
     """The config a batch run goes with: every row of the span in one split (so the others are empty by design,
-    not an anomaly), and the key kept in the examples even where training drops it, to key the predictions."""
+    not an anomaly), the key kept in the examples even where training drops it, to key the predictions, and
+    Dataflow's workers on the component image unless `beam.sdk_container_image` names another (they run
+    predict's own code)."""
     ingest = dataclasses.replace(cfg.ingest, split=WHOLE, drop=tuple(c for c in cfg.ingest.drop if c != cfg.ingest.key))
     validation = dataclasses.replace(cfg.validation, fail=tuple(k for k in cfg.validation.fail if k != "empty_split"))
-    return dataclasses.replace(cfg, ingest=ingest, validation=validation)
+    beam = cfg.beam if cfg.beam.runner != beam_options.DATAFLOW or cfg.beam.sdk_container_image else \
+        dataclasses.replace(cfg.beam, sdk_container_image=cfg.pipeline.base_image)
+    return dataclasses.replace(cfg, ingest=ingest, validation=validation, beam=beam)
 
 
 def build(cfg: RunConfig):

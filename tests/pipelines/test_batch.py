@@ -35,6 +35,9 @@ def test_the_batch_pipeline_compiles_with_the_span_whole_and_the_key_kept(tmp_pa
     cfg = scoring(config_lib.load(CONFIG))
     assert cfg.ingest.split == WHOLE and "customer_id" not in cfg.ingest.drop
     assert "empty_split" not in cfg.validation.fail and "drift" in cfg.validation.fail
+    dataflow = scoring(config_lib.load(CONFIG, ["beam.runner=DataflowRunner", "beam.project=acme",
+                                                "beam.temp_location=gs://acme/tmp", "pipeline.base_image=tfpipe:7"]))
+    assert dataflow.beam.sdk_container_image == "tfpipe:7"
 
 
 def production(tmp_path, data) -> str:
