@@ -53,17 +53,22 @@ def production(tmp_path, data) -> str:
     return str(home)
 
 
-def test_a_span_is_ingested_whole_validated_and_scored_by_production_and_a_shifted_one_is_stopped(tmp_path):
+def test_a_span_is_ingested_whole_validated_and_scored_by_production_and_a_shifted_one_is_stopped(tmp_path,
+                                                                                                  capsys):
     data = write_retraining(tmp_path / "data")
     home = production(tmp_path, data)
 
     def day(n: int):
-        cfg = config_lib.load(CONFIG, [f"ingest.source={data}/{{YYYY}}-{{MM}}-{{DD}}/churn.csv",
-                                       f"runs_root={tmp_path}/runs", f"ingest.source_date={RETRAINING_DAYS[n - 1]}",
-                                       "predict.keep=[plan]"])
-        return local.run(cfg, pipeline="batch")
+        before = local.runs(tmp_path / "runs", "tfpipe-churn-batch")
+        assert main(["run", "--config", str(CONFIG), "--pipeline", "batch",
+                     "--set", f"ingest.source={data}/{{YYYY}}-{{MM}}-{{DD}}/churn.csv",
+                     "--set", f"runs_root={tmp_path}/runs", "--set", f"ingest.source_date={RETRAINING_DAYS[n - 1]}",
+                     "--set", "predict.keep=[plan]"]) == 0
+        [made] = local.runs(tmp_path / "runs", "tfpipe-churn-batch") - before
+        return made
 
     second = day(2)
+    assert "2,000 rows scored, 0 rejected" in capsys.readouterr().out
     ingested, scored = IngestRecord.read(second), PredictRecord.read(second)
     assert ingested.splits == {"train": 2000, "eval": 0, "test": 0}
     assert ValidateRecord.read(second).baseline == str(tmp_path / "day1")
