@@ -73,8 +73,8 @@ def test_a_compiled_vertex_file_runs_in_containers_with_its_worker_pools(engine,
 
     source = write_penguins(tmp_path / "data" / "penguins.csv")
     cfg = config_lib.load(ROOT / "pipelines/configs/penguins_wide_deep.yaml", [
-        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=3", "runtime.workers=2",
-        "tune.space={}", f"pipeline.base_image={IMAGE}"])
+        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=2", "runtime.workers=2",
+        "tune.space={}", "deploy.infra_check=false", f"pipeline.base_image={IMAGE}"])
     compiler.Compiler().compile(training.build(cfg, vertex=True), str(tmp_path / "vertex.yaml"))
     package = Package.read(tmp_path / "vertex.yaml")
     run_dir = local.run(package.config, docker=True, package=package)
