@@ -131,3 +131,18 @@ def test_the_source_reader_options_come_from_the_ingest_section(penguins_home, t
     result = predict.run(PredictConfig(), model.resolve(penguins_home, 1), str(tmp_path / "p"), source=str(path),
                          ingest=ingest)
     assert result.rows == 1
+
+
+def test_the_beam_engine_scores_the_examples_shard_by_shard_as_the_local_engine_does(penguins_home,
+                                                                                      penguins_examples, tmp_path):
+    version = model.resolve(penguins_home, 1)
+    local = predict.run(PredictConfig(batch_size=64), version, str(tmp_path / "local"), examples=penguins_examples)
+    beam = predict.run(PredictConfig(batch_size=64, engine="beam"), version, str(tmp_path / "beam"),
+                       examples=penguins_examples, beam=BeamConfig(workers=2))
+    assert local.files == 1 < beam.files and beam.rows == local.rows  # a file from each shard that holds rows
+
+    def by_row(out: Path) -> dict:
+        table = scored(out)
+        return {(f, line): p for f, line, p in zip(table["file"], table["line"], table["probabilities"], strict=True)}
+
+    assert by_row(tmp_path / "beam") == by_row(tmp_path / "local")
