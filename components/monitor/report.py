@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.common.page import escape, figure, legend, page, section, table
+from components.common.page import escape, figure, page, section, table
 from components.monitor.findings import Findings, Window
-from components.validate import distance
+from components.validate import plots
 from components.validate.profile import Profile
 
 MAX_FIGURES = 24  # figures drawn; past this many crossed features, the tables still list them all
-SHOWN_CATEGORIES = 15  # bars per categorical plot: the most frequent values of any side
 COLOURS = {"training": "#4a7fc1", "previous window": "#9a9a9a", "this window": "#e07b39"}
 
 
@@ -75,7 +74,9 @@ def _figures(findings: Findings, training: dict[str, Profile], windows: dict[int
         if window.drift_against is not None:
             sides = {**sides, "previous window": windows[window.drift_against][name]}
         subject = next(m for m in window.measurements if m.feature == name)
-        figures.append(figure(_bars, f"{subject.subject}, {window.span}", *_binned(sides), size=(6.0, 3.8)))
+        labels, fractions, xlabel = _binned(sides)
+        figures.append(figure(plots.bars, f"{subject.subject}, {window.span}", labels, fractions, COLOURS, xlabel,
+                              size=(6.0, 3.8)))
     if len(wanted) > MAX_FIGURES:
         figures.append(f"<p class='empty'>{len(wanted) - MAX_FIGURES} more crossed features are not drawn; the "
                        "tables list them.</p>")
@@ -86,26 +87,6 @@ def _binned(sides: dict[str, Profile]) -> tuple[list[str], dict[str, np.ndarray]
     """Every side as fractions over the same bins: training's quantile bins, or the most frequent values."""
     training = sides["training"]
     if training.categorical:
-        totals = {v: sum(s.values.get(v, 0) for s in sides.values()) for s in sides.values() for v in s.values}
-        values = sorted(totals, key=lambda v: -totals[v])[:SHOWN_CATEGORIES]
-        return values, {k: np.array([s.values.get(v, 0.0) for v in values]) / max(sum(s.values.values()), 1)
-                        for k, s in sides.items()}, "value (the most frequent)"
-    binned = {k: distance.common_bins(training.histogram, s.histogram) for k, s in sides.items()}
-    edges = binned["training"][0]
-    text = [f"{e:,.0f}" if abs(e) >= 1000 else f"{e:.3g}" for e in edges]
-    labels = [f"< {text[0]}", *(f"{lo} to {hi}" for lo, hi in zip(text[:-1], text[1:], strict=True)), f"> {text[-1]}"]
-    return labels, {k: counts / max(counts.sum(), 1e-12) for k, (_, _, counts) in binned.items()}, \
-        "value (training's quantile bins)"
-
-
-def _bars(ax, title: str, labels: list[str], fractions: dict[str, np.ndarray], xlabel: str) -> None:
-    """The sides' bars next to each other in every bin, so that each bin compares at a glance."""
-    x = np.arange(len(labels))
-    width = 0.8 / len(fractions)
-    for i, name in enumerate(k for k in COLOURS if k in fractions):
-        ax.bar(x + (i - (len(fractions) - 1) / 2) * width, fractions[name], width, color=COLOURS[name], label=name)
-    ax.set_xticks(x, labels, rotation=90, fontsize=6)
-    ax.set_title(title, fontsize=9)
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel("fraction of rows", fontsize=8)
-    legend(ax)
+        return *plots.categories(sides), "value (the most frequent)"
+    histograms = {k: side.histogram for k, side in sides.items()}
+    return *plots.quantile_bins(training.histogram, histograms), "value (training's quantile bins)"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from components.common.page import escape, figure, page, table
-from components.validate import distance
+from components.validate import plots
 from components.validate.anomalies import Anomalies, Finding
 from components.validate.checks import TEXT_DRIFT, Sides
 from components.validate.profile import Profile
 
-SHOWN_CATEGORIES = 15  # bins per categorical plot: the most frequent values of either side
+COLOURS = {"baseline": "#4a7fc1", "new examples": "#e07b39"}
 _HEADER = ["verdict", "feature", "kind", "statistic", "measured", "threshold", "finding"]
 
 
@@ -62,43 +62,20 @@ def _table(findings: list[Finding]) -> str:
 
 
 def _distributions(drift: list[Finding], sides: Sides) -> list[str]:
-    figures = [figure(_bars, f.feature, *_binned(f, sides.baseline[f.feature], sides.new[f.feature]),
-                      size=(5.6, 3.8)) for f in drift if f.verdict != "pass"]
+    figures = []
+    for f in (f for f in drift if f.verdict != "pass"):
+        labels, fractions, xlabel = _binned(f, sides.baseline[f.feature], sides.new[f.feature])
+        figures.append(figure(plots.bars, f.feature, labels, fractions, COLOURS, xlabel, size=(5.6, 3.8)))
     return ["<h2>Distributions of the drifted features</h2>", *figures] if figures else []
 
 
-def _binned(drift: Finding, base: Profile, new: Profile) -> tuple[list[str], np.ndarray, np.ndarray, str]:
+def _binned(drift: Finding, base: Profile, new: Profile) -> tuple[list[str], dict[str, np.ndarray], str]:
     """Both sides as fractions over the same bins: the most frequent values (or a text's tokens), or the
     baseline's quantile bins of the distribution the finding measured (a text's bytes or tokens per value)."""
+    sides = {"baseline": base, "new examples": new}
     if drift.statistic == "l_infinity":
-        values = sorted({*base.values, *new.values}, key=lambda v: -(base.values.get(v, 0) + new.values.get(v, 0)))
-        values = values[:SHOWN_CATEGORIES]
-        fractions = [np.array([side.values.get(v, 0.0) for v in values]) / max(sum(side.values.values()), 1)
-                     for side in (base, new)]
-        return values, *fractions, f"{base.name} (most frequent values)"
+        return *plots.categories(sides), f"{base.name} (most frequent values)"
     what = drift.statistic[len(TEXT_DRIFT):] if drift.statistic.startswith(TEXT_DRIFT) else ""
-    histograms = (base.distributions[what], new.distributions[what]) if what else (base.histogram, new.histogram)
-    edges, p, q = distance.common_bins(*histograms)
-    n = [_number(e) for e in edges]
-    last = len(n) - 2  # the last inner bin holds its upper boundary
-    pairs = enumerate(zip(n[:-1], n[1:], strict=True))
-    inner = [f"[{lo}, {hi}{']' if i == last else ')'}" for i, (lo, hi) in pairs] or n
-    labels = [f"< {n[0]}", *inner, f"> {n[-1]}"]
+    histograms = {k: side.distributions[what] if what else side.histogram for k, side in sides.items()}
     name = f"{base.name} {what.replace('_', ' ')}" if what else base.name
-    return labels, p / max(p.sum(), 1e-12), q / max(q.sum(), 1e-12), f"{name} (baseline's quantile bins)"
-
-
-def _number(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-
-
-def _bars(ax, name: str, labels: list[str], base: np.ndarray, new: np.ndarray, xlabel: str) -> None:
-    """Both sides' bars next to each other in every bin, so that each bin compares at a glance."""
-    x = np.arange(len(labels))
-    ax.bar(x - 0.2, base, 0.4, color="#4a7fc1", label="baseline")
-    ax.bar(x + 0.2, new, 0.4, color="#e07b39", label="new examples")
-    ax.set_xticks(x, labels, rotation=90, fontsize=6)
-    ax.set_title(name, fontsize=9)
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel("fraction of rows", fontsize=8)
-    ax.legend(fontsize=7)
+    return *plots.quantile_bins(histograms["baseline"], histograms), f"{name} (baseline's quantile bins)"
