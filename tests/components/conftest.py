@@ -1,8 +1,10 @@
 """Example data ingested once per session, and models trained on it, shared by the step tests."""
 
+import numpy as np
 import pytest
 
 from components.common.config import ExportConfig, IngestConfig, ModelConfig, TensorBoardConfig, TrainConfig
+from components.common.model_loading import load_model
 from components.data import reviews, write_digits, write_penguins
 from components.export import run as export
 from components.ingest import run
@@ -56,6 +58,19 @@ def reviews_model(tmp_path_factory, reviews_examples):
 def digits_model(tmp_path_factory, digits_examples):
     """The chapter's Sequential CNN on the digits (one image input)."""
     return trained(tmp_path_factory, digits_examples, "sequential", 2)
+
+
+@pytest.fixture(scope="session")
+def other_penguins_model(tmp_path_factory, penguins_model):
+    """The penguins model with noise added to every trainable weight: another model taking the same features,
+    whose answers differ from the penguins model's."""
+    model = load_model(penguins_model)
+    noise = np.random.default_rng(0)
+    for weight in model.trainable_weights:
+        weight.assign(weight + noise.normal(0.0, 0.5, weight.shape).astype("float32"))
+    out = tmp_path_factory.mktemp("model-other")
+    model.save(out / "model.keras")
+    return str(out)
 
 
 @pytest.fixture(scope="session")

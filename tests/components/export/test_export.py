@@ -1,5 +1,6 @@
 """Export round trips: every signature against the Keras model, TF Serving's layout, warmup, method names."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from components.common.schema import Schema
 from components.common.task import task_of
 from components.data import write_penguins
 from components.export import ExportError, run, step as export_step
+from components.export.signatures import ServingModule
 from components.ingest import run as ingest
 from tests.components.conftest import trained
 
@@ -113,11 +115,31 @@ def test_regressor_has_a_regress_signature(tmp_path, tmp_path_factory):
     assert "Method name is: tensorflow/serving/regress" in shown.stdout
 
 
-def test_a_failed_self_check_publishes_nothing(tmp_path, penguins_model, penguins_examples, monkeypatch):
-    monkeypatch.setattr(export_step, "TOLERANCE", -1.0)  # any answer now counts as too far from Keras
-    with pytest.raises(ExportError, match="signature 'serving_default' answers up to .* away from the Keras model"):
+def test_a_failed_self_check_publishes_nothing(tmp_path, penguins_model, other_penguins_model, penguins_examples,
+                                               monkeypatch):
+    """The SavedModel written holds another model (the penguins model with moved weights) than the Keras model
+    exported: the self-check, at its real tolerance, names the first signature and how far its answers are."""
+    schema = Schema.read(penguins_examples)
+    task = task_of(schema)
+    other = ServingModule(load_model(other_penguins_model, schema), schema, task)
+    save = tf.saved_model.save
+
+    def save_the_other_model(module, stage, signatures):
+        save(other, stage, signatures=other.signatures())
+
+    monkeypatch.setattr(tf.saved_model, "save", save_the_other_model)
+    with pytest.raises(ExportError, match=r"signature 'serving_default' answers up to (\S+) away from the Keras "
+                                          r"model \(tolerance 1e-05\); the export was not published") as raised:
         run(ExportConfig(), penguins_model, penguins_examples, str(tmp_path / "home"))
-    assert not (tmp_path / "home").exists() or not list((tmp_path / "home").iterdir())
+    assert not (tmp_path / "home").exists() or not list((tmp_path / "home").iterdir()), "something was published"
+
+    batch = serialized_test_examples(penguins_examples)[:export_step.CHECK_EXAMPLES]
+    x, _ = reader.parser(schema, task, False)(batch)
+    apart = np.max(np.abs(np.asarray(load_model(other_penguins_model)(x, training=False))
+                          - np.asarray(load_model(penguins_model)(x, training=False))))
+    reported = float(re.search(r"answers up to (\S+) away", str(raised.value)).group(1))
+    assert apart > 0.01
+    assert reported == pytest.approx(apart, rel=1e-2)
 
 
 def test_bad_inputs(tmp_path, digits_model, penguins_examples):

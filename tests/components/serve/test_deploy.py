@@ -1,17 +1,20 @@
 """The serve step: the infra check passes and fails for the right reasons; each deploy target's request."""
 
 import json
+import re
 import shutil
 import time
 
+import numpy as np
 import pytest
 import yaml
 from aiohttp import web
 from kubernetes import client as kube
 
-from components.common.config import ConfigError, DeployConfig, RequestLogConfig, ServeConfig
+from components.common.config import ConfigError, DeployConfig, ExportConfig, RequestLogConfig, ServeConfig
 from components.common.errors import TfpipeError
 from components.common.registry import Registry
+from components.export import run as export
 from components.serve import deploy, infra, step
 from components.serve.client import RestClient
 from components.serve.deployment import Deployment
@@ -41,14 +44,38 @@ def test_infra_check_passes_and_local_deploy_reaches_a_running_server(tmp_path, 
     assert Registry(str(home)).labels() == {"candidate": 1, "production": 1}
 
 
-def test_a_version_that_answers_differently_is_not_deployed(tmp_path, penguins_home, penguins_examples, monkeypatch):
-    monkeypatch.setattr(infra, "TOLERANCE", -1.0)  # every answer now counts as different from the SavedModel
-    record = step.run(DeployConfig(local_base=str(tmp_path / "served")), str(penguins_home), 1, penguins_examples,
+def test_a_version_that_answers_differently_is_not_deployed(tmp_path, penguins_home, penguins_examples,
+                                                            other_penguins_model, monkeypatch):
+    """Once the check has run version 1 in this process, its files are replaced by another model's export (the
+    penguins model with moved weights): the server then answers as that model does, and the check, at its real
+    tolerance, names the canary and how far the answer is."""
+    home = shutil.copytree(penguins_home, tmp_path / "home" / "penguins")  # the registry's aliases would move
+    other = tmp_path / "other" / "penguins"
+    export(ExportConfig(model_name="penguins"), other_penguins_model, penguins_examples, str(other))
+    expected = infra._expected
+
+    def then_serve_the_other_model(version_dir, serialized):
+        answers = expected(version_dir, serialized)
+        shutil.rmtree(version_dir)
+        shutil.copytree(other / "1", version_dir)
+        return answers
+
+    monkeypatch.setattr(infra, "_expected", then_serve_the_other_model)
+    record = step.run(DeployConfig(local_base=str(tmp_path / "served")), str(home), 1, penguins_examples,
                       str(tmp_path / "out"))
-    assert not record.deployed and "infra check failed: rest predict canary 0: max difference" in record.reason
+    assert not record.deployed
     assert Deployment.from_json((tmp_path / "out" / "deploy.json").read_text()) == record
     assert not (tmp_path / "served").exists()
-    assert "candidate" not in Registry(str(penguins_home)).labels(), "a version that failed its check was promoted"
+    assert "candidate" not in Registry(str(home)).labels(), "a version that failed its check was promoted"
+
+    found = re.match(r"infra check failed: rest predict canary (\d+): max difference (\S+) \(tolerance 1e-05\); "
+                     r"grpc classify canary \1: max difference \2 \(tolerance 1e-05\)", record.reason)
+    assert found, record.reason
+    canary = infra._canaries(penguins_examples)[int(found.group(1))]
+    apart = np.max(np.abs(expected(other / "1", [canary])["probabilities"]
+                          - expected(penguins_home / "1", [canary])["probabilities"]))
+    assert apart > 0.01
+    assert float(found.group(2)) == pytest.approx(apart, rel=0.06)  # the reason gives two significant digits
 
 
 def test_a_version_that_does_not_load_is_not_deployed(tmp_path, penguins_home, penguins_examples):
