@@ -8,6 +8,7 @@ from google.auth.credentials import AnonymousCredentials
 from kfp import compiler
 
 from components.common import config as config_lib
+from components.common.errors import TfpipeError
 from pipelines import cli, training, trigger
 from pipelines.targets import cluster
 from tests.conftest import ROOT, http_server
@@ -83,7 +84,8 @@ def test_vertex_job_and_schedule_objects(package):
     schedule = cluster.vertex_schedule(job, "tfpipe-digits nightly", credentials=AnonymousCredentials())
     assert schedule._gca_resource.display_name == "tfpipe-digits nightly"
     assert schedule._gca_resource.create_pipeline_job_request.parent == "projects/acme/locations/europe-west4"
-    with pytest.raises(Exception, match="gs:// folder"):
+    with pytest.raises(TfpipeError, match=r"^--pipeline-root '/tmp/runs': Vertex needs a gs:// folder for run "
+                                          r"outputs$"):
         cluster.vertex_job(package, "x", "acme", "us-central1", "/tmp/runs", cache=True)
 
 

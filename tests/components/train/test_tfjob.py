@@ -4,6 +4,7 @@ import pytest
 from aiohttp import web
 from kubernetes import client as kube
 
+from components.common.errors import TfpipeError
 from components.train import TrainError, tfjob
 from tests.conftest import http_server
 
@@ -49,5 +50,7 @@ def test_local_paths_are_refused():
     from components.common.config import RunConfig, RuntimeConfig
 
     cfg = RunConfig(runtime=RuntimeConfig(workers=2, launcher="tfjob"))
-    with pytest.raises(Exception, match="needs artifacts every pod can read"):
+    with pytest.raises(TfpipeError, match=r"^runtime.launcher=tfjob needs artifacts every pod can read \(gs://\), "
+                                          r"got /local/examples and /local/model: give the pipeline a gs:// "
+                                          r"pipeline root$"):
         tfjob.train(cfg, "/local/examples", "/local/model")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from components.common.errors import TfpipeError
 from components.whatif import page
 
 pytestmark = pytest.mark.browser
@@ -39,5 +40,6 @@ def test_edit_a_feature_and_see_the_prediction_change(browser, tmp_path, penguin
 
 
 def test_image_models_are_sent_to_the_report(digits_examples):
-    with pytest.raises(Exception, match="edits tabular features"):
+    with pytest.raises(TfpipeError, match=r": the datapoint editor edits tabular features; for image models use "
+                                          r"`tfpipe whatif report`$"):
         page.examples_document(digits_examples, "digits")
