@@ -3,11 +3,15 @@
 Each check runs in a fresh interpreter, since this test process has long since imported TensorFlow.
 """
 
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import yaml
+
+from components.common import config as config_lib
 from tests.conftest import ROOT
 
 HEAVY = ("tensorflow", "keras", "pyarrow", "sklearn")
@@ -52,5 +56,11 @@ def test_tfpipe_compile_is_quick(tmp_path):
                            "--out", str(tmp_path / "p.yaml")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     seconds = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "p.yaml").exists()
+    assert done.stdout == f"pipeline tfpipe-digits -> {tmp_path / 'p.yaml'}\n"
+    compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
+    assert compiled["pipelineInfo"]["name"] == "tfpipe-digits"
+    assert set(compiled["deploymentSpec"]["executors"]) == {  # the DAG of a run without tuning
+        f"exec-{step}" for step in ("ingest", "validate", "train", "evaluate", "export", "serve", "whatif", "summary")}
+    config = compiled["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
+    assert json.loads(config) == json.loads(config_lib.load(ROOT / "pipelines/configs/digits.yaml").to_json())
     assert seconds < 15, f"tfpipe compile took {seconds:.1f} s (about 1 s on an idle 2-core machine)"
