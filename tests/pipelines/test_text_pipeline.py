@@ -11,6 +11,7 @@ from components.data import reviews
 from pipelines import summary
 from pipelines.targets import local
 from tests.conftest import ROOT
+from tests.pages import assert_whatif_report_shows
 from tests.served import assert_served_as_keras
 
 
@@ -32,4 +33,4 @@ def test_the_text_classifier_through_the_whole_dag_tuned_served_on_both_protocol
     assert model.get_layer("vectorize").get_config()["output_mode"] == "tf_idf"
     assert_served_as_keras(str(tmp_path / "runs" / "serving" / "reviews_text"), "reviews_text",
                            str(outputs.examples), str(outputs.model))
-    assert (run_dir / "whatif" / "analysis" / "report.html").exists()
+    assert_whatif_report_shows(run_dir / "whatif" / "analysis")

@@ -15,6 +15,7 @@ from components.evaluate import EvaluateError, artifacts, run
 from components.export import run as export
 from components.ingest import run as ingest
 from tests.components.conftest import trained
+from tests.pages import assert_evaluation_report_shows
 
 PENGUIN_CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
 
@@ -42,8 +43,9 @@ def test_penguins_metrics_slices_report_and_logs(tmp_path, penguins_model, pengu
     blessing = json.loads((tmp_path / "eval" / "blessing.json").read_text())
     assert blessing["blessed"] and "first run" in blessing["note"]
     assert [c["verdict"] for c in blessing["checks"]] == ["pass", "skipped"]
-    page = (tmp_path / "eval" / "report.html").read_text()
-    assert "BLESSED" in page and page.count("<svg") >= 4 and "Torgersen" in page
+    shown = assert_evaluation_report_shows(tmp_path / "eval", "BLESSED")
+    assert [(r["metric"], r["verdict"]) for r in shown["Checks"]] == [("accuracy", "pass"), ("accuracy", "skipped")]
+    assert (tmp_path / "eval" / "report.html").read_text().count("<svg") == 4  # confusion, ROC, PR, reliability
     assert document["model"] == str(Path(penguins_model, "model.keras").resolve())
 
     logs = ea.EventAccumulator(str(tmp_path / "eval" / "logs" / "evaluation"), size_guidance={ea.TENSORS: 0})
@@ -69,7 +71,7 @@ def test_the_exported_blessed_model_is_the_next_baseline(tmp_path, tmp_path_fact
     [check] = worse.checks
     assert check.verdict == "fail" and check.baseline > check.value and "vs baseline" in check.reason
     baseline = json.loads((tmp_path / "second" / "blessing.json").read_text())["baseline"]
-    assert baseline["model"] == str(Path(penguins_model, "model.keras").resolve())
+    assert baseline["model"] == f"{home}/1/assets.extra/keras/model.keras"  # kept with the version
     assert (baseline["version"], baseline["why"]) == (1, "newest blessed")
     again = run(cfg, penguins_model, penguins_examples, str(tmp_path / "third"), home)
     assert again.blessed and again.checks[0].reason.endswith("not worse by 0 (allowed 0.01)")

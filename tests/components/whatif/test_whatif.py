@@ -13,6 +13,7 @@ from components.whatif import analysis, run
 from components.whatif.document import WhatIfDocument, WhatIfError
 from tests.components.conftest import trained
 from tests.conftest import people_rows, write_csv
+from tests.pages import assert_whatif_report_shows
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +49,8 @@ def test_partial_dependence_is_flat_except_for_the_one_feature(tmp_path, bill_le
     assert {s.feature for s in document.slices} == {"island", "body_mass_g"}
     assert sum(s.feature == "body_mass_g" for s in document.slices) == 2
     assert document.why_empty.thresholds == "Threshold analysis is for binary labels; 'species' has 3 classes."
-    page = (tmp_path / "w" / "report.html").read_text()
-    assert "Partial dependence" in page and page.count("<svg") == len(document.partial_dependence)
-    assert WhatIfDocument.read(str(tmp_path / "w")) == document
+    assert assert_whatif_report_shows(tmp_path / "w") == document
+    assert (tmp_path / "w" / "report.html").read_text().count("<svg") == len(document.partial_dependence)
 
 
 def test_counterfactual_by_hand():
