@@ -122,7 +122,8 @@ class Lineage:
     source_fingerprint: str = ""  # the source files' names, sizes and times (components.common.fingerprint)
     run_id: str = ""  # the pipeline run (KFP's job id) or whoever registered it
     config_hash: str = ""  # config_hash(RunConfig.to_json())
-    # the ingest output the model was trained on: its statistics are what the next run's data is validated against
+    # the training data's schema and statistics (export keeps them in the version folder; an ingest output folder
+    # for versions registered by hand): what the next run's data and served traffic are compared with
     examples: str = ""
     # a team's model module that built it (train.model.module): "<module> sha256:<first 12 hex digits>"
     model_module: str = ""
@@ -291,7 +292,8 @@ class Baseline:
     version: int | None  # None: the blessing record of a folder without a registry
     why: str  # "production", "newest blessed", "blessed.json"
     blessed_at: str
-    examples: str = ""  # the ingest output it was trained on: the statistics new data is validated against
+    # its training data's schema and statistics, kept with the version: what new data is validated against
+    examples: str = ""
 
     def to_json(self) -> dict:
         return {"model": self.model, "version": self.version, "why": self.why, "blessed_at": self.blessed_at,

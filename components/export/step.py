@@ -36,6 +36,11 @@ from components.export.signatures import ServingModule, set_method_names
 log = logging.getLogger("tfpipe.export")
 TOLERANCE = 1e-5
 CHECK_EXAMPLES = 64
+# Kept in each version folder (TF Serving ignores assets.extra): the Keras model, and the training data's schema and
+# statistics (schema.json is also what the model server fills a missing input with).
+KEPT_MODEL = "assets.extra/keras/model.keras"
+TRAINING_STATISTICS = "assets.extra"
+STATISTICS_FILES = ("stats.json", "schema.pbtxt", "stats.pb")
 
 
 class ExportError(TfpipeError):
@@ -71,16 +76,32 @@ def run(cfg: ExportConfig, model_dir: str, examples: str, home: str, evaluation:
         _write_warmup(stage, cfg, module, serialized[:cfg.warmup_examples])
         schema.write(f"{stage}/assets.extra")  # what the model server fills a missing input with
         difference = check(stage, module, schema, task, serialized)
+        _keep_for_later_users(stage, model_dir, examples)
     lineage = lineage or Lineage()
     module = model_module.record_beside(model_dir)
-    registry.register(version, evaluated,
+    registry.register(version, replace(evaluated, model=f"{final}/{KEPT_MODEL}"),
                       replace(lineage, data_span=lineage.data_span or schema.source.get("resolved_source", ""),
-                              examples=lineage.examples or io.absolute(examples),
+                              examples=lineage.examples or f"{final}/{TRAINING_STATISTICS}",
                               model_module=module.lineage if module else ""))
     log.info("export: version %d at %s (signatures %s; max difference from Keras %.2g)", version, final,
              ", ".join(signatures), difference)
     return ExportResult(final, version, tuple(signatures), difference)
 
+
+
+def _keep_for_later_users(stage: str, model_dir: str, examples: str) -> None:
+    """What later users of the version need, kept with it rather than in the run folder that made it (run folders
+    are deleted, and a step's container sees only its own run's): the Keras model and a team's module beside it
+    (the next run's evaluation baseline and warm start), and the training data's statistics (what new data and
+    served traffic are compared with). TF Serving ignores `assets.extra`."""
+    model = model_file(model_dir).rsplit("/", 1)[0]
+    io.makedirs(f"{stage}/{KEPT_MODEL.rsplit('/', 1)[0]}")
+    for name in ("model.keras", model_module.RECORD, model_module.SOURCE):
+        if io.exists(f"{model}/{name}"):
+            io.gfile().copy(f"{model}/{name}", f"{stage}/{KEPT_MODEL.rsplit('/', 1)[0]}/{name}", overwrite=True)
+    for name in STATISTICS_FILES:
+        if io.exists(f"{examples}/{name}"):
+            io.gfile().copy(f"{examples}/{name}", f"{stage}/{TRAINING_STATISTICS}/{name}", overwrite=True)
 
 
 def _test_examples(examples: str) -> list[bytes]:

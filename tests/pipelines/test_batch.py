@@ -71,7 +71,7 @@ def test_a_span_is_ingested_whole_validated_and_scored_by_production_and_a_shift
     assert "2,000 rows scored, 0 rejected" in capsys.readouterr().out
     ingested, scored = IngestRecord.read(second), PredictRecord.read(second)
     assert ingested.splits == {"train": 2000, "eval": 0, "test": 0}
-    assert ValidateRecord.read(second).baseline == str(tmp_path / "day1")
+    assert ValidateRecord.read(second).baseline == f"{home}/1/assets.extra"  # production's training statistics
     assert (scored.rows, scored.rejected, scored.version, scored.alias) == (2000, 0, 1, "production")
     assert scored.model == f"{home}/1"
     table = pq.read_table(scored.out).to_pydict()

@@ -39,13 +39,15 @@ def test_three_days_of_retraining(tmp_path):
     second = day(2)
     assert ValidateRecord.read(second).validated
     warm = json.loads((second / "train" / "model" / "training.json").read_text())["warm_start"]
-    assert warm["source"] == str((first / "train" / "model" / "model.keras").resolve()) and warm["layers"] > 0
+    # Version 1's model and statistics, kept with it: no run folder is needed once a version is registered.
+    assert warm["source"] == str((home / "1" / "assets.extra" / "keras" / "model.keras").resolve())
+    assert warm["layers"] > 0
     assert Registry(str(home)).labels() == {"candidate": 2, "production": 2}
-    assert Registry(str(home)).get(2).lineage.examples == str((second / "ingest" / "examples").resolve())
+    assert Registry(str(home)).get(2).lineage.examples == str((home / "2" / "assets.extra").resolve())
 
     third = day(3)
     stopped = ValidateRecord.read(third)
-    assert not stopped.validated and stopped.baseline == str((second / "ingest" / "examples").resolve())
+    assert not stopped.validated and stopped.baseline == str((home / "2" / "assets.extra").resolve())
     findings = json.loads((third / "validate" / "anomalies" / "anomalies.json").read_text())
     failing = {(f["feature"], f["kind"]) for f in findings["findings"] if f["verdict"] == "fail"}
     assert {("support_calls", "missing_feature"), ("monthly_charges", "drift"), ("plan", "drift")} <= failing

@@ -26,22 +26,26 @@ def test_penguins_metrics_slices_report_and_logs(tmp_path, penguins_model, pengu
     assert result.blessed
     document = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     overall = document["overall"]
-    assert document["classes"] == PENGUIN_CLASSES and overall["accuracy"] == result.metrics["accuracy"] > 0.6
+    assert document["classes"] == PENGUIN_CLASSES
+    assert overall["accuracy"] == result.metrics["accuracy"] > 0.6
     assert set(overall["per_class"]) == set(PENGUIN_CLASSES)
-    assert set(overall["roc"]) == {*PENGUIN_CLASSES, "micro"} and 0.5 < overall["auc"] <= 1
+    assert set(overall["roc"]) == {*PENGUIN_CLASSES, "micro"}
+    assert 0.5 < overall["auc"] <= 1
     assert sum(map(sum, overall["confusion_matrix"])) == overall["count"]
 
     by_feature = {}
     for row in document["slices"]:
         by_feature.setdefault(row["feature"], []).append(row)
     assert {r["slice"] for r in by_feature["island"]} == {"Biscoe", "Dream", "Torgersen"}
-    assert 2 <= len(by_feature["bill_length_mm"]) <= 4 and by_feature["bill_length_mm"][0]["slice"].startswith("[")
+    assert 2 <= len(by_feature["bill_length_mm"]) <= 4
+    assert by_feature["bill_length_mm"][0]["slice"].startswith("[")
     for rows in by_feature.values():
         assert sum(r["count"] for r in rows) == overall["count"]
         assert all("accuracy" in r["metrics"] for r in rows)
 
     blessing = json.loads((tmp_path / "eval" / "blessing.json").read_text())
-    assert blessing["blessed"] and "first run" in blessing["note"]
+    assert blessing["blessed"]
+    assert "first run" in blessing["note"]
     assert [c["verdict"] for c in blessing["checks"]] == ["pass", "skipped"]
     shown = assert_evaluation_report_shows(tmp_path / "eval", "BLESSED")
     assert [(r["metric"], r["verdict"]) for r in shown["Checks"]] == [("accuracy", "pass"), ("accuracy", "skipped")]
@@ -69,12 +73,15 @@ def test_the_exported_blessed_model_is_the_next_baseline(tmp_path, tmp_path_fact
     worse = run(cfg, weak, penguins_examples, str(tmp_path / "second"), home)
     assert not worse.blessed
     [check] = worse.checks
-    assert check.verdict == "fail" and check.baseline > check.value and "vs baseline" in check.reason
+    assert check.verdict == "fail"
+    assert check.baseline > check.value
+    assert "vs baseline" in check.reason
     baseline = json.loads((tmp_path / "second" / "blessing.json").read_text())["baseline"]
     assert baseline["model"] == f"{home}/1/assets.extra/keras/model.keras"  # kept with the version
     assert (baseline["version"], baseline["why"]) == (1, "newest blessed")
     again = run(cfg, penguins_model, penguins_examples, str(tmp_path / "third"), home)
-    assert again.blessed and again.checks[0].reason.endswith("not worse by 0 (allowed 0.01)")
+    assert again.blessed
+    assert again.checks[0].reason.endswith("not worse by 0 (allowed 0.01)")
 
 
 def test_named_slices_and_a_sequential_model(tmp_path, digits_model, digits_examples, penguins_model,
@@ -89,10 +96,13 @@ def test_named_slices_and_a_sequential_model(tmp_path, digits_model, digits_exam
     result = run(EvaluateConfig(), digits_model, digits_examples, str(tmp_path / "c"), str(tmp_path / "serving-d"))
     assert result.metrics["accuracy"] > 0.5
     # No thresholds: nothing checked, so not blessed (the pipeline exports nothing) and no baseline recorded.
-    assert result.verdict == "unchecked" and not result.blessed and not (tmp_path / "serving-d").exists()
+    assert result.verdict == "unchecked"
+    assert not result.blessed
+    assert not (tmp_path / "serving-d").exists()
     assert json.loads((tmp_path / "c" / "blessing.json").read_text())["verdict"] == "unchecked"
     document = json.loads((tmp_path / "c" / "metrics.json").read_text())
-    assert document["slices"] == [] and "reads only images (image)" in document["slices_note"]
+    assert document["slices"] == []
+    assert "reads only images (image)" in document["slices_note"]
 
 
 def test_bad_inputs_name_what_was_expected(tmp_path, digits_model, penguins_model, penguins_examples):

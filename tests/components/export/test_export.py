@@ -48,7 +48,13 @@ def test_classifier_round_trip_through_every_signature(tmp_path, penguins_model,
     assert sorted(p.name for p in home.iterdir()) == ["1", "labels.json", "registry.json", "registry.lock"], \
         "staging left behind"
     registered = Registry(str(home)).get(1)
-    assert registered.evaluation.model == f"{penguins_model}/model.keras"
+    # Kept with the version, not in the train output that a deleted run folder would take with it.
+    assert registered.evaluation.model == f"{home}/1/assets.extra/keras/model.keras"
+    assert (home / "1" / "assets.extra" / "keras" / "model.keras").read_bytes() == \
+        (Path(penguins_model) / "model.keras").read_bytes()
+    assert registered.lineage.examples == f"{home}/1/assets.extra"
+    for name in ("stats.json", "schema.pbtxt", "stats.pb"):
+        assert (home / "1" / "assets.extra" / name).read_bytes() == (Path(penguins_examples) / name).read_bytes()
     assert registered.lineage.data_span.endswith("penguins.csv")
     assert Schema.read(str(home / "1" / "assets.extra")) == Schema.read(penguins_examples)
 

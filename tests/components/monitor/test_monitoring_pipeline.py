@@ -47,7 +47,7 @@ def test_drifted_predictions_start_a_training_run(tmp_path, penguins_home, pengu
     assert run_dir.name.startswith("tfpipe-penguins-monitoring-")
     monitored = MonitorRecord.read(run_dir)
     assert monitored.crossed and monitored.retrain and monitored.requests > 0
-    assert monitored.training == penguins_examples
+    assert monitored.training == str(penguins_home / "1" / "assets.extra")  # production's statistics, kept with it
     findings = Findings.from_json((run_dir / "monitor" / "findings" / "findings.json").read_text())
     assert [w.crossed("skew") == () for w in findings.windows] == [True, False]
     assert "predictions (species)" in {m.subject for m in findings.windows[-1].crossed("drift")}
