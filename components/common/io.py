@@ -35,6 +35,16 @@ def gfile():
     return tf.io.gfile
 
 
+def file_errors(path: str | os.PathLike) -> tuple[type[BaseException], ...]:
+    """What reading `path` raises when the path, not the code, is at fault: OSError for a local file, and
+    TensorFlow's OpError (NotFound, PermissionDenied...) for a remote one read through gfile."""
+    if not is_remote(path):
+        return (OSError,)
+    import tensorflow as tf
+
+    return OSError, tf.errors.OpError
+
+
 def exists(path: str | os.PathLike) -> bool:
     return os.path.exists(path) if not is_remote(path) else gfile().exists(str(path))
 

@@ -226,11 +226,6 @@ class Registry:
 
         return self._update(change).after.find(version)
 
-    def write_labels(self) -> str:
-        """Rewrites the labels file from the aliases (a change does this itself; this repairs or creates it)."""
-        self.store.put(self.labels_file, _labels_bytes(self.read()))
-        return self.labels_file
-
     # inside
 
     def _update(self, change: Callable[[RegistryRecord], RegistryRecord | None]) -> _Change:

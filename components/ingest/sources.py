@@ -131,8 +131,8 @@ def _open(path: str):
     """A Python file, for readers that read in the calling thread (JSON lines, images)."""
     try:
         return io.open_binary(path)
-    except Exception as e:  # noqa: BLE001 - any file-system error becomes one clear message
-        raise SourceError(f"{path}: cannot open: {e}") from None
+    except io.file_errors(path) as e:  # the file's fault, in one clear line; a bug keeps its traceback
+        raise SourceError(f"{path}: cannot open: {e}") from e
 
 
 def _open_native(path: str) -> pa.NativeFile:
