@@ -22,7 +22,8 @@ def test_kustomization_resources_exist_and_parse():
     kinds = {}
     for resource in kustomization["resources"]:
         for document in documents(KUBEFLOW / resource):
-            assert document["apiVersion"] and document["metadata"]["name"], resource
+            assert document["apiVersion"], resource
+            assert document["metadata"]["name"], resource
             kinds.setdefault(document["kind"], []).append(document)
     assert set(kinds) == {"Namespace", "ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim"}
     assert kinds["Namespace"][0]["metadata"]["name"] == kustomization["namespace"]

@@ -28,7 +28,8 @@ def test_ingest_command(tmp_path, people_csv):
     done = call(TFPIPE, "ingest", "--set", f"ingest.source={people_csv}", "--set", "ingest.key=id",
                 "--out", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
-    assert "500 rows (train" in done.stdout and "0 rejected" in done.stdout
+    assert "500 rows (train" in done.stdout
+    assert "0 rejected" in done.stdout
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())
     assert cfg["ingest"]["key"] == "id"
 
@@ -37,12 +38,15 @@ def test_module_entry_point_and_errors(tmp_path, people_csv):
     done = call(sys.executable, "-m", "components", "ingest", "--set", f"ingest.source={people_csv}",
                 "--set", "ingest.label=target", "--out", str(tmp_path / "out"))
     assert done.returncode == 2
-    assert "error: " in done.stderr and "label column 'target' not found" in done.stderr
+    assert "error: " in done.stderr
+    assert "label column 'target' not found" in done.stderr
     assert "Traceback" not in done.stderr
     done = call(TFPIPE, "ingest", "--set", "ingest.shards=many", "--out", str(tmp_path / "out"))
-    assert done.returncode == 2 and "ingest.shards: expected an integer, got 'many'" in done.stderr
+    assert done.returncode == 2
+    assert "ingest.shards: expected an integer, got 'many'" in done.stderr
     done = call(TFPIPE, "ingest", "--set", f"ingest.source={tmp_path}/nothing.csv", "--out", str(tmp_path / "out"))
-    assert done.returncode == 2 and "nothing.csv does not exist" in done.stderr
+    assert done.returncode == 2
+    assert "nothing.csv does not exist" in done.stderr
 
 
 @pytest.mark.slow
@@ -60,7 +64,8 @@ def test_example_data_then_run(tmp_path):
                 "--set", "evaluate.thresholds={accuracy: {at_least: 0}}")  # always blessed: export and serve run
     assert done.returncode == 0, done.stderr
     [run_dir] = (tmp_path / "runs").glob("tfpipe-penguins-*")
-    assert "[worker 1]" in (run_dir / "pipeline.log").read_text() and "[worker 1]" not in done.stdout
+    assert "[worker 1]" in (run_dir / "pipeline.log").read_text()
+    assert "[worker 1]" not in done.stdout
     assert "Task 'train' finished with status SUCCESS" in ANSI.sub("", done.stdout)
     examples, model = run_dir / "ingest" / "examples", run_dir / "train" / "model"
     assert json.loads((run_dir / "config.json").read_text())["ingest"]["label"] == "species"
@@ -73,7 +78,8 @@ def test_example_data_then_run(tmp_path):
     assert {r["feature"] for r in shown["Slices"]} == {"island", "sex", "body_mass_g"}  # the config's slices
     assert (tmp_path / "runs" / "serving" / "penguins" / "1" / "saved_model.pb").exists()
     registered = Registry(str(tmp_path / "runs" / "serving" / "penguins")).get(1)
-    assert registered.blessed and registered.evaluation.model == str((model / "model.keras").resolve())
+    assert registered.blessed
+    assert registered.evaluation.model == str((model / "model.keras").resolve())
     assert json.loads((run_dir / "serve" / "deployment" / "infra_blessing.json").read_text())["blessed"]
     step_commands_on(examples, model, tmp_path)
     assert f"tfpipe tensorboard {run_dir}" in done.stdout
@@ -129,11 +135,13 @@ def test_monitor_and_models_refuse_what_they_cannot_do_in_one_line(tmp_path):
     (tmp_path / "logs").mkdir()
     done = call(TFPIPE, "monitor", "--log", str(tmp_path / "logs"), "--examples", str(tmp_path), "--out",
                 str(tmp_path / "out"), "--window", "99999999999999999999d")
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
     assert [line for line in done.stderr.splitlines() if line.startswith("error:")] == [
         "error: window: expected 1 to 3,153,600,000 seconds (100 years), got 8,639,999,999,999,999,999,913,600"]
     done = call(TFPIPE, "models", "list", "--base", str(tmp_path / "serving" / "typo"))
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == f"error: {tmp_path}/serving/typo: no such folder; expected a model's folder of numbered " \
                           "versions, <base>/<name>\n"
-    assert not (tmp_path / "out").exists() and not (tmp_path / "serving").exists()
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "serving").exists()

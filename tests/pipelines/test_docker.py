@@ -59,7 +59,8 @@ def test_the_whole_pipeline_in_containers(engine, tmp_path):
     assert f"Found image '{IMAGE}'" in (run_dir / "pipeline.log").read_text()
     assert (run_dir / "train" / "model" / "model.keras").exists()
     deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
-    assert deploy["deployed"] and (tmp_path / "runs" / "serving" / "digits" / "1" / "saved_model.pb").exists()
+    assert deploy["deployed"]
+    assert (tmp_path / "runs" / "serving" / "digits" / "1" / "saved_model.pb").exists()
 
 
 def test_a_compiled_vertex_file_runs_in_containers_with_its_worker_pools(engine, tmp_path):

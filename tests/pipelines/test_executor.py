@@ -29,7 +29,7 @@ def component(function):
     return executor.run_through_this(dsl.component(function, base_image="python:3.11", install_kfp_package=False))
 
 
-@pytest.fixture()
+@pytest.fixture
 def kfp_local(tmp_path):
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "runs"),
                raise_on_error=False)

@@ -38,8 +38,11 @@ def test_a_step_runs_in_a_child_with_the_callers_streams_folder_and_environment(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, err
     seen = json.loads(out)
-    assert seen["parent"] == server.process.pid and seen["preloaded"]
-    assert seen["cwd"] == str(tmp_path) and seen["probe"] == "here" and seen["argv"] == ["3", "0"]
+    assert seen["parent"] == server.process.pid
+    assert seen["preloaded"]
+    assert seen["cwd"] == str(tmp_path)
+    assert seen["probe"] == "here"
+    assert seen["argv"] == ["3", "0"]
     assert err == "to stderr\n"
 
 

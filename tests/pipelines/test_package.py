@@ -32,7 +32,8 @@ def test_vertex_sets_cluster_spec_and_tf_config_per_replica():
     chief, first, second = (
         {k: json.loads(v) for k, v in env.items()} for env in launcher.vertex_environments([1, 2]))
     pools = chief["CLUSTER_SPEC"]["cluster"]
-    assert list(pools) == ["workerpool0", "workerpool1"] and len(pools["workerpool1"]) == 2
+    assert list(pools) == ["workerpool0", "workerpool1"]
+    assert len(pools["workerpool1"]) == 2
     assert [e["CLUSTER_SPEC"]["task"] for e in (chief, first, second)] == [
         {"type": "workerpool0", "index": 0}, {"type": "workerpool1", "index": 0}, {"type": "workerpool1", "index": 1}]
     assert chief["TF_CONFIG"]["cluster"] == {"chief": pools["workerpool0"], "worker": pools["workerpool1"]}
@@ -61,20 +62,24 @@ def test_the_compiled_vertex_file_trains_on_the_worker_pools_as_replicas(tmp_pat
     assert done.returncode == 0, done.stderr[-3000:]
     [run_dir] = (tmp_path / "runs").glob("tfpipe-penguins-wide-deep-*")
     training_record = json.loads((run_dir / "train" / "model" / "training.json").read_text())
-    assert training_record["workers"] == 2 and training_record["strategy"] == "CollectiveAllReduceStrategy"
+    assert training_record["workers"] == 2
+    assert training_record["strategy"] == "CollectiveAllReduceStrategy"
     assert training_record["module"]["module"].endswith("pipelines/configs/models/wide_deep.py")
     model = load_model(str(run_dir / "train" / "model"))
     assert {"CrossLayer", "HashedCrossing"} <= {type(layer).__name__ for layer in model.layers}
     log = (run_dir / "pipeline.log").read_text()
-    assert "started 2 workers" in log and "[worker 1]" in log
+    assert "started 2 workers" in log
+    assert "[worker 1]" in log
     assert not list((run_dir / "train" / "model").glob(".train-worker-*"))  # the other replica's copies are gone
-    assert "blessed   yes" in done.stdout and f"run {run_dir}" in done.stdout
+    assert "blessed   yes" in done.stdout
+    assert f"run {run_dir}" in done.stdout
 
 
 def test_a_package_runs_as_it_is(tmp_path):
     done = subprocess.run([str(Path(sys.executable).with_name("tfpipe")), "run", "--package", str(tmp_path / "x"),
                            "--set", "train.epochs=1"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "--package runs a compiled pipeline file as it is" in done.stderr
+    assert done.returncode == 2
+    assert "--package runs a compiled pipeline file as it is" in done.stderr
     (tmp_path / "other.yaml").write_text("pipelineInfo: {name: other}\nroot: {}\n")
     with pytest.raises(PackageError, match="other.yaml: not a pipeline tfpipe compiled"):
         Package.read(tmp_path / "other.yaml")

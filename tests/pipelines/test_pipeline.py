@@ -30,7 +30,8 @@ def test_compiled_pipeline(tmp_path):
     assert "pip install" not in json.dumps(executors)  # kfp comes with the image
     dag = ir["components"]["comp-exit-handler-1"]["dag"]["tasks"]
     assert set(dag) == {"ingest", "validate", "condition-2"}
-    assert dag["ingest"]["cachingOptions"]["enableCache"] and dag["ingest"]["retryPolicy"]["maxRetryCount"] == 2
+    assert dag["ingest"]["cachingOptions"]["enableCache"]
+    assert dag["ingest"]["retryPolicy"]["maxRetryCount"] == 2
     assert not dag["validate"]["cachingOptions"].get("enableCache", False)
     assert dag["condition-2"]["triggerPolicy"]["condition"] == \
         "inputs.parameter_values['pipelinechannel--validate-Output'] == true"
@@ -45,10 +46,11 @@ def test_compiled_pipeline(tmp_path):
     root = ir["root"]["dag"]["tasks"]
     assert root["summary"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
     train_resources = executors["exec-train"]["container"]["resources"]
-    assert train_resources["cpuLimit"] == 2.0 and train_resources["memoryLimit"] == 8.0
+    assert train_resources["cpuLimit"] == 2.0
+    assert train_resources["memoryLimit"] == 8.0
 
 
-@pytest.fixture()
+@pytest.fixture
 def penguins_cfg(tmp_path):
     source = write_penguins(tmp_path / "penguins.csv")
     return lambda *sets: config_lib.load(ROOT / "pipelines/configs/penguins.yaml", [
@@ -63,12 +65,15 @@ def test_unblessed_skips_export_and_serve_and_a_rerun_hits_the_cache(penguins_cf
                                                                 "summary"}
     assert (first / "whatif" / "report").read_text().startswith("<!doctype html>")
     lines = "\n".join(summary.lines(first))
-    assert "blessed   NO" in lines and "serving   not exported: the model was not blessed" in lines
+    assert "blessed   NO" in lines
+    assert "serving   not exported: the model was not blessed" in lines
     assert "- state: **SUCCEEDED**" in (first / "summary" / "report").read_text()
     second = local.run(cfg)
-    assert not (second / "ingest").exists() and not (second / "train").exists()
+    assert not (second / "ingest").exists()
+    assert not (second / "train").exists()
     again = "\n".join(summary.lines(second))
-    assert "ingest    cached" in again and "train     cached" in again
+    assert "ingest    cached" in again
+    assert "train     cached" in again
     assert str(first / "train" / "model" / "model.keras") in again
 
 
@@ -141,7 +146,8 @@ def test_ingest_on_dataflow_gets_the_beam_section_with_the_component_image_for_i
         "ingest.engine=beam", "beam.runner=DataflowRunner", "beam.project=acme", "beam.temp_location=gs://acme/tmp",
         "pipeline.base_image=europe-docker.pkg.dev/acme/ml/tfpipe:1.4"])
     sections = json.loads(training.ingest_sections(cfg))
-    assert set(sections) == {"ingest", "beam"} and sections["ingest"]["engine"] == "beam"
+    assert set(sections) == {"ingest", "beam"}
+    assert sections["ingest"]["engine"] == "beam"
     assert sections["beam"]["sdk_container_image"] == "europe-docker.pkg.dev/acme/ml/tfpipe:1.4"
     named = config_lib.load(ROOT / "pipelines/configs/digits.yaml", [
         "beam.runner=DataflowRunner", "beam.project=acme", "beam.temp_location=gs://acme/tmp",
@@ -156,10 +162,13 @@ def test_one_step_alone_on_an_earlier_run(penguins_cfg):
     again = local.run(cfg, step="whatif", after=str(first))
     assert again.name.startswith("tfpipe-penguins-whatif-")
     assert (again / "whatif" / "report").read_text().startswith("<!doctype html>")
-    assert not (again / "train").exists() and not (again / "ingest").exists()
+    assert not (again / "train").exists()
+    assert not (again / "ingest").exists()
     evaluated = local.run(cfg, step="evaluate", after=str(first))
     lines = "\n".join(summary.lines(evaluated, alone=True))
-    assert "evaluate " in lines and "cached" not in lines and str(first / "train" / "model") in lines
+    assert "evaluate " in lines
+    assert "cached" not in lines
+    assert str(first / "train" / "model") in lines
     exported = ExportRecord.read(local.run(cfg, step="export", after=str(first)))
     registered = Registry(cfg.model_home).get(exported.version)  # with the earlier run's evaluation
     assert registered.evaluation.folder == str(first / "evaluate" / "evaluation")
@@ -183,7 +192,8 @@ def test_a_teams_own_model_through_the_whole_dag_tuned_served_on_both_protocols(
     outputs = summary.outputs_of(run_dir)
     training_record = json.loads((outputs.model / "training.json").read_text())
     best = training_record["params"]
-    assert best["cross_layers"] in (1, 3) and isinstance(best["cross_layers"], int)  # as the space wrote it
+    assert best["cross_layers"] in (1, 3)
+    assert isinstance(best["cross_layers"], int)  # as the space wrote it
     assert best["dropout"] in (0.0, 0.3)
     crosses = [layer for layer in load_model(str(outputs.model)).layers if type(layer).__name__ == "CrossLayer"]
     assert len(crosses) == best["cross_layers"]
@@ -205,7 +215,8 @@ def test_a_compiled_pipeline_carries_the_teams_module_to_the_cluster(tmp_path, v
     source = (ROOT / "pipelines/configs/models/wide_deep.py").read_text()
     for name in ("train_config", "tune_config", "config"):
         model = json.loads(parameters[name]["defaultValue"])["train"]["model"]
-        assert model["source"]["text"] == source and model["source"]["file"] == "wide_deep.py"
+        assert model["source"]["text"] == source
+        assert model["source"]["file"] == "wide_deep.py"
         assert model["params"]["cross_layers"] == 2
     if vertex:  # every replica of the CustomJob runs the train component with that config
         pools = ir["components"]["comp-train"]["inputDefinitions"]["parameters"]["worker_pool_specs"]["defaultValue"]

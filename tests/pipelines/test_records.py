@@ -20,8 +20,10 @@ def test_records_come_back_as_written_after_kfp_made_every_number_a_double(tmp_p
             {"artifacts": {record.ARTIFACT: {"artifacts": [{"name": record.ARTIFACT, "metadata": metadata}]}}}))
     read = [type(record).read(tmp_path) for record in written]
     assert read == written
-    assert isinstance(read[0].rows, int) and isinstance(read[0].splits["test"], int)
-    assert isinstance(read[3].version, int) and isinstance(read[3].signatures, tuple)
+    assert isinstance(read[0].rows, int)
+    assert isinstance(read[0].splits["test"], int)
+    assert isinstance(read[3].version, int)
+    assert isinstance(read[3].signatures, tuple)
 
 
 def test_a_task_that_did_not_run_has_no_record(tmp_path):

@@ -41,11 +41,14 @@ def test_a_blessed_run(tmp_path):
     (run / "serve" / "deployment" / "deploy.json").write_text(Deployment(
         True, "local", path="/serving/digits/1", serve="tfpipe serve --model-base /serving/digits").to_json())
     lines = "\n".join(summary.lines(run))
-    assert "  train        6.0 s  (50%)" in lines and "  whatif       1.0 s  (8%)" in lines
+    assert "  train        6.0 s  (50%)" in lines
+    assert "  whatif       1.0 s  (8%)" in lines
     assert "rows      1,797 (train 1,431, eval 180, test 186), 3 rejected" in lines
     assert f"dataflow  job 2026-12-01_03_00_00-17: {job}" in lines
-    assert "test      accuracy 0.9800 (186 examples)" in lines and "blessed   yes" in lines
-    assert "serving   /serving/digits/1 (version 1)" in lines and "model     /m/model.keras" in lines
+    assert "test      accuracy 0.9800 (186 examples)" in lines
+    assert "blessed   yes" in lines
+    assert "serving   /serving/digits/1 (version 1)" in lines
+    assert "model     /m/model.keras" in lines
     assert "deployed  /serving/digits/1; serve it with: tfpipe serve --model-base /serving/digits" in lines
     assert "what-if   tfpipe whatif serve --model-base /serving/digits --examples /e" in lines
     assert summary.outputs_of(run) == summary.RunOutputs(Path("/e"), Path("/m"), run / "evaluate" / "evaluation", 1)
@@ -55,8 +58,11 @@ def test_a_run_whose_ingest_and_train_were_cached_and_not_blessed(tmp_path):
     leave(tmp_path, EvaluateRecord(2.0, False, "not blessed", {"accuracy": 0.5, "count": 10}, "accuracy 0.5000",
                                    "/old/e", "/old/m"))
     lines = "\n".join(summary.lines(tmp_path))
-    assert "ingest    cached" in lines and "train     cached" in lines and "blessed   NO" in lines
-    assert "serving   not exported: the model was not blessed" in lines and "/old/m/model.keras" in lines
+    assert "ingest    cached" in lines
+    assert "train     cached" in lines
+    assert "blessed   NO" in lines
+    assert "serving   not exported: the model was not blessed" in lines
+    assert "/old/m/model.keras" in lines
     assert "cached" not in "\n".join(summary.lines(tmp_path, alone=True))
 
 

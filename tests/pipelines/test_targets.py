@@ -33,7 +33,7 @@ def package(tmp_path_factory):
     return str(path)
 
 
-@pytest.fixture()
+@pytest.fixture
 def kfp_api():
     """A stand-in KFP API server on 127.0.0.1 that records requests and answers like KFP v2beta1."""
     seen = []
@@ -62,21 +62,24 @@ def test_kfp_submit_and_schedule_requests(kfp_api, package):
     client = cluster.kfp_client(host, "team-ml")
     assert cluster.kfp_submit(client, package, "tfpipe-digits", "tfpipe", cache=True) == "run-1"
     [run] = [body for method, path, body in seen if method == "POST" and path.endswith("/runs")]
-    assert run["display_name"] == "tfpipe-digits" and run["experiment_id"] == "exp-1"
+    assert run["display_name"] == "tfpipe-digits"
+    assert run["experiment_id"] == "exp-1"
     assert run["pipeline_spec"]["pipelineInfo"]["name"] == "tfpipe-digits"
     assert "ingest_config" in run["pipeline_spec"]["root"]["inputDefinitions"]["parameters"]
     assert cluster.kfp_schedule(client, package, "tfpipe-digits", "tfpipe", "0 3 * * *", cache=True) == "rec-1"
     [recurring] = [body for method, path, body in seen if path.endswith("/recurringruns")]
     assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * *"
     assert recurring["max_concurrency"] == "1" or recurring["max_concurrency"] == 1
-    assert recurring["no_catchup"] is True and recurring["pipeline_spec"]["pipelineInfo"]["name"] == "tfpipe-digits"
+    assert recurring["no_catchup"] is True
+    assert recurring["pipeline_spec"]["pipelineInfo"]["name"] == "tfpipe-digits"
 
 
 def test_vertex_job_and_schedule_objects(package):
     job = cluster.vertex_job(package, "tfpipe-digits", "acme", "europe-west4", "gs://acme-runs/tfpipe", cache=False,
                              credentials=AnonymousCredentials())
     resource = job._gca_resource
-    assert resource.display_name == "tfpipe-digits" and resource.labels["managed-by"] == "tfpipe"
+    assert resource.display_name == "tfpipe-digits"
+    assert resource.labels["managed-by"] == "tfpipe"
     assert resource.runtime_config.gcs_output_directory == "gs://acme-runs/tfpipe"
     spec = json.loads(type(resource).to_json(resource))["pipelineSpec"]
     assert spec["pipelineInfo"]["name"] == "tfpipe-digits"
@@ -111,8 +114,10 @@ def test_a_retraining_started_from_a_step_submits_the_training_pipeline(kfp_api,
     assert trigger.start_training(cfg, cluster.Target(kfp_host=host, experiment="nightly"), str(tmp_path)) == \
         "run run-1"
     [run] = [body for method, path, body in seen if method == "POST" and path.endswith("/runs")]
-    assert run["display_name"] == "tfpipe-churn" and run["pipeline_spec"]["pipelineInfo"]["name"] == "tfpipe-churn"
-    assert run["experiment_id"] == "exp-1" and (tmp_path / "started.json").exists()
+    assert run["display_name"] == "tfpipe-churn"
+    assert run["pipeline_spec"]["pipelineInfo"]["name"] == "tfpipe-churn"
+    assert run["experiment_id"] == "exp-1"
+    assert (tmp_path / "started.json").exists()
 
 
 def _tfpipe(*args: str, env: dict | None = None):
@@ -151,7 +156,8 @@ def test_submit_to_a_kfp_host_that_does_not_answer_or_is_not_kfp_says_so_in_one_
     done = _tfpipe("submit", *config, "--kfp-host", closed)
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
-    assert line.startswith(f"error: --kfp-host {closed}: no answer (") and "Connection refused" in line
+    assert line.startswith(f"error: --kfp-host {closed}: no answer (")
+    assert "Connection refused" in line
 
     async def not_kfp(request):
         return web.Response(status=404, text="<html>nothing here</html>")

@@ -24,7 +24,8 @@ def test_the_text_classifier_through_the_whole_dag_tuned_served_on_both_protocol
     run_dir = local.run(cfg)
     outputs = summary.outputs_of(run_dir)
     schema = Schema.read(str(outputs.examples))
-    assert schema.feature("review").type == "text" and schema.feature("product").type == "string"
+    assert schema.feature("review").type == "text"
+    assert schema.feature("product").type == "string"
     assert json.loads((outputs.model / "training.json").read_text())["params"]["ngrams"] in (1, 2)
     evaluation = json.loads((run_dir / "evaluate" / "evaluation" / "metrics.json").read_text())
     assert evaluation["overall"]["accuracy"] > 0.85

@@ -40,12 +40,14 @@ def figure_with(tab, words: str):
 def test_evaluate_report_without_thresholds(tab, reports, screenshots):
     look(tab, reports["people"]["evaluate"].as_uri(), screenshots, "evaluate-tabular")
     assert tab.inner_text("#verdict") == "UNCHECKED"
-    assert "nothing was checked" in tab.inner_text("body") and "BLESSED" not in tab.inner_text("body")
+    assert "nothing was checked" in tab.inner_text("body")
+    assert "BLESSED" not in tab.inner_text("body")
     slices = tab.locator("h2:text('Slices') + table")
     assert slices.locator(f"td:text-is('{MISSING}')").count() == 1
     assert slices.locator("tr td:nth-child(2):text-is('')").count() == 0, "a slice without a label"
     roc = figure_with(tab, "false positive rate")
-    assert roc.locator("svg text", has_text="true positive rate").count() and roc.locator("#legend").count()
+    assert roc.locator("svg text", has_text="true positive rate").count()
+    assert roc.locator("#legend").count()
     assert figure_with(tab, "test examples").locator("#colour-bar").count(), "the confusion matrix needs a scale"
 
 
@@ -73,10 +75,11 @@ def test_whatif_report_of_an_image_model(tab, reports, screenshots):
     look(tab, reports["noise"]["whatif"].as_uri(), screenshots, "whatif-image")
     saliency = figure_with(tab, "occlusion saliency")
     assert saliency.count() >= 1
-    assert saliency.first.locator("#colour-bar").count() and \
-        saliency.first.locator("svg text", has_text="when occluded").count()
+    assert saliency.first.locator("#colour-bar").count()
+    assert saliency.first.locator("svg text", has_text="when occluded").count()
     text = tab.inner_text("body")
-    assert "Partial dependence" in text and "Not computed: the model reads only images (image)" in text
+    assert "Partial dependence" in text
+    assert "Not computed: the model reads only images (image)" in text
     assert "Threshold analysis is for binary labels" in text
 
 
@@ -110,7 +113,8 @@ def test_whatif_page(tab, people_home, people_examples, screenshots):
         tab.fill("input[name=age]", "40")
         tab.dispatch_event("#editor", "change")
         tab.wait_for_selector("#prediction:not(.stale)")
-        assert "not JSON" in tab.inner_text("#prediction-error") and tab.locator("#predicted-class").count() == 0
+        assert "not JSON" in tab.inner_text("#prediction-error")
+        assert tab.locator("#predicted-class").count() == 0
         tab.wait_for_selector("#pd:not(.stale)")
         keep(tab, screenshots, "whatif-page-error")
 

@@ -18,7 +18,8 @@ def test_yaml_then_overrides_with_coercion(tmp_path):
                              "ingest.split.test=0.2", "ingest.drop=[a, b]", "ingest.csv.header=false",
                              "ingest.types={age: float}"])
     assert cfg.name == "demo"
-    assert cfg.ingest.shards == 4 and isinstance(cfg.ingest.shards, int)
+    assert cfg.ingest.shards == 4
+    assert isinstance(cfg.ingest.shards, int)
     assert cfg.ingest.split.train == 0.6
     assert cfg.ingest.drop == ("a", "b")
     assert cfg.ingest.csv.header is False
@@ -30,7 +31,7 @@ def test_string_numbers_are_coerced(tmp_path):
     assert cfg.ingest.shards == 3
 
 
-@pytest.mark.parametrize("override, message", [
+@pytest.mark.parametrize(("override", "message"), [
     ("ingest.shard=3", "ingest.shard: unknown key; expected one of"),
     ("ingest.shards=three", "ingest.shards: expected an integer, got 'three'"),
     ("ingest.split.train=lots", "ingest.split.train: expected a number"),
@@ -87,7 +88,7 @@ def test_frozen():
         cfg.source = "y"
 
 
-@pytest.mark.parametrize("override, message", [
+@pytest.mark.parametrize(("override", "message"), [
     ("tune.parallel=0", "tune.parallel: expected an integer >= 1, got 0"),
     ("tune.trials=0", "tune.trials: expected an integer >= 1, got 0"),
     ("tune.space={learning_rate: {min: 0.1, max: 0.01}}", r"tune.space.learning_rate: expected min <= max"),

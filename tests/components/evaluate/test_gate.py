@@ -29,7 +29,8 @@ def test_first_run_is_blessed_on_value_thresholds_alone():
 
 def test_better_than_the_baseline():
     verdict, checks = decide(THRESHOLDS, {"accuracy": 0.93, "loss": 0.25}, {"accuracy": 0.9, "loss": 0.3})
-    assert verdict == BLESSED and set(verdicts(checks).values()) == {"pass"}
+    assert verdict == BLESSED
+    assert set(verdicts(checks).values()) == {"pass"}
 
 
 def test_worse_within_the_allowed_change():
@@ -49,7 +50,8 @@ def test_worse_beyond_the_allowed_change():
 def test_value_threshold_miss():
     verdict, checks = decide({"accuracy": Threshold(at_least=0.95), "loss": Threshold(at_most=0.2)},
                              {"accuracy": 0.94, "loss": 0.1}, None)
-    assert verdict == NOT_BLESSED and verdicts(checks)[("accuracy", "at_least")] == "fail"
+    assert verdict == NOT_BLESSED
+    assert verdicts(checks)[("accuracy", "at_least")] == "fail"
     assert checks[0].reason == "accuracy 0.94 < 0.95"
 
 
@@ -62,7 +64,10 @@ def test_undefined_metric_fails_and_unknown_metric_is_an_error():
 
 def test_no_thresholds_is_unchecked_never_blessed():
     verdict, checks = decide({}, {"accuracy": 0.99}, {"accuracy": 0.5})
-    assert verdict == UNCHECKED and checks == []
+    assert verdict == UNCHECKED
+    assert checks == []
     blessing = blessing_json(verdict, checks, None)
-    assert blessing["blessed"] is False and blessing["verdict"] == "unchecked"
-    assert "nothing was checked" in blessing["note"] and "will not be exported" in blessing["note"]
+    assert blessing["blessed"] is False
+    assert blessing["verdict"] == "unchecked"
+    assert "nothing was checked" in blessing["note"]
+    assert "will not be exported" in blessing["note"]

@@ -24,8 +24,10 @@ def test_binary_by_hand():
     assert r["auc"] == pytest.approx(8 / 9)
     p_true = [0.9, 0.4, 0.8, 0.4, 0.9, 0.8]
     assert r["loss"] == pytest.approx(-np.mean(np.log(p_true)))
-    assert list(r["roc"]) == ["yes"] and r["roc"]["yes"]["auc"] == pytest.approx(8 / 9)
-    assert r["roc"]["yes"]["fpr"][0] == 0 and r["roc"]["yes"]["tpr"][-1] == 1
+    assert list(r["roc"]) == ["yes"]
+    assert r["roc"]["yes"]["auc"] == pytest.approx(8 / 9)
+    assert r["roc"]["yes"]["fpr"][0] == 0
+    assert r["roc"]["yes"]["tpr"][-1] == 1
     # Average precision: ranked yes, yes, (no), yes -> (1 + 1 + 3/4) / 3.
     assert r["pr_auc"] == pytest.approx((1 + 1 + 0.75) / 3)
 
@@ -34,7 +36,8 @@ def test_calibration_by_hand():
     # Top-class confidences 0.9, 0.6, 0.8, 0.6, 0.9, 0.8; right, wrong, right, wrong, right, right.
     r = metrics.calibration(LABELS, PROBS)
     by_bin = {(round(b["low"], 2), round(b["high"], 2)): b for b in r["bins"]}
-    assert by_bin[(0.6, 0.7)]["count"] == 2 and by_bin[(0.6, 0.7)]["accuracy"] == 0.0
+    assert by_bin[(0.6, 0.7)]["count"] == 2
+    assert by_bin[(0.6, 0.7)]["accuracy"] == 0.0
     assert by_bin[(0.8, 0.9)]["accuracy"] == 1.0
     expected = (2 * abs(0.6 - 0) + 2 * abs(0.8 - 1) + 2 * abs(0.9 - 1)) / 6
     assert r["ece"] == pytest.approx(expected)
@@ -52,12 +55,14 @@ def test_several_classes_one_vs_rest():
     assert r["macro_auc"] == pytest.approx(np.mean([r["roc"][c]["auc"] for c in "abc"]))
     categories, matrix = artifacts.confusion_matrix({"task": "classification", "classes": ["a", "b", "c"],
                                                      "overall": r})
-    assert categories == ["a", "b", "c"] and matrix == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
+    assert categories == ["a", "b", "c"]
+    assert matrix == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
 
 
 def test_a_single_outcome_has_no_auc():
     r = metrics.classification(np.array([1, 1]), np.array([[0.2, 0.8], [0.4, 0.6]]), ["no", "yes"])
-    assert r["auc"] is None and r["roc"]["yes"]["fpr"] == []
+    assert r["auc"] is None
+    assert r["roc"]["yes"]["fpr"] == []
     assert "auc" not in metrics.scalars(r)
 
 
@@ -71,5 +76,6 @@ def test_regression_by_hand():
 
 def test_scalars_flatten_per_class_numbers():
     s = metrics.scalars(metrics.classification(LABELS, PROBS, ["no", "yes"]))
-    assert s["precision/yes"] == pytest.approx(2 / 3) and s["accuracy"] == pytest.approx(4 / 6)
+    assert s["precision/yes"] == pytest.approx(2 / 3)
+    assert s["accuracy"] == pytest.approx(4 / 6)
     assert all(isinstance(v, float) for v in s.values())

@@ -58,8 +58,10 @@ def test_classification_agrees_with_scikit_learn(k):
         macro = np.mean([skm.roc_auc_score(onehot[:, i], probabilities[:, i]) for i in range(k)])
         assert r["macro_auc"] == pytest.approx(macro, abs=AUC_TOLERANCE)
     main = "micro" if k > 2 else "c1"
-    assert r["roc"][main]["auc"] == r["auc"] and len(r["roc"][main]["fpr"]) <= 101
-    assert r["roc"][main]["fpr"][0] == 0 and r["roc"][main]["tpr"][-1] == 1
+    assert r["roc"][main]["auc"] == r["auc"]
+    assert len(r["roc"][main]["fpr"]) <= 101
+    assert r["roc"][main]["fpr"][0] == 0
+    assert r["roc"][main]["tpr"][-1] == 1
     assert np.all(np.diff(r["pr"][main]["thresholds"]) > 0)
     assert sum(b["count"] for b in r["calibration"]["bins"]) == len(labels)
 
@@ -153,7 +155,8 @@ def test_a_profile_stays_bounded_on_large_splits():
     size, colour = profile.slices(["size", "colour"], 4)
     exact = np.quantile(values, [0.25, 0.5, 0.75])
     ranks = np.searchsorted(np.sort(values), size.edges[1:-1]) / len(values)
-    assert np.abs(ranks - [0.25, 0.5, 0.75]).max() < 0.01 and np.allclose(size.edges[1:-1], exact, atol=0.03)
+    assert np.abs(ranks - [0.25, 0.5, 0.75]).max() < 0.01
+    assert np.allclose(size.edges[1:-1], exact, atol=0.03)
     assert set(colour.labels[:5]) == {f"common-{i}" for i in range(5)}
 
 
@@ -163,7 +166,8 @@ def test_the_beam_engine_writes_what_the_local_engine_does(tmp_path, penguins_mo
     in_process = BeamConfig(workers=1, options=("--direct_running_mode=in_memory",))
     beam = run(EvaluateConfig(thresholds=cfg.thresholds, batch_size=8, engine="beam"), penguins_model,
                penguins_examples, str(tmp_path / "beam"), str(tmp_path / "serving"), in_process)
-    assert beam.verdict == local.verdict and beam.metrics == local.metrics
+    assert beam.verdict == local.verdict
+    assert beam.metrics == local.metrics
     for name in ("metrics.json", "blessing.json"):
         assert json.loads((tmp_path / "beam" / name).read_text()) == json.loads((tmp_path / "local" / name).read_text())
 

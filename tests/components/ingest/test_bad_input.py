@@ -32,7 +32,8 @@ def test_each_bad_row_is_named(tmp_path):
     src = dirty_csv(tmp_path)
     out = tmp_path / "out"
     result = run(IngestConfig(source=str(src), key="id", max_rejected_fraction=0.05), str(out))
-    assert result.rows == 194 and result.rejected == 6
+    assert result.rows == 194
+    assert result.rejected == 6
     rows = {r["line"]: r for r in rejected(out)}
     assert sorted(rows) == [4, 7, 10, 13, 16, 19]
     assert rows[4]["reason"] == "expected 5 fields, found 4"
@@ -42,7 +43,8 @@ def test_each_bad_row_is_named(tmp_path):
     assert rows[13]["reason"] == "column 'income': expected a number, found '1e999x'"
     assert rows[16]["reason"] == "label column 'label' is empty"
     assert all(r["file"] == str(src) for r in rows.values())
-    assert "forty" in rows[7]["raw"] and rows[4]["raw"] == "2,40,100.0,Oslo"
+    assert "forty" in rows[7]["raw"]
+    assert rows[4]["raw"] == "2,40,100.0,Oslo"
 
 
 def test_too_many_rejected_fails_and_keeps_what_was_there(tmp_path):
@@ -53,7 +55,8 @@ def test_too_many_rejected_fails_and_keeps_what_was_there(tmp_path):
     with pytest.raises(IngestError) as err:
         run(IngestConfig(source=str(src), max_rejected_fraction=0.01), str(out))
     message = str(err.value)
-    assert "6 of 200 rows rejected (3.0%)" in message and "max_rejected_fraction=0.01" in message
+    assert "6 of 200 rows rejected (3.0%)" in message
+    assert "max_rejected_fraction=0.01" in message
     assert f"{src}:4: expected 5 fields, found 4" in message
     assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
     kept = tmp_path / "out.rejected.jsonl"
@@ -78,7 +81,7 @@ def test_unknown_columns_in_config(tmp_path, people_csv):
         run(IngestConfig(source=str(people_csv), drop=("nope",)), str(tmp_path / "out"))
 
 
-@pytest.mark.parametrize("source, message", [
+@pytest.mark.parametrize(("source", "message"), [
     ("missing.csv", "missing.csv does not exist"),
     ("data/*.parquet", "matched no files"),
 ])
@@ -120,4 +123,5 @@ def test_parquet_with_strings_in_a_typed_column(tmp_path):
     result = run(IngestConfig(source=str(tmp_path / "d.parquet"), types={"x": "float"}, max_rejected_fraction=0.5),
                  str(out))
     assert result.rows == 3
-    assert rejected(out)[0]["line"] == 3 and "found 'oops'" in rejected(out)[0]["reason"]
+    assert rejected(out)[0]["line"] == 3
+    assert "found 'oops'" in rejected(out)[0]["reason"]

@@ -89,11 +89,13 @@ def records(out) -> dict[str, list[bytes]]:
 def assert_close(a, b, where=""):
     """Equal, but floats only up to REL; keys in VOLATILE are left out."""
     if isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) - VOLATILE == set(b) - VOLATILE, where
+        assert isinstance(b, dict), where
+        assert set(a) - VOLATILE == set(b) - VOLATILE, where
         for key in set(a) - VOLATILE:
             assert_close(a[key], b[key], f"{where}.{key}")
     elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), where
+        assert isinstance(b, list), where
+        assert len(a) == len(b), where
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             assert_close(x, y, f"{where}[{i}]")
     elif isinstance(a, float) and not math.isnan(a):
@@ -142,9 +144,11 @@ def test_too_many_rejected_rows_fail_on_the_default_runner_and_leave_no_output(t
                                               r"ingest.max_rejected_fraction=0.1"):
             run(IngestConfig(source=str(source), engine=engine, types={"age": "int"}, batch_rows=32,
                              max_rejected_fraction=0.1), str(out))
-        assert not out.exists() and not list(tmp_path.glob(f"{engine}.staging-*"))
+        assert not out.exists()
+        assert not list(tmp_path.glob(f"{engine}.staging-*"))
         kept[engine] = sorted((tmp_path / f"{engine}.rejected.jsonl").read_text().splitlines())
-    assert kept["beam"] == kept["local"] and len(kept["local"]) == 50
+    assert kept["beam"] == kept["local"]
+    assert len(kept["local"]) == 50
 
 
 def test_statistics_merged_in_any_order_equal_one_pass():

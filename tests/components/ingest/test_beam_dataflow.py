@@ -49,11 +49,14 @@ def test_workers_run_the_component_image(job):
 
 def test_the_beam_section_reaches_the_job(job):
     description, _ = job
-    assert description["name"] == "tfpipe-ingest-run-1" and description["type"] == "JOB_TYPE_BATCH"
+    assert description["name"] == "tfpipe-ingest-run-1"
+    assert description["type"] == "JOB_TYPE_BATCH"
     options = {d["key"]: d["value"] for d in description["environment"]["sdkPipelineOptions"]["display_data"]}
-    assert options["project"] == "tfpipe-test" and options["region"] == "europe-west4"
+    assert options["project"] == "tfpipe-test"
+    assert options["region"] == "europe-west4"
     assert options["temp_location"].startswith("gs://tfpipe-test-tmp/beam")
-    assert options["sdk_location"] == "container" and "use_runner_v2" in options["experiments"]
+    assert options["sdk_location"] == "container"
+    assert "use_runner_v2" in options["experiments"]
     assert options["service_account_email"] == "ingest@tfpipe-test.iam.gserviceaccount.com"
     assert options["max_num_workers"] == 7
     assert description["environment"]["workerPools"][0]["autoscalingSettings"]["maxNumWorkers"] == 7
@@ -67,7 +70,8 @@ def test_the_graph_ingests_gathers_and_concatenates_into_the_staging_folder(job)
     ingest_out = set(steps["Ingest"].outputs.values())
     assert ingest_out & set(steps["Concatenate"].inputs.values())
     fn = _dofn(_inner(graph, "Ingest"))
-    assert isinstance(fn, beam_engine.Ingest) and fn.stage == STAGE
+    assert isinstance(fn, beam_engine.Ingest)
+    assert fn.stage == STAGE
 
 
 def _inner(graph, name: str):

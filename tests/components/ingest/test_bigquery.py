@@ -133,7 +133,7 @@ class BigQuery:
                                   "schema": {"fields": [{"name": "newest", "type": "STRING"}]}})
 
 
-@pytest.fixture()
+@pytest.fixture
 def bigquery(monkeypatch):
     stand_in = BigQuery()
     server = grpc.server(futures.ThreadPoolExecutor(4))
@@ -164,7 +164,8 @@ def test_every_type_reaches_the_examples_with_the_schema_types(bigquery, tmp_pat
     bigquery.add("orders", schema, rows)
     out = tmp_path / "out"
     result = run(config(bigquery, threads=2, batch_rows=16, max_rejected_fraction=0.05), str(out))
-    assert result.rows == N - 1 and result.rejected == 1  # f = 1e300 is no float32
+    assert result.rows == N - 1
+    assert result.rejected == 1  # f = 1e300 is no float32
     rejected = [json.loads(line) for line in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
     assert rejected[0]["reason"].startswith("column 'f': expected a finite number within float32")
     features = {f["name"]: f["type"] for f in json.loads((out / "schema.json").read_text())["features"]}
@@ -173,8 +174,11 @@ def test_every_type_reaches_the_examples_with_the_schema_types(bigquery, tmp_pat
     got = all_rows(read_examples(out), "id")
     assert sorted(got) == [i for i in range(N) if i != 7]
     row = got[9]
-    assert row["f"] == pytest.approx(2.25) and row["num"] == pytest.approx(1.125) and row["big"] == pytest.approx(9e30)
-    assert row["flag"] == 0 and got[8]["flag"] == 1
+    assert row["f"] == pytest.approx(2.25)
+    assert row["num"] == pytest.approx(1.125)
+    assert row["big"] == pytest.approx(9e30)
+    assert row["flag"] == 0
+    assert got[8]["flag"] == 1
     assert (row["s"], row["b"]) == (b"009", b"b9")
     assert (row["d"], row["dt"]) == (b"2026-11-10", b"2026-11-01T12:30:09.000000")
     assert (row["ts"], row["t"]) == (b"2026-11-01T00:00:09.500000Z", b"08:00:09.000000")
@@ -205,7 +209,8 @@ def test_the_read_session_asks_for_the_kept_columns_the_newest_day_and_the_snaps
     assert "`acme.sales.INFORMATION_SCHEMA.PARTITIONS`" in lookup[2]["query"]
     assert lookup[2]["queryParameters"][0]["parameterValue"] == {"value": "orders"}
     [request] = bigquery.sessions
-    assert request.parent == "projects/billing" and request.max_stream_count == 3
+    assert request.parent == "projects/billing"
+    assert request.max_stream_count == 3
     session = request.read_session
     assert session.table == "projects/acme/datasets/sales/tables/orders"
     assert session.data_format == types.DataFormat.ARROW
@@ -261,8 +266,10 @@ def test_a_column_no_feature_can_hold_is_named_with_the_way_out(bigquery, tmp_pa
         run(config(bigquery), str(tmp_path / "out"))
     message = str(error.value)
     assert message.startswith(f"bq://acme.sales.orders: {named}")
-    assert "add it to ingest.drop" in message and way_out in message
-    assert not bigquery.sessions and not (tmp_path / "out").exists()
+    assert "add it to ingest.drop" in message
+    assert way_out in message
+    assert not bigquery.sessions
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_sources_and_options_are_named(bigquery, tmp_path):
@@ -323,7 +330,8 @@ def test_the_stream_threads_end_when_the_read_stops_early_or_a_stream_fails(bigq
     cfg = config(bigquery, threads=3, batch_rows=6)
     with contextlib.closing(sources.read(sources.resolve(cfg), cfg)) as batches:
         first = next(batches)
-    assert first.table.num_rows == 6 and not stream_threads()
+    assert first.table.num_rows == 6
+    assert not stream_threads()
     bigquery.refuse = "/streams/2/3/orders"
     with pytest.raises(BigQueryError, match="^bq://acme.sales.orders: reading its streams: Access Denied: stream"):
         read_all(cfg)

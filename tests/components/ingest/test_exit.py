@@ -70,7 +70,8 @@ def test_a_user_error_closes_the_source_before_it_leaves(tmp_path, index):
     with pytest.raises(IngestError, match="label column 'target' not found") as err:
         run(IngestConfig(source=str(source), label="target"), str(tmp_path / "out"))
     # `err` keeps the traceback, and with it every frame the error passed through: nothing may still hold the file.
-    assert err.traceback and open_files(source) == 0
+    assert err.traceback
+    assert open_files(source) == 0
 
 
 def ingest_without_label(source, out) -> tuple:

@@ -22,7 +22,8 @@ def test_digits_folder_round_trip(tmp_path):
     folder = write_digits(tmp_path / "digits")
     out = tmp_path / "out"
     result = run(IngestConfig(source=str(folder)), str(out))
-    assert result.rows == 1797 and result.rejected == 0
+    assert result.rows == 1797
+    assert result.rejected == 0
     schema = Schema.read(str(out))
     image = schema.feature("image")
     assert (image.type, image.image.height, image.image.width, image.image.channels) == ("image", 8, 8, 1)
@@ -63,7 +64,8 @@ def test_unreadable_and_odd_sized_images_are_rejected(tmp_path):
     (tmp_path / "img" / "b" / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "out"
     result = run(IngestConfig(source=str(tmp_path / "img"), max_rejected_fraction=0.2), str(out))
-    assert result.rows == 20 and result.rejected == 2
+    assert result.rows == 20
+    assert result.rejected == 2
     import json
 
     rows = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]

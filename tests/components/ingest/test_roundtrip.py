@@ -23,7 +23,8 @@ def ingest(tmp_path, source, name="out", **kw):
 def test_csv_round_trip(tmp_path, people_csv):
     out, result = ingest(tmp_path, people_csv, key="id")
     header, rows = people_rows()
-    assert result.rows == 500 and result.rejected == 0
+    assert result.rows == 500
+    assert result.rejected == 0
     back = all_rows(read_examples(out), "id")
     assert sorted(back) == list(range(500))
     for row in rows:
@@ -42,7 +43,8 @@ def test_csv_round_trip(tmp_path, people_csv):
     assert tfmd.statistics.datasets[0].num_examples == 500
     stats = json.loads((out / "stats.json").read_text())
     ages = [r[1] for r in rows]
-    assert stats["columns"]["age"]["min"] == min(ages) and stats["columns"]["age"]["max"] == max(ages)
+    assert stats["columns"]["age"]["min"] == min(ages)
+    assert stats["columns"]["age"]["max"] == max(ages)
     assert stats["columns"]["age"]["mean"] == pytest.approx(np.mean(ages))
     assert stats["columns"]["age"]["std"] == pytest.approx(np.std(ages))
     assert dict(map(tuple, stats["columns"]["city"]["top"])) == {"Paris": 125, "Oslo": 125, "Lima": 125,
@@ -64,9 +66,11 @@ def test_missing_values_read_as_the_mean(tmp_path):
     out, result = ingest(tmp_path, src, key="id")
     assert result.rejected == 0
     schema = Schema.read(str(out))
-    assert schema.feature("x").stats["missing"] == 2 and schema.feature("s").stats["missing"] == 2
+    assert schema.feature("x").stats["missing"] == 2
+    assert schema.feature("s").stats["missing"] == 2
     back = all_rows(read_examples(out), "id")
-    assert back[2]["x"] == pytest.approx(2.0) and back[2]["s"] == b""
+    assert back[2]["x"] == pytest.approx(2.0)
+    assert back[2]["s"] == b""
     assert back[3]["x"] == pytest.approx(3.0)
 
 
@@ -85,7 +89,8 @@ def test_parquet_and_jsonl_match_csv(tmp_path, people_csv):
         assert back.keys() == reference.keys()
         for k, row in reference.items():
             assert back[k]["_split"] == row["_split"], fmt
-            assert back[k]["city"] == row["city"] and back[k]["age"] == row["age"]
+            assert back[k]["city"] == row["city"]
+            assert back[k]["age"] == row["age"]
             assert back[k]["income"] == pytest.approx(row["income"])
 
 
@@ -95,15 +100,18 @@ def test_tsv_with_other_quoting_and_no_header(tmp_path):
     out, result = ingest(tmp_path, path, label="y", key="id",
                          csv=CsvOptions(delimiter="\t", quote_char="'", header=False, column_names=("id", "s", "y")))
     back = all_rows(read_examples(out), "id")
-    assert back[1]["s"] == b"a\tb" and back[2]["y"] == 1
+    assert back[1]["s"] == b"a\tb"
+    assert back[2]["y"] == 1
 
 
 def test_overrides_drop_and_types(tmp_path, people_csv):
     out, _ = ingest(tmp_path, people_csv, drop=("income",), types={"age": "float", "label": "string"})
     schema = Schema.read(str(out))
     assert [f.name for f in schema.features] == ["id", "age", "city", "label"]
-    assert schema.feature("age").type == "float" and schema.feature("label").type == "string"
-    assert schema.label_feature.vocabulary and set(schema.label_feature.vocabulary) == {"0", "1"}
+    assert schema.feature("age").type == "float"
+    assert schema.feature("label").type == "string"
+    assert schema.label_feature.vocabulary
+    assert set(schema.label_feature.vocabulary) == {"0", "1"}
 
 
 def test_glob_of_several_files(tmp_path):

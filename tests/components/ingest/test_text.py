@@ -65,7 +65,8 @@ def test_a_text_over_max_text_bytes_is_a_rejected_row_named_by_column_and_line(t
     result = run(IngestConfig(source=str(source), label="sentiment", max_text_bytes=256,
                               max_rejected_fraction=0.05), str(out))
     rejected = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
-    assert result.rejected == 1 and [(r["line"], r["reason"]) for r in rejected] == \
+    assert result.rejected == 1
+    assert [(r["line"], r["reason"]) for r in rejected] == \
         [(11, "column 'review': text of 300 bytes, longer than ingest.max_text_bytes=256")]
     assert Schema.read(str(out)).feature("review").stats["length"]["max"] <= 256
 
@@ -81,7 +82,9 @@ def test_statistics_count_the_tokens_keras_makes_and_the_bytes_and_tokens_of_eac
     split = [[vocabulary[i] for i in ids if i] for ids in np.asarray(vectorize(np.array(texts)))]
     expected = Counter(token for tokens in split for token in tokens)
     stats = Schema.read(str(ingested)).feature("review").stats
-    assert stats["count"] == 600 and stats["missing"] == 0 and stats["tokens"] == sum(expected.values())
+    assert stats["count"] == 600
+    assert stats["missing"] == 0
+    assert stats["tokens"] == sum(expected.values())
     assert stats["unique"] == len(expected)
     assert dict(stats["top"]) == dict(expected.most_common(100))
     assert [v for v, _ in stats["top"][:10]] == vectorize.get_vocabulary()[2:12]
@@ -95,7 +98,8 @@ def test_statistics_count_the_tokens_keras_makes_and_the_bytes_and_tokens_of_eac
 def test_metadata_has_the_tokens_and_both_distributions_where_tfmd_keeps_them(ingested):
     meta = DataMetadata.read(str(ingested))
     feature = meta.feature_schemas()["review"]
-    assert feature.HasField("natural_language_domain") and meta.domain(feature) is None
+    assert feature.HasField("natural_language_domain")
+    assert meta.domain(feature) is None
     stats = meta.feature_stats()["review"]
     schema_stats = Schema.read(str(ingested)).feature("review").stats
     assert stats.string_stats.avg_length == pytest.approx(schema_stats["length"]["mean"])
@@ -105,7 +109,9 @@ def test_metadata_has_the_tokens_and_both_distributions_where_tfmd_keeps_them(in
     assert sorted(distributions) == ["bytes_per_value", "tokens_per_value"]
     assert sum(b.sample_count for b in distributions["tokens_per_value"].buckets) == pytest.approx(600)
     html = (ingested / "stats.html").read_text()
-    assert "Text features" in html and "tokens per value" in html and "most frequent tokens" in html
+    assert "Text features" in html
+    assert "tokens per value" in html
+    assert "most frequent tokens" in html
 
 
 def test_engines_agree_on_text(corpus, ingested):

@@ -56,9 +56,11 @@ def test_a_file_cut_short_is_read_up_to_the_cut_and_named(tmp_path, penguins_exa
     with caplog.at_level(logging.WARNING, logger="tfpipe.monitor"):
         result = run(tmp_path, penguins_examples)
     [damaged] = result.findings.damaged_files
-    assert damaged.path.endswith("b.tfrecord") and damaged.records == 4
+    assert damaged.path.endswith("b.tfrecord")
+    assert damaged.records == 4
     assert "b.tfrecord is damaged after 4 records" in caplog.text
-    assert [w.requests for w in result.findings.windows] == [6, 4] and result.findings.files == 2
+    assert [w.requests for w in result.findings.windows] == [6, 4]
+    assert result.findings.files == 2
     assert "b.tfrecord" in (tmp_path / "out" / "report.html").read_text()
 
 
@@ -73,7 +75,8 @@ def test_a_folder_whose_budget_filled_is_read_as_it_is(tmp_path, penguins_exampl
     kept = len(list(tf.data.TFRecordDataset([str(p) for p in (tmp_path / "logs").iterdir()])))
     assert 0 < kept < 40
     result = monitor.run(MonitorConfig(), str(tmp_path / "logs"), penguins_examples, str(tmp_path / "out"))
-    assert result.findings.requests == kept and not result.findings.damaged_files
+    assert result.findings.requests == kept
+    assert not result.findings.damaged_files
     assert [w.crossed("skew") for w in result.findings.windows] == [
         tuple(m for m in result.findings.windows[0].measurements if m.crossed)]
 
@@ -100,7 +103,8 @@ def test_requests_the_schema_no_longer_fits_are_counted_never_raised(tmp_path, p
     assert found == {("unknown_feature", "wing_span"): 1, ("type_mismatch", "island"): 1,
                      ("shape_mismatch", "body_mass_g"): 1, ("batch_mismatch", ""): 1, ("unreadable", ""): 1,
                      ("no_prediction", "species"): 1}
-    assert window.requests == 7 and window.rows == 4 * 5  # the requests of mismatched batches or bytes have none
+    assert window.requests == 7
+    assert window.rows == 4 * 5  # the requests of mismatched batches or bytes have none
     message = next(a.message for a in window.anomalies if a.kind == "type_mismatch")
     assert message == "'island': float32 values, expected string"
     assert "predictions (species)" in {m.subject for m in window.measurements}
@@ -117,16 +121,19 @@ def test_windows_without_requests_and_a_folder_without_any_are_said_plainly(tmp_
 
     write(tmp_path / "logs" / "a.tfrecord", [predict(T0), predict(T0 + 45)])
     result = run(tmp_path, penguins_examples, since=T0 + 50)
-    assert result.findings.windows == () and not result.crossed
+    assert result.findings.windows == ()
+    assert not result.crossed
     assert result.findings.headline() == f"no requests in the window asked for in {tmp_path / 'logs'} (3 log " \
                                          "files, 1 unfinished (0 bytes torn off)): nothing to compare"
     assert "No request was logged in the time asked for." in (tmp_path / "out" / "report.html").read_text()
     first, gap, last = run(tmp_path, penguins_examples).findings.windows
     assert (gap.start, gap.end, gap.requests) == (T0 + 10, T0 + 40, 0)
-    assert last.drift_against == first.start and {m.kind for m in last.measurements} == {"skew", "drift"}
+    assert last.drift_against == first.start
+    assert {m.kind for m in last.measurements} == {"skew", "drift"}
     assert "no requests in this window" in (tmp_path / "out" / "report.html").read_text()
     [only] = run(tmp_path, penguins_examples, since=T0 + 40).findings.windows
-    assert only.start == T0 + 40 and only.drift_against is None
+    assert only.start == T0 + 40
+    assert only.drift_against is None
 
 
 def test_findings_read_back_and_refuse_what_is_not_a_record(tmp_path, penguins_examples):
@@ -189,7 +196,9 @@ def test_an_unfinished_file_is_read_up_to_its_torn_tail_and_reported(tmp_path, p
     result = run(tmp_path, penguins_examples)
     [file] = result.findings.unfinished_files
     assert (file.path, file.records, file.torn_bytes) == (str(unfinished), 4, len(data) // 5 - 40)
-    assert result.findings.requests == 7 and result.findings.files == 2 and not result.findings.damaged_files
+    assert result.findings.requests == 7
+    assert result.findings.files == 2
+    assert not result.findings.damaged_files
     assert "2 log files, 1 unfinished (" in result.findings.headline()
     assert Findings.from_json((tmp_path / "out" / "findings.json").read_text()) == result.findings
     assert ".requests-2.tfrecord.tmp" in (tmp_path / "out" / "report.html").read_text()

@@ -93,19 +93,25 @@ def test_monitor_finds_no_skew_in_training_traffic_and_names_what_shifted(tmp_pa
                          window=WINDOW)
     before, after = result.findings.windows
     assert (before.requests, before.rows, after.requests, after.rows) == (sent[0], 400, sent[1], 400)
-    assert after.start == before.end and after.drift_against == before.start
-    assert before.crossed("skew") == () and not before.anomalies and not after.anomalies
+    assert after.start == before.end
+    assert after.drift_against == before.start
+    assert before.crossed("skew") == ()
+    assert not before.anomalies
+    assert not after.anomalies
     measured = {m.subject for m in before.measurements}
     assert measured == {"bill_depth_mm", "bill_length_mm", "body_mass_g", "flipper_length_mm", "island", "sex",
                         "year", "predictions (species)"}
     for kind in ("skew", "drift"):
         assert {m.subject for m in after.crossed(kind)} == SHIFTED | {"predictions (species)"}, kind
-    assert result.crossed and result.retrain
+    assert result.crossed
+    assert result.retrain
     assert "THRESHOLD CROSSED (retrain)" in result.findings.headline()
 
     out = tmp_path / "out"
     assert monitor.Findings.from_json((out / "findings.json").read_text()) == result.findings
     page = (out / "report.html").read_text()
-    assert page.count("<svg") == 4 and "no requests" not in page  # one figure per crossed feature of window 2
+    assert page.count("<svg") == 4  # one figure per crossed feature of window 2
+    assert "no requests" not in page
     stats = DataMetadata.read(str(out / after.statistics))
-    assert stats.all_examples.num_examples == 400 and stats.label == "species"
+    assert stats.all_examples.num_examples == 400
+    assert stats.label == "species"

@@ -47,17 +47,22 @@ def test_served_text_is_measured_by_tokens_and_lengths_and_drifts_when_its_words
                                window=WHOLE).findings for name in ("same", "other"))
 
     [window] = same.windows
-    assert window.rows == 200 and not window.anomalies and not same.crossed
+    assert window.rows == 200
+    assert not window.anomalies
+    assert not same.crossed
     assert {m.statistic for m in window.measurements if m.feature == "review"} == TEXT
     [window] = other.windows
     crossed = {m.statistic: m for m in window.crossed("skew") if m.feature == "review"}
-    assert crossed.keys() == TEXT and crossed["l_infinity"].at == "broken"
+    assert crossed.keys() == TEXT
+    assert crossed["l_infinity"].at == "broken"
     assert {m.feature for m in window.crossed("skew")} <= {"review", "sentiment"}  # the rest of each row is training's
-    assert "THRESHOLD CROSSED: " in other.headline() and "skew of review" in other.headline()
+    assert "THRESHOLD CROSSED: " in other.headline()
+    assert "skew of review" in other.headline()
 
     before, after = (profiles(DataMetadata.read(str(tmp_path / f"{name}.out" / w.statistics)))
                      for name, w in (("same", same.windows[0]), ("other", window)))
-    assert after["review"].type == "TEXT" and max(after["review"].values, key=after["review"].values.get) == "broken"
+    assert after["review"].type == "TEXT"
+    assert max(after["review"].values, key=after["review"].values.get) == "broken"
     drift = compare.measure("drift", MonitorConfig().drift, before, after, "sentiment")  # as between two windows
     assert {m.statistic for m in drift if m.crossed and m.feature == "review"} == TEXT
 

@@ -39,7 +39,8 @@ def test_register_promote_resolve_and_the_labels_file_the_server_reads(home):
     assert served_labels(home) == {"candidate": 3, "production": 3}
     record = registry.read()
     assert [v.version for v in record.versions] == [1, 2, 3]
-    assert record.find(2).evaluation.metrics["accuracy"] == 0.93 and record.find(2).lineage == LINEAGE
+    assert record.find(2).evaluation.metrics["accuracy"] == 0.93
+    assert record.find(2).lineage == LINEAGE
     assert record.find(2).created.endswith("+00:00")
 
 
@@ -73,8 +74,10 @@ def test_the_record_survives_json_and_says_what_each_alias_pointed_at(home):
     record = registry.read()
     assert RegistryRecord.from_json(json.loads(record.to_bytes()), "x") == record
     plain = json.loads((home / "registry.json").read_text())
-    assert plain["format"] == 1 and plain["name"] == "penguins"
-    assert plain["aliases"]["production"]["version"] == 1 and plain["aliases"]["production"]["previous"] == []
+    assert plain["format"] == 1
+    assert plain["name"] == "penguins"
+    assert plain["aliases"]["production"]["version"] == 1
+    assert plain["aliases"]["production"]["previous"] == []
     assert plain["versions"][0]["lineage"]["run_id"] == "run-7"
 
 
@@ -101,7 +104,8 @@ def test_a_folder_with_only_the_blessing_record_reads_as_a_registry(tmp_path):
     registry = Registry(str(home))
     baseline = registry.baseline()
     assert (baseline.model, baseline.version, baseline.why) == ("/runs/7/model.keras", None, "blessed.json")
-    assert baseline.metrics == {"accuracy": 0.9} and baseline.blessed_at == "2026-11-01T10:00:00+00:00"
+    assert baseline.metrics == {"accuracy": 0.9}
+    assert baseline.blessed_at == "2026-11-01T10:00:00+00:00"
     assert not (home / "registry.json").exists()  # reading writes nothing
     assert "blessed.json: /runs/7/model.keras" in commands.list_models(str(home))
 
@@ -166,7 +170,7 @@ def test_a_version_whose_folder_is_gone_is_not_promoted(home):
         registry.promote(1, "production")
 
 
-@pytest.mark.parametrize("content, message", [
+@pytest.mark.parametrize(("content", "message"), [
     ("{not json", "not valid JSON"),
     ("[]", "expected a JSON object"),
     ('{"format": 9, "versions": [], "aliases": {}}', "format 9; this tfpipe reads format 1"),
@@ -183,7 +187,8 @@ def test_a_corrupt_registry_is_an_error_naming_the_file_and_is_left_alone(home, 
         with pytest.raises(CorruptRegistry, match=message) as raised:
             call()
         assert str(home / "registry.json") in str(raised.value)
-    assert (home / "registry.json").read_text() == content and not (home / "labels.json").exists()
+    assert (home / "registry.json").read_text() == content
+    assert not (home / "labels.json").exists()
 
 
 def test_a_corrupt_blessing_record_is_an_error_not_an_empty_registry(home):

@@ -97,7 +97,8 @@ def test_the_first_upload_creates_the_model_and_later_ones_add_versions_with_the
     assert vertex.calls() == [("GET", "models/penguins"), ("POST", "models:upload"),
                               ("POST", "models/penguins@1/evaluations:import")]
     upload = vertex.seen[1][2]
-    assert upload["modelId"] == "penguins" and "parentModel" not in upload
+    assert upload["modelId"] == "penguins"
+    assert "parentModel" not in upload
     assert upload["model"]["artifactUri"] == "gs://m/serving/penguins/1"
     assert upload["model"]["versionAliases"] == ["v1"]
     assert upload["model"]["containerSpec"]["imageUri"] == CFG.serving_image
@@ -107,14 +108,16 @@ def test_the_first_upload_creates_the_model_and_later_ones_add_versions_with_the
     assert evaluation["metricsSchemaUri"].endswith("/classification_metrics_1.0.0.yaml")
     assert evaluation["metrics"] == {"logLoss": pytest.approx(0.1)}
     assert evaluation["metadata"]["tfpipe_metrics"] == {"accuracy": 0.9, "loss": pytest.approx(0.1)}
-    assert evaluation["metadata"]["verdict"] == "blessed" and evaluation["metadata"]["run_id"] == "run-7"
+    assert evaluation["metadata"]["verdict"] == "blessed"
+    assert evaluation["metadata"]["run_id"] == "run-7"
 
     vertex.seen.clear()
     assert registry.upload(3) == f"{MODEL}@2"
     assert vertex.calls() == [("GET", "models/penguins@v3"), ("POST", "models:upload"),
                               ("POST", "models/penguins@2/evaluations:import")]
     upload = vertex.seen[1][2]
-    assert upload["parentModel"] == MODEL and "modelId" not in upload
+    assert upload["parentModel"] == MODEL
+    assert "modelId" not in upload
     assert upload["model"]["artifactUri"] == "gs://m/serving/penguins/3"
     evaluation = vertex.seen[2][2]["modelEvaluation"]
     assert evaluation["metricsSchemaUri"].endswith("/regression_metrics_1.0.0.yaml")
@@ -159,7 +162,8 @@ def test_what_vertex_refuses_or_does_not_have_changes_nothing(home, vertex):
     with pytest.raises(RegistryError, match="refused to point alias 'production' at version 2 .*@2.*: 403 POST"):
         registry.promote(2, "production")
     assert ((home / "registry.json").read_bytes(), (home / "labels.json").read_bytes()) == before
-    assert registry.resolve("production") == 1 and vertex.alias_of("production") == "1"
+    assert registry.resolve("production") == 1
+    assert vertex.alias_of("production") == "1"
 
 
 def test_an_upload_tried_again_finds_the_first_one_by_its_version_alias(home, vertex):

@@ -62,6 +62,15 @@ def mutate(row: dict, changes) -> dict:
     return row
 
 
+def assert_a_proper_refusal(e: ServeError, api: str, sent: list, valid: bool) -> None:
+    """A refusal blames the request (no 5xx, UNKNOWN or INTERNAL), comes before any deadline, and only for
+    a request that breaks a rule (or raw garbage)."""
+    assert not (isinstance(e.code, int) and e.code >= 500), f"{api} {sent}: {e}"
+    assert e.code not in ("UNKNOWN", "INTERNAL"), f"{api} {sent}: {e}"
+    assert e.code not in ("DEADLINE_EXCEEDED", 504), f"{api} {sent}: {e}"
+    assert not valid or api == "rest-raw", f"a valid request was refused: {api} {sent}: {e}"
+
+
 def fuzz(rest_url: str, grpc_target: str, home, count: int, timeout: float) -> collections.Counter:
     """Runs `count` cases against a running penguins server; raises AssertionError at the first broken promise."""
     reference, seen = Reference(home), collections.Counter()
@@ -78,10 +87,7 @@ def fuzz(rest_url: str, grpc_target: str, home, count: int, timeout: float) -> c
         try:
             probabilities = _send(rest, grpc, api, sent, garbage)
         except ServeError as e:
-            assert not (isinstance(e.code, int) and e.code >= 500) and e.code not in ("UNKNOWN", "INTERNAL"), \
-                f"{api} {sent}: {e}"
-            assert e.code not in ("DEADLINE_EXCEEDED", 504), f"{api} {sent}: {e}"
-            assert not valid or api == "rest-raw", f"a valid request was refused: {api} {sent}: {e}"
+            assert_a_proper_refusal(e, api, sent, valid)
             seen[f"{api} refused {e.code}"] += 1
             return
         assert api != "rest-raw", f"garbage answered 200: {garbage!r}"

@@ -34,7 +34,8 @@ def test_infra_check_passes_and_local_deploy_reaches_a_running_server(tmp_path, 
                                     serve=f"tfpipe serve --model-base {served / 'penguins'}")
         assert Deployment.from_json((tmp_path / "out" / "deploy.json").read_text()) == record
         blessing = json.loads((tmp_path / "out" / "infra_blessing.json").read_text())
-        assert blessing["blessed"] and blessing["reason"] == "every canary answered as the SavedModel does"
+        assert blessing["blessed"]
+        assert blessing["reason"] == "every canary answered as the SavedModel does"
         assert len(blessing["checks"]) == 1 + 2 * infra.CANARIES
         assert set(blessing["latency_ms"]) == {"rest_p50", "rest_max", "grpc_p50", "grpc_max"}
         deadline = time.monotonic() + 30
@@ -84,11 +85,12 @@ def test_a_version_that_does_not_load_is_not_deployed(tmp_path, penguins_home, p
     for data in (home / "1" / "variables").glob("variables.data-*"):
         data.write_bytes(b"broken")
     result = infra.check(str(home), 1, penguins_examples, str(tmp_path / "out"))
-    assert not result.blessed and "the SavedModel does not load or run" in result.reason
+    assert not result.blessed
+    assert "the SavedModel does not load or run" in result.reason
     assert json.loads((tmp_path / "out" / "infra_blessing.json").read_text())["blessed"] is False
 
 
-@pytest.fixture()
+@pytest.fixture
 def recording_cluster():
     """A stand-in Kubernetes API server on 127.0.0.1 that records requests and answers 201."""
     seen = []
@@ -107,7 +109,8 @@ def test_kserve_manifest_and_the_request_that_applies_it(tmp_path, recording_clu
     result = deploy.kserve(cfg, "penguins", str(tmp_path), api_client=api_client)
     manifest = yaml.safe_load((tmp_path / "inferenceservice.yaml").read_text())
     assert result == Deployment(True, "kserve", manifest=str(tmp_path / "inferenceservice.yaml"), applied=True)
-    assert manifest["kind"] == "InferenceService" and manifest["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert manifest["kind"] == "InferenceService"
+    assert manifest["apiVersion"] == "serving.kserve.io/v1beta1"
     assert manifest["spec"]["predictor"]["model"]["modelFormat"] == {"name": "tensorflow"}
     assert manifest["spec"]["predictor"]["model"]["storageUri"] == "gs://models/serving/penguins"
     # A rollout stops the pod as tfpipe serve stops: out of the endpoints first, then a drain within the grace.
@@ -150,7 +153,8 @@ def test_kserve_and_vertex_carry_request_logging(tmp_path, recording_cluster):
     cfg = DeployConfig(target="vertex", project="acme", storage_uri="gs://m/serving/digits")
     _, create_endpoint = deploy.vertex_requests(cfg, "digits", 7, logging)
     config = create_endpoint.endpoint.predict_request_response_logging_config
-    assert config.enabled and config.sampling_rate == pytest.approx(0.2)
+    assert config.enabled
+    assert config.sampling_rate == pytest.approx(0.2)
     assert config.bigquery_destination.output_uri == "bq://acme.serving_logs"
     update = deploy.vertex_logging_update("projects/acme/locations/us-central1/endpoints/5", logging)
     assert list(update.update_mask.paths) == ["predict_request_response_logging_config"]

@@ -14,4 +14,5 @@ def test_fuzzed_requests_get_no_5xx_and_every_200_is_finite_and_right(penguins_h
         seen = fuzzing.fuzz(server.rest_url, server.grpc_target, penguins_home, 300, timeout=15)
         assert server.manager.ready
     assert sum(seen.values()) >= 300
-    assert any(k.endswith(" 200") for k in seen) and any("refused" in k for k in seen)
+    assert any(k.endswith(" 200") for k in seen)
+    assert any("refused" in k for k in seen)

@@ -11,7 +11,7 @@ from components.serve.client import GrpcClient, ServeError
 from tests.components.serve.test_rest import VALID, reference
 
 
-@pytest.fixture()
+@pytest.fixture
 def client(penguins_server):
     stub = GrpcClient(penguins_server.grpc_target, "penguins")
     yield stub
@@ -32,12 +32,14 @@ def test_predict_fills_typed_fields(client, penguins_home):
         request.inputs[name].CopyFrom(tf.make_tensor_proto(value))  # tensor_content, as many clients send
     response = client.predictions.Predict(request, timeout=30)
     probabilities = response.outputs["probabilities"]
-    assert probabilities.float_val and not probabilities.tensor_content
+    assert probabilities.float_val
+    assert not probabilities.tensor_content
     assert [d.size for d in probabilities.tensor_shape.dim] == [2, 3]
     np.testing.assert_allclose(np.reshape(probabilities.float_val, (2, 3)), expected["probabilities"], atol=1e-6)
     assert list(response.outputs["classes"].string_val) == list(expected["classes"])
     assert list(response.outputs["class_ids"].int64_val) == expected["class_ids"].tolist()
-    assert response.model_spec.version.value == 1 and response.model_spec.signature_name == "serving_default"
+    assert response.model_spec.version.value == 1
+    assert response.model_spec.signature_name == "serving_default"
     assert client.predict(columns(rows))["class_ids"].tolist() == expected["class_ids"].tolist()
 
 
@@ -53,7 +55,8 @@ def test_classify_metadata_and_status(client, penguins_home, penguins_examples):
     assert signatures["classification"].method_name == "tensorflow/serving/classify"
     assert set(signatures["serving_default"].inputs) == set(VALID)
     [status] = client.status().model_version_status
-    assert status.version == 1 and status.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    assert status.version == 1
+    assert status.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
     assert status.status.error_code == 0
 
 
@@ -70,7 +73,8 @@ def test_errors_carry_tf_serving_codes(client):
     ]:
         with pytest.raises(ServeError) as error:
             call()
-        assert error.value.code == code and fragment in error.value.message, error.value
+        assert error.value.code == code, error.value
+        assert fragment in error.value.message, error.value
     other = GrpcClient(client.channel._channel.target().decode(), "other")
     with pytest.raises(ServeError, match="NOT_FOUND"):
         other.status()
@@ -82,5 +86,6 @@ def test_garbage_bytes_do_not_break_the_server(client):
     with pytest.raises(grpc.RpcError) as error:
         raw(b"\xff\x00garbage", timeout=10)
     # grpcio itself answers a request it cannot decode, with UNKNOWN, before any handler runs.
-    assert error.value.code() == grpc.StatusCode.UNKNOWN and "Error parsing message" in error.value.details()
+    assert error.value.code() == grpc.StatusCode.UNKNOWN
+    assert "Error parsing message" in error.value.details()
     assert client.status().model_version_status[0].version == 1

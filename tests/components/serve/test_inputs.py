@@ -20,7 +20,8 @@ from tests.components.serve.test_rest import VALID, reference
 def refused(call, code, fragment):
     with pytest.raises(ServeError) as error:
         call()
-    assert error.value.code == code and fragment in error.value.message, error.value.message
+    assert error.value.code == code, error.value.message
+    assert fragment in error.value.message
 
 
 def predict(client, body):
@@ -59,7 +60,7 @@ def test_a_proto_declaring_more_values_than_a_request_carries_is_refused(digits_
     grpc.close()
 
 
-@pytest.mark.parametrize("changes, fragment", [
+@pytest.mark.parametrize(("changes", "fragment"), [
     ({"year": 2 ** 70}, "input 'year': 1180591620717411303424 at [0] is out of range; expected int64 values in "
                         "[-9223372036854775808"),
     ({"year": 2 ** 63}, "input 'year': 9223372036854775808 at [0]; expected int64 values in"),

@@ -70,7 +70,8 @@ def test_a_full_batch_leaves_without_waiting_for_its_timeout(penguins_home):
             instances=ROWS)["predictions"])
         rows = metric(server, "tfpipe_serve_batch_rows")
     assert [[p["class_ids"] for p in a] for a in answers] == [expected, expected]
-    assert rows["tfpipe_serve_batch_rows_count"] == 1 and rows["tfpipe_serve_batch_rows_sum"] == 6
+    assert rows["tfpipe_serve_batch_rows_count"] == 1
+    assert rows["tfpipe_serve_batch_rows_sum"] == 6
 
 
 def test_a_full_queue_refuses_at_once(penguins_home):
@@ -88,13 +89,17 @@ def test_a_full_queue_refuses_at_once(penguins_home):
             time.sleep(0.01)
         with pytest.raises(ServeError) as error:
             RestClient(server.rest_url, "penguins").predict(instances=ROWS * 10)  # 30 more do not fit in 64
-        assert error.value.code == 429 and "queue is full" in error.value.message
+        assert error.value.code == 429
+        assert "queue is full" in error.value.message
         with pytest.raises(ServeError, match="RESOURCE_EXHAUSTED"):
             GrpcClient(server.grpc_target, "penguins").predict(columns(ROWS * 10))
-        assert waiting.is_alive() and not answered  # still queued: the refusals did not wait for it
+        assert waiting.is_alive()  # still queued: the refusals did not wait for it
+        assert not answered
         filled = RestClient(server.rest_url, "penguins").predict(instances=ROWS * 8 + ROWS[:1])["predictions"]
         waiting.join(60)
-    assert len(filled) == 25 and len(answered) == 1 and len(answered[0]) == 39
+    assert len(filled) == 25
+    assert len(answered) == 1
+    assert len(answered[0]) == 39
 
 
 def test_a_new_version_swaps_in_under_load_with_no_failed_request(tmp_path, penguins_home):
@@ -132,7 +137,8 @@ def test_a_new_version_swaps_in_under_load_with_no_failed_request(tmp_path, peng
         assert {v.state for v in server.manager.states.values()} == {"END", "AVAILABLE"}
     for seen, failures in results:
         assert failures == 0
-        assert seen[0] == 1 and seen[-1] == 2
+        assert seen[0] == 1
+        assert seen[-1] == 2
         assert 1 not in seen[seen.index(2):], "an answer from the old version came after one from the new"
 
 
@@ -172,5 +178,6 @@ def test_ten_thousand_requests_ten_percent_malformed(bare_penguins_home):
 
         results = in_threads(4, client_work)
         assert server.manager.ready
-    assert sum(r[0] for r in results) == 0 and sum(r[1] for r in results) == 0
+    assert sum(r[0] for r in results) == 0
+    assert sum(r[1] for r in results) == 0
     assert 800 < sum(r[2] for r in results) < 1200

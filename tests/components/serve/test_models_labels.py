@@ -54,7 +54,8 @@ def test_a_label_moved_to_a_version_that_cannot_be_served_stays_where_it_was(tmp
         assert answer(client, "production") == ("1", 10.0)
         labels.write_text('{"production": 9, "canary": 7}')  # neither version is on disk
         until(lambda: server.manager.refused.keys() == {"production", "canary"})
-        assert server.manager.labels == {"production": 1} and server.manager.servables.keys() == {1}
+        assert server.manager.labels == {"production": 1}
+        assert server.manager.servables.keys() == {1}
         assert answer(client, "production") == ("1", 10.0)
         grpc = GrpcClient(server.grpc_target, "scaler")
         assert grpc.predict({"x": np.array([1.0], np.float32)}, label="production")["y"].tolist() == [10.0]
@@ -72,7 +73,8 @@ def test_a_label_moved_to_a_version_that_cannot_be_served_stays_where_it_was(tmp
         shutil.copytree(scalers / "2", home / "9")  # the version arrives
         until(lambda: server.manager.labels == {"production": 9})
         assert answer(client, "production") == ("9", 20.0)
-        assert rest_states(client)["9"] == ("AVAILABLE", "") and server.manager.refused.keys() == {"canary"}
+        assert rest_states(client)["9"] == ("AVAILABLE", "")
+        assert server.manager.refused.keys() == {"canary"}
         labels.write_text("production: 9\n")
         until(lambda: not server.manager.refused)
         assert "7" not in rest_states(client)

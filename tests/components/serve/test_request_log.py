@@ -70,7 +70,8 @@ def test_every_api_is_logged_as_tf_serving_logs_it(tmp_path, penguins_home):
     assert not list(folder.glob(".*")), "the open file is published when the server stops"
 
     request = rest_predict.predict_log.request
-    assert request.model_spec.name == "penguins" and request.model_spec.signature_name == "serving_default"
+    assert request.model_spec.name == "penguins"
+    assert request.model_spec.signature_name == "serving_default"
     assert [v.decode() for v in tf.make_ndarray(request.inputs["island"])] == ["Dream", "Biscoe"]
     assert tf.make_ndarray(request.inputs["body_mass_g"]).tolist() == [4000, 5600]
     np.testing.assert_allclose(tf.make_ndarray(rest_predict.predict_log.response.outputs["probabilities"]),
@@ -78,7 +79,8 @@ def test_every_api_is_logged_as_tf_serving_logs_it(tmp_path, penguins_home):
     metadata = rest_predict.log_metadata
     assert (metadata.model_spec.name, metadata.model_spec.version.value, metadata.model_spec.signature_name) == \
         ("penguins", 1, "serving_default")
-    assert metadata.sampling_config.sampling_rate == 1.0 and started <= metadata.timestamp_secs <= time.time()
+    assert metadata.sampling_config.sampling_rate == 1.0
+    assert started <= metadata.timestamp_secs <= time.time()
 
     examples = rest_classify.classify_log.request.input.example_list.examples
     assert [e.features.feature["island"].bytes_list.value[0] for e in examples] == [b"Dream", b"Biscoe"]
@@ -86,7 +88,8 @@ def test_every_api_is_logged_as_tf_serving_logs_it(tmp_path, penguins_home):
     np.testing.assert_allclose(scores, [[score for _, score in row] for row in classified], atol=1e-6)
     assert rest_classify.log_metadata.model_spec.signature_name == "classification"
 
-    assert grpc_predict.predict_log.request == sent and grpc_predict.predict_log.response == answered
+    assert grpc_predict.predict_log.request == sent
+    assert grpc_predict.predict_log.response == answered
     assert grpc_classify.classify_log.request.input.example_list.examples[0].SerializeToString() == example(VALID)
     assert len(grpc_classify.classify_log.response.result.classifications) == 1
 
@@ -119,7 +122,8 @@ def test_files_rotate_within_the_budget_oldest_first(tmp_path):
                   {"x": np.full(160, i, dtype=np.float32)}, {"y": np.zeros(1, dtype=np.float32)})
     log.close()
     files = sorted(tmp_path.iterdir())
-    assert 2 <= len(files) <= 3 and all(f.name.startswith("requests-") for f in files)
+    assert 2 <= len(files) <= 3
+    assert all(f.name.startswith("requests-") for f in files)
     assert all(f.stat().st_size < 2048 + 1024 for f in files)
     kept = [logged_rows(r)[0] for r in read_logs(tmp_path)]
     assert kept == list(range(60 - len(kept), 60)), "the newest records are kept, in order"
@@ -136,7 +140,8 @@ def test_a_full_queue_drops_records_and_counts_them(tmp_path):
     log.close()
     written = registry.get_sample_value("tfpipe_serve_request_log_written_total")
     dropped = registry.get_sample_value("tfpipe_serve_request_log_dropped_total", {"reason": "queue_full"})
-    assert dropped > 0 and written + dropped == offered
+    assert dropped > 0
+    assert written + dropped == offered
     assert len(read_logs(tmp_path)) == written
 
 
@@ -172,5 +177,6 @@ def test_a_failing_disk_never_fails_a_request(tmp_path, penguins_home):
 def test_without_logging_there_is_no_logger(penguins_server):
     RestClient(penguins_server.rest_url, "penguins").predict(instances=[VALID])
     text = urllib.request.urlopen(f"{penguins_server.rest_url}/monitoring/prometheus/metrics").read().decode()
-    assert "tfpipe_serve_requests_total" in text and "request_log" not in text
+    assert "tfpipe_serve_requests_total" in text
+    assert "request_log" not in text
     assert not [t for t in threading.enumerate() if t.name == "request-log"]

@@ -34,7 +34,7 @@ def reference(home, rows):
     return {k: v.numpy() for k, v in signature(**columns).items()}
 
 
-@pytest.fixture()
+@pytest.fixture
 def client(penguins_server):
     connection = RestClient(penguins_server.rest_url, "penguins")
     yield connection
@@ -45,7 +45,8 @@ def test_predict_rows_and_columns_match_the_saved_model(client, penguins_home, p
     rows = rows_of(penguins_examples)
     expected = reference(penguins_home, rows)
     predictions = client.predict(instances=rows)["predictions"]
-    assert len(predictions) == len(rows) and set(predictions[0]) == {"probabilities", "class_ids", "classes"}
+    assert len(predictions) == len(rows)
+    assert set(predictions[0]) == {"probabilities", "class_ids", "classes"}
     np.testing.assert_allclose([p["probabilities"] for p in predictions], expected["probabilities"], atol=1e-6)
     assert [p["classes"] for p in predictions] == [c.decode() for c in expected["classes"]]
     columns = client.predict(inputs={k: [r[k] for r in rows] for k in FEATURES})["outputs"]
@@ -88,7 +89,7 @@ def rows(**changes) -> bytes:
     return json.dumps({"instances": [{**VALID, **changes}]}).encode()
 
 
-@pytest.mark.parametrize("body, fragment", [
+@pytest.mark.parametrize(("body", "fragment"), [
     (b"{not json", "not valid JSON"),
     (b'{"instances": []}', "instances: expected a non-empty list"),
     (b'{"instances": [1], "inputs": [1]}', "exactly one of 'instances'"),
@@ -106,17 +107,20 @@ def rows(**changes) -> bytes:
 def test_malformed_predict_requests_get_400_naming_the_field(client, body, fragment):
     with pytest.raises(ServeError) as error:
         client.request("POST", "/v1/models/penguins:predict", body)
-    assert error.value.code == 400 and fragment in error.value.message
+    assert error.value.code == 400
+    assert fragment in error.value.message
 
 
 def test_nan_and_infinity_are_refused_unless_allowed_then_travel_as_tf_serving_writes_them(client, penguins_home):
     body = json.dumps({"instances": [{**VALID, "bill_length_mm": float("nan")},
                                      {**VALID, "bill_depth_mm": float("inf")}]}).encode()
-    assert b"NaN" in body and b"Infinity" in body  # not standard JSON; TF Serving reads and writes them
+    assert b"NaN" in body
+    assert b"Infinity" in body  # not standard JSON; TF Serving reads and writes them
     with pytest.raises(ServeError) as error:
         client.request("POST", "/v1/models/penguins:predict", body)
     # whichever input is checked first (the signature's order) names its value and row
-    assert error.value.code == 400 and error.value.message.startswith((
+    assert error.value.code == 400
+    assert error.value.message.startswith((
         "input 'bill_length_mm': nan at [0]; expected float32 values, finite ones",
         "input 'bill_depth_mm': inf at [1]; expected float32 values, finite ones"))
     from components.serve.server import running
@@ -137,13 +141,16 @@ def test_not_found_and_wrong_api(client):
                            ("/v1/models/penguins/labels/canary:predict", "label 'canary'")]:
         with pytest.raises(ServeError) as error:
             client.request("POST", path, b'{"instances": [1]}')
-        assert error.value.code == 404 and fragment in error.value.message
+        assert error.value.code == 404
+        assert fragment in error.value.message
     with pytest.raises(ServeError) as error:
         client.request("POST", "/v1/models/penguins:predict", b'{"signature_name": "nope", "instances": [1]}')
-    assert error.value.code == 404 and "signature 'nope' not found" in error.value.message
+    assert error.value.code == 404
+    assert "signature 'nope' not found" in error.value.message
     with pytest.raises(ServeError) as error:
         client.classify([{"island": "Dream"}], signature="serving_default")
-    assert error.value.code == 400 and "needs a tensorflow/serving/classify signature: ['classification']" in \
+    assert error.value.code == 400
+    assert "needs a tensorflow/serving/classify signature: ['classification']" in \
         error.value.message
     with pytest.raises(ServeError) as error:
         client.request("GET", "/v1/models/penguins:predict")
@@ -169,4 +176,5 @@ def test_health_readiness_and_metrics(client):
     client.connection.request("GET", "/monitoring/prometheus/metrics")
     text = client.connection.getresponse().read().decode()
     assert 'tfpipe_serve_requests_total{api="predict",code="200",protocol="rest"}' in text
-    assert "tfpipe_serve_latency_seconds_bucket" in text and "tfpipe_serve_batch_rows_bucket" in text
+    assert "tfpipe_serve_latency_seconds_bucket" in text
+    assert "tfpipe_serve_batch_rows_bucket" in text

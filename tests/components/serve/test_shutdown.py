@@ -152,7 +152,8 @@ def test_sigterm_under_load_cuts_no_request_and_every_answer_is_logged(tmp_path,
         client.join(timeout=HANG_GUARD)
     assert server.wait() == 0, "".join(server.lines)
 
-    assert late_rest == (200, "close") and late_grpc.outputs  # draining, answers end their connection
+    assert late_rest == (200, "close")  # draining, answers end their connection
+    assert late_grpc.outputs
     assert set(outcomes["rest"]) == {200}, [o for o in outcomes["rest"] if o != 200][:5]
     assert set(outcomes["grpc"]) == {"OK"}, [o for o in outcomes["grpc"] if o != "OK"][:5]
     assert not [p.name for p in logs.iterdir() if p.name.startswith(".")], "an unfinished log file is left"
@@ -202,7 +203,8 @@ def test_what_runs_past_the_drain_is_answered_503_and_sigint_works_where_the_she
     for thread in waiting:
         thread.join(timeout=HANG_GUARD)
 
-    assert answers["rest"][0] == 503 and "shutting down" in answers["rest"][1]
+    assert answers["rest"][0] == 503
+    assert "shutting down" in answers["rest"][1]
     assert answers["grpc"] == grpc.StatusCode.UNAVAILABLE
     for client in (half_headers, half_body):
         assert read_all(client).startswith(b"HTTP/1.1 503 ")
@@ -239,8 +241,9 @@ def test_in_the_component_image_sigterm_reaches_the_server_as_pid_1(tmp_path, pe
     try:
         deadline = time.monotonic() + HANG_GUARD
         while announce.KEY.encode() not in container.logs():
-            assert time.monotonic() < deadline and container.reload() is None and container.status == "running", \
-                container.logs().decode()
+            assert time.monotonic() < deadline, container.logs().decode()
+            container.reload()
+            assert container.status == "running", container.logs().decode()
             time.sleep(0.2)
         send = ("import urllib.request, sys; [urllib.request.urlopen(urllib.request.Request("
                 f"'http://127.0.0.1:8501{PREDICT}', data=sys.argv[1].encode())) for _ in range(3)]")
@@ -250,8 +253,10 @@ def test_in_the_component_image_sigterm_reaches_the_server_as_pid_1(tmp_path, pe
     finally:
         container.remove(force=True)
         engine.close()
-    assert exit_code == 0 and "SIGTERM received" in output, output
-    assert len(read_logs(logs)) == 3 and not [p for p in logs.iterdir() if p.name.startswith(".")]
+    assert exit_code == 0, output
+    assert "SIGTERM received" in output, output
+    assert len(read_logs(logs)) == 3
+    assert not [p for p in logs.iterdir() if p.name.startswith(".")]
 
 
 def in_flight(server: Server) -> float:

@@ -48,13 +48,15 @@ def test_a_version_that_fails_to_load_leaves_the_serving_one_and_loads_once_comp
         half_copied(penguins_home, 1, base, 2)
         wait_until(lambda: server.manager.states.get(2) is not None and server.manager.states[2].error)
         state, error = rest_states(client)["2"]
-        assert state == "END" and error.startswith("failed to load:")
+        assert state == "END"
+        assert error.startswith("failed to load:")
         assert rest_states(client)["1"] == ("AVAILABLE", "")
         assert client.predict(instances=[VALID])["predictions"][0]["classes"]  # still answered, by version 1
         assert client.request("GET", "/readyz") == {"ready": True}
         grpc = GrpcClient(server.grpc_target, "penguins")
         failed = {s.version: s for s in grpc.status().model_version_status}[2]
-        assert failed.status.error_code == 2 and failed.status.error_message == error
+        assert failed.status.error_code == 2
+        assert failed.status.error_message == error
         grpc.close()
         time.sleep(1.0)  # polls go by; the same folder is not tried again
         assert server.manager.servables.keys() == {1}
@@ -110,7 +112,8 @@ def test_a_model_base_that_does_not_exist_is_one_line_and_exit_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "components", "serve", "--model-base", str(tmp_path / "nowhere"),
                            "--rest-port", "0", "--grpc-port", "0"], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
     [line] = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert line == f"error: serve.model_base {tmp_path / 'nowhere'}: no such folder; expected the model's folder " \
                    "of numbered versions (<base>/<name>)"

@@ -61,7 +61,8 @@ def test_an_endpoint_gets_one_monitoring_job_for_its_models_and_later_deploys_up
                                       "churn", **clients)
     assert watched == f"{PARENT}/modelDeploymentMonitoringJobs/9"
     [(_, _, created)] = [call for call in stand_in.seen if call[0] == "POST"]
-    assert created["displayName"] == "churn-monitoring" and created["endpoint"] == ENDPOINT
+    assert created["displayName"] == "churn-monitoring"
+    assert created["endpoint"] == ENDPOINT
     assert created["labels"] == {"managed-by": "tfpipe"}
     objectives = created["modelDeploymentMonitoringObjectiveConfigs"]
     assert [o["deployedModelId"] for o in objectives] == ["111", "222"]
@@ -75,7 +76,8 @@ def test_an_endpoint_gets_one_monitoring_job_for_its_models_and_later_deploys_up
     assert created["modelDeploymentMonitoringScheduleConfig"]["monitorInterval"] == "7200s"  # 1.5 h, up to whole hours
     assert created["loggingSamplingStrategy"] == {"randomSampleConfig": {"sampleRate": 0.25}}
     alerts = created["modelMonitoringAlertConfig"]
-    assert alerts["emailAlertConfig"]["userEmails"] == ["ml-oncall@example.com"] and alerts["enableLogging"]
+    assert alerts["emailAlertConfig"]["userEmails"] == ["ml-oncall@example.com"]
+    assert alerts["enableLogging"]
 
     stand_in.seen.clear()
     assert vertex_monitoring.watch(CFG, MONITOR, LOGGING, ENDPOINT, "gs://runs/churn/ingest/examples", "churned",

@@ -105,9 +105,12 @@ def test_two_workers_one_killed_then_resumed(tmp_path, digits_examples):
     log = finish(start(digits_examples, out, sets, workers=2), out)
     assert_resumed(out, digits_examples, epochs, resumed_at, log)
     training = json.loads((out / "training.json").read_text())
-    assert training["workers"] == training["replicas"] == 2 and training["global_batch_size"] == 64
-    assert training["loop"] == "custom" and "keras-team/keras#20585" in log
-    assert "[worker 0]" in log and "[worker 1]" in log
+    assert training["workers"] == training["replicas"] == 2
+    assert training["global_batch_size"] == 64
+    assert training["loop"] == "custom"
+    assert "keras-team/keras#20585" in log
+    assert "[worker 0]" in log
+    assert "[worker 1]" in log
     assert not list(out.glob(".train-worker-*")), "a worker's temporary outputs were left behind"
 
 

@@ -57,7 +57,8 @@ def test_custom_loop_writes_what_fit_writes(tmp_path, digits_examples):
     assert list((outs["custom"] / "logs").glob("**/plugins/profile/*/*.xplane.pb")), "no profile trace"
     metrics = json.loads((outs["custom"] / "metrics.json").read_text())
     model = load_model(str(outs["custom"]))
-    assert model.name == "functional" and set(metrics) == {"loss", "accuracy", "balanced_accuracy"}
+    assert model.name == "functional"
+    assert set(metrics) == {"loss", "accuracy", "balanced_accuracy"}
 
 
 def test_custom_loop_learns_digits(tmp_path, digits_examples):

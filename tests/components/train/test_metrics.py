@@ -15,7 +15,8 @@ def test_counts_and_balanced_accuracy():
     metric.update_state(np.array([2]), np.eye(3, dtype=np.float32)[[2]])
     assert metric.matrix()[2].tolist() == [0, 1, 1]
     metric.reset_state()
-    assert metric.matrix().sum() == 0 and float(metric.result()) == 0.0
+    assert metric.matrix().sum() == 0
+    assert float(metric.result()) == 0.0
 
 
 def test_classes_without_examples_do_not_count():

@@ -68,12 +68,16 @@ def own_model(tmp_path_factory, penguins_examples):
 
 def test_the_module_travels_with_the_model_and_keeps_its_compile(own_model, penguins_examples):
     record = json.loads((own_model / "model_module.json").read_text())
-    assert record["function"] == "build_model" and record["params"] == {"units": 8}
-    assert record["file"] == "model_module.py" and "class Doubled" in (own_model / "model_module.py").read_text()
+    assert record["function"] == "build_model"
+    assert record["params"] == {"units": 8}
+    assert record["file"] == "model_module.py"
+    assert "class Doubled" in (own_model / "model_module.py").read_text()
     training = json.loads((own_model / "training.json").read_text())
-    assert training["module"]["sha256"] == record["sha256"] and training["params"] == {"units": 8}
+    assert training["module"]["sha256"] == record["sha256"]
+    assert training["params"] == {"units": 8}
     model = keras.saving.load_model(own_model / "model.keras", safe_mode=True)  # compiled: the module's own
-    assert type(model.optimizer).__name__ == "SGD" and type(model.loss).__name__ == "SmoothedCrossentropy"
+    assert type(model.optimizer).__name__ == "SGD"
+    assert type(model.loss).__name__ == "SmoothedCrossentropy"
     assert sorted(model.input) == sorted(f.name for f in Schema.read(penguins_examples).inputs)
     assert "Doubled" in {type(layer).__name__ for layer in model.layers}
 
@@ -111,7 +115,7 @@ def test_the_export_serves_without_the_module_and_equals_keras(own_model, pengui
     np.testing.assert_allclose(json.loads(done.stdout.splitlines()[-1]), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("text, expected", [
+@pytest.mark.parametrize(("text", "expected"), [
     ("import keras\ndef build_model(:\n", "line 2: importing it failed: SyntaxError"),
     ("import keras\n\ndef build(inputs):\n    pass\n", "no function 'build_model'; its functions are ['build']"),
     ("def build_model(inputs, hyperparameters):\n    pass\n", "asks for ['hyperparameters']"),
@@ -158,7 +162,8 @@ def test_a_relative_module_is_read_from_beside_the_config_and_its_hash_joins_the
     (tmp_path / "run.yaml").write_text("ingest: {source: data.csv}\n"
                                        "train: {model: {module: models/m.py, params: {units: 4}}}\n")
     first = load_config(tmp_path / "run.yaml")
-    assert first.train.model.source.file == "m.py" and first.train.model.source.text.startswith("def build_model")
+    assert first.train.model.source.file == "m.py"
+    assert first.train.model.source.text.startswith("def build_model")
     (tmp_path / "models" / "m.py").write_text("def build_model(inputs, params):\n    pass\n")
     second = load_config(tmp_path / "run.yaml")
     assert first.train.model.source.sha256 != second.train.model.source.sha256
@@ -172,7 +177,9 @@ def test_custom_loop_and_warm_start_from_a_model_of_the_same_module(tmp_path, pe
     cfg = module_config(tmp_path, OWN_MODEL, loop="custom", warm_start=str(source / "model.keras"))
     result = train(cfg, penguins_examples, str(tmp_path / "model"))
     training = json.loads((tmp_path / "model" / "training.json").read_text())
-    assert training["loop"] == "custom" and training["warm_start"]["layers"] >= 3
+    assert training["loop"] == "custom"
+    assert training["warm_start"]["layers"] >= 3
     assert result.metrics["accuracy"] > 0.4
     history = json.loads((tmp_path / "model" / "history.json").read_text())
-    assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
+    assert len(history["loss"]) == 2
+    assert all(np.isfinite(history["loss"]))

@@ -25,7 +25,8 @@ def test_the_default_encoding_learns_from_the_words(reviews_model):
     assert json.loads((Path(reviews_model) / "metrics.json").read_text())["accuracy"] > 0.85
     model = keras.saving.load_model(Path(reviews_model) / "model.keras", safe_mode=True)
     vocabulary = model.get_layer("review_vectorize").get_vocabulary()
-    assert vocabulary[:2] == ["", "[UNK]"] and {"great", "terrible", "the"} <= set(vocabulary)
+    assert vocabulary[:2] == ["", "[UNK]"]
+    assert {"great", "terrible", "the"} <= set(vocabulary)
     assert model.get_layer("review_embed").mask_zero
     assert type(model.get_layer("review_mean")).__name__ == "GlobalAveragePooling1D"
 
@@ -41,7 +42,8 @@ def test_served_text_over_rest_and_grpc_equals_keras(reviews_model, reviews_exam
             unknown = rest.predict(instances=[{**sent[0], "review": "zyzzyva qwerty"}])  # no word it knows
         finally:
             rest.close()
-    assert refused.value.code == 400 and len(unknown["predictions"][0]["probabilities"]) == 2
+    assert refused.value.code == 400
+    assert len(unknown["predictions"][0]["probabilities"]) == 2
 
 
 @pytest.mark.parametrize("api", ["sequential", "subclass"])
@@ -93,6 +95,7 @@ def test_two_workers_adapt_the_same_vocabulary_and_train_the_default_encoding(re
                            "--workers", "2"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     training = json.loads((out / "training.json").read_text())
-    assert training["workers"] == 2 and training["module"] is None
+    assert training["workers"] == 2
+    assert training["module"] is None
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert "great" in model.get_layer("review_vectorize").get_vocabulary()

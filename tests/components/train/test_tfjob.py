@@ -12,7 +12,9 @@ from tests.conftest import http_server
 def test_manifest():
     job = tfjob.manifest("t", "ml", "registry.example/tfpipe:1", 3, "gs://b/examples", "gs://b/model", "4", "16G")
     specs = job["spec"]["tfReplicaSpecs"]
-    assert job["kind"] == "TFJob" and specs["Chief"]["replicas"] == 1 and specs["Worker"]["replicas"] == 2
+    assert job["kind"] == "TFJob"
+    assert specs["Chief"]["replicas"] == 1
+    assert specs["Worker"]["replicas"] == 2
     container = specs["Worker"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "components", "train", "--config", "gs://b/model/config.json",
                                     "--examples", "gs://b/examples", "--out", "gs://b/model"]
@@ -43,7 +45,8 @@ def test_run_creates_the_job_and_waits(outcome):
             with pytest.raises(TrainError, match="TFJob ml/t1 failed: worker-0 exited with code 1"):
                 tfjob.run(job, api_client, poll_seconds=0.05)
     assert seen[0] == ("POST", "/apis/kubeflow.org/v1/namespaces/ml/tfjobs")
-    assert seen[1] == ("GET", "/apis/kubeflow.org/v1/namespaces/ml/tfjobs/t1") and len(polls) == 2
+    assert seen[1] == ("GET", "/apis/kubeflow.org/v1/namespaces/ml/tfjobs/t1")
+    assert len(polls) == 2
 
 
 def test_local_paths_are_refused():

@@ -29,7 +29,7 @@ def accumulate(folder: Path) -> ea.EventAccumulator:
     return acc
 
 
-@pytest.mark.parametrize("api, data", [("sequential", "digits"), ("functional", "digits"),
+@pytest.mark.parametrize(("api", "data"), [("sequential", "digits"), ("functional", "digits"),
                                        ("subclass", "digits"), ("functional", "penguins"),
                                        ("subclass", "penguins")])
 def test_each_api_trains_saves_and_reloads(tmp_path, api, data, request):

@@ -44,4 +44,5 @@ def test_another_architecture_is_an_error_naming_the_layer_or_a_cold_start(tmp_p
                             warm_start_fallback="cold")
     run(shallower, penguins_examples, str(tmp_path / "cold"))
     warm = json.loads((tmp_path / "cold" / "training.json").read_text())["warm_start"]
-    assert warm["source"] == "" and "train.warm_start needs the same architecture" in warm["note"]
+    assert warm["source"] == ""
+    assert "train.warm_start needs the same architecture" in warm["note"]

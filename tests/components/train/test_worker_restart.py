@@ -54,8 +54,10 @@ def test_a_plain_failure_is_not_restarted(tmp_path):
                "--workers", "2"]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode not in (0, 128 + signal.SIGABRT), proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "; stopping the others" in proc.stderr and "run the same command again to resume" in proc.stderr
-    assert "restarting" not in proc.stderr and proc.stdout.count("started 2 workers") == 1
+    assert "; stopping the others" in proc.stderr
+    assert "run the same command again to resume" in proc.stderr
+    assert "restarting" not in proc.stderr
+    assert proc.stdout.count("started 2 workers") == 1
 
 
 def test_worker_ports_are_free_distinct_and_never_handed_out_for_port_0():
@@ -63,7 +65,8 @@ def test_worker_ports_are_free_distinct_and_never_handed_out_for_port_0():
 
     ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     ports = free_ports(8)
-    assert len(set(ports)) == 8 and all(1024 <= p < ephemeral for p in ports)
+    assert len(set(ports)) == 8
+    assert all(1024 <= p < ephemeral for p in ports)
     with socket.socket() as s:  # what another process binding port 0 gets is never one of them
         s.bind(("127.0.0.1", 0))
         assert s.getsockname()[1] >= ephemeral

@@ -26,11 +26,13 @@ def test_grid_and_random_trials():
     assert space.grid_values(cfg.space["learning_rate"], 3) == [0.001, 0.01, 0.1]
     assert space.grid_values(cfg.space["model.filters"], 3) == [8, 20, 32]
     grid = space.trials(cfg)
-    assert len(grid) == 18 and grid[0] == {"learning_rate": 0.001, "model.filters": 8, "optimizer": "adam"}
+    assert len(grid) == 18
+    assert grid[0] == {"learning_rate": 0.001, "model.filters": 8, "optimizer": "adam"}
     randomly = TuneConfig(space=cfg.space, algorithm="random", trials=5, seed=3)
     assert space.trials(randomly) == space.trials(randomly)  # seeded
     for trial in space.trials(randomly):
-        assert 0.001 <= trial["learning_rate"] <= 0.1 and 8 <= trial["model.filters"] <= 32
+        assert 0.001 <= trial["learning_rate"] <= 0.1
+        assert 8 <= trial["model.filters"] <= 32
     assert space.apply(TRAIN, {"learning_rate": 0.02, "model.dropout": 0.25}).model.dropout == 0.25
     with pytest.raises(ConfigError, match="train.model.nope: unknown key"):
         space.apply(TRAIN, {"model.nope": 1})
@@ -47,7 +49,8 @@ def test_median_stopping_rule():
     stopper.on_epoch_end(0, {"val_accuracy": 0.5})
     assert not model.stop_training  # too early to judge
     stopper.on_epoch_end(1, {"val_accuracy": 0.6})  # best 0.6 < median of 0.95 and 0.9
-    assert model.stop_training and stopper.stopped
+    assert model.stop_training
+    assert stopper.stopped
 
 
 def hparams_plugin(logdir: Path, route: str, body: dict) -> dict:
@@ -71,7 +74,8 @@ def test_search_with_a_failing_trial_read_back_from_tensorboard(tmp_path, pengui
     trials = json.loads((tmp_path / "trials.json").read_text())
     best = json.loads((tmp_path / "best.json").read_text())
     completed = [t for t in trials if t["status"] == "completed"]
-    assert best["value"] == max(t["metric"] for t in completed) and best["params"]["model.dropout"] == 0.0
+    assert best["value"] == max(t["metric"] for t in completed)
+    assert best["params"]["model.dropout"] == 0.0
     assert "trial-001" in (tmp_path / "trials.html").read_text()
 
     experiment = hparams_plugin(tmp_path / "trials", "experiment", {"experimentName": ""})
@@ -100,7 +104,7 @@ def test_parallel_trials_from_the_command_line(tmp_path, penguins_examples):
     assert [t["status"] for t in json.loads((tmp_path / "trials.json").read_text())] == ["completed"] * 2
 
 
-@pytest.mark.parametrize("setting, message", [
+@pytest.mark.parametrize(("setting", "message"), [
     ("tune.metric=acuracy", "tune.metric: 'acuracy' is not among the eval metrics"),
     ("tune.space={train.learning_rate: {values: [0.01, 0.02]}}",
      "tune.space.train.learning_rate: 'train' is not a train setting"),

@@ -61,13 +61,15 @@ def test_schema_types_presence_domains_and_label(people, parsed):
     assert features["age"].presence.min_fraction == 1.0
     cities = {v for v in column(header, rows, "city") if v}
     domains = {d.name: set(d.value) for d in schema.string_domain}
-    assert features["city"].domain == "city" and domains == {"city": cities}
+    assert features["city"].domain == "city"
+    assert domains == {"city": cities}
     ages = [int(v) for v in column(header, rows, "age")]
     assert (features["age"].int_domain.min, features["age"].int_domain.max) == (min(ages), max(ages))
     present = [float(v) for v in incomes if v]
     assert features["income"].float_domain.min == pytest.approx(min(present), rel=1e-6)
     assert features["income"].float_domain.max == pytest.approx(max(present), rel=1e-6)
-    assert list(features["label"].not_in_environment) == [SERVING] and features["label"].int_domain.is_categorical
+    assert list(features["label"].not_in_environment) == [SERVING]
+    assert features["label"].int_domain.is_categorical
     assert list(schema.default_environment) == ["TRAINING", SERVING]
     assert [n for n, f in features.items() if f.not_in_environment] == ["label"]
 
@@ -76,7 +78,8 @@ def test_statistics_count_what_the_rows_hold(people, parsed):
     _, header, rows = people
     _, stats, _ = parsed
     everything = stats.datasets[0]
-    assert everything.name == ALL_EXAMPLES and everything.num_examples == len(rows)
+    assert everything.name == ALL_EXAMPLES
+    assert everything.num_examples == len(rows)
     by_name = {f.path.step[0]: f for f in everything.features}
 
     incomes = np.array([float(v) for v in column(header, rows, "income") if v])
@@ -88,11 +91,13 @@ def test_statistics_count_what_the_rows_hold(people, parsed):
     assert income.std_dev == pytest.approx(incomes.std(), rel=1e-4)
     assert income.median == pytest.approx(np.median(incomes), rel=0.01)
     standard, quantiles = income.histograms
-    assert quantiles.type == Histogram.QUANTILES and standard.type == Histogram.STANDARD
+    assert quantiles.type == Histogram.QUANTILES
+    assert standard.type == Histogram.STANDARD
     for h in (standard, quantiles):
         assert len(h.buckets) == 10
         assert sum(b.sample_count for b in h.buckets) == pytest.approx(len(incomes))
-        assert h.buckets[0].low_value == income.min and h.buckets[-1].high_value == income.max
+        assert h.buckets[0].low_value == income.min
+        assert h.buckets[-1].high_value == income.max
     widths = {round(b.high_value - b.low_value, 6) for b in standard.buckets}
     assert len(widths) == 1
     deciles = [b.high_value for b in quantiles.buckets[:-1]]
@@ -135,7 +140,8 @@ def test_a_folder_with_the_protos_reads_them_instead_of_the_json(people, parsed)
     folder, _, _ = people
     schema, stats, out = parsed
     from_protos = DataMetadata.read(str(out))
-    assert from_protos.schema == schema and from_protos.statistics == stats
+    assert from_protos.schema == schema
+    assert from_protos.statistics == stats
     assert from_protos == DataMetadata.read(folder)
     assert from_protos.label == "label"
     assert from_protos.split_rows == Schema.read(folder).splits
@@ -148,9 +154,11 @@ def test_a_vocabulary_cut_short_sets_no_domain_and_zeros_are_counted_when_ingest
     schema = Schema(features=(Feature("n", "float", numbers), Feature("w", "string", words)), label="n",
                     splits={"train": 4})
     meta = DataMetadata.from_ingest(schema, {"train": {"0.0": 1, "1.0": 1, "2.0": 1, "3.0": 1}})
-    assert not meta.schema.string_domain and not meta.schema.feature[1].domain
+    assert not meta.schema.string_domain
+    assert not meta.schema.feature[1].domain
     n = meta.all_examples.features[0]
-    assert n.num_stats.num_zeros == 1 and not n.HasField("string_stats")  # a float label stays numeric
+    assert n.num_stats.num_zeros == 1
+    assert not n.HasField("string_stats")  # a float label stays numeric
     assert meta.split_rows == {"train": 4}
 
 

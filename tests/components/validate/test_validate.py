@@ -37,7 +37,8 @@ def the(result, **match):
 def test_same_distribution_passes(ingest, baseline, tmp_path):
     new = ingest("same", HEADER, people(seed=1))
     result = run(ValidateConfig(), new, baseline, str(tmp_path / "out"))
-    assert result.validated and result.anomalies.headline().startswith("validated")
+    assert result.validated
+    assert result.anomalies.headline().startswith("validated")
     assert {f.verdict for f in result.anomalies.findings} == {"pass"}
     drift = findings(result, kind="drift")
     jsd = "jensen_shannon_divergence"
@@ -54,13 +55,17 @@ def test_a_shifted_number_drifts_and_fails(ingest, baseline, tmp_path):
     new = ingest("richer", HEADER, changed(people(), INCOME, lambda i, v: round(v + 20_000, 2)))
     result = run(ValidateConfig(), new, baseline, str(tmp_path / "out"))
     drift = the(result, kind="drift", feature="income")
-    assert drift.statistic == "jensen_shannon_divergence" and drift.measured > 0.3 > drift.threshold == 0.1
-    assert drift.verdict == "fail" and not result.validated
+    assert drift.statistic == "jensen_shannon_divergence"
+    assert drift.measured > 0.3 > drift.threshold == 0.1
+    assert drift.verdict == "fail"
+    assert not result.validated
     assert result.anomalies.headline() == "NOT validated: income: drift"
     assert the(result, kind="out_of_range", feature="income").verdict == "warn"
     assert all(f.verdict == "pass" for f in findings(result, kind="drift") if f.feature != "income")
     page = (tmp_path / "out" / "report.html").read_text()
-    assert page.count("<svg") == 1 and "fraction of rows" in page and "income (baseline's quantile bins)" in page
+    assert page.count("<svg") == 1
+    assert "fraction of rows" in page
+    assert "income (baseline's quantile bins)" in page
     assert "new examples" in page  # the legend: both distributions in each bin
     assert "Data validation: FAILED" in (tmp_path / "out" / "report.md").read_text()
 
@@ -72,7 +77,9 @@ def test_a_per_feature_threshold_is_honoured(ingest, baseline, tmp_path):
     lenient = ValidateConfig(drift=DriftThresholds(features={"income": 0.5}))
     result = run(lenient, new, baseline, str(tmp_path / "lenient"))
     income = the(result, kind="drift", feature="income")
-    assert income.threshold == 0.5 and income.verdict == "pass" and result.validated
+    assert income.threshold == 0.5
+    assert income.verdict == "pass"
+    assert result.validated
     assert the(result, kind="drift", feature="age").threshold == 0.1
 
 
@@ -80,10 +87,14 @@ def test_a_new_category_is_outside_the_domain(ingest, baseline, tmp_path):
     new = ingest("rome", HEADER, changed(people(), CITY, lambda i, v: "Rome" if i % 5 == 0 else v))
     result = run(ValidateConfig(), new, baseline, str(tmp_path / "out"))
     domain = the(result, kind="out_of_domain", feature="city")
-    assert domain.measured == pytest.approx(0.2) and domain.threshold == 0.0 and domain.verdict == "warn"
+    assert domain.measured == pytest.approx(0.2)
+    assert domain.threshold == 0.0
+    assert domain.verdict == "warn"
     assert domain.message == "city: 20.0% of rows hold values outside the baseline's 4: 'Rome' (allowed outside: 0.0%)."
     drift = the(result, kind="drift", feature="city")
-    assert drift.statistic == "l_infinity" and drift.measured == pytest.approx(0.2) and drift.verdict == "fail"
+    assert drift.statistic == "l_infinity"
+    assert drift.measured == pytest.approx(0.2)
+    assert drift.verdict == "fail"
     assert "'Rome'" in drift.message
 
 
@@ -105,9 +116,11 @@ def test_type_change_missing_values_unseen_label_and_empty_split(ingest, baselin
     result = run(ValidateConfig(), new, baseline, str(tmp_path / "out"))
     assert the(result, kind="type_change").message == "age: type INT in the baseline, FLOAT now."
     missing = the(result, kind="missing_fraction", feature="city")
-    assert missing.measured == pytest.approx(0.5) and missing.threshold == pytest.approx(0.05)
+    assert missing.measured == pytest.approx(0.5)
+    assert missing.threshold == pytest.approx(0.05)
     label = the(result, kind="new_label_class")
-    assert label.measured == pytest.approx(0.1) and "'2'" in label.message
+    assert label.measured == pytest.approx(0.1)
+    assert "'2'" in label.message
     assert the(result, kind="empty_split").split == "test"
     failing = {(f.subject, f.kind) for f in result.anomalies.failures}
     assert {("age", "type_change"), ("city", "missing_fraction"), ("label", "new_label_class"),
@@ -137,7 +150,9 @@ def test_the_protos_alone_validate_the_same(ingest, baseline, tmp_path):
 
 def test_a_first_run_passes_and_says_so(ingest, baseline, tmp_path):
     result = run(ValidateConfig(), baseline, None, str(tmp_path / "out"))
-    assert result.validated and result.anomalies.first_run and not result.anomalies.findings
+    assert result.validated
+    assert result.anomalies.first_run
+    assert not result.anomalies.findings
     assert "no baseline" in (tmp_path / "out" / "report.md").read_text()
     assert "no baseline" in (tmp_path / "out" / "report.html").read_text()
 
@@ -153,7 +168,8 @@ def earlier_out(tmp_path) -> Path:
 
 def assert_untouched(out: Path) -> None:
     assert [p.name for p in out.parent.iterdir() if p.name.startswith("out")] == ["out"]
-    assert [p.name for p in out.iterdir()] == ["anomalies.json"] and (out / "anomalies.json").read_text() == "earlier"
+    assert [p.name for p in out.iterdir()] == ["anomalies.json"]
+    assert (out / "anomalies.json").read_text() == "earlier"
 
 
 def test_an_unreadable_baseline_is_named(baseline, tmp_path, earlier_out):

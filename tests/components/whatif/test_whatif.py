@@ -44,7 +44,8 @@ def test_partial_dependence_is_flat_except_for_the_one_feature(tmp_path, bill_le
             assert spread < 1e-6, f"{pd.feature} does not enter the model, yet its partial dependence moves"
     assert document.counterfactuals, "no counterfactuals found"
     for found in document.counterfactuals:
-        assert "bill_length_mm" in found.differs and found.predicted != found.counterfactual_predicted
+        assert "bill_length_mm" in found.differs
+        assert found.predicted != found.counterfactual_predicted
     # The run's evaluate section decides the slices: its features, its bins.
     assert {s.feature for s in document.slices} == {"island", "body_mass_g"}
     assert sum(s.feature == "body_mass_g" for s in document.slices) == 2
@@ -59,8 +60,10 @@ def test_counterfactual_by_hand():
     found = analysis.nearest_counterfactual(features, ["x"], predicted, 0, ("no", "yes"))
     # example 1: |0-1|/std + 1 string mismatch; example 2: |0-5|/std, no mismatch; std of x = 1.9526
     std = features["x"].std()
-    assert found.counterfactual == 1 and found.distance == pytest.approx(1 / std + 1)
-    assert found.differs == ("x", "c") and (found.predicted, found.counterfactual_predicted) == ("no", "yes")
+    assert found.counterfactual == 1
+    assert found.distance == pytest.approx(1 / std + 1)
+    assert found.differs == ("x", "c")
+    assert (found.predicted, found.counterfactual_predicted) == ("no", "yes")
     assert [(v.example, v.counterfactual) for v in found.values] == [("0", "1"), ("a", "(missing)")]
 
 
@@ -84,18 +87,21 @@ def test_thresholds_and_fairness_on_a_binary_label(tmp_path, tmp_path_factory):
     assert t.best.cost == min(costs.values()) <= costs[0.5]
     assert {g.group for g in t.groups} == {"Paris", "Oslo", "Lima", "Austin, TX"}
     for group in t.groups:
-        assert 0 <= group.demographic_parity <= 1 and 0 <= group.equal_opportunity <= 1
+        assert 0 <= group.demographic_parity <= 1
+        assert 0 <= group.equal_opportunity <= 1
     assert "demographic parity threshold" in (tmp_path / "w" / "report.html").read_text()
 
 
 def test_image_model_report(tmp_path, digits_model, digits_examples):
     document = run(WhatIfConfig(saliency_examples=3), digits_model, digits_examples, str(tmp_path / "w"),
                    EvaluateConfig()).document
-    assert len(document.per_class) == 10 and document.partial_dependence == ()
+    assert len(document.per_class) == 10
+    assert document.partial_dependence == ()
     assert "reads only images (image)" in document.why_empty.partial_dependence
     assert 1 <= len(document.images) <= 3
     for item in document.images:
-        assert item.true != item.predicted and np.asarray(item.saliency).shape == (8, 8)
+        assert item.true != item.predicted
+        assert np.asarray(item.saliency).shape == (8, 8)
         assert np.asarray(item.image).shape == (8, 8, 1)
     assert "occlusion saliency" in (tmp_path / "w" / "report.html").read_text()
     assert WhatIfDocument.read(str(tmp_path / "w")) == document
