@@ -47,7 +47,8 @@ def test_three_days_of_retraining(tmp_path):
 
     third = day(3)
     stopped = ValidateRecord.read(third)
-    assert not stopped.validated and stopped.baseline == str((home / "2" / "assets.extra").resolve())
+    assert not stopped.validated
+    assert stopped.baseline == str((home / "2" / "assets.extra").resolve())
     findings = json.loads((third / "validate" / "anomalies" / "anomalies.json").read_text())
     failing = {(f["feature"], f["kind"]) for f in findings["findings"] if f["verdict"] == "fail"}
     assert {("support_calls", "missing_feature"), ("monthly_charges", "drift"), ("plan", "drift")} <= failing

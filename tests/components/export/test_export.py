@@ -42,7 +42,8 @@ def serialized_test_examples(examples: str) -> tf.Tensor:
 def test_classifier_round_trip_through_every_signature(tmp_path, penguins_model, penguins_examples):
     home = tmp_path / "serving" / "penguins"
     result = run(ExportConfig(model_name="penguins"), penguins_model, penguins_examples, str(home))
-    assert result.path == str(home / "1") and result.version == 1
+    assert result.path == str(home / "1")
+    assert result.version == 1
     assert set(result.signatures) == {"serving_default", "predict_examples", "classification"}
     assert result.max_difference <= 1e-5
     assert sorted(p.name for p in home.iterdir()) == ["1", "labels.json", "registry.json", "registry.lock"], \
@@ -81,7 +82,8 @@ def test_classifier_round_trip_through_every_signature(tmp_path, penguins_model,
     assert "inputs['island'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in shown.stdout
 
     second = run(ExportConfig(model_name="penguins"), penguins_model, penguins_examples, str(home))
-    assert second.version == 2 and (home / "2" / "saved_model.pb").exists()
+    assert second.version == 2
+    assert (home / "2" / "saved_model.pb").exists()
 
 
 def test_warmup_requests_parse_as_prediction_logs(tmp_path, penguins_model, penguins_examples):
@@ -91,7 +93,8 @@ def test_warmup_requests_parse_as_prediction_logs(tmp_path, penguins_model, peng
     assert len(records) == 1
     log = prediction_log_pb2.PredictionLog.FromString(records[0].numpy())
     request = log.predict_log.request
-    assert request.model_spec.name == "m" and request.model_spec.signature_name == "serving_default"
+    assert request.model_spec.name == "m"
+    assert request.model_spec.signature_name == "serving_default"
     schema = Schema.read(penguins_examples)
     assert set(request.inputs) == {f.name for f in schema.inputs}
     assert all(t.tensor_shape.dim[0].size == 3 for t in request.inputs.values())
@@ -115,7 +118,8 @@ def test_regressor_has_a_regress_signature(tmp_path, tmp_path_factory):
     batch = serialized_test_examples(str(examples))
     outputs = loaded.signatures["regression"](inputs=batch)["outputs"].numpy()
     predictions = loaded.signatures["predict_examples"](inputs=batch)["predictions"].numpy()
-    assert outputs.shape == (int(batch.shape[0]),) and np.allclose(outputs, predictions)
+    assert outputs.shape == (int(batch.shape[0]),)
+    assert np.allclose(outputs, predictions)
     shown = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", result.path, "--signature_def", "regression",
                             "--tag_set", "serve"], capture_output=True, text=True, timeout=120)
     assert "Method name is: tensorflow/serving/regress" in shown.stdout
