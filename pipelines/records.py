@@ -14,7 +14,7 @@ import json
 import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import ClassVar, Literal, Self
 
 from components.common import io
 from components.common.errors import TfpipeError
@@ -97,7 +97,7 @@ class EvaluateRecord(StepRecord):
     ARTIFACT: ClassVar[str] = "evaluation"
 
     blessed: bool
-    verdict: str  # blessed, not blessed, or unchecked (no thresholds configured: nothing was checked)
+    verdict: Literal["blessed", "not blessed", "unchecked"]  # unchecked: no thresholds, nothing was checked
     metrics: dict[str, float]  # on the test split; `count` is its number of examples
     headline: str  # the few metrics people look at first, as evaluate words them
     # The folders evaluated: where a cached ingest or train step's outputs really are.
@@ -185,6 +185,10 @@ def _typed(kind, value):
         return {key: _typed(args[1], item) for key, item in value.items()}
     if origin is tuple:
         return tuple(_typed(args[0], item) for item in value)
+    if origin is typing.Literal:
+        if value not in args:
+            raise RecordError(f"expected one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
     return kind(value)
 
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from components.common import io
 from components.common.errors import TfpipeError
@@ -290,7 +290,7 @@ class Baseline:
     model: str  # the Keras model (model.keras) to reload
     metrics: dict[str, float]  # as recorded when it was evaluated (evaluate scores it again)
     version: int | None  # None: the blessing record of a folder without a registry
-    why: str  # "production", "newest blessed", "blessed.json"
+    why: Literal["production", "newest blessed", "blessed.json"]
     blessed_at: str
     # its training data's schema and statistics, kept with the version: what new data is validated against
     examples: str = ""

@@ -7,6 +7,7 @@ evaluate, export and whatif agree on which output index means which class.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from components.common.errors import ExamplesError
 from components.common.schema import Schema
@@ -16,7 +17,7 @@ MAX_CLASSES = 1000
 
 @dataclass(frozen=True)
 class Task:
-    kind: str  # "classification" or "regression"
+    kind: Literal["classification", "regression"]
     classes: tuple[str, ...] = ()
 
     @property

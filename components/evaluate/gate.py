@@ -16,6 +16,7 @@ the same test split, so both numbers describe the same examples.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 from components.common.config import Threshold
 from components.common.errors import TfpipeError
@@ -38,7 +39,7 @@ class Check:
     threshold: float
     value: float | None
     baseline: float | None
-    verdict: str  # pass, fail, skipped
+    verdict: Literal["pass", "fail", "skipped"]
     reason: str
 
 

@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import tensorflow as tf
@@ -120,7 +121,7 @@ def _reason(error: Exception) -> str:
 
 @dataclass
 class VersionState:
-    state: str  # LOADING, AVAILABLE, END (TF Serving's names)
+    state: Literal["LOADING", "AVAILABLE", "END"]  # TF Serving's names
     error: str = ""
 
 

@@ -22,6 +22,7 @@ import statistics
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import keras
 import tensorflow as tf
@@ -40,7 +41,7 @@ log = logging.getLogger("tfpipe.tune")
 class Trial:
     id: str
     params: dict
-    status: str = "pending"  # completed, stopped early, failed
+    status: Literal["pending", "completed", "stopped early", "failed"] = "pending"
     metric: float | None = None
     epochs: int = 0
     seconds: float = 0.0
