@@ -79,7 +79,9 @@ def test_example_data_then_run(tmp_path):
     assert (tmp_path / "runs" / "serving" / "penguins" / "1" / "saved_model.pb").exists()
     registered = Registry(str(tmp_path / "runs" / "serving" / "penguins")).get(1)
     assert registered.blessed
-    assert registered.evaluation.model == str((model / "model.keras").resolve())
+    kept = tmp_path / "runs" / "serving" / "penguins" / "1" / "assets.extra" / "keras" / "model.keras"
+    assert registered.evaluation.model == str(kept.resolve())  # kept with the version, not in the run folder
+    assert kept.read_bytes() == (model / "model.keras").read_bytes()
     assert json.loads((run_dir / "serve" / "deployment" / "infra_blessing.json").read_text())["blessed"]
     step_commands_on(examples, model, tmp_path)
     assert f"tfpipe tensorboard {run_dir}" in done.stdout
