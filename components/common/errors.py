@@ -8,3 +8,7 @@ class TfpipeError(ValueError):
 class ExamplesError(TfpipeError):
     """Examples or their schema do not hold what a step needs: no shards, a label with no classes, a record
     whose features disagree with the schema."""
+
+
+class ConfigError(TfpipeError):
+    """A config value is unknown, missing or of the wrong type."""
