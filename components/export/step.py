@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from components.common import io, model_module, reader
+from components.common import agreement, io, model_module, reader
 from components.common.config import ExportConfig
 from components.common.errors import TfpipeError
 from components.common.model_loading import load_model, model_file
@@ -34,7 +34,6 @@ from components.common.task import task_of
 from components.export.signatures import ServingModule, set_method_names
 
 log = logging.getLogger("tfpipe.export")
-TOLERANCE = 1e-5
 CHECK_EXAMPLES = 64
 # Kept in each version folder (TF Serving ignores assets.extra): the Keras model, and the training data's schema and
 # statistics (schema.json is also what the model server fills a missing input with).
@@ -144,11 +143,10 @@ def check(saved_model_dir: str, module: ServingModule, schema: Schema, task, ser
     for name, outputs in answers.items():
         key = {S.CLASSIFICATION: O.SCORES, S.REGRESSION: O.OUTPUTS}.get(name) or (
             O.PROBABILITIES if task.kind == "classification" else O.PREDICTIONS)
-        got = outputs[key].numpy().reshape(expected.shape)
-        difference = float(np.max(np.abs(got - expected)))
-        if difference > TOLERANCE:
+        difference = agreement.max_difference(outputs[key].numpy(), expected)
+        if not agreement.agrees(difference):
             raise ExportError(f"signature {name!r} answers up to {difference:.3g} away from the Keras model "
-                              f"(tolerance {TOLERANCE}); the export was not published")
+                              f"(tolerance {agreement.TOLERANCE}); the export was not published")
         worst = max(worst, difference)
     if task.kind == "classification":
         labels = np.asarray(answers[S.SERVING_DEFAULT][O.CLASSES]).astype(str)

@@ -24,12 +24,20 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from components.common import io, reader
+from components.common import agreement, io, reader
 from components.serve import announce
 from components.serve.client import GrpcClient, RestClient, ServeError
 
 CANARIES = 8
-TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class InfraCheck:
+    """One thing the infra check tried: the version's status, or a canary on one protocol."""
+
+    check: str
+    passed: bool
+    detail: str
 
 
 @dataclass
@@ -37,7 +45,7 @@ class InfraResult:
     blessed: bool
     reason: str
     version: int
-    checks: list[dict] = field(default_factory=list)
+    checks: list[InfraCheck] = field(default_factory=list)
     latency_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -98,8 +106,8 @@ def _run_canaries(result: InfraResult, name: str, listening: announce.Listening,
         # The version under check, by number: the server also loads the versions the registry's labels name.
         version = result.version
         state = rest.status(version=version)["model_version_status"][0]
-        result.checks.append({"check": "status", "passed": state["state"] == "AVAILABLE",
-                              "detail": f"version {state['version']} {state['state']}"})
+        result.checks.append(InfraCheck("status", state["state"] == "AVAILABLE",
+                                        f"version {state['version']} {state['state']}"))
         classifier = "probabilities" in expected
         reference = expected["probabilities" if classifier else "predictions"]
         for i, example in enumerate(serialized):
@@ -117,23 +125,23 @@ def _run_canaries(result: InfraResult, name: str, listening: announce.Listening,
             timings["grpc"].append(time.perf_counter() - started)
             _compare(result, f"grpc {'classify' if classifier else 'regress'} canary {i}", got, reference[i])
     except (ServeError, OSError, KeyError, json.JSONDecodeError) as e:
-        result.checks.append({"check": "canary requests", "passed": False, "detail": str(e)})
+        result.checks.append(InfraCheck("canary requests", False, str(e)))
     finally:
         rest.close()
         grpc_client.close()
     result.latency_ms = {f"{protocol}_{stat}": round(1000 * fn(values), 3)
                          for protocol, values in timings.items() if values
                          for stat, fn in (("p50", statistics.median), ("max", max))}
-    failed = [c for c in result.checks if not c["passed"]]
+    failed = [c for c in result.checks if not c.passed]
     result.blessed = not failed and len(result.checks) > 1
     result.reason = "every canary answered as the SavedModel does" if result.blessed else \
-        "; ".join(f"{c['check']}: {c['detail']}" for c in failed[:3])
+        "; ".join(f"{c.check}: {c.detail}" for c in failed[:3])
 
 
 def _compare(result: InfraResult, what: str, got: np.ndarray, want: np.ndarray) -> None:
-    difference = float(np.max(np.abs(got.reshape(-1) - np.asarray(want).reshape(-1))))
-    result.checks.append({"check": what, "passed": difference <= TOLERANCE,
-                          "detail": f"max difference {difference:.2g} (tolerance {TOLERANCE})"})
+    difference = agreement.max_difference(got, want)
+    result.checks.append(InfraCheck(what, agreement.agrees(difference),
+                                    f"max difference {difference:.2g} (tolerance {agreement.TOLERANCE})"))
 
 
 def _tail(lines: list[str]) -> str:
