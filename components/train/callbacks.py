@@ -86,6 +86,18 @@ class TerminateOnNaN(keras.callbacks.TerminateOnNaN):
                              "lower train.learning_rate or check the input data")
 
 
+class TensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard, without the per-batch work that writes nothing.
+
+    With `update_freq="epoch"` Keras still calls `tf.summary.scalar` for every log of every batch; with no
+    default writer each call writes nothing, but together they cost a tenth or more of a small model's step
+    (benchmarks/train.py, part 4). The logs are not passed on then; graph, profile and step timing stay.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, None if self.update_freq == "epoch" else logs)
+
+
 class ConfusionMatrixImage(keras.callbacks.Callback):
     """Logs the eval split's confusion matrix as a TensorBoard image at the end of each epoch.
 
@@ -182,7 +194,7 @@ def build(cfg: TrainConfig, out: TrainPaths, task: Task, validation_metrics: lis
     matrix = next((m for m in validation_metrics if isinstance(m, ConfusionMatrix)), None)
     if matrix is not None and tb.confusion_matrix:
         callbacks.append(ConfusionMatrixImage(out.logs, task, matrix))
-    callbacks.append(keras.callbacks.TensorBoard(
+    callbacks.append(TensorBoard(
         out.logs, histogram_freq=tb.histogram_freq, write_graph=tb.write_graph, write_images=tb.write_images,
         write_steps_per_second=True,
         update_freq=int(tb.update_freq) if tb.update_freq.isdigit() else tb.update_freq,
