@@ -44,7 +44,10 @@ def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str,
             return record
     if cfg.target == "local":
         where = deploy.local(f"{home}/{version}", name, version, cfg.local_base or str(Path(home).parent))
-        record = Deployment(True, "local", path=where, serve=f"tfpipe serve --model-base {Path(where).parent}")
+        served = Path(where).parent
+        # Served from a copy elsewhere: the registry's labels still live (and change) in `home`.
+        labels = "" if served.resolve() == Path(home).resolve() else f" --set serve.labels_file={home}/labels.json"
+        record = Deployment(True, "local", path=where, serve=f"tfpipe serve --model-base {served}{labels}")
     elif cfg.target == "kserve":
         record = deploy.kserve(cfg, name, out, request_logging=request_logging)
     else:

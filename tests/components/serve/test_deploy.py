@@ -30,8 +30,9 @@ def test_infra_check_passes_and_local_deploy_reaches_a_running_server(tmp_path, 
     with running(config(served / "penguins")) as server:
         record = step.run(DeployConfig(local_base=str(served)), str(home), 1, penguins_examples,
                           str(tmp_path / "out"), promote="auto")
-        assert record == Deployment(True, "local", path=str(served / "penguins" / "1"),
-                                    serve=f"tfpipe serve --model-base {served / 'penguins'}")
+        assert record == Deployment(True, "local", path=str(served / "penguins" / "1"),  # labels stay in the registry
+                                    serve=f"tfpipe serve --model-base {served / 'penguins'} "
+                                          f"--set serve.labels_file={home}/labels.json")
         assert Deployment.from_json((tmp_path / "out" / "deploy.json").read_text()) == record
         blessing = json.loads((tmp_path / "out" / "infra_blessing.json").read_text())
         assert blessing["blessed"]
