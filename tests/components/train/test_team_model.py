@@ -183,3 +183,16 @@ def test_custom_loop_and_warm_start_from_a_model_of_the_same_module(tmp_path, pe
     history = json.loads((tmp_path / "model" / "history.json").read_text())
     assert len(history["loss"]) == 2
     assert all(np.isfinite(history["loss"]))
+
+
+def test_a_module_text_changed_inside_a_config_is_refused(tmp_path):
+    """The text travels with its hash: a config.json whose module text was edited by hand is not run as if whole."""
+    from components.common.config import RunConfig
+    from components.common.module_text import ModuleTextError
+
+    (tmp_path / "m.py").write_text("def build_model(inputs):\n    pass\n")
+    (tmp_path / "run.yaml").write_text("ingest: {source: data.csv}\ntrain: {model: {module: m.py}}\n")
+    plain = json.loads(load_config(tmp_path / "run.yaml").to_json())
+    plain["train"]["model"]["source"]["text"] += "import os\n"
+    with pytest.raises(ModuleTextError, match=r"train.model.source: the module's text does not match its sha256"):
+        RunConfig.from_json(json.dumps(plain))
