@@ -34,7 +34,6 @@ exported SavedModel holds the traced graph and serves without it.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 import linecache
 import sys
