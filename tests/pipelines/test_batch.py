@@ -33,8 +33,10 @@ def test_the_batch_pipeline_compiles_with_the_span_whole_and_the_key_kept(tmp_pa
     compiled = yaml.safe_load(out.read_text())
     assert {"comp-ingest", "comp-validate", "comp-predict", "comp-summary"} <= set(compiled["components"])
     cfg = scoring(config_lib.load(CONFIG))
-    assert cfg.ingest.split == WHOLE and "customer_id" not in cfg.ingest.drop
-    assert "empty_split" not in cfg.validation.fail and "drift" in cfg.validation.fail
+    assert cfg.ingest.split == WHOLE
+    assert "customer_id" not in cfg.ingest.drop
+    assert "empty_split" not in cfg.validation.fail
+    assert "drift" in cfg.validation.fail
     dataflow = scoring(config_lib.load(CONFIG, ["beam.runner=DataflowRunner", "beam.project=acme",
                                                 "beam.temp_location=gs://acme/tmp", "pipeline.base_image=tfpipe:7"]))
     assert dataflow.beam.sdk_container_image == "tfpipe:7"
@@ -79,11 +81,13 @@ def test_a_span_is_ingested_whole_validated_and_scored_by_production_and_a_shift
         rows = {r["customer_id"]: r for r in csv.DictReader(f)}
     assert sorted(table["customer_id"]) == sorted(rows)
     assert all(rows[k]["plan"] == plan for k, plan in zip(table["customer_id"], table["plan"], strict=True))
-    assert set(table["predicted_class"]) <= {"0", "1"} and len(table["probabilities"][0]) == 2
+    assert set(table["predicted_class"]) <= {"0", "1"}
+    assert len(table["probabilities"][0]) == 2
     lines = summary.batch_lines(second)
     assert any("2,000 rows scored, 0 rejected" in line and "(production)" in line for line in lines), lines
 
     third = day(3)
     assert not ValidateRecord.read(third).validated
-    assert PredictRecord.read(third) is None and not (third / "predict").exists()
+    assert PredictRecord.read(third) is None
+    assert not (third / "predict").exists()
     assert any(line.strip().startswith("stopped   before scoring") for line in summary.batch_lines(third))

@@ -39,7 +39,7 @@ class BigQuery:
                                                                    "location": "US"}, "status": {"state": "DONE"}})
 
 
-@pytest.fixture()
+@pytest.fixture
 def bigquery(monkeypatch):
     stand_in = BigQuery()
     with http_server(stand_in.handle) as url:
@@ -55,12 +55,15 @@ def test_the_predictions_replace_the_table_in_one_parquet_load_job(bigquery, pen
     [(job, data)] = bigquery.jobs
     load = job["configuration"]["load"]
     assert load["destinationTable"] == {"projectId": "acme", "datasetId": "scores", "tableId": "day3"}
-    assert load["sourceFormat"] == "PARQUET" and load["writeDisposition"] == "WRITE_TRUNCATE"
+    assert load["sourceFormat"] == "PARQUET"
+    assert load["writeDisposition"] == "WRITE_TRUNCATE"
     assert load["parquetOptions"]["enableListInference"] is True
     table = pq.read_table(io.BytesIO(data))
-    assert table.num_rows == result.rows and table.column_names == ["file", "line", "island", "predicted_class",
+    assert table.num_rows == result.rows
+    assert table.column_names == ["file", "line", "island", "predicted_class",
                                                                       "probabilities"]
-    assert result.load_job == "load-1" and predict.PredictResult.read(str(report)) == result
+    assert result.load_job == "load-1"
+    assert predict.PredictResult.read(str(report)) == result
     assert sorted(p.name for p in report.iterdir()) == ["_predict.json", "_rejected.jsonl"]
 
 
@@ -71,5 +74,6 @@ def test_a_refused_load_is_one_line_naming_the_table(monkeypatch, penguins_home,
         with pytest.raises(TfpipeError) as raised:  # the CLI's one line and exit 2
             predict.run(PredictConfig(), model.resolve(penguins_home, 1), "bq://acme.scores.day3",
                         examples=penguins_examples, report=str(tmp_path / "report"))
-    assert "acme.scores.day3" in str(raised.value) and "Access Denied" in str(raised.value)
+    assert "acme.scores.day3" in str(raised.value)
+    assert "Access Denied" in str(raised.value)
     assert not (tmp_path / "report").exists()

@@ -21,11 +21,13 @@ def test_the_production_label_scores_and_says_what_it_did(penguins_home, penguin
     assert main(["predict", "--model-base", str(home), "--label", "production",
                  "--examples", penguins_examples, "--out", str(out), "--keep", "island,sex"]) == 0
     printed = capsys.readouterr().out
-    assert "rows scored by" in printed and "version 1 (production)" in printed and str(out) in printed
+    assert "rows scored by" in printed
+    assert "version 1 (production)" in printed
+    assert str(out) in printed
     assert pq.read_table(out).column_names[:4] == ["file", "line", "island", "sex"]
 
 
-@pytest.mark.parametrize("change, named", [
+@pytest.mark.parametrize(("change", "named"), [
     (["--model-base", "{tmp}/nowhere"], "nowhere: no such folder"),
     (["--label", "staging"], "no alias 'staging'"),
     (["--version", "7"], "7/saved_model.pb: not there"),
@@ -46,7 +48,9 @@ def test_bad_input_is_exit_2_in_one_line_naming_what_is_wrong(penguins_home, pen
             *(["--set", flags["--set"]] if "--set" in flags else [])]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and named in err and "\n" not in err
+    assert err.startswith("error: ")
+    assert named in err
+    assert "\n" not in err
     assert not (tmp_path / "preds").exists()
 
 
@@ -65,4 +69,5 @@ def test_a_source_that_is_not_there_and_the_missing_choice_are_named(penguins_ho
     assert "none.csv does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exited:
         main(["predict", "--model-base", str(penguins_home), "--source", "x.csv", "--out", str(tmp_path / "p")])
-    assert exited.value.code == 2 and "one of the arguments --version --label is required" in capsys.readouterr().err
+    assert exited.value.code == 2
+    assert "one of the arguments --version --label is required" in capsys.readouterr().err

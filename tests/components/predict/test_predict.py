@@ -46,13 +46,15 @@ def test_examples_are_scored_as_the_server_scores_them_each_by_file_and_record(p
                          examples=penguins_examples)
     table = scored(out)
     records = records_of(penguins_examples)
-    assert result.rows == len(records) == len(table["predicted_class"]) and result.rejected == 0
+    assert result.rows == len(records) == len(table["predicted_class"])
+    assert result.rejected == 0
     assert list(table) == ["file", "line", "island", "predicted_class", "probabilities"]
     answer = served(penguins_home, 1, records)
     np.testing.assert_allclose(np.array(table["probabilities"]), answer["probabilities"], atol=1e-5)
     assert table["predicted_class"] == [c.decode() for c in answer["classes"]]
     first = tf.io.gfile.glob(f"{penguins_examples}/*/*.tfrecord.gz")
-    assert table["file"][0] == sorted(first)[0] and table["line"][:3] == [1, 2, 3]
+    assert table["file"][0] == sorted(first)[0]
+    assert table["line"][:3] == [1, 2, 3]
     metadata = pq.read_schema(next(out.glob("part-*.parquet"))).metadata
     assert json.loads(metadata[b"tfpipe.classes"]) == list(task_of(Schema.read(penguins_examples)).classes)
     assert predict.PredictResult.read(str(out)) == result
@@ -75,13 +77,18 @@ def test_a_source_is_typed_as_ingest_types_it_keyed_and_its_bad_rows_rejected_no
     result = predict.run(cfg, model.resolve(reviews_home, 1), str(out), source=str(source),
                          beam=BeamConfig(workers=2))
     table = scored(out)
-    assert result.rows == len(rows) - 1 and result.rejected == 1
+    assert result.rows == len(rows) - 1
+    assert result.rejected == 1
     assert sorted(table["review_id"]) == sorted(r[0] for i, r in enumerate(rows) if i != 4)
     by_key = dict(zip(table["review_id"], zip(table["product"], table["sentiment"], strict=True), strict=True))
-    assert by_key[rows[0][0]] == (rows[0][1], rows[0][4]) and by_key[rows[9][0]] == (rows[9][1], None)
+    assert by_key[rows[0][0]] == (rows[0][1], rows[0][4])
+    assert by_key[rows[9][0]] == (rows[9][1], None)
     [bad] = [json.loads(line) for line in (out / "_rejected.jsonl").read_text().splitlines()]
-    assert bad["line"] == 6 and "'helpful_votes'" in bad["reason"] and "many" in bad["reason"]
-    assert bad["raw"].endswith(rows[4][4]) and bad["file"] == str(source)
+    assert bad["line"] == 6
+    assert "'helpful_votes'" in bad["reason"]
+    assert "many" in bad["reason"]
+    assert bad["raw"].endswith(rows[4][4])
+    assert bad["file"] == str(source)
 
 
 def test_a_source_scores_as_its_ingested_examples_do(reviews_home, reviews_examples, tmp_path):
@@ -117,7 +124,8 @@ def test_a_source_where_every_row_is_rejected_still_reads_back_as_an_empty_table
     result = predict.run(PredictConfig(), model.resolve(penguins_home, 1), str(out), source=str(source))
     assert (result.rows, result.rejected) == (0, 1)
     table = pq.read_table(out)
-    assert table.num_rows == 0 and "probabilities" in table.column_names
+    assert table.num_rows == 0
+    assert "probabilities" in table.column_names
 
 
 def test_the_source_reader_options_come_from_the_ingest_section(penguins_home, tmp_path):
@@ -139,7 +147,8 @@ def test_the_beam_engine_scores_the_examples_shard_by_shard_as_the_local_engine_
     local = predict.run(PredictConfig(batch_size=64), version, str(tmp_path / "local"), examples=penguins_examples)
     beam = predict.run(PredictConfig(batch_size=64, engine="beam"), version, str(tmp_path / "beam"),
                        examples=penguins_examples, beam=BeamConfig(workers=2))
-    assert local.files == 1 < beam.files and beam.rows == local.rows  # a file from each shard that holds rows
+    assert local.files == 1 < beam.files  # a file from each shard that holds rows
+    assert beam.rows == local.rows
 
     def by_row(out: Path) -> dict:
         table = scored(out)
