@@ -6,8 +6,6 @@ Each check runs in a fresh interpreter, since this test process has long since i
 import json
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import yaml
 
@@ -50,17 +48,16 @@ summary.lines(__import__("pathlib").Path("{tmp_path}"))
 
 
 def test_tfpipe_compile_is_quick(tmp_path):
-    tfpipe = str(Path(sys.executable).with_name("tfpipe"))
-    started = time.perf_counter()
-    done = subprocess.run([tfpipe, "compile", "--config", "pipelines/configs/digits.yaml",
+    """Quick because it never loads TensorFlow or Keras (seconds of imports); the command runs as users type it."""
+    probe = ("import sys; from pipelines import cli; code = cli.main(sys.argv[1:]); "
+             "print(sorted({'tensorflow', 'keras'} & set(sys.modules))); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", probe, "compile", "--config", "pipelines/configs/digits.yaml",
                            "--out", str(tmp_path / "p.yaml")], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    seconds = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"pipeline tfpipe-digits -> {tmp_path / 'p.yaml'}\n"
+    assert done.stdout == f"pipeline tfpipe-digits -> {tmp_path / 'p.yaml'}\n[]\n"
     compiled = yaml.safe_load((tmp_path / "p.yaml").read_text())
     assert compiled["pipelineInfo"]["name"] == "tfpipe-digits"
     assert set(compiled["deploymentSpec"]["executors"]) == {  # the DAG of a run without tuning
         f"exec-{step}" for step in ("ingest", "validate", "train", "evaluate", "export", "serve", "whatif", "summary")}
     config = compiled["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
     assert json.loads(config) == json.loads(config_lib.load(ROOT / "pipelines/configs/digits.yaml").to_json())
-    assert seconds < 15, f"tfpipe compile took {seconds:.1f} s (about 1 s on an idle 2-core machine)"
