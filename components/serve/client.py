@@ -50,8 +50,13 @@ class RestClient:
         return f"/v1/models/{self.model}{suffix}"
 
     def request(self, method: str, path: str, body: bytes | None = None) -> dict:
-        """One request on the kept connection (reopened if the server closed it); the decoded JSON answer."""
+        """One request on the kept connection; the decoded JSON answer.
+
+        A kept connection the server closed while it was idle fails the next request: that one is sent again, once,
+        on a new connection. A new connection that fails is an error, so that a server cutting requests is seen.
+        """
         for attempt in range(2):
+            kept = self.connection.sock is not None
             try:
                 self.connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
                 response = self.connection.getresponse()
@@ -59,7 +64,7 @@ class RestClient:
                 break
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self.connection.close()
-                if attempt:
+                if attempt or not kept:
                     raise
         if response.status != 200:
             try:
