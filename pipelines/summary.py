@@ -71,13 +71,7 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
         out.append(f"  rows      {ingested.rows:,} ({splits}), {ingested.rejected:,} rejected")
         if ingested.job_id:
             out.append(f"  dataflow  job {ingested.job_id}: {ingested.job_url}")
-    validated = ran.get(ValidateRecord.TASK)
-    if validated:
-        against = f" (against {validated.baseline})" if validated.baseline else ""
-        out.append(f"  data      {validated.headline}{against}")
-        if not validated.validated:
-            out.append(f"  stopped   before training; the report: "
-                       f"{run_dir / ValidateRecord.TASK / ValidateRecord.ARTIFACT / 'report.html'}")
+    out += validation_lines(run_dir, ran.get(ValidateRecord.TASK), "training")
     if evaluated:
         out.append(f"  test      {evaluated.headline} ({int(evaluated.metrics['count']):,} examples)")
         verdict = {"blessed": "yes", "unchecked": "UNCHECKED (no evaluate.thresholds: nothing was checked)"}
@@ -117,18 +111,25 @@ def monitoring_lines(run_dir: Path) -> list[str]:
     return out
 
 
+def validation_lines(run_dir: Path, validated: ValidateRecord | None, stopped_before: str) -> list[str]:
+    """What the data gate said, against which baseline, and where its report is when it stopped the run."""
+    if not validated:
+        return []
+    against = f" (against {validated.baseline})" if validated.baseline else ""
+    lines = [f"  data      {validated.headline}{against}"]
+    if not validated.validated:
+        lines.append(f"  stopped   before {stopped_before}; the report: "
+                     f"{run_dir / ValidateRecord.TASK / ValidateRecord.ARTIFACT / 'report.html'}")
+    return lines
+
+
 def batch_lines(run_dir: Path) -> list[str]:
     """The summary of a batch scoring run: the span read, its validation, and the predictions written."""
     ingested, validated, scored = IngestRecord.read(run_dir), ValidateRecord.read(run_dir), PredictRecord.read(run_dir)
     out = [f"run {run_dir}"]
     if ingested:
         out.append(f"  rows      {ingested.rows:,} ingested, {ingested.rejected:,} rejected")
-    if validated:
-        against = f" (against {validated.baseline})" if validated.baseline else ""
-        out.append(f"  data      {validated.headline}{against}")
-        if not validated.validated:
-            out.append(f"  stopped   before scoring; the report: "
-                       f"{run_dir / ValidateRecord.TASK / ValidateRecord.ARTIFACT / 'report.html'}")
+    out += validation_lines(run_dir, validated, "scoring")
     if scored:
         out += [f"  predict   {scored.seconds:6.1f} s  {scored.rows:,} rows scored, {scored.rejected:,} rejected, by "
                 f"{scored.model} ({scored.alias})",
