@@ -26,7 +26,7 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from components.common import agreement, io, model_module, reader
 from components.common.config import ExportConfig
 from components.common.errors import TfpipeError
-from components.common.model_loading import load_model, model_file
+from components.common.model_loading import load_model
 from components.common.registry import Evaluation, Lineage, Registry
 from components.common.schema import Schema
 from components.common.signatures import OutputName as O, SignatureName as S
@@ -37,7 +37,8 @@ log = logging.getLogger("tfpipe.export")
 CHECK_EXAMPLES = 64
 # Kept in each version folder (TF Serving ignores assets.extra): the Keras model, and the training data's schema and
 # statistics (schema.json is also what the model server fills a missing input with).
-KEPT_MODEL = "assets.extra/keras/model.keras"
+KEPT_MODEL_DIR = "assets.extra/keras"
+KEPT_MODEL = f"{KEPT_MODEL_DIR}/model.keras"
 TRAINING_STATISTICS = "assets.extra"
 STATISTICS_FILES = ("stats.json", "schema.pbtxt", "stats.pb")
 
@@ -66,7 +67,7 @@ def run(cfg: ExportConfig, model_dir: str, examples: str, home: str, evaluation:
     module = ServingModule(model, schema, task)
     signatures = module.signatures()
     registry = Registry(home)
-    evaluated = Evaluation.read(evaluation) if evaluation else Evaluation(model=model_file(model_dir))
+    evaluated = Evaluation.read(evaluation) if evaluation else Evaluation()  # its model: the copy kept below
     version = registry.next_version()
     final = f"{home}/{version}"
     with io.staged_dir(final) as stage:
@@ -93,11 +94,11 @@ def _keep_for_later_users(stage: str, model_dir: str, examples: str) -> None:
     are deleted, and a step's container sees only its own run's): the Keras model and a team's module beside it
     (the next run's evaluation baseline and warm start), and the training data's statistics (what new data and
     served traffic are compared with). TF Serving ignores `assets.extra`."""
-    model = model_file(model_dir).rsplit("/", 1)[0]
-    io.makedirs(f"{stage}/{KEPT_MODEL.rsplit('/', 1)[0]}")
+    model = model_dir.rstrip("/")
+    io.makedirs(f"{stage}/{KEPT_MODEL_DIR}")
     for name in ("model.keras", model_module.RECORD, model_module.SOURCE):
         if io.exists(f"{model}/{name}"):
-            io.gfile().copy(f"{model}/{name}", f"{stage}/{KEPT_MODEL.rsplit('/', 1)[0]}/{name}", overwrite=True)
+            io.gfile().copy(f"{model}/{name}", f"{stage}/{KEPT_MODEL_DIR}/{name}", overwrite=True)
     for name in STATISTICS_FILES:
         if io.exists(f"{examples}/{name}"):
             io.gfile().copy(f"{examples}/{name}", f"{stage}/{TRAINING_STATISTICS}/{name}", overwrite=True)
