@@ -94,7 +94,6 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
 
 def _pipeline(cfg: RunConfig, step: str, after: str, pipeline: str) -> tuple:
     """The pipeline function to run, and its arguments."""
-    from components.common import fingerprint
     from pipelines import monitoring, summary, training
 
     if pipeline == "monitoring":
@@ -102,20 +101,26 @@ def _pipeline(cfg: RunConfig, step: str, after: str, pipeline: str) -> tuple:
     if pipeline == "batch":
         from pipelines import batch
 
-        return batch.build(cfg), {"source_fingerprint": fingerprint.of_source(cfg.ingest.source, cfg.ingest.query)}
+        return batch.build(cfg), _fingerprint(cfg)
     if step:
         return training.build_step(cfg, step, summary.outputs_of(Path(after).resolve())), {}
-    digest = fingerprint.of_source(cfg.ingest.source, cfg.ingest.query)
-    return training.build(cfg), {"source_fingerprint": digest}
+    return training.build(cfg), _fingerprint(cfg)
+
+
+def _fingerprint(cfg: RunConfig) -> dict[str, str]:
+    """The data's fingerprint as a pipeline argument: an ingest step never reuses an earlier run's data from a
+    source that changed."""
+    from components.common import fingerprint
+
+    return {"source_fingerprint": fingerprint.of_source(cfg.ingest.source, cfg.ingest.query)}
 
 
 def _package(package: Package, cfg: RunConfig, docker: bool) -> tuple:
-    """The compiled file, rehearsed, and its arguments: the data's fingerprint (never reuse an earlier run's data
-    from a changed source), and in containers the config with absolute paths."""
-    from components.common import fingerprint
+    """The compiled file, rehearsed, and its arguments: the data's fingerprint, and in containers the config with
+    absolute paths."""
     from pipelines import training
 
-    arguments = {"source_fingerprint": fingerprint.of_source(cfg.ingest.source, cfg.ingest.query)}
+    arguments = _fingerprint(cfg)
     if docker:
         arguments.update(training.parameters(cfg))
     return package.component(), {k: v for k, v in arguments.items() if k in package.parameters}
