@@ -168,6 +168,7 @@ class EditorFeature:
     vocabulary: tuple[str, ...] = ()  # string features: the choices offered ("" stands for missing)
     grid: tuple[float, ...] = ()  # numbers: where partial dependence is evaluated
     text: bool = False  # free text: edited in a text area, never swept by partial dependence
+    list: str = ""  # a list's values' type (int, float, string): edited as values separated by commas, never swept
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ model's versions and forwards `/v1/...` to it, so the page and the model
 share one origin. The partial-dependence plot is drawn here, by the report's
 own plotting code, so the page and the report show it alike (labelled axes, a
 legend, "(missing)" for a missing value). The datapoint editor edits tabular
-features, text in a text area; image models have their analysis in the report (`tfpipe whatif report`).
+features, text in a text area, lists as values separated by commas; image
+models have their analysis in the report (`tfpipe whatif report`).
 """
 
 from __future__ import annotations
@@ -57,15 +58,23 @@ def examples_document(examples: str, model: str) -> PageDocument:
     features, columns = [], {}
     for f in schema.inputs:
         values = test.features[f.name]
-        columns[f.name] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else
-                           float(f"{v:.6g}") if f.type == "float" else v.item() for v in values]  # no float32 noise
+        columns[f.name] = [[_plain(v, f.element_type) for v in value] if f.is_list else _plain(value, f.type)
+                           for value in values]
         features.append(EditorFeature(f.name, f.is_numeric, f.type == "int",
                                       (*f.vocabulary, "") if f.type == "string" else (),  # "": a missing value
-                                      tuple(grid(values, True, 12)) if f.is_numeric else (), f.type == "text"))
+                                      tuple(grid(values, True, 12)) if f.is_numeric else (), f.type == "text",
+                                      f.element_type if f.is_list else ""))
     labels = [task.classes[int(i)] for i in test.labels] if task.classes else test.labels.tolist()
     rows = tuple({**{name: column[i] for name, column in columns.items()}, "_label": labels[i]}
                  for i in range(len(labels)))
     return PageDocument(model, schema.label, task.classes, tuple(features), rows)
+
+
+def _plain(value, kind: str):
+    """A value as the page shows and sends it: text for bytes, floats to 6 digits (no float32 noise)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return float(f"{value:.6g}") if kind == "float" else value.item()
 
 
 def app(document: PageDocument, model_url: str) -> web.Application:
@@ -100,9 +109,9 @@ async def _partial_dependence(request: web.Request) -> web.Response:
     try:
         asked = from_plain(PartialDependenceRequest, await request.json(), "partial dependence request")
         feature = document.feature(asked.feature)
-        if feature.text:
-            raise WhatIfError(f"{feature.name!r} is text: partial dependence sweeps a number or a category over "
-                              f"its values, and a text has no such values")
+        if feature.text or feature.list:
+            raise WhatIfError(f"{feature.name!r} is {'text' if feature.text else 'a list'}: partial dependence "
+                              f"sweeps a number or a category over its values, and it has no such values")
         sweep = feature.grid if feature.numeric else feature.vocabulary
         answers = await _predict(request.app, [{**asked.row, feature.name: v} for v in sweep])
     except (ConfigError, WhatIfError, ValueError) as e:

@@ -61,7 +61,7 @@ def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str, evaluate: Ev
     outputs = predict(model, test.data)
     tabular = [f for f in schema.inputs if f.type != "image"]
     images = [f for f in schema.inputs if f.type == "image"]
-    swept = [f.name for f in tabular if f.type != "text"]
+    swept = [f.name for f in tabular if f.type != "text" and not f.is_list]
 
     def scored(mask: np.ndarray) -> dict[str, float]:
         return metrics_lib.scalars(score(task, test.labels[mask], outputs[mask], curves=False))
@@ -98,12 +98,12 @@ def _per_class(task: Task, test: TestSplit, scored: Scored) -> tuple[SliceMetric
 
 def _partial_dependences(cfg: WhatIfConfig, model: keras.Model, schema: Schema, tabular: list[Feature],
                          swept: list[str], test: TestSplit) -> tuple[PartialDependence, ...]:
-    """Over `cfg.features`, or every number and category (`swept`): a text is not swept, as no grid of texts
-    means anything (each is its own value); the model still reads the examples' own texts."""
-    text = [name for name in cfg.features if schema.feature(name).type == "text"]
-    if text:
-        raise WhatIfError(f"whatif.features: {text} are text; partial dependence sweeps numbers and categories "
-                          f"({swept})")
+    """Over `cfg.features`, or every number and category (`swept`): a text or a list is not swept, as no grid
+    of texts or lists means anything (each is its own value); the model still reads the examples' own."""
+    unswept = [name for name in cfg.features if name not in swept]
+    if unswept:
+        raise WhatIfError(f"whatif.features: {unswept} are text or lists; partial dependence sweeps numbers and "
+                          f"categories ({swept})")
     if not swept:
         return ()
     predict_rows = _tabular_predictor(model, tabular)
@@ -170,7 +170,9 @@ def _tabular_predictor(model: keras.Model, inputs: list[Feature]):
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     def predict_rows(features: dict[str, np.ndarray]) -> np.ndarray:
-        batch = {f.name: tf.constant(np.asarray(features[f.name]).reshape(-1, 1).tolist(), dtype=DTYPES[f.type])
+        batch = {f.name: tf.ragged.constant([list(v) for v in features[f.name]], dtype=DTYPES[f.type], ragged_rank=1)
+                 if f.is_list else
+                 tf.constant(np.asarray(features[f.name]).reshape(-1, 1).tolist(), dtype=DTYPES[f.type])
                  for f in inputs}
         return forward(batch).numpy()
 

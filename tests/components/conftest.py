@@ -27,10 +27,11 @@ def penguins_examples(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def reviews_examples(tmp_path_factory):
-    """1,500 generated product reviews: an id, a product, a count, the review (text), the sentiment."""
+    """1,500 generated product reviews: an id, a product, a count, the review (text), the sentiment, and two
+    lists: the order's tags (strings) and the reviewer's past ratings (ints)."""
     root = tmp_path_factory.mktemp("reviews")
     run(IngestConfig(source=str(reviews.write(root / "reviews.csv", count=1500)), label="sentiment",
-                     key="review_id"), str(root / "examples"))
+                     key="review_id", list_delimiter=reviews.LIST_DELIMITER), str(root / "examples"))
     return str(root / "examples")
 
 
