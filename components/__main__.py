@@ -119,6 +119,8 @@ def add_step_commands(commands) -> None:
     whatif_report.add_argument("--model", required=True, help="the train step's output folder (holds model.keras)")
     whatif_report.add_argument("--examples", required=True, help="the ingest step's output folder")
     whatif_report.add_argument("--out", required=True, help="output folder (replaced whole on success)")
+    whatif_report.add_argument("--compare", default="", help="another model on the same label (a train output "
+                                                             "folder or model.keras): both side by side")
     whatif_report.set_defaults(handler=whatif_report_command)
     whatif_serve = whatif_commands.add_parser("serve", help="the interactive What-If page on 127.0.0.1")
     whatif_serve.add_argument("--model-base", required=True, help="the exported model's folder of versions")
@@ -289,8 +291,10 @@ def whatif_report_command(args: argparse.Namespace) -> int:
     cfg = config_lib.load_section(args.config, args.overrides, "whatif")
     from components import whatif
 
-    result = whatif.run(cfg.whatif, args.model, args.examples, args.out, cfg.evaluate)
-    print(f"What-If report on {result.document.count:,} test examples -> {args.out}/report.html")
+    compare = whatif.Compared(args.compare) if args.compare else None
+    result = whatif.run(cfg.whatif, args.model, args.examples, args.out, cfg.evaluate, compare)
+    print(f"What-If report on {result.document.count:,} test examples"
+          f"{' comparing two models' if compare else ''} -> {args.out}/report.html")
     return 0
 
 

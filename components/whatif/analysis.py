@@ -76,13 +76,13 @@ def nearest_counterfactual(features: dict[str, np.ndarray], numeric: list[str], 
         else:
             distance += values[others] != values[index]
     best = int(others[np.argmin(distance)])
-    values = tuple(FeatureValues(name, _text(column[index]), _text(column[best]), bool(column[best] != column[index]))
-                   for name, column in features.items())
+    values = tuple(FeatureValues(name, shown_value(column[index]), shown_value(column[best]),
+                                 bool(column[best] != column[index])) for name, column in features.items())
     return Counterfactual(index, classes[predicted[index]], best, classes[predicted[best]], float(distance.min()),
                           values)
 
 
-def _text(value) -> str:
+def shown_value(value) -> str:
     """A feature value for people: numbers to 6 significant digits (no float32 noise), strings as `shown`."""
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.6g}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from components.common import io
 from components.common.config import ConfigError, from_plain, to_plain
@@ -122,6 +122,89 @@ class WhyEmpty:
 
 
 @dataclass(frozen=True)
+class Difference:
+    """One metric of both models on the same rows: the candidate minus the baseline, and the 95% interval of
+    that difference over bootstrap resamples of the rows (both models scored on each resample). `better` names
+    the model the interval favours; "neither" when it holds 0 (the difference is within noise)."""
+
+    metric: str
+    candidate: float
+    baseline: float
+    difference: float
+    low: float
+    high: float
+    better: Literal["candidate", "baseline", "neither"]
+
+
+@dataclass(frozen=True)
+class SliceDifferences:
+    feature: str
+    slice: str
+    count: int
+    differences: tuple[Difference, ...]
+    disagreements: int = 0  # rows whose predicted class differs between the models
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A difference beyond noise, and where: "overall" or "<feature> = <slice>"."""
+
+    where: str
+    difference: Difference
+
+
+@dataclass(frozen=True)
+class Value:
+    feature: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A test row the two models put in different classes, with each one's confidence and the row's features."""
+
+    example: int
+    true: str
+    candidate: str
+    candidate_confidence: float
+    baseline: str
+    baseline_confidence: float
+    values: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class CalibrationBin:
+    low: float
+    high: float
+    count: int
+    confidence: float  # mean top-class probability of the bin's rows
+    accuracy: float  # how often that class is right
+
+
+@dataclass(frozen=True)
+class Calibration:
+    ece: float  # expected calibration error
+    bins: tuple[CalibrationBin, ...]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The candidate (the document's model) against a baseline on the same test rows."""
+
+    candidate: str  # where each model was loaded from
+    baseline: str
+    resamples: int  # bootstrap resamples behind every interval
+    overall: tuple[Difference, ...]
+    findings: tuple[Finding, ...]  # every difference beyond noise, overall first: the verdict
+    slices: tuple[SliceDifferences, ...] = ()
+    disagreements: int = 0
+    most_confident: tuple[Disagreement, ...] = ()  # disagreements where the models are surest, surest first
+    calibration: tuple[Calibration, ...] = ()  # (candidate, baseline); classification only
+    partial_dependence: tuple[PartialDependence, ...] = ()  # the baseline's, on the candidate's grids
+    why_no_disagreements: str = ""  # regression: there are no classes to disagree on
+
+
+@dataclass(frozen=True)
 class WhatIfDocument:
     """whatif.json: every analysis of one model on its test split."""
 
@@ -137,6 +220,7 @@ class WhatIfDocument:
     thresholds: Thresholds | None = None
     images: tuple[SaliencyExample, ...] = ()
     why_empty: WhyEmpty = WhyEmpty()
+    comparison: Comparison | None = None  # `--compare`, or the pipeline's baseline: both models side by side
 
     def to_json(self) -> str:
         return json.dumps(to_plain(self))

@@ -7,10 +7,11 @@ import pytest
 from components.common.config import EvaluateConfig, IngestConfig, WhatIfConfig
 from components.common.layers import Standardize
 from components.common.schema import Schema
+from components.common.task import Task
 from components.ingest import run as ingest
 from components.train import models
-from components.whatif import analysis, run
-from components.whatif.document import WhatIfDocument, WhatIfError
+from components.whatif import Compared, analysis, comparison, run
+from components.whatif.document import Finding, WhatIfDocument, WhatIfError
 from tests.components.conftest import trained
 from tests.conftest import people_rows, write_csv
 from tests.pages import assert_whatif_report_shows
@@ -105,3 +106,71 @@ def test_image_model_report(tmp_path, digits_model, digits_examples):
         assert np.asarray(item.image).shape == (8, 8, 1)
     assert "occlusion saliency" in (tmp_path / "w" / "report.html").read_text()
     assert WhatIfDocument.read(str(tmp_path / "w")) == document
+
+
+def test_paired_bootstrap_by_hand():
+    """Two models on 400 rows: the candidate right on 300, the baseline on the same 300 minus 40 (a paired
+    difference of 0.1 whose interval leaves out 0); against itself, a difference of exactly 0, within noise."""
+    labels = np.zeros(400, int)
+    right, wrong = np.array([[0.9, 0.1]]), np.array([[0.2, 0.8]])
+    candidate = np.where(np.arange(400)[:, None] < 300, right, wrong)
+    baseline = np.where(np.arange(400)[:, None] < 260, right, wrong)
+    task = Task("classification", ("no", "yes"))
+    accuracy, loss = comparison.differences(comparison.per_row(task, labels, candidate, baseline),
+                                            np.arange(400), 500)
+    assert (accuracy.candidate, accuracy.baseline) == (0.75, 0.65)
+    assert accuracy.difference == pytest.approx(0.1)
+    assert 0 < accuracy.low < 0.1 < accuracy.high < 0.2
+    assert accuracy.better == "candidate"
+    assert loss.difference < 0 and loss.better == "candidate"  # lower loss is better
+    same = comparison.differences(comparison.per_row(task, labels, candidate, candidate), np.arange(400), 500)
+    assert [(d.difference, d.low, d.high, d.better) for d in same] == [(0, 0, 0, "neither")] * 2
+
+
+def test_the_candidate_against_a_worse_model_on_the_same_rows(tmp_path, penguins_model, other_penguins_model,
+                                                              penguins_examples):
+    cfg = WhatIfConfig(grid_points=4, ice_examples=2, counterfactuals=2, disagreement_examples=3)
+    slicing = EvaluateConfig(slices=("island",))
+    document = run(cfg, penguins_model, penguins_examples, str(tmp_path / "w"), slicing,
+                   Compared(other_penguins_model, "production (version 1)")).document
+    c = document.comparison
+    accuracy = next(d for d in c.overall if d.metric == "accuracy")
+    assert accuracy.candidate == pytest.approx(document.overall["accuracy"])
+    assert accuracy.low <= accuracy.difference <= accuracy.high
+    assert accuracy.better == "candidate" and accuracy.low > 0, "noise of 0.5 on every weight must cost accuracy"
+    assert c.findings[0] == Finding("overall", c.overall[0])
+    islands = {s.slice: s for s in c.slices if s.feature == "island"}
+    assert set(islands) == {"Biscoe", "Dream", "Torgersen"}
+    assert sum(s.count for s in islands.values()) == document.count
+    assert sum(s.disagreements for s in islands.values()) == c.disagreements > 0
+    assert {s.slice for s in c.slices if s.feature == "true class"} == {"Adelie", "Chinstrap", "Gentoo"}
+    assert 0 < len(c.most_confident) <= 3
+    for d in c.most_confident:
+        assert d.candidate != d.baseline
+        assert {v.feature for v in d.values} == {f.name for f in Schema.read(penguins_examples).inputs}
+    sureness = [min(d.candidate_confidence, d.baseline_confidence) for d in c.most_confident]
+    assert sureness == sorted(sureness, reverse=True)
+    assert len(c.calibration) == 2 and all(0 <= cal.ece <= 1 for cal in c.calibration)
+    assert [pd.feature for pd in c.partial_dependence] == [pd.feature for pd in document.partial_dependence]
+    assert [pd.grid for pd in c.partial_dependence] == [pd.grid for pd in document.partial_dependence]
+    assert c.partial_dependence[0].mean != document.partial_dependence[0].mean
+    report = (tmp_path / "w" / "report.html").read_text()
+    assert report.index("<h2>Verdict</h2>") < report.index("<h2>Performance by slice</h2>")
+    assert f"overall: accuracy {accuracy.candidate:.4f} against {accuracy.baseline:.4f}" in report
+    assert "production (version 1)" in report and "(baseline)" in report and "ECE" in report
+    assert WhatIfDocument.read(str(tmp_path / "w")) == document
+
+
+def test_a_model_of_another_label_is_not_compared(tmp_path, penguins_examples, bill_length_only):
+    two = tmp_path / "two"
+    schema = Schema.read(penguins_examples)
+    inputs = {f.name: models.model_input(f) for f in schema.inputs}
+    x = keras.layers.Concatenate()([keras.ops.cast(inputs["bill_length_mm"], "float32"),
+                                    keras.ops.cast(inputs["year"], "float32")])
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save(two.with_suffix(".keras"))
+    with pytest.raises(WhatIfError, match=r"two.keras: it answers 2 values per example where the candidate and the "
+                                          r"examples' label answer 3 class probabilities \(Adelie, Chinstrap, "
+                                          r"Gentoo\): the two models do not have the same task or classes"):
+        run(WhatIfConfig(), bill_length_only, penguins_examples, str(tmp_path / "w"), EvaluateConfig(),
+            Compared(str(two.with_suffix(".keras"))))
+    assert not (tmp_path / "w").exists()
