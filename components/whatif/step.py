@@ -27,6 +27,7 @@ import tensorflow as tf
 from components.common import io
 from components.common.config import EvaluateConfig, WhatIfConfig
 from components.common.model_loading import load_model
+from components.common.registry import Registry
 from components.common.schema import Feature, Schema
 from components.common.signatures import DTYPES
 from components.common.task import Task, task_of
@@ -64,6 +65,15 @@ class Compared:
 
     model: str
     name: str = ""  # empty: the path
+
+
+def registry_baseline(home: str) -> Compared | None:
+    """What the evaluate step compares a new model with (`Registry.baseline`: the production version, else the
+    newest blessed one), named as people know it; None on a first run."""
+    found = Registry(home).baseline()
+    if found is None:
+        return None
+    return Compared(found.model, found.why if found.version is None else f"{found.why}, version {found.version}")
 
 
 def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str, evaluate: EvaluateConfig,
