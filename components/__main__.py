@@ -127,6 +127,10 @@ def add_step_commands(commands) -> None:
     whatif_serve.add_argument("--examples", required=True, help="the ingest step's output folder")
     whatif_serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     whatif_serve.add_argument("--port", type=int, default=8080, help="page port (default 8080; 0 picks one)")
+    whatif_serve.add_argument("--compare", default="", help="a registry alias (production) or version to hold the "
+                                                            "candidate against; the page can then promote it")
+    whatif_serve.add_argument("--read-only", action="store_true", help="no promote button, and the promote "
+                                                                       "request always refused")
     whatif_serve.set_defaults(handler=whatif_serve_command)
 
     serve = commands.add_parser("serve", help="serve a model's versions over TF Serving's REST and gRPC APIs")
@@ -301,7 +305,7 @@ def whatif_report_command(args: argparse.Namespace) -> int:
 def whatif_serve_command(args: argparse.Namespace) -> int:
     from components.whatif import page
 
-    with page.running(args.model_base, args.examples, args.host, args.port) as url:
+    with page.running(args.model_base, args.examples, args.host, args.port, args.compare, args.read_only) as url:
         print(f"What-If page: {url}  (Ctrl-C stops it)", flush=True)
         return wait_for_interrupt()
 

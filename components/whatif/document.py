@@ -252,17 +252,31 @@ class EditorFeature:
     vocabulary: tuple[str, ...] = ()  # string features: the choices offered ("" stands for missing)
     grid: tuple[float, ...] = ()  # numbers: where partial dependence is evaluated
     text: bool = False  # free text: edited in a text area, never swept by partial dependence
+    image: tuple[int, ...] = ()  # images: (height, width, channels); rows hold them as PNG data URLs
+
+
+@dataclass(frozen=True)
+class PageModel:
+    """One model version the page asks for predictions, through the model server's REST API."""
+
+    role: Literal["candidate", "baseline"]
+    version: int
+    shown: str  # how the page names it: "version 3 (candidate)", "production (version 2)"
+    predict: str  # the REST path: /v1/models/<name>/versions/<version>:predict
 
 
 @dataclass(frozen=True)
 class PageDocument:
-    """What the page's script gets from /api/examples: the test examples and how to edit them."""
+    """What the page's script gets from /api/examples: the test examples, how to edit them, the models."""
 
     model: str
     label: str
     classes: tuple[str, ...]
     features: tuple[EditorFeature, ...]
     rows: tuple[dict[str, Any], ...]  # one per test example: each input's value, and "_label"
+    models: tuple[PageModel, ...] = ()  # the candidate, then the baseline when comparing
+    production: int | None = None  # the version the registry's production alias points at
+    promote: bool = False  # whether the page may promote the candidate (not with --read-only)
     missing: str = MISSING  # how the page shows a missing value
 
     def feature(self, name: str) -> EditorFeature:
