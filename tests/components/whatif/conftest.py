@@ -1,8 +1,10 @@
-"""The page tests launch chromium the way the report screenshots do; a registry of two penguins versions."""
+"""The page tests launch chromium the way the report screenshots do; registries of two versions each."""
 
+import numpy as np
 import pytest
 
 from components.common.config import ExportConfig
+from components.common.model_loading import load_model
 from components.export import run as export
 from tests.reports.conftest import browser  # noqa: F401
 
@@ -13,4 +15,19 @@ def two_versions(tmp_path_factory, penguins_model, other_penguins_model, penguin
     home = tmp_path_factory.mktemp("serving") / "penguins"
     for model in (other_penguins_model, penguins_model):
         export(ExportConfig(model_name="penguins"), model, penguins_examples, str(home))
+    return home
+
+
+@pytest.fixture(scope="module")
+def two_digits(tmp_path_factory, digits_model, digits_examples):
+    """`<base>/digits`: version 1 the digits CNN with noise on its weights, version 2 the CNN itself."""
+    model = load_model(digits_model)
+    noise = np.random.default_rng(0)
+    for weight in model.trainable_weights:
+        weight.assign(weight + noise.normal(0.0, 0.1, weight.shape).astype("float32"))
+    noisy = tmp_path_factory.mktemp("digits-noisy")
+    model.save(noisy / "model.keras")
+    home = tmp_path_factory.mktemp("serving") / "digits"
+    for trained in (str(noisy), digits_model):
+        export(ExportConfig(model_name="digits"), trained, digits_examples, str(home))
     return home

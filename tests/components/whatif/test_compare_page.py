@@ -1,6 +1,9 @@
 """The What-If page comparing the candidate with production, in headless chromium, and its guarded promotion."""
 
 import json
+import re
+import signal
+import subprocess
 import urllib.error
 import urllib.request
 
@@ -13,6 +16,7 @@ from components.common.registry import PRODUCTION, Registry, RegistryError
 from components.whatif import page
 from components.whatif.document import WhatIfError
 from components.whatif.guard import TOKEN_HEADER
+from tests.pipelines.test_cli import ENV, TFPIPE
 
 
 def post(url: str, headers: dict) -> tuple[int, dict]:
@@ -56,6 +60,25 @@ def test_promotion_needs_the_token_and_the_pages_own_origin(two_versions, pengui
         with urllib.request.urlopen(f"{url}api/examples", timeout=30) as answer:
             assert json.loads(answer.read())["promote"] is False
     assert registry.resolve(PRODUCTION) == 1
+
+
+def test_the_command_prints_the_url_that_carries_the_token(two_versions, penguins_examples):
+    Registry(str(two_versions)).promote(1, PRODUCTION)
+    server = subprocess.Popen([TFPIPE, "whatif", "serve", "--model-base", str(two_versions), "--examples",
+                               penguins_examples, "--compare", "production", "--port", "0"],
+                              env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = server.stdout.readline()
+        found = re.fullmatch(r"What-If page: (http://127\.0\.0\.1:\d+/)\?token=([\w-]{32})  \(Ctrl-C stops it\)\n",
+                             line)
+        assert found, line
+        assert post(f"{found[1]}api/promote", {"Origin": found[1].rstrip("/")})[0] == 403
+        assert post(f"{found[1]}api/promote", {TOKEN_HEADER: found[2], "Origin": found[1].rstrip("/")})[0] == 200
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+    assert server.returncode == 0
+    assert Registry(str(two_versions)).resolve(PRODUCTION) == 2
 
 
 def test_what_cannot_be_compared_is_refused_before_the_page_opens(two_versions, penguins_examples, digits_examples):
