@@ -105,14 +105,14 @@ def _comparison(c: Comparison, classes: tuple[str, ...]) -> list[str]:
 
 
 def _cells(d: Difference) -> list:
-    return [d.metric, d.candidate, d.baseline, f"{d.difference:+.4f}", f"{d.low:+.4f} to {d.high:+.4f}",
+    return [d.metric, d.candidate, d.baseline, f"{d.difference:+.4g}", f"{d.low:+.4g} to {d.high:+.4g}",
             Marked(f"{d.better} better") if d.better != "neither" else "no"]
 
 
 def _finding(f: Finding) -> str:
     d = f.difference
-    return (f"{escape(f.where)}: {escape(d.metric)} {d.candidate:.4f} against {d.baseline:.4f} "
-            f"({d.difference:+.4f}, 95% interval {d.low:+.4f} to {d.high:+.4f})")
+    return (f"{escape(f.where)}: {escape(d.metric)} {d.candidate:.4g} against {d.baseline:.4g} "
+            f"({d.difference:+.4g}, 95% interval {d.low:+.4g} to {d.high:+.4g})")
 
 
 def _calibration(ax, both: tuple[Calibration, ...]) -> None:

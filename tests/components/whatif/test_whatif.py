@@ -16,7 +16,7 @@ from components.whatif import Compared, analysis, comparison, registry_baseline,
 from components.whatif.document import Finding, WhatIfDocument, WhatIfError
 from tests.components.conftest import trained
 from tests.conftest import people_rows, write_csv
-from tests.pages import assert_whatif_report_shows
+from tests.pages import assert_whatif_report_shows, tables
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,12 @@ def test_the_candidate_against_a_worse_model_on_the_same_rows(tmp_path, penguins
     assert c.partial_dependence[0].mean != document.partial_dependence[0].mean
     report = (tmp_path / "w" / "report.html").read_text()
     assert report.index("<h2>Verdict</h2>") < report.index("<h2>Performance by slice</h2>")
-    assert f"overall: accuracy {accuracy.candidate:.4f} against {accuracy.baseline:.4f}" in report
+    assert f"overall: accuracy {accuracy.candidate:.4g} against {accuracy.baseline:.4g}" in report
+    side_by_side = tables(report)["Candidate and baseline"]
+    assert [(r["feature"], r["slice"], r["metric"], r["beyond noise"]) for r in side_by_side[:len(c.overall)]] == [
+        ("overall", "", d.metric, f"{d.better} better" if d.better != "neither" else "no") for d in c.overall]
+    assert [(r["slice"], r["count"]) for r in side_by_side[len(c.overall)::2]] == [
+        (s.slice, str(s.count)) for s in c.slices]
     for shown in ("production (version 1)", "Gentoo (baseline)", "ECE"):
         assert shown in report
     assert WhatIfDocument.read(str(tmp_path / "w")) == document
@@ -188,3 +193,26 @@ def test_the_pipeline_step_compares_with_the_baseline_evaluate_uses(tmp_path, ot
     home.mkdir()
     (home / "blessed.json").write_text(json.dumps({"model": f"{other_penguins_model}/model.keras", "metrics": {}}))
     assert registry_baseline(str(home)) == Compared(f"{other_penguins_model}/model.keras", "blessed.json")
+
+
+def test_regression_models_compare_by_their_errors():
+    labels = np.zeros(200)
+    candidate, baseline = np.full((200, 1), 1.0), np.full((200, 1), 3.0)
+    baseline[:100] = -1.0  # errors: the candidate 1 everywhere; the baseline 1 on half the rows, 3 on the other
+    mae, rmse = comparison.differences(comparison.per_row(Task("regression"), labels, candidate, baseline),
+                                       np.arange(200), 300)
+    assert (mae.metric, mae.candidate, mae.baseline, mae.better) == ("mae", 1.0, 2.0, "candidate")
+    assert (rmse.metric, rmse.candidate, rmse.better) == ("rmse", 1.0, "candidate")
+    assert rmse.baseline == pytest.approx(np.sqrt(5))
+
+
+def test_an_image_model_against_itself_differs_nowhere(tmp_path, digits_model, digits_examples):
+    document = run(WhatIfConfig(saliency_examples=1, bootstrap_resamples=200), digits_model, digits_examples,
+                   str(tmp_path / "w"), EvaluateConfig(), Compared(digits_model, "itself")).document
+    c = document.comparison
+    assert (c.findings, c.disagreements, c.most_confident, c.partial_dependence) == ((), 0, (), ())
+    assert [s.feature for s in c.slices] == ["true class"] * 10
+    assert c.calibration[0] == c.calibration[1]
+    report = (tmp_path / "w" / "report.html").read_text()
+    assert "<b>No difference beyond noise</b>, overall or in any slice." in report
+    assert "None: the two models put every test row in the same class." in report
