@@ -1,11 +1,10 @@
 """The page tests launch chromium the way the report screenshots do; registries of two versions each."""
 
-import numpy as np
 import pytest
 
 from components.common.config import ExportConfig
-from components.common.model_loading import load_model
 from components.export import run as export
+from tests.components.conftest import with_noise
 from tests.reports.conftest import browser  # noqa: F401
 
 
@@ -21,13 +20,7 @@ def two_versions(tmp_path_factory, penguins_model, other_penguins_model, penguin
 @pytest.fixture(scope="module")
 def two_digits(tmp_path_factory, digits_model, digits_examples):
     """`<base>/digits`: version 1 the digits CNN with noise on its weights, version 2 the CNN itself."""
-    model = load_model(digits_model)
-    noise = np.random.default_rng(0)
-    for weight in model.trainable_weights:
-        weight.assign(weight + noise.normal(0.0, 0.1, weight.shape).astype("float32"))
-    noisy = tmp_path_factory.mktemp("digits-noisy")
-    model.save(noisy / "model.keras")
     home = tmp_path_factory.mktemp("serving") / "digits"
-    for trained in (str(noisy), digits_model):
+    for trained in (with_noise(tmp_path_factory, digits_model, 0.1), digits_model):
         export(ExportConfig(model_name="digits"), trained, digits_examples, str(home))
     return home
