@@ -28,6 +28,7 @@ from components.whatif.document import (
     SliceDifferences,
     Value,
     WhatIfError,
+    nested,
 )
 
 RESAMPLED_VALUES = 1 << 21  # rows x resamples drawn at once: bounds the memory of one bootstrap step
@@ -113,15 +114,18 @@ def findings(overall: tuple[Difference, ...], slices: tuple[SliceDifferences, ..
 
 
 def most_confident_disagreements(task: Task, labels: np.ndarray, candidate: np.ndarray, baseline: np.ndarray,
-                                 features: dict[str, np.ndarray], count: int) -> tuple[Disagreement, ...]:
-    """Rows put in different classes, those where the less sure of the two models is surest first."""
+                                 features: dict[str, np.ndarray], count: int,
+                                 pictures: np.ndarray | None = None) -> tuple[Disagreement, ...]:
+    """Rows put in different classes, those where the less sure of the two models is surest first; each with
+    its features and, for an image model, its image (`pictures`, one per row)."""
     a, b = candidate.argmax(axis=1), baseline.argmax(axis=1)
     rows = np.flatnonzero(a != b)
     sure = np.minimum(candidate[rows, a[rows]], baseline[rows, b[rows]])
     return tuple(
         Disagreement(int(i), task.classes[int(labels[i])], task.classes[a[i]], float(candidate[i, a[i]]),
                      task.classes[b[i]], float(baseline[i, b[i]]),
-                     tuple(Value(name, shown_value(column[i])) for name, column in features.items()))
+                     tuple(Value(name, shown_value(column[i])) for name, column in features.items()),
+                     nested(pictures[i].tolist()) if pictures is not None else ())
         for i in rows[np.argsort(-sure, kind="stable")][:count])
 
 

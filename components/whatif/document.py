@@ -170,6 +170,7 @@ class Disagreement:
     baseline: str
     baseline_confidence: float
     values: tuple[Value, ...]
+    image: tuple[tuple[tuple[int, ...], ...], ...] = ()  # an image model's input, [row][column][channel]
 
 
 @dataclass(frozen=True)

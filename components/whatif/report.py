@@ -91,13 +91,14 @@ def _comparison(c: Comparison, classes: tuple[str, ...]) -> list[str]:
                                              figure(_calibration, c.calibration)]))
     if c.most_confident:
         names = [v.feature for v in c.most_confident[0].values]
+        images = [figure(_picture, d.image, f"#{d.example}", size=(1.4, 1.6)) for d in c.most_confident if d.image]
         parts.append(section("Disagreements", [
             f"<p>{c.disagreements:,} test rows are put in different classes (by slice: the table above). "
-            "The ones where both models are surest:</p>",
+            "The ones where both models are surest (a wrong answer highlighted):</p>",
             table(["#", "true", "candidate", "confidence", "baseline", "confidence", *names],
                   [[d.example, d.true, Marked(d.candidate) if d.candidate != d.true else d.candidate,
                     d.candidate_confidence, Marked(d.baseline) if d.baseline != d.true else d.baseline,
-                    d.baseline_confidence, *(v.value for v in d.values)] for d in c.most_confident])]))
+                    d.baseline_confidence, *(v.value for v in d.values)] for d in c.most_confident]), *images]))
     elif c.why_no_disagreements or classes:
         parts.append(section("Disagreements", [], c.why_no_disagreements or
                              "None: the two models put every test row in the same class."))
@@ -201,13 +202,18 @@ def _threshold_curves(ax, t: Thresholds) -> None:
     legend(ax)
 
 
+def _picture(ax, pixels: tuple, title: str) -> None:
+    """An image as the model reads it, in its own colours (grey levels shown as grey)."""
+    image = np.asarray(pixels, dtype=np.uint8)
+    ax.imshow(np.repeat(image[..., :1], 3, axis=2) if image.shape[2] < 3 else image)
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=8)
+
+
 def _saliency(axes, item: SaliencyExample) -> None:
     picture, heat = axes
-    image = np.asarray(item.image, dtype=np.uint8)
-    picture.imshow(np.repeat(image[..., :1], 3, axis=2) if image.shape[2] < 3 else image)
-    picture.set_axis_off()
-    picture.set_title(f"example {item.example}: true {item.true},\npredicted {item.predicted} "
-                      f"({item.confidence:.2f})", fontsize=8)
+    _picture(picture, item.image, f"example {item.example}: true {item.true},\npredicted {item.predicted} "
+                                  f"({item.confidence:.2f})")
     saliency = np.asarray(item.saliency, dtype=float)
     extent = max(float(np.abs(saliency).max()), 1e-9)
     colour_bar(heat, heat.imshow(saliency, cmap="RdBu_r", vmin=-extent, vmax=extent),

@@ -112,8 +112,8 @@ def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str, evaluate: Ev
             thresholds="" if len(task.classes) == 2 else
             f"Threshold analysis is for binary labels; {schema.label!r} {_has_what(task)}.",
             images=_why_no_images(task, images, test, outputs)),
-        comparison=_compare(cfg, evaluate, schema, task, test, outputs, baseline, compare, model_dir, tabular, swept)
-        if compare else None)
+        comparison=_compare(cfg, evaluate, schema, task, test, outputs, baseline, compare, model_dir, tabular, swept,
+                            images) if compare else None)
     with io.staged_dir(out) as stage:
         document.write(stage)
         io.write_text(f"{stage}/report.html", report.html(document))
@@ -124,7 +124,7 @@ def run(cfg: WhatIfConfig, model_dir: str, examples: str, out: str, evaluate: Ev
 
 def _compare(cfg: WhatIfConfig, evaluate: EvaluateConfig, schema: Schema, task: Task, test: TestSplit,
              outputs: np.ndarray, baseline: keras.Model, compare: Compared, model_dir: str, tabular: list[Feature],
-             swept: list[str]) -> Comparison:
+             swept: list[str], images: list[Feature]) -> Comparison:
     """The model (the candidate) against `baseline` on the same test rows, overall and per slice."""
     name = compare.name or compare.model
     theirs = predict(baseline, test.data)
@@ -144,7 +144,8 @@ def _compare(cfg: WhatIfConfig, evaluate: EvaluateConfig, schema: Schema, task: 
         model_dir, name, cfg.bootstrap_resamples, overall, comparison.findings(overall, by_slice),
         by_slice, int(disagree.sum()),
         comparison.most_confident_disagreements(task, test.labels, outputs, theirs, test.features,
-                                                cfg.disagreement_examples) if classified else (),
+                                                cfg.disagreement_examples, _pictures(test, images[0].name)
+                                                if images else None) if classified else (),
         (comparison.calibration(test.labels, outputs), comparison.calibration(test.labels, theirs))
         if classified else (),
         _partial_dependences(replace(cfg, ice_examples=0), baseline, schema, tabular, swept, test),
@@ -238,11 +239,16 @@ def _tabular_predictor(model: keras.Model, inputs: list[Feature]):
     return predict_rows
 
 
+def _pictures(test: TestSplit, name: str) -> np.ndarray:
+    """Every test image of feature `name`, [example, row, column, channel]."""
+    return np.concatenate([x[name].numpy() for x, _ in test.data])
+
+
 def _image_analysis(model: keras.Model, name: str, task: Task, test: TestSplit, outputs: np.ndarray,
                     cfg: WhatIfConfig) -> tuple[SaliencyExample, ...]:
     """The most confidently wrong test images, each with its occlusion saliency map."""
     single = isinstance(model, keras.Sequential)
-    pictures = np.concatenate([x[name].numpy() for x, _ in test.data])
+    pictures = _pictures(test, name)
 
     def predict_images(batch: np.ndarray) -> np.ndarray:
         return np.asarray(model(batch if single else {name: batch}, training=False))

@@ -14,7 +14,7 @@ from components.ingest import run as ingest
 from components.train import models
 from components.whatif import Compared, analysis, comparison, registry_baseline, run
 from components.whatif.document import Finding, WhatIfDocument, WhatIfError
-from tests.components.conftest import trained
+from tests.components.conftest import trained, with_noise
 from tests.conftest import people_rows, write_csv
 from tests.pages import assert_whatif_report_shows, tables
 
@@ -216,3 +216,18 @@ def test_an_image_model_against_itself_differs_nowhere(tmp_path, digits_model, d
     report = (tmp_path / "w" / "report.html").read_text()
     assert "<b>No difference beyond noise</b>, overall or in any slice." in report
     assert "None: the two models put every test row in the same class." in report
+
+
+def test_an_image_models_disagreements_are_shown_as_images(tmp_path, tmp_path_factory, digits_model,
+                                                          digits_examples):
+    noisy = with_noise(tmp_path_factory, digits_model, 0.1)
+    document = run(WhatIfConfig(saliency_examples=1, bootstrap_resamples=200, disagreement_examples=3),
+                   digits_model, digits_examples, str(tmp_path / "w"), EvaluateConfig(), Compared(noisy)).document
+    c = document.comparison
+    assert c.disagreements > 0
+    assert 0 < len(c.most_confident) <= 3
+    for d in c.most_confident:
+        assert np.asarray(d.image).shape == (8, 8, 1)
+        assert d.values == ()
+    disagreements = (tmp_path / "w" / "report.html").read_text().split("<h2>Disagreements</h2>")[1].split("<h2>")[0]
+    assert disagreements.count("<svg") == len(c.most_confident)
