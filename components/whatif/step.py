@@ -132,6 +132,7 @@ def _compare(cfg: WhatIfConfig, evaluate: EvaluateConfig, schema: Schema, task: 
     metrics = comparison.per_row(task, test.labels, outputs, theirs)
     classified = task.kind == "classification"
     disagree = outputs.argmax(axis=1) != theirs.argmax(axis=1) if classified else np.zeros(len(test.labels), bool)
+    # evaluate's slices of the rows in memory, each as its mask: `compute` records whatever its score returns
     groups = [(row["feature"], row["slice"], row["metrics"])
               for row in slices.compute(schema, evaluate, test.features, lambda mask: mask)]
     groups += [("true class", c, test.labels == i) for i, c in enumerate(task.classes)]
