@@ -170,8 +170,8 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
 def whatif(config: str, examples: Input[Dataset], model: Input[Model], report: Output[HTML],
            analysis: Output[Artifact]) -> None:
     """What-If analysis of the trained model on the test split, side by side with the model evaluate compares it
-    with when there is one (read first, before this run's export can register a version); the report as HTML
-    for the KFP UI."""
+    with when there is one (the pipeline exports only after this step, so the registry's baseline is still the
+    one evaluate read); the report as HTML for the KFP UI."""
     import shutil
     import time
 
