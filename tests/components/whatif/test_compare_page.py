@@ -105,6 +105,8 @@ def test_the_candidate_beside_production_and_promoted_from_the_page(browser, tmp
     Registry(str(two_versions)).promote(1, PRODUCTION)
     with page.running(str(two_versions), penguins_examples, compare=PRODUCTION) as url:
         tab = browser.new_page(viewport={"width": 1600, "height": 900})
+        requested = []
+        tab.on("request", lambda request: requested.append(request.url))
         tab.goto(url)
         tab.wait_for_selector("#examples tbody tr")
         assert "version 2 (candidate) against production (version 1)" in tab.inner_text("#about")
@@ -163,4 +165,7 @@ def test_the_candidate_beside_production_and_promoted_from_the_page(browser, tmp
         tab.click("#promote")
         tab.wait_for_selector("#promoted:has-text('production -> version 2')")
         assert tab.inner_text("#production") == "version 2"
+        origin = url.split("?")[0]
+        assert [u for u in requested if not u.startswith(origin)] == []  # nothing from anywhere else
+        assert f"{origin}api/promote" in requested
     assert Registry(str(two_versions)).resolve(PRODUCTION) == 2
