@@ -142,8 +142,8 @@ def add_step_commands(commands) -> None:
                        help="log this fraction of requests as PredictionLogs (serve.logging.sampling_rate)")
     serve.add_argument("--log-dir", help="folder of the request log files (serve.logging.dir)")
 
-    monitor = commands.add_parser("monitor", help="request logs + training examples -> skew, drift, report; "
-                                                  "exit 1 when a threshold is crossed")
+    monitor = commands.add_parser("monitor", help="request logs + training examples (+ labels) -> skew, drift, "
+                                                  "quality, report; exit 1 when a threshold is crossed")
     add_config_arguments(monitor)
     monitor.add_argument("--log", "--logs", dest="logs",
                          help="the server's request log folder (default: serve.logging.dir)")
@@ -153,6 +153,9 @@ def add_step_commands(commands) -> None:
     monitor.add_argument("--window", "--window-seconds", dest="window", type=duration,
                          help="window length: 3600, 3600s, 90m, 1h or 1d (default: monitor.window_seconds)")
     monitor.add_argument("--since", type=int, default=0, help="only requests logged from this time (epoch seconds)")
+    monitor.add_argument("--labels", help="the labels that arrived since: a file, folder, glob or bq:// table of "
+                                          "key, label and optionally the time it became known, {YYYY}-{MM}-{DD} "
+                                          "for every day present (default: monitor.labels.source)")
     monitor.set_defaults(handler=monitor_command)
     serve.set_defaults(handler=serve_command)
 
@@ -337,8 +340,9 @@ def monitor_command(args: argparse.Namespace) -> int:
     logs = args.logs or cfg.serve.logging.dir
     if not logs:
         raise config_lib.ConfigError("--log: expected the server's request log folder (or serve.logging.dir)")
-    examples = args.examples or monitor.production_examples(cfg.model_home)
-    result = monitor.run(cfg.monitor, logs, examples, args.out, window=args.window, since=args.since)
+    examples = args.examples or monitor.production(cfg.model_home).examples
+    result = monitor.run(cfg.monitor, logs, examples, args.out, window=args.window, since=args.since,
+                         labels=args.labels or "", blessed=monitor.blessed(cfg.model_home))
     print(f"{result.findings.headline()} -> {args.out}/report.html")
     return 1 if result.crossed else 0
 

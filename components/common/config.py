@@ -35,11 +35,15 @@ from components.common.config_data import (  # noqa: F401 (the sections, importa
     ValidateConfig,
 )
 from components.common.config_serving import (  # noqa: F401 (the sections, importable from here as before)
+    CLASSIFICATION_QUALITY,
+    EXAMPLE_KEY_HEADER,
+    REGRESSION_QUALITY,
     BatchingConfig,
     DeployConfig,
     DeployTarget,
     ExportConfig,
     KServeLoggerMode,
+    LabelsConfig,
     MonitorConfig,
     PredictConfig,
     RequestLogConfig,

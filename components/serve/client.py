@@ -29,6 +29,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from components.common.config import EXAMPLE_KEY_HEADER
 from components.common.errors import TfpipeError
 from components.serve.tensors import to_proto
 
@@ -49,7 +50,7 @@ class RestClient:
         suffix = f"/versions/{version}" if version is not None else f"/labels/{label}" if label else ""
         return f"/v1/models/{self.model}{suffix}"
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> dict:
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> dict:
         """One request on the kept connection; the decoded JSON answer.
 
         A kept connection the server closed while it was idle fails the next request: that one is sent again, once,
@@ -58,7 +59,8 @@ class RestClient:
         for attempt in range(2):
             kept = self.connection.sock is not None
             try:
-                self.connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+                self.connection.request(method, path, body=body,
+                                        headers={"Content-Type": "application/json", **(headers or {})})
                 response = self.connection.getresponse()
                 data = response.read()
                 break
@@ -75,11 +77,13 @@ class RestClient:
         return json.loads(data)
 
     def predict(self, instances: list | None = None, inputs=None, signature: str = "", version: int | None = None,
-                label: str | None = None) -> dict:
+                label: str | None = None, example_keys: list[str] | None = None) -> dict:
+        """`example_keys`: the examples' keys, sent in the X-Example-Key header for the request log."""
         body = {"instances": instances} if instances is not None else {"inputs": inputs}
         if signature:
             body["signature_name"] = signature
-        return self.request("POST", f"{self._path(version, label)}:predict", json.dumps(body).encode())
+        return self.request("POST", f"{self._path(version, label)}:predict", json.dumps(body).encode(),
+                            {EXAMPLE_KEY_HEADER: ",".join(example_keys)} if example_keys is not None else None)
 
     def classify(self, examples: list[dict], context: dict | None = None, signature: str = "classification",
                  version: int | None = None) -> list:
@@ -116,19 +120,22 @@ class GrpcClient:
         elif label:
             spec.version_label = label
 
-    def _call(self, method, request):
+    def _call(self, method, request, metadata=None):
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as e:
             raise ServeError(e.code().name, e.details()) from None
 
     def predict(self, inputs: dict[str, np.ndarray], signature: str = "serving_default", version: int | None = None,
-                label: str | None = None, proto=to_proto) -> dict[str, np.ndarray]:
+                label: str | None = None, proto=to_proto, example_keys: list[str] | None = None
+                ) -> dict[str, np.ndarray]:
+        """`example_keys`: the examples' keys, sent as x-example-key metadata for the request log."""
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, signature, version, label)
         for name, value in inputs.items():
             request.inputs[name].CopyFrom(proto(np.asarray(value)))
-        response = self._call(self.predictions.Predict, request)
+        metadata = [(EXAMPLE_KEY_HEADER.lower(), ",".join(example_keys))] if example_keys is not None else None
+        response = self._call(self.predictions.Predict, request, metadata)
         return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
 
     def _input(self, examples: list) -> input_pb2.Input:
