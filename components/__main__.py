@@ -147,6 +147,8 @@ def add_step_commands(commands) -> None:
     add_config_arguments(monitor)
     monitor.add_argument("--log", "--logs", dest="logs",
                          help="the server's request log folder (default: serve.logging.dir)")
+    monitor.add_argument("--predictions", help="instead of request logs: batch predictions, a predict step's output "
+                                               "folder ({YYYY}-{MM}-{DD} for every day present), for their quality")
     monitor.add_argument("--examples", help="the training data, an ingest step's output folder (default: the "
                                             "examples the registry's production model was trained on)")
     monitor.add_argument("--out", required=True, help="output folder for findings.json, report.html, windows/")
@@ -338,11 +340,18 @@ def monitor_command(args: argparse.Namespace) -> int:
     from components import monitor
 
     logs = args.logs or cfg.serve.logging.dir
-    if not logs:
-        raise config_lib.ConfigError("--log: expected the server's request log folder (or serve.logging.dir)")
+    if args.predictions and args.logs:
+        raise config_lib.ConfigError("--predictions and --log: expected one of them")
+    if not logs and not args.predictions:
+        raise config_lib.ConfigError("--log: expected the server's request log folder (or serve.logging.dir), or "
+                                     "--predictions")
     examples = args.examples or monitor.production(cfg.model_home).examples
-    result = monitor.run(cfg.monitor, logs, examples, args.out, window=args.window, since=args.since,
-                         labels=args.labels or "", blessed=monitor.blessed(cfg.model_home))
+    labels, blessed = args.labels or "", monitor.blessed(cfg.model_home)
+    if args.predictions:
+        result = monitor.batch(cfg.monitor, args.predictions, examples, args.out, labels, blessed, args.window)
+    else:
+        result = monitor.run(cfg.monitor, logs, examples, args.out, window=args.window, since=args.since,
+                             labels=labels, blessed=blessed)
     print(f"{result.findings.headline()} -> {args.out}/report.html")
     return 1 if result.crossed else 0
 

@@ -14,8 +14,8 @@ from components.monitor.findings import (
     UnfinishedFile,
     Window,
 )
-from components.monitor.step import MonitorResult, blessed, production, recent, run, scheduled
+from components.monitor.step import MonitorResult, batch, blessed, production, recent, run, scheduled
 
 __all__ = ["Anomaly", "DamagedFile", "Findings", "LabelCounts", "LabelsRead", "Measurement", "MonitorError",
-           "MonitorResult", "Quality", "blessed", "UnfinishedFile", "Window", "production", "recent", "run",
+           "MonitorResult", "Quality", "batch", "blessed", "UnfinishedFile", "Window", "production", "recent", "run",
            "scheduled"]

@@ -35,11 +35,11 @@ from components.common.metadata import DataMetadata
 from components.common.registry import Baseline, Registry
 from components.common.schema import Schema
 from components.common.task import Task, task_of
-from components.monitor import compare, labels as labels_lib, logs, quality, report, statistics
+from components.monitor import batch_predictions, compare, labels as labels_lib, logs, quality, report, statistics
 from components.monitor.decode import Decoder, Traffic
 from components.monitor.errors import MonitorError
 from components.monitor.findings import Anomaly, Findings, Window
-from components.validate.profile import profiles
+from components.validate.profile import Profile, profiles
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,7 @@ def run(cfg: MonitorConfig, log_dir: str, training_examples: str, out: str, wind
     end) in windows of `window` seconds (default `cfg.window_seconds`) against the ingest output
     `training_examples`, into the folder `out`; with `labels` (default `cfg.labels.source`) their quality too,
     against `blessed`, the served model's blessed evaluation (`production(...).metrics`)."""
-    cfg.validate()
-    seconds = window or cfg.window_seconds
-    if not 1 <= seconds <= MonitorConfig.MAX_WINDOW_SECONDS:
-        raise MonitorError(f"window: expected 1 to {MonitorConfig.MAX_WINDOW_SECONDS:,} seconds (100 years), got "
-                           f"{seconds:,}")
+    seconds = _seconds(cfg, window)
     schema, meta = _training(training_examples)
     _check_thresholds(cfg, schema)
     task = task_of(schema)
@@ -113,8 +109,49 @@ def run(cfg: MonitorConfig, log_dir: str, training_examples: str, out: str, wind
         previous = start
     findings = Findings(log_dir, training_examples, seconds, cfg.retrain_on, tuple(windows), len(paths),
                         tuple(read.damaged), tuple(read.unfinished), judge and judge.read(used, set(last)))
+    return _written(out, findings, written, training, seen)
+
+
+def batch(cfg: MonitorConfig, predictions: str, training_examples: str, out: str, labels: str = "",
+          blessed: dict[str, float] | None = None, window: int | None = None) -> MonitorResult:
+    """The quality of batch predictions (`predictions`: a predict step's output folder, or {YYYY}-{MM}-{DD} /
+    {SPAN} folders) against `labels` (default `cfg.labels.source`), in windows by the time each folder was
+    written, into the folder `out`. Their inputs were validated when the batch pipeline ingested them."""
+    seconds = _seconds(cfg, window)
+    schema, _ = _training(training_examples)
+    task = task_of(schema)
+    judge = _judge(cfg, schema, task, labels or cfg.labels.source, blessed or {})
+    if judge is None:
+        raise MonitorError("batch predictions are monitored for their quality: expected labels (monitor.labels.source "
+                           "or --labels)")
+    scored = batch_predictions.read(predictions, schema, task, judge.sliced, seconds)
+    last = quality.last_predictions(scored)
+    labels_lib.check_key_kind(judge.labels, list(last))
+    windows, used = [], set()
+    for start in sorted(scored):
+        measured, counts, joined = judge.window(start, start + seconds, scored[start], last)
+        used |= joined
+        rows = len(scored[start].keys)
+        windows.append(Window(start, start + seconds, rows, rows, quality=measured, labels=counts))
+    findings = Findings(predictions, training_examples, seconds, cfg.retrain_on, tuple(windows),
+                        labels=judge.read(used, set(last)))
+    return _written(out, findings, {}, {}, {})
+
+
+def _seconds(cfg: MonitorConfig, window: int | None) -> int:
+    cfg.validate()
+    seconds = window or cfg.window_seconds
+    if not 1 <= seconds <= MonitorConfig.MAX_WINDOW_SECONDS:
+        raise MonitorError(f"window: expected 1 to {MonitorConfig.MAX_WINDOW_SECONDS:,} seconds (100 years), got "
+                           f"{seconds:,}")
+    return seconds
+
+
+def _written(out: str, findings: Findings, statistics: dict[str, DataMetadata], training: dict[str, Profile],
+             seen: dict[int, dict[str, Profile]]) -> MonitorResult:
+    """`out`, whole or not at all: findings.json, report.html and each window's statistics."""
     with io.staged_dir(out) as stage:
-        for folder, window_meta in written.items():
+        for folder, window_meta in statistics.items():
             window_meta.write(f"{stage}/{folder}")
         io.write_text(f"{stage}/findings.json", findings.to_json() + "\n")
         io.write_text(f"{stage}/report.html", report.html(findings, training, seen))

@@ -22,6 +22,7 @@ from components.common.config import (
     IngestConfig,
     ModelConfig,
     MonitorConfig,
+    PredictConfig,
     RequestLogConfig,
     TensorBoardConfig,
     Threshold,
@@ -33,6 +34,7 @@ from components.evaluate import run as evaluate
 from components.export import run as export
 from components.ingest import run as ingest
 from components.monitor import MonitorError
+from components.predict import model as predict_model, run as predict
 from components.serve.client import GrpcClient, RestClient, ServeError
 from components.serve.server import running
 from components.train import run as train
@@ -249,3 +251,19 @@ def test_the_server_refuses_keys_it_cannot_log(served):
             rest.predict(instances=rows, example_keys=["only-one"])
         assert len(rest.predict(instances=rows, example_keys=["a", "b"])["predictions"]) == 2
         rest.close()
+
+
+def test_batch_predictions_are_joined_to_their_labels_too(served, tmp_path):
+    source = churn.write_day(tmp_path / "data", DAY3, concept=True)
+    version = predict_model.resolve(served.home, alias="production")
+    predict(PredictConfig(keep=("plan",)), version, str(tmp_path / "predictions"), source=str(source))
+
+    result = monitor.batch(QUALITY, str(tmp_path / "predictions"), served.examples, str(tmp_path / "out"),
+                           labels=served.labels, blessed=monitor.blessed(served.home))
+    [window] = result.findings.windows
+    assert (window.labels.predictions, window.labels.labelled, window.labels.unlabelled) == (2000, ROWS, 2000 - ROWS)
+    overall = {q.metric: q for q in window.quality if not q.feature}
+    assert overall["accuracy"].verdict == "crossed"
+    assert {q.slice for q in window.quality if q.feature == "plan"} == set(churn.PLANS)
+    assert result.findings.labels.without_prediction == ROWS - UNLABELLED + NEVER_SERVED  # day 2's labels
+    assert result.retrain
