@@ -6,6 +6,7 @@ skew and drift stay quiet, quality crosses its bounds and asks for a training ru
 import csv
 import dataclasses
 import datetime
+import shutil
 import subprocess
 import sys
 import time
@@ -17,27 +18,36 @@ import pytest
 
 from components import monitor
 from components.common.config import (
+    DeployConfig,
+    DriftThresholds,
     EvaluateConfig,
     ExportConfig,
     IngestConfig,
+    LabelsConfig,
     ModelConfig,
     MonitorConfig,
     PredictConfig,
     RequestLogConfig,
+    RunConfig,
+    ServeConfig,
     TensorBoardConfig,
     Threshold,
     TrainConfig,
+    ValidateConfig,
 )
 from components.common.registry import Registry
 from components.data import churn
 from components.evaluate import run as evaluate
 from components.export import run as export
 from components.ingest import run as ingest
-from components.monitor import MonitorError
+from components.monitor import Findings, MonitorError
 from components.predict import model as predict_model, run as predict
 from components.serve.client import GrpcClient, RestClient, ServeError
 from components.serve.server import running
 from components.train import run as train
+from pipelines import summary
+from pipelines.records import MonitorRecord, RetrainRecord, TrainRecord
+from pipelines.targets import local
 from tests.components.monitor.test_monitor import next_window
 from tests.components.serve.conftest import config
 
@@ -267,3 +277,33 @@ def test_batch_predictions_are_joined_to_their_labels_too(served, tmp_path):
     assert {q.slice for q in window.quality if q.feature == "plan"} == set(churn.PLANS)
     assert result.findings.labels.without_prediction == ROWS - UNLABELLED + NEVER_SERVED  # day 2's labels
     assert result.retrain
+
+
+@pytest.mark.slow
+def test_the_monitoring_pipeline_retrains_when_quality_crosses(served, tmp_path):
+    home = tmp_path / "serving" / "churn"
+    shutil.copytree(served.home, home)  # the retraining exports beside it: the shared fixture stays as it is
+    source = churn.write_day(tmp_path / "data", DAY3, concept=True)
+    next_window()  # day 3's window is complete: a scheduled run reads it
+    cfg = RunConfig(
+        name="churn", runs_root=str(tmp_path / "runs"),
+        ingest=IngestConfig(source=str(source), label="churned", key="customer_id", drop=("customer_id",), shards=1),
+        validation=ValidateConfig(drift=DriftThresholds(features={"churned": 0.5})),  # the customers changed
+        train=TrainConfig(epochs=1, tensorboard=TensorBoardConfig(profile_batch=(), histogram_freq=0)),
+        export=ExportConfig(base=str(home.parent), model_name="churn"),
+        serve=ServeConfig(logging=RequestLogConfig(sampling_rate=1.0, dir=served.logs)),
+        deploy=DeployConfig(infra_check=False),
+        monitor=dataclasses.replace(QUALITY, lookback_windows=1000, labels=LabelsConfig(source=served.labels)))
+
+    run_dir = local.run(cfg, pipeline="monitoring")
+
+    monitored = MonitorRecord.read(run_dir)
+    assert monitored.crossed
+    assert monitored.retrain
+    assert "quality accuracy" in monitored.headline
+    findings = Findings.from_json((run_dir / "monitor" / "findings" / "findings.json").read_text())
+    assert not [m for w in findings.windows for m in w.measurements if m.crossed]
+    started = Path(RetrainRecord.read(run_dir).started)
+    assert started.name.startswith("tfpipe-churn-2")
+    assert TrainRecord.read(started) is not None
+    assert f"retrained {started}" in "\n".join(summary.monitoring_lines(run_dir))
