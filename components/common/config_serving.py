@@ -206,11 +206,6 @@ class MonitorConfig:
             raise ConfigError(f"{where}.min_labels >= 1 and {where}.max_label_delay_seconds >= 0 expected, got "
                               f"{self.min_labels} and {self.max_label_delay_seconds}")
 
-    @property
-    def retrains(self) -> frozenset[str]:
-        """The kinds of crossed threshold that start a training run (none for never)."""
-        return frozenset(self.retrain_on) - {"never"}
-
 DeployTarget = Literal["local", "kserve", "vertex"]
 
 
