@@ -6,7 +6,8 @@ each with its request and its answer, and `log_metadata` with the model spec
 that answered (name, version, signature), the sampling rate and the time. A
 REST request is logged as the equivalent gRPC request, as TF Serving logs
 it: a predict body as a `PredictRequest` of its decoded inputs, classify and
-regress bodies as their `Example`s.
+regress bodies as their `Example`s. Each request's example keys, when it sends them
+(components.serve.example_keys), are logged as its examples carry them.
 
 Logging never delays or fails a request. The request path only draws the
 sample and appends the request's own objects to a bounded queue, a few
@@ -217,8 +218,7 @@ def _examples_log(kind: int, model: tuple, signature: str, version: int, example
 
 def predict_protos(request, response, keys: Keys = None) -> tuple[bytes, bytes]:
     """A gRPC predict, logged as it came (with the keys sent in its metadata) and as it was answered."""
-    return wire.log(wire.PREDICT_LOG, request.SerializeToString() + _key_tensor(keys), response.SerializeToString()), \
-        response.model_spec.SerializeToString()
+    return _protos_log(wire.PREDICT_LOG, request, response, keys)
 
 
 def classify_protos(request, response) -> tuple[bytes, bytes]:
@@ -229,8 +229,8 @@ def regress_protos(request, response) -> tuple[bytes, bytes]:
     return _protos_log(wire.REGRESS_LOG, request, response)
 
 
-def _protos_log(kind: int, request, response) -> tuple[bytes, bytes]:
-    return wire.log(kind, request.SerializeToString(), response.SerializeToString()), \
+def _protos_log(kind: int, request, response, keys: Keys = None) -> tuple[bytes, bytes]:
+    return wire.log(kind, request.SerializeToString() + _key_tensor(keys), response.SerializeToString()), \
         response.model_spec.SerializeToString()
 
 
