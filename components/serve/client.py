@@ -83,12 +83,13 @@ class RestClient:
         if signature:
             body["signature_name"] = signature
         return self.request("POST", f"{self._path(version, label)}:predict", json.dumps(body).encode(),
-                            {EXAMPLE_KEY_HEADER: ",".join(example_keys)} if example_keys is not None else None)
+                            _key_header(example_keys))
 
     def classify(self, examples: list[dict], context: dict | None = None, signature: str = "classification",
-                 version: int | None = None) -> list:
+                 version: int | None = None, example_keys: list[str] | None = None) -> list:
         body = {"signature_name": signature, "examples": examples, **({"context": context} if context else {})}
-        return self.request("POST", f"{self._path(version, None)}:classify", json.dumps(body).encode())["results"]
+        return self.request("POST", f"{self._path(version, None)}:classify", json.dumps(body).encode(),
+                            _key_header(example_keys))["results"]
 
     def regress(self, examples: list[dict], signature: str = "regression", version: int | None = None) -> list:
         body = {"signature_name": signature, "examples": examples}
@@ -134,18 +135,18 @@ class GrpcClient:
         self._spec(request.model_spec, signature, version, label)
         for name, value in inputs.items():
             request.inputs[name].CopyFrom(proto(np.asarray(value)))
-        metadata = [(EXAMPLE_KEY_HEADER.lower(), ",".join(example_keys))] if example_keys is not None else None
-        response = self._call(self.predictions.Predict, request, metadata)
+        response = self._call(self.predictions.Predict, request, _key_metadata(example_keys))
         return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
 
     def _input(self, examples: list) -> input_pb2.Input:
         parsed = [tf.train.Example.FromString(e) if isinstance(e, bytes) else e for e in examples]
         return input_pb2.Input(example_list=input_pb2.ExampleList(examples=parsed))
 
-    def classify(self, examples: list, signature: str = "classification", version: int | None = None) -> list:
+    def classify(self, examples: list, signature: str = "classification", version: int | None = None,
+                 example_keys: list[str] | None = None) -> list:
         request = classification_pb2.ClassificationRequest(input=self._input(examples))
         self._spec(request.model_spec, signature, version)
-        response = self._call(self.predictions.Classify, request)
+        response = self._call(self.predictions.Classify, request, _key_metadata(example_keys))
         return [[(c.label, c.score) for c in row.classes] for row in response.result.classifications]
 
     def regress(self, examples: list, signature: str = "regression", version: int | None = None) -> list[float]:
@@ -168,3 +169,13 @@ class GrpcClient:
 
     def close(self) -> None:
         self.channel.close()
+
+
+def _key_header(keys: list[str] | None) -> dict | None:
+    """The examples' keys for the server's request log (components.serve.example_keys), as REST sends them."""
+    return {EXAMPLE_KEY_HEADER: ",".join(keys)} if keys is not None else None
+
+
+def _key_metadata(keys: list[str] | None) -> list | None:
+    """The same as gRPC metadata."""
+    return [(EXAMPLE_KEY_HEADER.lower(), ",".join(keys))] if keys is not None else None

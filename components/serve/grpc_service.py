@@ -98,6 +98,13 @@ def _inputs(request, signature, service: Service, key: str, _cancelled=None) -> 
     return arrays
 
 
+def _keys(context, key: str, rows: int, version: int) -> request_log.Keys:
+    """The example keys sent as `x-example-key` metadata, with their name (components.serve.example_keys)."""
+    keys = example_keys.checked(key, None, dict(context.invocation_metadata() or ()).get(example_keys.GRPC_METADATA),
+                                rows, version)
+    return None if keys is None else (key, keys)
+
+
 def _size(request) -> int:
     """How many values the request's tensors declare."""
     return sum(math.prod(d.size for d in t.tensor_shape.dim) for t in request.inputs.values())
@@ -147,13 +154,12 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
             service = self.service
             key = servable.key if servable.key not in signature.inputs else ""
             arrays = await service.work(_size(request) > LARGE_VALUES, _inputs, request, signature, service, key)
-            header = dict(context.invocation_metadata() or ()).get(example_keys.GRPC_METADATA)
             first = next(iter(arrays.values()))
-            keys = example_keys.checked(key, None, header, first.shape[0] if first.ndim else 1, servable.version)
+            keys = _keys(context, key, first.shape[0] if first.ndim else 1, servable.version)
             outputs = await service.run(servable, signature, arrays)
             large = sum(v.size for v in outputs.values()) > LARGE_VALUES
             response = await service.work(large, _predict_response, request, servable, signature, outputs)
-            self._log(request_log.predict_protos, request, response, None if keys is None else (key, keys))
+            self._log(request_log.predict_protos, request, response, keys)
             return response
         return await self._answer("predict", context, work)
 
@@ -163,10 +169,11 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
                                                        request.model_spec.signature_name, CLASSIFY_METHOD)
             examples = await self.service.work(self._many(request), _examples, request.input,
                                                self.service.allow_non_finite)
+            keys = _keys(context, servable.key, len(examples), servable.version)
             outputs = await self.service.run_examples(servable, signature, examples)
             response = classification_pb2.ClassificationResponse(result=answers.classification_result(outputs))
             _answered_by(response, request, servable, signature)
-            self._log(request_log.classify_protos, request, response)
+            self._log(request_log.classify_protos, request, response, keys)
             return response
         return await self._answer("classify", context, work)
 
@@ -176,10 +183,11 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
                                                        request.model_spec.signature_name, REGRESS_METHOD)
             examples = await self.service.work(self._many(request), _examples, request.input,
                                                self.service.allow_non_finite)
+            keys = _keys(context, servable.key, len(examples), servable.version)
             outputs = await self.service.run_examples(servable, signature, examples)
             response = regression_pb2.RegressionResponse(result=answers.regression_result(outputs))
             _answered_by(response, request, servable, signature)
-            self._log(request_log.regress_protos, request, response)
+            self._log(request_log.regress_protos, request, response, keys)
             return response
         return await self._answer("regress", context, work)
 

@@ -221,17 +221,29 @@ def predict_protos(request, response, keys: Keys = None) -> tuple[bytes, bytes]:
     return _protos_log(wire.PREDICT_LOG, request, response, keys)
 
 
-def classify_protos(request, response) -> tuple[bytes, bytes]:
-    return _protos_log(wire.CLASSIFY_LOG, request, response)
+def classify_protos(request, response, keys: Keys = None) -> tuple[bytes, bytes]:
+    return _protos_log(wire.CLASSIFY_LOG, _keyed_examples(request, keys), response)
 
 
-def regress_protos(request, response) -> tuple[bytes, bytes]:
-    return _protos_log(wire.REGRESS_LOG, request, response)
+def regress_protos(request, response, keys: Keys = None) -> tuple[bytes, bytes]:
+    return _protos_log(wire.REGRESS_LOG, _keyed_examples(request, keys), response)
 
 
 def _protos_log(kind: int, request, response, keys: Keys = None) -> tuple[bytes, bytes]:
     return wire.log(kind, request.SerializeToString() + _key_tensor(keys), response.SerializeToString()), \
         response.model_spec.SerializeToString()
+
+
+def _keyed_examples(request, keys: Keys):
+    """A Classify or Regress request whose examples carry the keys as a feature (a copy: the answer is sent)."""
+    if keys is None:
+        return request
+    keyed = type(request)()
+    keyed.CopyFrom(request)
+    examples = getattr(keyed.input, keyed.input.WhichOneof("kind")).examples
+    for example, key in zip(examples, keys[1], strict=True):
+        example.features.feature[keys[0]].bytes_list.value[:] = [key.encode()]
+    return keyed
 
 
 def _key_tensor(keys: Keys) -> bytes:

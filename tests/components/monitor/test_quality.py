@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from components import monitor
 from components.common.config import (
@@ -48,7 +50,7 @@ from components.train import run as train
 from pipelines import summary
 from pipelines.records import MonitorRecord, RetrainRecord, TrainRecord
 from pipelines.targets import local
-from tests.components.monitor.test_monitor import next_window
+from tests.components.monitor.test_monitor import example, next_window
 from tests.components.serve.conftest import config
 
 TFPIPE = str(Path(sys.executable).with_name("tfpipe"))
@@ -78,12 +80,13 @@ def day_rows(day: datetime.date, concept: bool = False) -> list[dict]:
 
 def send(rest: RestClient, grpc: GrpcClient, rows: list[dict]) -> None:
     """The rows in requests of CHUNK, their keys sent every way the server takes them: the instance's key field,
-    the X-Example-Key header, gRPC metadata, and a feature of the examples classified."""
+    the X-Example-Key header and gRPC metadata for predict; a feature of the examples, the header and the
+    metadata for classify."""
     for i in range(0, len(rows), CHUNK):
         chunk = rows[i:i + CHUNK]
         keys = [r["customer_id"] for r in chunk]
         features = [{k: r[k] for k in FEATURES} for r in chunk]
-        way = i // CHUNK % 4
+        way = i // CHUNK % 6
         if way == 0:
             rest.predict(instances=[{k: r[k] for k in ("customer_id", *FEATURES)} for r in chunk])
         elif way == 1:
@@ -92,8 +95,12 @@ def send(rest: RestClient, grpc: GrpcClient, rows: list[dict]) -> None:
             grpc.predict({k: np.array([f[k] for f in features], dtype=object if k in ("plan", "region") else
                                       np.float32 if k == "monthly_charges" else np.int64) for k in FEATURES},
                          example_keys=keys)
-        else:
+        elif way == 3:
             rest.classify([{"customer_id": r["customer_id"], **f} for r, f in zip(chunk, features, strict=True)])
+        elif way == 4:
+            rest.classify(features, example_keys=keys)
+        else:
+            grpc.classify([example(f) for f in features], example_keys=keys)
 
 
 def write_labels(path: Path, rows: list[list]) -> None:
@@ -143,6 +150,31 @@ def served(tmp_path_factory) -> Served:
                  [[day2[-UNLABELLED - 1]["customer_id"], day2[-UNLABELLED - 1]["churned"], "2026-11-02"]] +
                  [[f"20261102-9999{i}", 0, "2026-11-03"] for i in range(NEVER_SERVED)])
     return Served(root, examples, home, str(logs), str(labels / "{YYYY}-{MM}-{DD}.csv"))
+
+
+def logged_keys(logs: str) -> dict[str, list[str]]:
+    """The example keys of every logged request, by the kind of log, read back as TF Serving's protos."""
+    files = sorted(str(p) for p in Path(logs).glob("requests-*.tfrecord"))
+    found: dict[str, list[str]] = {}
+    for raw in tf.data.TFRecordDataset(files):
+        record = prediction_log_pb2.PredictionLog.FromString(raw.numpy())
+        kind = record.WhichOneof("log_type")
+        if kind == "predict_log":
+            inputs = record.predict_log.request.inputs
+            keys = [k.decode() for k in tf.make_ndarray(inputs["customer_id"])] if "customer_id" in inputs else []
+        else:
+            examples = getattr(record, kind).request.input.example_list.examples
+            keys = [e.features.feature["customer_id"].bytes_list.value[0].decode() for e in examples
+                    if "customer_id" in e.features.feature]
+        found.setdefault(kind, []).extend(keys)
+    return found
+
+
+def test_every_way_of_sending_keys_is_in_the_request_log(served):
+    found = logged_keys(served.logs)
+    sent = [r["customer_id"] for r in day_rows(DAY2) + day_rows(DAY3, concept=True)]
+    assert sorted(found["predict_log"] + found["classify_log"]) == sorted(sent + sent[ROWS:ROWS + 1])
+    assert len(found["classify_log"]) == 3 * 2 * 2 * CHUNK  # classify's three ways, twice a day, two days
 
 
 def test_a_concept_shift_crosses_quality_while_skew_and_drift_stay_quiet(served, tmp_path):
