@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from components.common.config_data import DriftThresholds, Engine, SourceFormat
+from components.common.config_data import BigQueryOptions, DriftThresholds, Engine, SourceFormat
 from components.common.config_training import Threshold
 from components.common.errors import ConfigError
 
@@ -149,6 +149,7 @@ class LabelsConfig:
     # the column of when each label became known (epoch seconds, or an ISO 8601 date or time); empty: `known_at`
     # when a file has it, else the labels have no time and none is late
     known_at: str = ""
+    bigquery: BigQueryOptions = BigQueryOptions()  # a bq:// source: the project billed, the endpoint
 
 
 @dataclass(frozen=True)

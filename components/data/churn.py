@@ -63,13 +63,14 @@ def write_day(root: str | os.PathLike, day: datetime.date, shift: bool = False, 
     return path
 
 
-def write_labels(root: str | os.PathLike, day: datetime.date, concept: bool = False, count: int = 2000) -> Path:
+def write_labels(root: str | os.PathLike, day: datetime.date, shift: bool = False, concept: bool = False,
+                 count: int = 2000) -> Path:
     """`<root>/<YYYY-MM-DD>.csv`, dated the day after `day`: whether each of that day's customers churned, known
     a day later (`customer_id`, `churned`, `known_at`), as a nightly labels export delivers them."""
     known = day + datetime.timedelta(days=1)
     path = Path(root) / f"{known.isoformat()}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    _, body = rows(day, count=count, concept=concept)
+    _, body = rows(day, count=count, shift=shift, concept=concept)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)

@@ -30,7 +30,7 @@ from components.common.config import IngestConfig, LabelsConfig
 from components.common.errors import TfpipeError
 from components.common.schema import Schema
 from components.common.task import Task
-from components.ingest import sources, spans
+from components.ingest import bigquery, sources, spans
 from components.monitor.errors import MonitorError
 
 INTEGER = re.compile(r"-?\d+")
@@ -71,10 +71,10 @@ def read(cfg: LabelsConfig, schema: Schema, task: Task, source: str = "") -> Lab
     columns = Columns(cfg.key or schema.key, cfg.label or schema.label, cfg.known_at)
     if not columns.key:
         raise MonitorError("monitor.labels.key: the training data has no ingest.key; name the labels' key column")
-    reader = IngestConfig(source=source, format=cfg.format, label=columns.label)
+    reader = IngestConfig(source=source, format=cfg.format, label=columns.label, bigquery=cfg.bigquery)
     labels = Labels(source, columns.key)
     try:
-        for span in spans.every(source):
+        for span in [source] if bigquery.is_source(reader) else spans.every(source):  # a table's day: its own
             found = sources.resolve(replace(reader, source=span))
             labels.files += found.files
             for batch in sources.read(found, reader):

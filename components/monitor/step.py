@@ -161,7 +161,7 @@ def _written(out: str, findings: Findings, statistics: dict[str, DataMetadata], 
 def scheduled(cfg: RunConfig, out: str, now: float) -> MonitorResult:
     """A scheduled run (the monitoring pipeline's): the last `monitor.lookback_windows` complete windows of the
     server's request logs (`serve.logging.dir`) against the examples the registry's production model was
-    trained on."""
+    trained on, and with `monitor.labels` their quality against its blessed evaluation."""
     if not cfg.serve.logging.dir:
         raise MonitorError("serve.logging.dir: monitoring reads the server's request logs; expected their folder "
                            "(and serve.logging.sampling_rate > 0 on the server)")

@@ -52,6 +52,7 @@ from pipelines.records import MonitorRecord, RetrainRecord, TrainRecord
 from pipelines.targets import local
 from tests.components.monitor.test_monitor import example, next_window
 from tests.components.serve.conftest import config
+from tests.conftest import ROOT
 
 TFPIPE = str(Path(sys.executable).with_name("tfpipe"))
 DAY1, DAY2, DAY3 = datetime.date(2026, 11, 1), datetime.date(2026, 11, 2), datetime.date(2026, 11, 3)
@@ -238,21 +239,17 @@ def test_what_retrain_on_asks_for_and_too_few_labels(served, tmp_path):
 
 
 def test_the_documented_command_exits_1_naming_the_metric_and_window(served, tmp_path):
-    config_file = tmp_path / "monitor.yaml"
-    config_file.write_text(
-        f"export: {{base: {Path(served.home).parent}, model_name: churn}}\n"
-        "monitor:\n"
-        f"  labels: {{source: '{served.labels}'}}\n"
-        "  quality: {accuracy: {max_worse: 0.1}, auc: {at_least: 0.6}}\n"
-        "  slices: [plan]\n"
-        "  retrain_on: [drift, quality]\n")
-    done = subprocess.run([TFPIPE, "monitor", "--config", str(config_file), "--log", served.logs,
-                           "--window", str(WINDOW), "--out", str(tmp_path / "out")],
+    """pipelines/configs/retraining.yaml's command, its labels and model home set to this test's."""
+    done = subprocess.run([TFPIPE, "monitor", "--config", str(ROOT / "pipelines/configs/retraining.yaml"),
+                           "--set", f"export.base={Path(served.home).parent}", "--log", served.logs,
+                           "--labels", served.labels, "--window", str(WINDOW), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
     assert "THRESHOLD CROSSED (retrain)" in done.stdout
     assert "quality accuracy (accuracy" in done.stdout
     assert "worse than the blessed" in done.stdout
+    findings = Findings.from_json((tmp_path / "out" / "findings.json").read_text())
+    assert {q.feature for w in findings.windows for q in w.quality} == {"", "plan", "region"}
 
 
 def test_labels_the_monitor_cannot_trust_are_errors_naming_file_and_column(served, tmp_path):
