@@ -16,6 +16,12 @@ count. Nothing a log holds raises; the decoder remembers, over every window,
 which features the requests carried and whether any predicted class was the
 model's, so that a log of another model is told apart (`mismatch`) from one
 whose requests drifted.
+
+For quality once labels arrive, each row answered with scores (a predict's
+`probabilities` or `predictions`, a classify's scores by class, a regress's
+value) is kept in the window's `Scored` with its example key: the input
+tensor, or the example's feature, named by the training data's `ingest.key`
+(components.serve.example_keys), and the values of the sliced features.
 """
 
 from __future__ import annotations
@@ -196,8 +202,7 @@ class Decoder:
                         into.values.setdefault(name, []).append(value)
                 elif name not in (self.label, self.key):
                     seen[("unknown_feature", name)] = f"feature {name!r} is not a feature of the schema"
-            key = given.get(self.key) if self.key else None
-            facts.keys.append(_text(key.bytes_list.value[0]) if key is not None and key.bytes_list.value else "")
+            facts.keys.append(_first(given[self.key]) if self.key and self.key in given else "")
             for name in self.sliced:
                 facts.slices.setdefault(name, []).append(row.get(name))
             for name in self.features:
@@ -231,7 +236,9 @@ class Decoder:
             scores = tf.make_ndarray(response.outputs[name]).astype(np.float64)
         except (ValueError, TypeError):
             return None
-        return scores.reshape(rows, -1) if self.task.kind == "classification" and scores.size else scores.reshape(-1)
+        if self.task.kind == "regression":
+            return scores.reshape(-1)
+        return scores.reshape(rows, -1) if rows and scores.size % rows == 0 else None
 
     def _result_scores(self, result, kind: str) -> np.ndarray:
         if kind == "regress_log":
@@ -320,6 +327,13 @@ def _examples(request_input) -> list:
 
 def _text(value) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _first(feature: tf.train.Feature) -> str:
+    """A feature's first value as text, whatever its kind ("" without one): an example's key."""
+    kind = feature.WhichOneof("kind")
+    values = getattr(feature, kind).value if kind else []
+    return _text(values[0]) if values else ""
 
 
 def _few(names, shown: int = 8) -> str:
