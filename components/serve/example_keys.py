@@ -28,11 +28,15 @@ GRPC_METADATA = EXAMPLE_KEY_HEADER.lower()  # gRPC metadata keys are lower case
 
 
 def split(body, key: str):
-    """(the REST predict body without the key field, the keys it carried or None): the model gets the rest."""
+    """(the REST predict body without the key field, the keys it carried or None): the model gets the rest.
+    Instances carry the field when the first one does (one without it has no key); a request without it
+    costs one look."""
     if not key or not isinstance(body, dict):
         return body, None
     rows, columns = body.get("instances"), body.get("inputs")
-    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows) and any(key in r for r in rows):
+    if isinstance(rows, list) and rows and isinstance(rows[0], dict) and key in rows[0]:
+        if not all(isinstance(r, dict) for r in rows):
+            raise RequestError(f"instances: expected objects with the inputs and {key!r} (the example key)")
         return {**body, "instances": [{k: v for k, v in r.items() if k != key} for r in rows]}, \
             [r.get(key) for r in rows]
     if isinstance(columns, dict) and key in columns:
