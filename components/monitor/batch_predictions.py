@@ -33,9 +33,11 @@ SUMMARY = "_predict.json"  # what the predict step writes last, beside its files
 PROBABILITIES, PREDICTED_VALUE, CLASSES = "probabilities", "predicted_value", b"tfpipe.classes"
 
 
-def read(source: str, schema: Schema, task: Task, sliced: tuple[str, ...], seconds: int) -> dict[int, Scored]:
-    """Every predictions folder of `source`, by the start of the window its time falls in."""
+def read(source: str, schema: Schema, task: Task, sliced: tuple[str, ...], seconds: int
+         ) -> tuple[dict[int, Scored], int]:
+    """Every predictions folder of `source`, by the start of the window its time falls in; and how many files."""
     windows: dict[int, Scored] = {}
+    count = 0
     for folder in spans.every(source.rstrip("/")):
         files = sorted(f for f in io.gfile().glob(f"{folder}/*.parquet") if not f.rsplit("/", 1)[-1].startswith("_"))
         if not files or not io.gfile().exists(f"{folder}/{SUMMARY}"):
@@ -45,7 +47,8 @@ def read(source: str, schema: Schema, task: Task, sliced: tuple[str, ...], secon
         into = windows.setdefault(when // seconds * seconds, Scored())
         for path in files:
             _add(path, schema, task, sliced, into)
-    return windows
+        count += len(files)
+    return windows, count
 
 
 def _add(path: str, schema: Schema, task: Task, sliced: tuple[str, ...], into: Scored) -> None:

@@ -35,6 +35,7 @@ CrossedKind = Literal["skew", "drift", "quality"]
 # crossed: a bound crossed; passed: every bound held; inconclusive: too few labels to say (monitor.min_labels);
 # unchecked: no bound is set for the metric
 Verdict = Literal["crossed", "passed", "inconclusive", "unchecked"]
+ReadKind = Literal["request logs", "batch predictions"]
 # unknown_feature: a feature the schema lacks; type_mismatch: values of another type than the schema's;
 # shape_mismatch: more than one value per example; batch_mismatch: inputs of different batch sizes;
 # unreadable: a tensor or example that does not decode; no_prediction: an answer without the predicted value;
@@ -172,6 +173,7 @@ class Findings:
     damaged_files: tuple[DamagedFile, ...] = ()
     unfinished_files: tuple[UnfinishedFile, ...] = ()
     labels: LabelsRead | None = None
+    read: ReadKind = "request logs"  # or batch predictions: `log_dir` is then their folder, a row a "request"
 
     @property
     def requests(self) -> int:
@@ -211,7 +213,8 @@ class Findings:
     def _files(self) -> str:
         damaged, unfinished = self.damaged_files, self.unfinished_files
         torn = sum(u.torn_bytes for u in unfinished)
-        return (f"{self.files} log files" + (f", {len(damaged)} damaged" if damaged else "") +
+        files = "log files" if self.read == "request logs" else "predictions files"
+        return (f"{self.files} {files}" + (f", {len(damaged)} damaged" if damaged else "") +
                 (f", {len(unfinished)} unfinished ({torn:,} bytes torn off)" if unfinished else ""))
 
     def to_json(self) -> str:
@@ -233,12 +236,13 @@ class Findings:
                          damaged_files=tuple(DamagedFile(**d) for d in plain["damaged_files"]),
                          unfinished_files=tuple(UnfinishedFile(**u) for u in plain.get("unfinished_files", ())),
                          labels=labels and LabelsRead(**{**labels, "examples_without_prediction": tuple(
-                             labels["examples_without_prediction"])}))
+                             labels["examples_without_prediction"])}), read=plain.get("read", "request logs"))
         except (ValueError, KeyError, TypeError) as e:
             raise MonitorError(f"findings.json: not a monitor record: {e}") from None
         kinds = {m.kind for w in windows for m in w.measurements} - set(get_args(MeasurementKind))
         anomalies = {a.kind for w in windows for a in w.anomalies} - set(get_args(AnomalyKind))
         anomalies |= {q.verdict for w in windows for q in w.quality} - set(get_args(Verdict))
+        anomalies |= {record.read} - set(get_args(ReadKind))
         if kinds or anomalies or not set(record.retrain_on) <= set(get_args(RetrainOn)):
             raise MonitorError(f"findings.json: unknown kinds or verdicts {sorted(kinds | anomalies)} or retrain_on "
                                f"{record.retrain_on!r}")

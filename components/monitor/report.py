@@ -39,8 +39,9 @@ def html(findings: Findings, training: dict[str, Profile], windows: dict[int, di
 
 
 def _sources(findings: Findings) -> str:
-    return (f"<p>Request logs <code>{escape(findings.log_dir)}</code> ({findings.files} files) against the training "
-            f"examples <code>{escape(findings.training)}</code>, in windows of {findings.window_seconds:g} s. "
+    return (f"<p>{escape(findings.read.capitalize())} <code>{escape(findings.log_dir)}</code> ({findings.files} "
+            f"files) against the training examples <code>{escape(findings.training)}</code>, in windows of "
+            f"{findings.window_seconds:g} s. "
             f"Skew: a window against training; drift: a window against the one with requests before it. "
             f"Retrain on: {escape(', '.join(findings.retrain_on))}.</p>")
 

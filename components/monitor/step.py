@@ -124,7 +124,7 @@ def batch(cfg: MonitorConfig, predictions: str, training_examples: str, out: str
     if judge is None:
         raise MonitorError("batch predictions are monitored for their quality: expected labels (monitor.labels.source "
                            "or --labels)")
-    scored = batch_predictions.read(predictions, schema, task, judge.sliced, seconds)
+    scored, files = batch_predictions.read(predictions, schema, task, judge.sliced, seconds)
     last = quality.last_predictions(scored)
     labels_lib.check_key_kind(judge.labels, list(last))
     windows, used = [], set()
@@ -133,8 +133,8 @@ def batch(cfg: MonitorConfig, predictions: str, training_examples: str, out: str
         used |= joined
         rows = len(scored[start].keys)
         windows.append(Window(start, start + seconds, rows, rows, quality=measured, labels=counts))
-    findings = Findings(predictions, training_examples, seconds, cfg.retrain_on, tuple(windows),
-                        labels=judge.read(used, set(last)))
+    findings = Findings(predictions, training_examples, seconds, cfg.retrain_on, tuple(windows), files,
+                        labels=judge.read(used, set(last)), read="batch predictions")
     return _written(out, findings, {}, {}, {})
 
 

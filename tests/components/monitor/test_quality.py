@@ -306,6 +306,8 @@ def test_batch_predictions_are_joined_to_their_labels_too(served, tmp_path):
     assert {q.slice for q in window.quality if q.feature == "plan"} == set(churn.PLANS)
     assert result.findings.labels.without_prediction == ROWS - UNLABELLED + NEVER_SERVED  # day 2's labels
     assert result.retrain
+    assert "2,000 requests in 1 windows (1 predictions files)" in result.findings.headline()
+    assert monitor.Findings.from_json((tmp_path / "out" / "findings.json").read_text()) == result.findings
 
 
 @pytest.mark.slow
