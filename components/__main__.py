@@ -346,7 +346,8 @@ def monitor_command(args: argparse.Namespace) -> int:
         raise config_lib.ConfigError("--log: expected the server's request log folder (or serve.logging.dir), or "
                                      "--predictions")
     examples = args.examples or monitor.production(cfg.model_home).examples
-    labels, blessed = args.labels or "", monitor.blessed(cfg.model_home)
+    labels = args.labels or ""
+    blessed = monitor.blessed(cfg.model_home) if labels or cfg.monitor.labels.source else {}
     if args.predictions:
         result = monitor.batch(cfg.monitor, args.predictions, examples, args.out, labels, blessed, args.window)
     else:

@@ -230,9 +230,10 @@ class Findings:
                                       "quality": tuple(Quality(**q) for q in w.get("quality", ())),
                                       "labels": w.get("labels") and LabelCounts(**w["labels"])})
                             for w in plain["windows"])
-            labels = plain.get("labels")
+            labels, retrain_on = plain.get("labels"), plain["retrain_on"]  # one kind, as a string, before lists
             record = cls(log_dir=plain["log_dir"], training=plain["training"], window_seconds=plain["window_seconds"],
-                         retrain_on=tuple(plain["retrain_on"]), windows=windows, files=plain["files"],
+                         retrain_on=(retrain_on,) if isinstance(retrain_on, str) else tuple(retrain_on),
+                         windows=windows, files=plain["files"],
                          damaged_files=tuple(DamagedFile(**d) for d in plain["damaged_files"]),
                          unfinished_files=tuple(UnfinishedFile(**u) for u in plain.get("unfinished_files", ())),
                          labels=labels and LabelsRead(**{**labels, "examples_without_prediction": tuple(
