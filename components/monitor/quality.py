@@ -99,9 +99,9 @@ class Judge:
         overall.add(truth, scores)
         result = overall.result(0, curves=True)
         found = [self._quality(m, result.get(m), len(rows)) for m in metrics_of(self.task)]
-        for feature in self._slicing(scored, rows):
-            column = _column([scored.slices[feature.name][i] for i in rows], self.schema, feature.name)
-            group = _groups(feature, column)
+        columns = {name: _column([scored.slices[name][i] for i in rows], self.schema, name) for name in self.sliced}
+        for feature in self._slicing(columns):
+            group = _groups(feature, columns[feature.name])
             by_slice = self._accumulator(len(feature.labels))
             by_slice.add(truth, scores, group)
             for g, name in enumerate(feature.labels):
@@ -129,12 +129,12 @@ class Judge:
             return Classification.empty(self.task.classes, groups)
         return Regression.empty(groups)
 
-    def _slicing(self, scored: Scored, rows: list[int]) -> tuple[FeatureSlices, ...]:
-        columns = {name: _present(_column([scored.slices[name][i] for i in rows], self.schema, name))
-                   for name in self.sliced}
-        names = [name for name, column in columns.items() if len(column)]
+    def _slicing(self, columns: dict[str, np.ndarray]) -> tuple[FeatureSlices, ...]:
+        """Each sliced feature's slices over the window's labelled rows, as evaluate settles its test split's."""
+        present = {name: _present(column) for name, column in columns.items()}
+        names = [name for name, column in present.items() if len(column)]
         profile = Profile.empty(self.schema, names)
-        profile.add_columns(columns)
+        profile.add_columns(present)
         return profile.slices(names, NUMERIC_BINS)
 
     def _quality(self, metric: str, value, labels: int, feature: str = "", slice: str = "") -> Quality:

@@ -236,6 +236,10 @@ def test_what_retrain_on_asks_for_and_too_few_labels(served, tmp_path):
     assert {q.verdict for w in scarce.findings.windows for q in w.quality if q.metric == "auc"} == {"inconclusive"}
     assert all(w.labels.inconclusive for w in scarce.findings.windows if w.requests)
     assert "quality inconclusive in 2 windows" in scarce.findings.headline()
+    by_tenure = run(slices=("tenure_months",)).findings.windows[-1].quality
+    quartiles = [q for q in by_tenure if q.feature == "tenure_months" and q.metric == "accuracy"]
+    assert len(quartiles) == 4  # a number's quartiles over the window's labelled rows
+    assert sum(q.labels for q in quartiles) == ROWS
 
 
 def test_the_documented_command_exits_1_naming_the_metric_and_window(served, tmp_path):
