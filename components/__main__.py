@@ -119,12 +119,18 @@ def add_step_commands(commands) -> None:
     whatif_report.add_argument("--model", required=True, help="the train step's output folder (holds model.keras)")
     whatif_report.add_argument("--examples", required=True, help="the ingest step's output folder")
     whatif_report.add_argument("--out", required=True, help="output folder (replaced whole on success)")
+    whatif_report.add_argument("--compare", default="", help="another model on the same label (a train output "
+                                                             "folder or model.keras): both side by side")
     whatif_report.set_defaults(handler=whatif_report_command)
     whatif_serve = whatif_commands.add_parser("serve", help="the interactive What-If page on 127.0.0.1")
     whatif_serve.add_argument("--model-base", required=True, help="the exported model's folder of versions")
     whatif_serve.add_argument("--examples", required=True, help="the ingest step's output folder")
     whatif_serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     whatif_serve.add_argument("--port", type=int, default=8080, help="page port (default 8080; 0 picks one)")
+    whatif_serve.add_argument("--compare", default="", help="a registry alias (production) or version to hold the "
+                                                            "candidate against; the page can then promote it")
+    whatif_serve.add_argument("--read-only", action="store_true", help="no promote button, and the promote "
+                                                                       "request always refused")
     whatif_serve.set_defaults(handler=whatif_serve_command)
 
     serve = commands.add_parser("serve", help="serve a model's versions over TF Serving's REST and gRPC APIs")
@@ -294,15 +300,17 @@ def whatif_report_command(args: argparse.Namespace) -> int:
     cfg = config_lib.load_section(args.config, args.overrides, "whatif")
     from components import whatif
 
-    result = whatif.run(cfg.whatif, args.model, args.examples, args.out, cfg.evaluate)
-    print(f"What-If report on {result.document.count:,} test examples -> {args.out}/report.html")
+    compare = whatif.Compared(args.compare) if args.compare else None
+    result = whatif.run(cfg.whatif, args.model, args.examples, args.out, cfg.evaluate, compare)
+    print(f"What-If report on {result.document.count:,} test examples"
+          f"{' comparing two models' if compare else ''} -> {args.out}/report.html")
     return 0
 
 
 def whatif_serve_command(args: argparse.Namespace) -> int:
     from components.whatif import page
 
-    with page.running(args.model_base, args.examples, args.host, args.port) as url:
+    with page.running(args.model_base, args.examples, args.host, args.port, args.compare, args.read_only) as url:
         print(f"What-If page: {url}  (Ctrl-C stops it)", flush=True)
         return wait_for_interrupt()
 

@@ -253,9 +253,12 @@ class WhatIfConfig:
     fairness_feature: str = ""  # binary labels: per-slice thresholds across this feature's values
     saliency_examples: int = 4  # image models: most-confused examples with an occlusion map
     occlusion_patch: int = 2  # pixels per side of the occluding square
+    # comparing two models: resamples of the test rows behind each 95% interval of a difference
+    bootstrap_resamples: int = 1000
+    disagreement_examples: int = 10  # comparing two classifiers: the most confident disagreements listed
 
     def validate(self, where: str = "whatif") -> None:
-        for name in ("grid_points", "occlusion_patch"):
+        for name in ("grid_points", "occlusion_patch", "bootstrap_resamples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: expected an integer >= 1, got {getattr(self, name)}")
         if self.cost_ratio <= 0:

@@ -135,9 +135,20 @@ def read_test_split(examples: str, schema: Schema, task: Task, batch_size: int) 
     labels = []
     for x, y in data:
         for name in wanted:
-            features[name].append(x[name].numpy().reshape(-1))
+            features[name].append(column(x[name]))
         labels.append(y.numpy())
     return TestSplit({k: np.concatenate(v) for k, v in features.items()}, np.concatenate(labels), data)
+
+
+def column(value: tf.Tensor | tf.RaggedTensor) -> np.ndarray:
+    """One feature of a batch as a numpy column: one value per example, or for a list one array per example
+    (`RaggedTensor.numpy` would make rows of one length a 2-D array)."""
+    if not isinstance(value, tf.RaggedTensor):
+        return value.numpy().reshape(-1)
+    rows = np.empty(value.shape[0], dtype=object)
+    for i, row in enumerate(value.to_list()):
+        rows[i] = np.asarray(row)
+    return rows
 
 
 def predict(model: keras.Model, data: tf.data.Dataset) -> np.ndarray:

@@ -34,7 +34,7 @@ import tensorflow as tf
 from google.protobuf import message
 from tensorflow_serving.apis import prediction_log_pb2
 
-from components.common.schema import Schema
+from components.common.schema import LIST_PADDING, Schema
 from components.common.signatures import OutputName, SignatureName
 from components.common.task import Task
 
@@ -178,16 +178,19 @@ class Decoder:
             seen[("type_mismatch", name)] = f"image {name!r}: {array.dtype} of shape {list(array.shape)}, " \
                                             f"expected uint8 of [batch, {', '.join(map(str, expected))}]"
             return None
-        if array.ndim != 1:
-            seen[("shape_mismatch", name)] = f"{name!r}: shape {list(array.shape)}, expected one value per example"
+        if array.ndim != (2 if feature.is_list else 1):
+            expected = "a padded list per example" if feature.is_list else "one value per example"
+            seen[("shape_mismatch", name)] = f"{name!r}: shape {list(array.shape)}, expected {expected}"
             return None
-        kinds = {"int": "iu", "float": "iuf", "string": "OS", "text": "OS"}[feature.type]
+        kinds = {"int": "iu", "float": "iuf", "string": "OS", "text": "OS"}[feature.element_type]
         if array.dtype.kind not in kinds:
             seen[("type_mismatch", name)] = f"{name!r}: {array.dtype} values, expected {feature.type}"
             return None
-        if feature.type in ("string", "text"):
-            return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in array]
-        return array.astype(np.float64).tolist()
+        if feature.is_list:
+            padding = LIST_PADDING[feature.element_type]
+            kept = ~np.isnan(array) if feature.element_type == "float" else array != padding
+            return [_plain(row[keep], feature.element_type) for row, keep in zip(array, kept, strict=True)]
+        return _plain(array, feature.type)
 
     def _examples(self, examples: list, into: Traffic, seen: dict, facts: RowFacts) -> int:
         facts.keys = []
@@ -214,10 +217,16 @@ class Decoder:
         """One example's value of a feature, or None: missing (counted by the caller), or an anomaly."""
         kind = feature.WhichOneof("kind")
         values = getattr(feature, kind).value if kind else []
+        if not values:
+            return None
+        if self.features[name].is_list:
+            wanted = self.features[name].element_type
+            if kind != _KINDS[wanted]:
+                seen[("type_mismatch", name)] = f"{name!r}: a {kind}, expected {self.features[name].type}"
+                return None
+            return _plain(np.asarray(values), wanted)
         if len(values) > 1:
             seen[("shape_mismatch", name)] = f"{name!r}: {len(values)} values in one example, expected one"
-            return None
-        if not values:
             return None
         wanted = self.features[name].type
         allowed = {"int": ("int64_list",), "float": ("float_list", "int64_list")}.get(wanted, ("bytes_list",))
@@ -297,6 +306,16 @@ class Decoder:
                 seen[("unknown_class", self.label)] = f"predicted class {str(unknown[0])!r} is none of the model's " \
                                                       f"{len(self.classes)} classes"
         into.predictions.extend(values)
+
+
+_KINDS = {"int": "int64_list", "float": "float_list", "string": "bytes_list"}
+
+
+def _plain(values: np.ndarray, kind: str) -> list:
+    """Values as the window's statistics take them: text for strings, floats for numbers."""
+    if kind in ("string", "text"):
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
+    return values.astype(np.float64).tolist()
 
 
 def _holds_examples(arrays: dict[str, np.ndarray], signature: str, features: dict) -> bool:

@@ -218,12 +218,12 @@ def _judge(cfg: MonitorConfig, schema: Schema, task: Task, source: str, blessed:
         if cfg.quality:
             raise MonitorError("monitor.quality: bounds need labels; expected monitor.labels.source or --labels")
         return None
-    inputs = {f.name: f for f in schema.inputs}
-    sliced = cfg.slices or tuple(name for name, f in inputs.items() if f.type == "string")
+    sliceable = {f.name: f for f in schema.inputs if f.type in ("int", "float", "string")}  # one value a row
+    sliced = cfg.slices or tuple(name for name, f in sliceable.items() if f.type == "string")
     for name in sliced:
-        if name not in inputs or inputs[name].type in ("image", "text"):
-            raise MonitorError(f"monitor.slices: {name!r} is not a feature that slices; expected numbers or strings "
-                               f"of {sorted(n for n, f in inputs.items() if f.type not in ('image', 'text'))}")
+        if name not in sliceable:
+            raise MonitorError(f"monitor.slices: {name!r} is not a feature that slices; expected one of the numbers "
+                               f"or strings {sorted(sliceable)}")
     judge = quality.Judge(schema, task, labels_lib.read(cfg.labels, schema, task, source), dict(cfg.quality),
                           blessed, cfg.min_labels, cfg.max_label_delay_seconds, sliced)
     judge.check()

@@ -90,11 +90,14 @@ def _inputs(request, signature, service: Service, key: str, _cancelled=None) -> 
                            f"{sorted(signature.inputs)}" + (f" ({sorted(signature.defaults)} may be left out when "
                                                            "another input gives the batch size)"
                                                            if signature.defaults else ""))
-    arrays = {k: tensors.from_proto(v, signature.inputs[k], k, service.allow_non_finite, service.max_request_bytes)
+    arrays = {k: tensors.from_proto(v, signature.inputs[k], k, service.allow_non_finite, service.max_request_bytes,
+                                    padded=k in signature.lists)
               for k, v in request.inputs.items() if k in given}
     batch = next(iter(arrays.values())).shape[:1] or (1,)
     for name in left_out:
-        arrays[name] = np.full(batch, signature.defaults[name], dtype=signature.inputs[name].dtype.as_numpy_dtype)
+        dtype = signature.inputs[name].dtype.as_numpy_dtype
+        arrays[name] = np.zeros((*batch, 0), dtype) if name in signature.lists \
+            else np.full(batch, signature.defaults[name], dtype=dtype)
     return arrays
 
 
