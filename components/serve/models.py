@@ -95,6 +95,11 @@ class Servable:
         fits = self._fits(inputs)
         return {name: value for name, value in self.schema.serving_defaults().items() if name in fits} if fits else {}
 
+    @property
+    def key(self) -> str:
+        """The examples' key column (`ingest.key`) the version was trained with; "" when it names none."""
+        return self.schema.key if self.schema is not None else ""
+
     def signature(self, name: str) -> Signature:
         name = name or "serving_default"
         if name not in self.signatures:

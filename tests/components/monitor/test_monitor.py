@@ -111,7 +111,7 @@ def log_traffic(home, examples: str, logs) -> list[int]:
 def test_monitor_finds_no_skew_in_training_traffic_and_names_what_shifted(tmp_path, penguins_home, penguins_examples):
     logs = tmp_path / "logs"
     sent = log_traffic(penguins_home, penguins_examples, logs)
-    result = monitor.run(MonitorConfig(retrain_on="drift"), str(logs), penguins_examples, str(tmp_path / "out"),
+    result = monitor.run(MonitorConfig(retrain_on=("drift",)), str(logs), penguins_examples, str(tmp_path / "out"),
                          window=WINDOW)
     before, after = result.findings.windows
     assert (before.requests, before.rows, after.requests, after.rows) == (sent[0], 400, sent[1], 400)
