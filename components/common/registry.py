@@ -51,13 +51,12 @@ from dataclasses import dataclass, replace
 
 import yaml
 
+from components.common.evaluation_records import NOT_BLESSED, UNCHECKED
 from components.common.registry_records import (  # noqa: F401 (the registry's API: what its users import)
     CANDIDATE,
     LABELS_FILE,
-    NOT_BLESSED,
     PRODUCTION,
     PROMOTE,
-    UNCHECKED,
     Alias,
     AliasChange,
     Baseline,

@@ -13,6 +13,7 @@ from kubernetes import client as kube
 
 from components.common.config import ConfigError, DeployConfig, ExportConfig, RequestLogConfig, ServeConfig
 from components.common.errors import TfpipeError
+from components.common.evaluation_records import Check
 from components.common.registry import Registry
 from components.export import run as export
 from components.serve import deploy, infra, step
@@ -37,7 +38,12 @@ def test_infra_check_passes_and_local_deploy_reaches_a_running_server(tmp_path, 
         blessing = json.loads((tmp_path / "out" / "infra_blessing.json").read_text())
         assert blessing["blessed"]
         assert blessing["reason"] == "every canary answered as the SavedModel does"
-        assert len(blessing["checks"]) == 1 + 2 * infra.CANARIES
+        status, *canaries = [Check.from_dict(c, "infra_blessing.json") for c in blessing["checks"]]
+        assert (status.metric, status.check, status.verdict, status.reason) == \
+            ("status", "available", "pass", "version 1 AVAILABLE")
+        assert len(canaries) == 2 * infra.CANARIES
+        assert {(c.check, c.threshold, c.verdict) for c in canaries} == {("max_difference", 1e-05, "pass")}
+        assert all(c.value <= c.threshold for c in canaries)
         assert set(blessing["latency_ms"]) == {"rest_p50", "rest_max", "grpc_p50", "grpc_max"}
         deadline = time.monotonic() + 30
         while not server.manager.ready and time.monotonic() < deadline:
