@@ -225,8 +225,8 @@ class Registry:
         this folder as the server sees it, with the aliases as labels; every later change of an alias renders
         it again. Returns its path."""
         self.check_home()
-        self.store.put(self.tf_serving_config, tf_serving_config.render(self.name, base_path.rstrip("/"),
-                                                                         self.labels()))
+        self.store.put(self.tf_serving_config, tf_serving_config.render(self.name, base_path.rstrip("/"), {}))
+        self._update(lambda record: None)  # renders it with the aliases as they are under the lock
         return self.tf_serving_config
 
     def set_vertex_model(self, version: int, resource: str) -> VersionRecord:

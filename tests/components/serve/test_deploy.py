@@ -169,11 +169,15 @@ def test_kserve_follows_the_registrys_labels_through_tf_servings_model_config(tm
     assert config.base_path == "gs://models/serving/penguins"  # kept through every change
 
 
-def test_a_registry_no_deployment_follows_writes_no_model_config(tmp_path, penguins_home):
+def test_a_model_config_is_written_once_a_deployment_asks_with_the_aliases_there(tmp_path, penguins_home):
     home = shutil.copytree(penguins_home, tmp_path / "serving" / "penguins")
     Registry(str(home)).promote(1, "production", force=True)
     assert json.loads((home / "labels.json").read_text()) == {"production": 1}
     assert not (home / "models.config").exists()
+    Registry(str(home)).follow_in_tf_serving("gs://models/serving/penguins")  # the aliases it has already
+    [config] = served_config(home).model_config_list.config
+    assert (dict(config.version_labels), list(config.model_version_policy.specific.versions)) == ({"production": 1},
+                                                                                                  [1])
 
 
 def test_vertex_requests():
