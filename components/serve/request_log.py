@@ -36,6 +36,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -55,8 +56,11 @@ RECORD_OVERHEAD = 16  # TFRecord framing: length, its CRC, the data's CRC
 
 
 class RequestLog:
-    def __init__(self, cfg: RequestLogConfig, registry: CollectorRegistry):
-        self.rate = cfg.sampling_rate
+    """`clock` stamps each record (`log_metadata.timestamp_secs`, by which `tfpipe monitor` assigns windows): the
+    wall clock, or one a caller sets to place requests in the windows it means."""
+
+    def __init__(self, cfg: RequestLogConfig, registry: CollectorRegistry, clock: Callable[[], float] = time.time):
+        self.rate, self.clock = cfg.sampling_rate, clock
         self.files = LogFiles(cfg.dir, cfg.max_file_bytes, cfg.max_files)
         self.pending: collections.deque = collections.deque()
         self.written = Counter("tfpipe_serve_request_log_written", "Requests written to the request log",
@@ -77,7 +81,7 @@ class RequestLog:
         if len(self.pending) >= QUEUE_LIMIT:
             self._queue_full.inc()
             return
-        self.pending.append((build, args, time.time()))
+        self.pending.append((build, args, self.clock()))
 
     def close(self) -> None:
         """Writes what is queued, publishes the open file and stops the writer."""
