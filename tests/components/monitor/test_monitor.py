@@ -1,6 +1,7 @@
 """End to end: a served model's logged requests, first from the training distribution, then from a shifted one."""
 
 import random
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -85,7 +86,13 @@ def tensor(values: list) -> np.ndarray:
     return padded(array, np.array([len(row) for row in rows]), padding)
 
 
-def log_traffic(home, examples: str, logs) -> list[int]:
+def past_window(count: int) -> float:
+    """The start of the window `count` windows before the one under way: with the server's clock set to it, a
+    scheduled run (the monitoring pipeline's, on the real clock) finds the window whole and within its lookback."""
+    return float(int(time.time()) // WINDOW * WINDOW - count * WINDOW)
+
+
+def log_traffic(home, examples: str, logs, start: float = START) -> list[int]:
     """Serves `home` with every request logged into `logs`: 400 rows drawn from the training data in one window,
     then 400 shifted ones in the next; the requests sent in each. The server's clock is the test's: it reads the
     start of a window while each batch is sent (each request is stamped before it is answered), however long the
@@ -93,13 +100,13 @@ def log_traffic(home, examples: str, logs) -> list[int]:
     rng = random.Random(0)
     rows = training_rows(examples)
     first, second = rng.choices(rows, k=400), [shift(r) for r in rng.choices(rows, k=400)]
-    now = [START]
+    now = [start]
     logging = RequestLogConfig(sampling_rate=1.0, dir=str(logs))
     with running(config(home, logging=logging), clock=lambda: now[0]) as server:
         rest, grpc = RestClient(server.rest_url, "penguins"), GrpcClient(server.grpc_target, "penguins")
         sent = []
         for window, batch in enumerate((first, second)):
-            now[0] = START + window * WINDOW
+            now[0] = start + window * WINDOW
             sent.append(send(rest, grpc, batch))
         rest.close()
         grpc.close()

@@ -22,7 +22,7 @@ from components.monitor import Findings
 from pipelines import summary
 from pipelines.records import MonitorRecord, RetrainRecord, TrainRecord, ValidateRecord
 from pipelines.targets import local
-from tests.components.monitor.test_monitor import WINDOW, log_traffic, next_window
+from tests.components.monitor.test_monitor import WINDOW, log_traffic, past_window
 
 
 @pytest.mark.slow
@@ -31,8 +31,7 @@ def test_drifted_predictions_start_a_training_run(tmp_path, penguins_home, pengu
     shutil.copytree(penguins_home, home)  # the retraining exports beside it: the shared fixture stays as it is
     Registry(str(home)).promote(1, "production", force=True)
     logs = tmp_path / "logs"
-    log_traffic(home, penguins_examples, logs)
-    next_window()  # the shifted window is complete: a scheduled run reads it
+    log_traffic(home, penguins_examples, logs, start=past_window(3))  # both windows whole, as a schedule reads
     cfg = RunConfig(
         name="penguins", runs_root=str(tmp_path / "runs"),
         ingest=IngestConfig(source=str(Path(penguins_examples).parent / "penguins.csv"), label="species"),

@@ -50,7 +50,7 @@ from components.train import run as train
 from pipelines import summary
 from pipelines.records import MonitorRecord, RetrainRecord, TrainRecord
 from pipelines.targets import local
-from tests.components.monitor.test_monitor import example, next_window
+from tests.components.monitor.test_monitor import example, past_window
 from tests.components.serve.conftest import config
 from tests.conftest import ROOT
 
@@ -129,16 +129,18 @@ def served(tmp_path_factory) -> Served:
 
     day2, day3 = day_rows(DAY2), day_rows(DAY3, concept=True)
     logs = root / "logs"
-    with running(config(home, logging=RequestLogConfig(sampling_rate=1.0, dir=str(logs)))) as server:
+    # The server's clock is the test's: each day's requests are stamped within one window, however long the
+    # sending takes, and both windows are whole for a scheduled run.
+    now = [past_window(3)]
+    with running(config(home, logging=RequestLogConfig(sampling_rate=1.0, dir=str(logs))),
+                 clock=lambda: now[0]) as server:
         rest, grpc = RestClient(server.rest_url, "churn"), GrpcClient(server.grpc_target, "churn")
         for rows in (day2, day3):
-            next_window()
-            started = time.time()
             send(rest, grpc, rows)
             if rows is day3:
                 rest.predict(instances=[{k: r[k] for k in FEATURES} for r in day3[:3]])  # no key: counted
                 rest.predict(instances=[{k: r[k] for k in ("customer_id", *FEATURES)} for r in day3[:1]])  # again
-            assert time.time() // WINDOW == started // WINDOW, "a day's requests took longer than a window"
+            now[0] += WINDOW
         rest.close()
         grpc.close()
 
@@ -319,7 +321,6 @@ def test_the_monitoring_pipeline_retrains_when_quality_crosses(served, tmp_path)
     home = tmp_path / "serving" / "churn"
     shutil.copytree(served.home, home)  # the retraining exports beside it: the shared fixture stays as it is
     source = churn.write_day(tmp_path / "data", DAY3, concept=True)
-    next_window()  # day 3's window is complete: a scheduled run reads it
     cfg = RunConfig(
         name="churn", runs_root=str(tmp_path / "runs"),
         ingest=IngestConfig(source=str(source), label="churned", key="customer_id", drop=("customer_id",), shards=1),
