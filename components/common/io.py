@@ -45,6 +45,21 @@ def file_errors(path: str | os.PathLike) -> tuple[type[BaseException], ...]:
     return OSError, tf.errors.OpError
 
 
+def arrow_filesystem(uri: str):
+    """Arrow's file system for a remote `uri` and the path inside it.
+
+    For gs:// it honours `STORAGE_EMULATOR_HOST` as google-cloud-storage and Beam do (Arrow itself does not
+    read it), so that a Cloud Storage emulator serves every client alike.
+    """
+    import pyarrow.fs as pafs
+
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
+    if uri.startswith("gs://") and emulator:
+        scheme, _, host = emulator.rpartition("://")
+        return pafs.GcsFileSystem(anonymous=True, endpoint_override=host, scheme=scheme or "http"), uri[len("gs://"):]
+    return pafs.FileSystem.from_uri(uri)
+
+
 def exists(path: str | os.PathLike) -> bool:
     return os.path.exists(path) if not is_remote(path) else gfile().exists(str(path))
 
