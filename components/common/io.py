@@ -64,6 +64,35 @@ def exists(path: str | os.PathLike) -> bool:
     return os.path.exists(path) if not is_remote(path) else gfile().exists(str(path))
 
 
+def isdir(path: str | os.PathLike) -> bool:
+    return os.path.isdir(path) if not is_remote(path) else gfile().isdir(str(path))
+
+
+def listdir(path: str | os.PathLike) -> list[str]:
+    """The names in a folder (remote sub-folders without gfile's trailing slash)."""
+    return os.listdir(path) if not is_remote(path) else [n.rstrip("/") for n in gfile().listdir(str(path))]
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    with open_binary(path) as f:
+        return f.read()
+
+
+def files_under(folder: str | os.PathLike) -> list[tuple[str, int, int]]:
+    """(path relative to `folder`, size, modification time in ns) of every file under `folder`."""
+    folder_s = str(folder).rstrip("/")
+    walk, stat = (os.walk, os.stat) if not is_remote(folder_s) else (gfile().walk, gfile().stat)
+    entries = []
+    for root, _, files in walk(folder_s):
+        for name in files:
+            path = f"{root.rstrip('/')}/{name}"
+            info = stat(path)
+            size, mtime = ((info.st_size, info.st_mtime_ns) if not is_remote(folder_s)
+                           else (info.length, info.mtime_nsec))
+            entries.append((path[len(folder_s) + 1:], size, mtime))
+    return entries
+
+
 def makedirs(path: str | os.PathLike) -> None:
     if is_remote(path):
         gfile().makedirs(str(path))
@@ -88,7 +117,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path | str:
         tmp = f"{path_s}.tmp-{uuid.uuid4().hex}"
         with gfile().GFile(tmp, "wb") as f:
             f.write(data)
-        gfile().rename(tmp, path_s, overwrite=True)
+        replace(tmp, path_s)
         return path_s
     target = Path(path_s)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +131,14 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path | str:
             os.unlink(tmp)
         raise
     return target
+
+
+def replace(source: str, target: str) -> None:
+    """Renames `source` over `target`: at once on a local disk; on Cloud Storage a copy, whole, then a delete."""
+    if is_remote(target):
+        gfile().rename(source, target, overwrite=True)
+    else:
+        os.replace(source, target)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path | str:

@@ -1,6 +1,6 @@
 """Steps on gs://, against Cloud Storage's emulator: each client through its own code path (tests/gcs.py says
-how): Arrow reads the source, TensorFlow's gs:// file system writes and reads the examples, the metrics and
-the model, Beam's GCS IO reads the examples for the Beam engine."""
+how): Arrow reads the source, TensorFlow's gs:// file system writes and reads the examples, the metrics, the
+model, its checkpoints, logs and backup, Beam's GCS IO reads the examples for the Beam engine."""
 
 import json
 from pathlib import Path
@@ -8,10 +8,20 @@ from pathlib import Path
 import numpy as np
 
 from components.common import io
-from components.common.config import BeamConfig, EvaluateConfig, IngestConfig, Threshold
+from components.common.config import (
+    BeamConfig,
+    EvaluateConfig,
+    IngestConfig,
+    ModelConfig,
+    TensorBoardConfig,
+    Threshold,
+    TrainConfig,
+)
+from components.common.model_loading import load_model
 from components.data import PENGUINS_CSV
 from components.evaluate import run as evaluate
 from components.ingest import run as ingest
+from components.train import run as train
 from tests.conftest import read_examples
 
 
@@ -56,3 +66,18 @@ def test_the_beam_engine_evaluates_examples_on_gcs_as_the_local_engine_does(gcs_
     assert {**written, "examples": ""} == {**local_written, "examples": ""}
     assert gcs_env.names(f"gs://{bucket_name}/beam-temp") == []  # the pass's state was written there, then removed
     assert np.isclose(beam.metrics["accuracy"], local.metrics["accuracy"])
+
+
+def test_training_writes_its_model_checkpoints_logs_and_history_to_gcs(gcs_env, bucket_name, penguins_examples):
+    gcs_env.bucket(bucket_name)
+    out = f"gs://{bucket_name}/train"
+    cfg = TrainConfig(epochs=2, batch_size=32, model=ModelConfig(hidden_units=(8,)),
+                      tensorboard=TensorBoardConfig(profile_batch=(), histogram_freq=0))
+    metrics = train(cfg, penguins_examples, out, label="species").metrics
+    names = gcs_env.names(out)
+    assert {"model.keras", "metrics.json", "history.json", "training.json"} <= set(names)
+    assert [n for n in names if n.startswith("logs/") and ".tfevents." in n]
+    assert not [n for n in names if n.startswith("backup/")]  # removed once the run finished
+    assert len(json.loads(gcs_env.read(f"{out}/history.json"))["loss"]) == 2
+    assert json.loads(gcs_env.read(f"{out}/metrics.json"))["accuracy"] == metrics["accuracy"]
+    assert load_model(out).count_params() > 0
