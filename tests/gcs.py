@@ -215,7 +215,8 @@ def write_credentials(folder: Path) -> Path:
 
 @contextlib.contextmanager
 def emulator(folder: Path) -> Iterator[Gcs]:
-    """fake-gcs-server over HTTP on a free 127.0.0.1 port, its objects in `folder`, and the TLS front; both
+    """fake-gcs-server over HTTP on a free 127.0.0.1 port, its objects in memory (its file-system backend
+    loses the empty objects that mark folders, which TensorFlow makes and lists), and the TLS front; both
     stopped at the end. This process's environment is left as it is: whoever talks to the emulator is given
     `Gcs.environment()`.
 
@@ -228,8 +229,8 @@ def emulator(folder: Path) -> Iterator[Gcs]:
     endpoint = f"http://127.0.0.1:{port}"
     with open(folder / "fake-gcs-server.log", "wb") as log:
         server = subprocess.Popen([str(_get_binary_path()), "-scheme", "http", "-host", "127.0.0.1",
-                                   "-port", str(port), "-external-url", endpoint, "-backend", "filesystem",
-                                   "-filesystem-root", str(folder / "objects"), "-log-level", "warn"],
+                                   "-port", str(port), "-external-url", endpoint, "-backend", "memory",
+                                   "-log-level", "warn"],
                                   stdout=log, stderr=subprocess.STDOUT)
     front = None
     try:

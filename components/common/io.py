@@ -28,6 +28,19 @@ def absolute(path: str) -> str:
     return path if not path or is_remote(path) else os.path.abspath(path)
 
 
+def same_place(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file or folder: URIs as written (pathlib would fold gs:// into gs:/), local
+    paths once resolved."""
+    if is_remote(a) or is_remote(b):
+        return str(a).rstrip("/") == str(b).rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def parent(path: str) -> str:
+    """The folder `path` is in, for a local path or a URI alike."""
+    return path.rstrip("/").rsplit("/", 1)[0] if is_remote(path) else str(Path(path).parent)
+
+
 def gfile():
     """tf.io.gfile, imported late: TensorFlow takes seconds to import and local-only tools need not wait."""
     import tensorflow as tf
@@ -208,6 +221,7 @@ def _running(pid: int) -> bool:
 def _publish_remote(stage: str, final: str) -> None:
     g = gfile()
     for root, _, files in g.walk(stage):
+        root = root.rstrip("/")  # on gs://, gfile names sub-folders with a trailing slash
         rel = root[len(stage):].lstrip("/")
         for name in files:
             dest = "/".join(p for p in (final, rel, name) if p)

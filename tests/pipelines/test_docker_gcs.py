@@ -58,7 +58,11 @@ def test_the_whole_pipeline_in_containers_on_gcs(gcs_env, bucket_name, tmp_path)
         "evaluate.slices=[]", "pipeline.cache=true", f"pipeline.base_image={IMAGE}"])
     first = local.run(cfg, docker=True)
     assert f"Found image '{IMAGE}'" in (first / "pipeline.log").read_text()
-    local.run(cfg, docker=True)  # ingest and train from the cache; evaluate, export and serve run again
+    second = local.run(cfg, docker=True)  # ingest and train from the cache; evaluate, export and serve run again
+    for run, version in ((first, 1), (second, 2)):  # infra-checked from gs:// and deployed where it is
+        deployed = json.loads((run / "serve" / "deployment" / "deploy.json").read_text())
+        assert deployed["deployed"], deployed
+        assert deployed["path"] == f"{home}/{version}"
 
     names = gcs_env.names(home)
     assert {"1/saved_model.pb", "2/saved_model.pb", "registry.json"} <= set(names)
