@@ -16,6 +16,7 @@ from components.data import PENGUINS_CSV
 from components.serve import announce
 from components.serve.client import RestClient, ServeError
 from pipelines.targets import local
+from tests.components.registry.test_serving import until
 from tests.components.serve.test_rest import VALID
 from tests.conftest import ROOT
 
@@ -36,15 +37,6 @@ def production(client: RestClient) -> int | None:
         return int(client.status(label="production")["model_version_status"][0]["version"])
     except ServeError:
         return None
-
-
-def until(condition, seconds: float = 60.0) -> None:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert condition()
 
 
 def test_the_whole_pipeline_in_containers_on_gcs(gcs_env, bucket_name, tmp_path):
@@ -84,7 +76,7 @@ def test_the_whole_pipeline_in_containers_on_gcs(gcs_env, bucket_name, tmp_path)
                                   (["rollback"], 1)):
             done = tfpipe("models", *command, "--base", home, "--alias", "production")
             assert done.returncode == 0, done.stderr
-            until(lambda expected=expected: production(client) == expected)
+            until(lambda expected=expected: production(client) == expected, seconds=60)
         for _ in range(6):
             assert len(client.predict(instances=[VALID] * 4, label="production")["predictions"]) == 4
     finally:
