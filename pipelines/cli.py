@@ -13,6 +13,7 @@
     tfpipe evaluate --model /tmp/penguins-model --examples /tmp/penguins --out /tmp/penguins-eval
     tfpipe export --model /tmp/penguins-model --examples /tmp/penguins
     tfpipe whatif report --model /tmp/penguins-model --examples /tmp/penguins --out /tmp/penguins-whatif
+    tfpipe whatif serve --model-base runs/serving/penguins --examples /tmp/penguins --compare production
     tfpipe train ... --workers 2                            # a local MultiWorkerMirroredStrategy run
     tfpipe tensorboard runs/tfpipe-digits-2026-11-26-10-15-00-000000   # TensorBoard on 127.0.0.1
     tfpipe example-data --out data

@@ -136,13 +136,13 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
 
     A single unnamed output: kfp.local resolves `dsl.If` conditions on `Output` but not on named outputs.
     """
-    import json
     import shutil
     import time
 
     from components import evaluate
     from components.common import beam
     from components.common.config import RunConfig
+    from components.common.evaluation_records import MetricsDocument
     from components.evaluate import artifacts
     from components.evaluate.metrics import headline
     from pipelines.records import EvaluateRecord
@@ -153,7 +153,7 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
     dataflow = beam.on_dataflow(cfg.evaluate.engine, cfg.beam)
     result = evaluate.run(cfg.evaluate, model.uri if dataflow else model.path,
                           examples.uri if dataflow else examples.path, evaluation.path, cfg.model_home, cfg.beam)
-    document = json.loads(open(f"{evaluation.path}/metrics.json").read())
+    document = MetricsDocument.from_json(open(f"{evaluation.path}/metrics.json").read())
     for name, value in artifacts.scalars(document).items():
         scalars.log_metric(name, value)
     matrix = artifacts.confusion_matrix(document)
@@ -169,7 +169,9 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
 
 def whatif(config: str, examples: Input[Dataset], model: Input[Model], report: Output[HTML],
            analysis: Output[Artifact]) -> None:
-    """What-If analysis of the trained model on the test split; the report as HTML for the KFP UI."""
+    """What-If analysis of the trained model on the test split, side by side with the model evaluate compares it
+    with when there is one (the pipeline exports only after this step, so the registry's baseline is still the
+    one evaluate read); the report as HTML for the KFP UI."""
     import shutil
     import time
 
@@ -179,9 +181,11 @@ def whatif(config: str, examples: Input[Dataset], model: Input[Model], report: O
 
     cfg = RunConfig.from_json(config)
     started = time.perf_counter()
-    whatif.run(cfg.whatif, model.path, examples.path, analysis.path, cfg.evaluate)
+    baseline = whatif.registry_baseline(cfg.model_home)
+    whatif.run(cfg.whatif, model.path, examples.path, analysis.path, cfg.evaluate, baseline)
     shutil.copy(f"{analysis.path}/report.html", report.path)
-    analysis.metadata.update(WhatIfRecord(time.perf_counter() - started).to_json())
+    analysis.metadata.update(WhatIfRecord(time.perf_counter() - started,
+                                          baseline.name if baseline else "").to_json())
 
 
 def export(config: str, examples: Input[Dataset], model: Input[Model], evaluation: Input[Artifact],

@@ -110,6 +110,8 @@ class WhatIfRecord(StepRecord):
     TASK: ClassVar[str] = "whatif"
     ARTIFACT: ClassVar[str] = "analysis"
 
+    compared_with: str = ""  # the baseline shown beside the model ("production, version 3"); "" on a first run
+
 
 @dataclass(frozen=True)
 class ExportRecord(StepRecord):

@@ -78,6 +78,10 @@ def lines(run_dir: Path, alone: bool = False) -> list[str]:
         out.append(f"  blessed   {verdict.get(evaluated.verdict, 'NO')} ({evaluation / 'blessing.json'})")
         reports = [examples / "stats.html", evaluation / "report.html", run_dir / "whatif" / "analysis" / "report.html"]
         out.append(f"  reports   {', '.join(str(r) for r in reports if r.exists())}")
+    analysed = ran.get(WhatIfRecord.TASK)
+    if analysed is not None and analysed.compared_with:
+        out.append(f"  compared  with the baseline ({analysed.compared_with}): the what-if report opens with the "
+                   "verdict")
     if evaluated or TrainRecord.TASK in ran:
         out.append(f"  model     {model / 'model.keras'}")
     if exported:

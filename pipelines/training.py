@@ -7,8 +7,9 @@
                  values collected (dsl.Collected) and passed on to train; an HParams experiment
     2. train     examples (+ the best values) -> Keras model, checkpoints, TensorBoard logs (Model)
     3. evaluate  model + test split -> metrics, slices, report, blessing (Metrics, ClassificationMetrics, HTML)
-       whatif    beside evaluate: slices, partial dependence, counterfactuals, thresholds (HTML)
-    4. export    only if blessed: the next SavedModel version under the export base (Model)
+       whatif    beside evaluate: slices, partial dependence, counterfactuals, thresholds, and the model against
+                 the baseline evaluate compares it with, side by side (HTML)
+    4. export    only if blessed, after whatif: the next SavedModel version under the export base (Model)
     5. serve     only if blessed: the infra check on that version, then the deploy target
     6. summary   always (an exit handler): the run's final state, and the failing step if any
 
@@ -86,11 +87,13 @@ def build(cfg: RunConfig, vertex: bool = False):
                 configure(trained, heavy=not vertex, pure=cfg.train.warm_start != "last_blessed")
                 evaluated = configure(ops.evaluate(config=config, examples=ingested.outputs["examples"],
                                                    model=trained.outputs["model"]))
-                configure(ops.whatif(config=config, examples=examples, model=trained.outputs["model"]))
+                analysed = configure(ops.whatif(config=config, examples=examples, model=trained.outputs["model"]))
                 with dsl.If(evaluated.outputs["Output"] == True, name="blessed"):  # noqa: E712 (a KFP condition, not Python)
+                    # after whatif, which holds the model against the registry's baseline as evaluate found it:
+                    # a version this run exports (and serve may promote) must not become that baseline first
                     exported = configure(ops.export(config=config, examples=ingested.outputs["examples"],
                                                     model=trained.outputs["model"],
-                                                    evaluation=evaluated.outputs["evaluation"]))
+                                                    evaluation=evaluated.outputs["evaluation"]).after(analysed))
                     configure(ops.serve(config=config, examples=ingested.outputs["examples"],
                                         version=exported.outputs["Output"]), retries=True)
 

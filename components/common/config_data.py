@@ -56,7 +56,7 @@ class BigQueryOptions:
     timestamps: Literal["string", "seconds"] = "string"  # DATE/DATETIME/TIMESTAMP as ISO text or int64 seconds
     endpoint: str = ""  # host:port of the Storage Read API; empty: Google's
 
-FeatureType = Literal["int", "float", "string", "text", "image"]
+FeatureType = Literal["int", "float", "string", "text", "image", "int_list", "float_list", "string_list"]
 SourceFormat = Literal["auto", "csv", "parquet", "jsonl", "images"]
 Engine = Literal["local", "beam"]
 
@@ -85,6 +85,10 @@ class IngestConfig:
     vocab_top_n: int = 100
     # A text value longer than this (UTF-8 bytes) rejects its row: one stray document must not bloat every batch.
     max_text_bytes: int = 65536
+    # Splits a CSV cell into the values of a list feature (say "|" for `red|green`). A CSV column holding it
+    # in the sample (and not prose) is a list; `types.<column>: <type>_list` forces one. Parquet and JSON
+    # lines carry lists natively.
+    list_delimiter: str = ""
     max_rejected_fraction: float = 0.01
     threads: int = 2
     csv: CsvOptions = CsvOptions()
@@ -105,6 +109,9 @@ class IngestConfig:
                               f"got {self.max_rejected_fraction}")
         if self.image.size and len(self.image.size) != 2:
             raise ConfigError(f"{where}.image.size: expected [height, width], got {list(self.image.size)}")
+        if self.list_delimiter and self.list_delimiter in (self.csv.delimiter, self.csv.quote_char):
+            raise ConfigError(f"{where}.list_delimiter: {self.list_delimiter!r} is also the CSV's delimiter or "
+                              f"quote; expected another, such as '|' or ';'")
         if len(self.csv.delimiter) != 1:
             raise ConfigError(f"{where}.csv.delimiter: expected one character, got {self.csv.delimiter!r}")
         self.split.validate(f"{where}.split")

@@ -41,6 +41,8 @@ def preprocessing(feature: Feature, cfg: ModelConfig, train_data: tf.data.Datase
     from `train_data`, see `text_encoding`)."""
     if feature.type == "text":
         return text_encoding(feature, cfg, train_data)
+    if feature.is_list:
+        return list_encoding(feature, cfg)
     if feature.is_numeric:
         return [Standardize(feature.stats.get("mean", 0.0), feature.stats.get("std") or 1.0,
                             name=f"{feature.name}_norm")]
@@ -78,6 +80,86 @@ def text_encoding(feature: Feature, cfg: ModelConfig, train_data: tf.data.Datase
             keras.layers.Embedding(vectorize.vocabulary_size(), cfg.embedding_dim, mask_zero=True,
                                    name=f"{name}_embed"),
             keras.layers.GlobalAveragePooling1D(name=f"{name}_mean")]
+
+
+def list_encoding(feature: Feature, cfg: ModelConfig) -> list[keras.layers.Layer]:
+    """A list's values pooled into one vector whatever its length: strings looked up in the schema's vocabulary
+    of values, then the mean of their embeddings (with `embedding_dim` 0, a bag: which values the list holds);
+    numbers standardised with the values' statistics, then their mean, lowest and highest, with the list's
+    length standardised beside them. An empty list is all zeros but its length."""
+    name, s = feature.name, feature.stats
+    if feature.element_type == "string":
+        vocab = feature.vocabulary or [""]
+        if cfg.embedding_dim:
+            return [keras.layers.StringLookup(vocabulary=vocab, name=f"{name}_lookup"),
+                    MeanEmbedding(len(vocab) + 1, cfg.embedding_dim, name=f"{name}_embed")]
+        # On ragged ids the bag comes out as int64 counts; the float it is anywhere else.
+        return [keras.layers.StringLookup(vocabulary=vocab, output_mode="multi_hot", name=f"{name}_bag"),
+                CastToFloat(name=f"{name}_bag_float")]
+    length = s.get("length", {})
+    return [ListSummary(s.get("mean", 0.0), s.get("std") or 1.0, length.get("mean", 0.0), length.get("std") or 1.0,
+                        name=f"{name}_summary")]
+
+
+def _ragged(x) -> tf.RaggedTensor:
+    """Lists reach a model ragged; only Keras' symbolic build passes them dense (with no padding to drop)."""
+    return x if isinstance(x, tf.RaggedTensor) else tf.RaggedTensor.from_tensor(x)
+
+
+@keras.saving.register_keras_serializable(package="tfpipe")
+class MeanEmbedding(keras.layers.Layer):
+    """The mean of the embeddings of a list's ids (ragged `[batch, None]` in, `[batch, output_dim]` out).
+
+    Keras' own pooling layers take dense, masked input; a list's ids stay ragged, so no padding is embedded.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.embedding = keras.layers.Embedding(self.input_dim, self.output_dim, name="embedding")
+
+    def build(self, input_shape):
+        self.embedding.build((None,))
+
+    def call(self, ids):
+        ids = _ragged(ids)
+        vectors = tf.ragged.map_flat_values(self.embedding, ids)
+        counts = tf.cast(ids.row_lengths(), vectors.dtype)[:, None]
+        return tf.math.divide_no_nan(tf.reduce_sum(vectors, axis=1), counts)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.output_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim}
+
+
+@keras.saving.register_keras_serializable(package="tfpipe")
+class ListSummary(keras.layers.Layer):
+    """A list of numbers as four: the mean, lowest and highest of its standardised values, and its standardised
+    length (ragged `[batch, None]` in, `[batch, 4]` out)."""
+
+    def __init__(self, mean: float, std: float, length_mean: float, length_std: float, **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std = float(mean), float(std)
+        self.length_mean, self.length_std = float(length_mean), float(length_std)
+
+    def call(self, x):
+        z = (tf.cast(_ragged(x), tf.float32) - self.mean) / self.std
+        n = tf.cast(z.row_lengths(), tf.float32)
+        present = n > 0
+        pooled = [tf.math.divide_no_nan(tf.reduce_sum(z, axis=1), n),
+                  tf.where(present, tf.reduce_min(z, axis=1), 0.0),
+                  tf.where(present, tf.reduce_max(z, axis=1), 0.0),
+                  (n - self.length_mean) / self.length_std]
+        return tf.stack(pooled, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 4)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std, "length_mean": self.length_mean,
+                "length_std": self.length_std}
 
 
 @keras.saving.register_keras_serializable(package="tfpipe")

@@ -76,6 +76,8 @@ _SCHEMA_TYPES = {"int": schema_pb2.INT, "float": schema_pb2.FLOAT, "string": sch
                  "text": schema_pb2.BYTES, "image": schema_pb2.BYTES}
 _STATS_TYPES = {"int": FeatureStats.INT, "float": FeatureStats.FLOAT, "string": FeatureStats.STRING,
                 "text": FeatureStats.STRING, "image": FeatureStats.BYTES}
+for _t in ("int", "float", "string"):  # a list is described by its values' type, its lengths by value counts
+    _SCHEMA_TYPES[f"{_t}_list"], _STATS_TYPES[f"{_t}_list"] = _SCHEMA_TYPES[_t], _STATS_TYPES[_t]
 
 
 class MetadataError(TfpipeError):
@@ -305,7 +307,7 @@ def _categorical_label(label: Feature) -> bool:
 
 def _complete_vocabulary(f: Feature) -> bool:
     s = f.stats
-    return f.type == "string" and not s.get("approximate") and s.get("unique", 0) == len(s.get("top", []))
+    return f.element_type == "string" and not s.get("approximate") and s.get("unique", 0) == len(s.get("top", []))
 
 
 def _rows(schema: Schema) -> int:
@@ -317,19 +319,25 @@ def _add_feature_schema(proto: schema_pb2.Schema, f: Feature, is_label: bool, ca
     s = f.stats
     rows = s.get("count", 0) + s.get("missing", 0)
     feature = proto.feature.add(name=f.name, type=_SCHEMA_TYPES[f.type])
-    feature.value_count.min = feature.value_count.max = 1
+    if f.is_list:
+        length = s.get("length", {})
+        feature.value_count.min, feature.value_count.max = \
+            (int(length["min"]), int(length["max"])) if length.get("count") else (0, 0)
+    else:
+        feature.value_count.min = feature.value_count.max = 1
     feature.presence.min_count = 1
     feature.presence.min_fraction = s.get("count", 0) / rows if rows else 0.0
     if f.type == "image":
         feature.image_domain.SetInParent()
     elif f.type == "text":
         feature.natural_language_domain.SetInParent()
-    elif f.type == "string" and _complete_vocabulary(f):
+    elif _complete_vocabulary(f):
         proto.string_domain.add(name=f.name, value=f.vocabulary)
         feature.domain = f.name
-    elif f.is_numeric and s.get("count"):
-        domain = feature.int_domain if f.type == "int" else feature.float_domain
-        domain.min, domain.max = (int(s["min"]), int(s["max"])) if f.type == "int" else (s["min"], s["max"])
+    elif f.element_type in ("int", "float") and s.get("min") is not None:
+        integer = f.element_type == "int"
+        domain = feature.int_domain if integer else feature.float_domain
+        domain.min, domain.max = (int(s["min"]), int(s["max"])) if integer else (s["min"], s["max"])
         if f.type == "int" and is_label and categorical:
             feature.int_domain.is_categorical = True
     if is_label:
@@ -342,19 +350,32 @@ def _common(count: int, missing: int) -> statistics_pb2.CommonStatistics:
                                            max_num_values=one, avg_num_values=float(one), tot_num_values=count)
 
 
-def _feature_stats(f: Feature, label_counts: Counter | None) -> FeatureStats:
-    """`label_counts` (a categorical label's classes) makes even an integer label categorical, as TFDV shows it."""
-    s = f.stats
-    out = FeatureStats(type=_STATS_TYPES[f.type], path={"step": [f.name]})
+def _list_common(s: dict) -> statistics_pb2.CommonStatistics:
+    """A list's rows, and how many values they hold: the bounds, the mean, the total and their distribution."""
     common = _common(s.get("count", 0), s.get("missing", 0))
+    length = s.get("length", {})
+    if length.get("count"):
+        common.min_num_values, common.max_num_values = int(length["min"]), int(length["max"])
+        common.avg_num_values, common.tot_num_values = length["mean"], s.get("values", 0)
+        common.num_values_histogram.CopyFrom(_quantiles(_ingest_histogram(length), length["count"]))
+    return common
+
+
+def _feature_stats(f: Feature, label_counts: Counter | None) -> FeatureStats:
+    """`label_counts` (a categorical label's classes) makes even an integer label categorical, as TFDV shows it.
+
+    A list's values are described as a column of their type would be (`count` there is of values)."""
+    s = {**f.stats, "count": f.stats.get("values", 0)} if f.is_list else f.stats
+    out = FeatureStats(type=_STATS_TYPES[f.type], path={"step": [f.name]})
+    common = _list_common(f.stats) if f.is_list else _common(s.get("count", 0), s.get("missing", 0))
     if label_counts is not None:
         out.string_stats.CopyFrom(_string_stats(common, label_counts, len(label_counts)))
-    elif f.type in ("string", "text"):
+    elif f.element_type in ("string", "text"):
         out.string_stats.CopyFrom(_string_stats(common, Counter(dict(s.get("top", []))), s.get("unique", 0)))
         if f.type == "text" and s.get("count"):
             out.string_stats.avg_length = s["length"]["mean"]
             out.custom_stats.extend(_text_distributions(s))
-    elif f.is_numeric:
+    elif f.element_type in ("int", "float"):
         out.num_stats.CopyFrom(_numeric_stats(common, s))
     else:
         out.bytes_stats.common_stats.CopyFrom(common)

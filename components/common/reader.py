@@ -67,7 +67,7 @@ def parser(schema: Schema, task: Task, single_input: bool):
                     lambda png, c=shape[2]: tf.io.decode_png(png, channels=c), parsed[f.name],
                     fn_output_signature=tf.TensorSpec([None, None, shape[2]], tf.uint8))
                 parsed[f.name] = tf.ensure_shape(parsed[f.name], (None, *shape))
-            else:
+            elif not f.is_list:
                 parsed[f.name] = tf.reshape(parsed[f.name], [-1, 1])
         if single_input:
             return parsed[schema.inputs[0].name], y
@@ -87,7 +87,8 @@ def dataset(examples: str, split: str, schema: Schema, task: Task, batch_size: i
         ds = ds.cache()
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    # Lists come out of `unbatch` as rows of different lengths, which only a ragged batch holds.
+    ds = ds.ragged_batch(batch_size) if schema.has_lists else ds.batch(batch_size)
     if schema.splits.get(split):
         # Known from ingest: progress bars show the epoch's length from the start.
         ds = ds.apply(tf.data.experimental.assert_cardinality(math.ceil(schema.splits[split] / batch_size)))
@@ -98,6 +99,7 @@ def dataset(examples: str, split: str, schema: Schema, task: Task, batch_size: i
 
 KINDS = {"int": "int64_list", "float": "float_list", "string": "bytes_list", "text": "bytes_list",
          "image": "bytes_list"}
+KINDS.update({f"{t}_list": KINDS[t] for t in ("int", "float", "string")})
 
 
 def check_examples(examples: str, schema: Schema, task: Task, records: int = 64) -> None:
@@ -116,9 +118,10 @@ def check_examples(examples: str, schema: Schema, task: Task, records: int = 64)
 def _check_value(value: tf.train.Feature, feature, where: str) -> None:
     kind = value.WhichOneof("kind")
     values = getattr(value, kind).value if kind else []
-    if kind != KINDS[feature.type] or len(values) > 1:
+    if kind != KINDS[feature.type] or (len(values) > 1 and not feature.is_list):
+        expected = f"a list of {feature.element_type}" if feature.is_list else f"one {feature.type}"
         raise ExamplesError(f"{where}: feature {feature.name!r} holds {len(values)} value(s) of {kind}; the schema "
-                         f"expects one {feature.type} ({KINDS[feature.type]}); ingest again or fix schema.json")
+                         f"expects {expected} ({KINDS[feature.type]}); ingest again or fix schema.json")
     if feature.type == "image" and values:
         shape = tuple(tf.io.decode_image(values[0], expand_animations=False).shape)
         expected = (feature.image.height, feature.image.width, feature.image.channels)

@@ -18,8 +18,15 @@ from components.common import io
 from components.common.errors import TfpipeError
 
 SCHEMA_VERSION = 1
-# string: a category (a value from a vocabulary); text: free text kept whole, whose tokens the model looks up.
-FEATURE_TYPES = ("int", "float", "string", "text", "image")
+# string: a category (a value from a vocabulary); text: free text kept whole, whose tokens the model looks up;
+# <type>_list: any number of values of <type> in each row (tags, past purchases, readings), stored as a
+# variable-length tf.Example feature and fed to the model ragged.
+LIST_TYPES = ("int_list", "float_list", "string_list")
+# What pads a row of a list in a served batch (a `[batch, longest]` tensor) out to the longest: a value no list
+# holds (ingest rejects an int list holding -2**63, an empty string or a non-finite float), so the model can
+# drop every one of them wherever they stand.
+LIST_PADDING = {"int": -(2**63), "float": math.nan, "string": b""}
+FEATURE_TYPES = ("int", "float", "string", "text", "image", *LIST_TYPES)
 
 
 class SchemaError(TfpipeError):
@@ -41,12 +48,23 @@ class Feature:
     # string: count, missing, unique, top: [[value, count], ...].
     # text: count, missing, tokens (in all), unique and top as strings have them but of tokens, and
     # length (UTF-8 bytes) and token_count (per value) as numbers have them.
+    # <type>_list: count and missing count rows; values (in all) and the rest are of the values, as <type> has
+    # them; length (values per row) as numbers have it.
     stats: dict[str, Any] = field(default_factory=dict)
     image: ImageShape | None = None
 
     @property
     def is_numeric(self) -> bool:
         return self.type in ("int", "float")
+
+    @property
+    def is_list(self) -> bool:
+        return self.type in LIST_TYPES
+
+    @property
+    def element_type(self) -> str:
+        """The type of each value: int, float or string for a list, the feature's own type otherwise."""
+        return self.type.removesuffix("_list")
 
     @property
     def default_value(self) -> Any:
@@ -88,6 +106,9 @@ class Schema:
             raise SchemaError(f"schema: duplicate feature names in {names}")
         if self.label not in names:
             raise SchemaError(f"schema: label {self.label!r} is not one of the features {names}")
+        if self.label_feature.is_list:
+            raise SchemaError(f"schema: label {self.label!r} is a list ({self.label_feature.type}); a label is one "
+                              f"class or value per row")
         for f in self.features:
             if f.type not in FEATURE_TYPES:
                 raise SchemaError(f"schema: feature {f.name!r} has type {f.type!r}; expected one of {FEATURE_TYPES}")
@@ -114,14 +135,20 @@ class Schema:
         return {f.name: f.default_value for f in self.inputs if f.type != "image"}
 
     def parse_spec(self) -> dict[str, Any]:
-        """The `tf.io.parse_example` spec; a missing value reads as `Feature.default_value` says."""
+        """The `tf.io.parse_example` spec; a missing value reads as `Feature.default_value` says, and a list
+        reads as a ragged row."""
         import tensorflow as tf
 
         dtypes = {"int": tf.int64, "float": tf.float32, "string": tf.string, "text": tf.string, "image": tf.string}
         return {
-            f.name: tf.io.FixedLenFeature([], dtypes[f.type], default_value=f.default_value)
+            f.name: tf.io.RaggedFeature(dtypes[f.element_type], row_splits_dtype=tf.int64) if f.is_list
+            else tf.io.FixedLenFeature([], dtypes[f.type], default_value=f.default_value)
             for f in self.features
         }
+
+    @property
+    def has_lists(self) -> bool:
+        return any(f.is_list for f in self.features)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)

@@ -9,6 +9,13 @@ word in ten of those is the other sentiment's ("great" in a negative review,
 as in "not great"), and one review in twenty-five is labelled against its words, so
 that no rule reads the label off perfectly and a model must weigh many
 tokens. The label is `sentiment`, positive or negative, about half each.
+
+Two list columns, `|`-separated (`ingest.list_delimiter`), come from a second
+stream of the same seed, so the columns above are the same with or without
+them: `tags`, zero to three of the order's tags (a warranty claim more often
+beside a negative review, a repeat buyer beside a positive one), and
+`past_ratings`, the one to five stars the reviewer gave before (none for a
+first review), a little higher from those who liked this product.
 """
 
 from __future__ import annotations
@@ -26,22 +33,33 @@ NEGATIVE = ("broke", "terrible", "disappointed", "noisy", "cheap", "returned", "
             "leaks", "awful", "slow", "stopped", "waste", "poor")
 OFF_SENTIMENT = 0.1  # of a review's sentiment words, this fraction come from the other list
 LABEL_NOISE = 0.04  # of reviews, this fraction carry the other label
-HEADER = ["review_id", "product", "helpful_votes", "review", "sentiment"]
+TAGS = ("gift", "sale", "verified", "bundle", "express")
+LIST_DELIMITER = "|"
+HEADER = ["review_id", "product", "helpful_votes", "review", "sentiment", "tags", "past_ratings"]
 
 
 def rows(count: int = 3000, seed: int = 7) -> list[list]:
     """The reviews; the same count and seed give the same rows."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
+    rng, lists = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     out = []
     for i in range(count):
         positive = bool(rng.random() < 0.5)
         words = [_sentence(rng, positive) for _ in range(int(rng.integers(1, 4)))]
         label = positive != bool(rng.random() < LABEL_NOISE)
         out.append([f"r{i:05d}", str(rng.choice(PRODUCTS)), int(rng.poisson(3)), " ".join(words),
-                    "positive" if label else "negative"])
+                    "positive" if label else "negative", *_lists(lists, positive)])
     return out
+
+
+def _lists(rng, positive: bool) -> list[str]:
+    """The tags and past ratings of one review, each as `|`-separated text."""
+    tags = [str(t) for t in rng.choice(TAGS, int(rng.integers(0, 3)), replace=False)]
+    if rng.random() < 0.3:
+        tags.append("repeat_buyer" if positive else "warranty_claim")
+    stars = [min(5, max(1, round(v))) for v in rng.normal(3.6 if positive else 2.9, 1.0, int(rng.poisson(2)))]
+    return [LIST_DELIMITER.join(tags), LIST_DELIMITER.join(str(s) for s in stars)]
 
 
 def _sentence(rng, positive: bool) -> str:

@@ -29,7 +29,7 @@ import numpy as np
 
 from components.common.config import EvaluateConfig
 from components.common.page import shown
-from components.common.schema import Schema
+from components.common.schema import LIST_TYPES, Schema
 from components.evaluate.gate import EvaluateError
 
 if TYPE_CHECKING:
@@ -41,8 +41,8 @@ _PRUNE_FACTOR = 50  # distinct string values kept per feature, times MAX_VALUES,
 
 
 def features_to_slice(schema: Schema, cfg: EvaluateConfig) -> list[str]:
-    """Numbers and categories: an image or a text is a value of its own, which groups nothing."""
-    sliceable = {f.name: f for f in schema.inputs if f.type not in ("image", "text")}
+    """Numbers and categories: an image, a text or a list is a value of its own, which groups nothing."""
+    sliceable = {f.name: f for f in schema.inputs if f.type not in ("image", "text") and not f.is_list}
     if not cfg.slices:
         return list(sliceable)
     for name in cfg.slices:
@@ -53,9 +53,10 @@ def features_to_slice(schema: Schema, cfg: EvaluateConfig) -> list[str]:
 
 
 def why_none(schema: Schema) -> str:
-    """Why a model has no slices: `features_to_slice` finds none only when every input is an image or text."""
-    kinds = [f"{kind} ({', '.join(f.name for f in schema.inputs if f.type == ftype)})"
-             for kind, ftype in (("images", "image"), ("text", "text")) if any(f.type == ftype for f in schema.inputs)]
+    """Why a model has no slices: `features_to_slice` finds none only when every input is an image, text or list."""
+    kinds = [f"{kind} ({', '.join(f.name for f in schema.inputs if f.type in ftypes)})"
+             for kind, ftypes in (("images", ("image",)), ("text", ("text",)), ("lists", LIST_TYPES))
+             if any(f.type in ftypes for f in schema.inputs)]
     return (f"Not sliced: the model reads only {' and '.join(kinds)}, and slices group examples by the values of "
             "tabular features.")
 

@@ -1,7 +1,8 @@
 """The serving module: a Keras model wrapped in named, documented signatures.
 
 - `serving_default`: raw features by name (numbers and strings as `[batch]`
-  tensors, images as `[batch, height, width, channels]` uint8) -> for a
+  tensors, images as `[batch, height, width, channels]` uint8, lists as
+  `[batch, longest]` with shorter rows padded by `schema.LIST_PADDING`) -> for a
   classifier `probabilities` `[batch, classes]`, `class_ids` `[batch]` (int64)
   and `classes` `[batch]` (the predicted label); for a regressor
   `predictions` `[batch]`.
@@ -30,6 +31,8 @@ from components.common.signatures import (
     OutputName as O,
     SignatureName as S,
     feature_specs,
+    pad,
+    unpad,
 )
 from components.common.task import Task
 
@@ -41,6 +44,7 @@ class ServingModule(tf.Module):
         self.task = task
         self.single_input = isinstance(model, keras.Sequential)
         self.image_names = [f.name for f in schema.inputs if f.type == "image"]
+        self.list_types = {f.name: f.element_type for f in schema.inputs if f.is_list}
         self.channels = {f.name: f.image.channels for f in schema.inputs if f.type == "image"}
         self.spec = {k: v for k, v in schema.parse_spec().items() if k != schema.label}
         self.classes = tf.constant(list(task.classes) or [""])
@@ -65,11 +69,23 @@ class ServingModule(tf.Module):
                                      parsed[name], fn_output_signature=tf.uint8)
         return parsed
 
+    def served(self, features: dict) -> dict:
+        """Parsed features (`parse`) as a client sends them to `serving_default`: lists padded."""
+        return {k: pad(v, self.list_types[k]) if k in self.list_types else v for k, v in features.items()}
+
     def _model_outputs(self, features):
         if self.single_input:
             return self.model(features[self.image_names[0]], training=False)
-        inputs = {k: v if k in self.image_names else tf.reshape(v, [-1, 1]) for k, v in features.items()}
-        return self.model(inputs, training=False)
+        return self.model({k: self._model_input(k, v) for k, v in features.items()}, training=False)
+
+    def _model_input(self, name: str, value):
+        """A raw feature as the model takes it: `[batch, 1]`, images as they are, lists ragged (parsed examples'
+        lists already are; a served `[batch, longest]` one is unpadded)."""
+        if name in self.image_names or isinstance(value, tf.RaggedTensor):
+            return value
+        if name in self.list_types:
+            return unpad(value, self.list_types[name])
+        return tf.reshape(value, [-1, 1])
 
     def _raw(self, features):
         outputs = tf.cast(self._model_outputs(features), tf.float32)

@@ -116,7 +116,7 @@ def _test_examples(examples: str) -> list[bytes]:
 def _write_warmup(stage: str, cfg: ExportConfig, module: ServingModule, serialized: list[bytes]) -> None:
     if not serialized:
         return
-    features = module.parse(tf.constant(serialized))
+    features = module.served(module.parse(tf.constant(serialized)))
     request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=cfg.model_name,
                                                                        signature_name=S.SERVING_DEFAULT))
     for name, value in features.items():
@@ -133,7 +133,7 @@ def check(saved_model_dir: str, module: ServingModule, schema: Schema, task, ser
     x, _ = reader.parser(schema, task, module.single_input)(batch)
     expected = np.asarray(module.model(x, training=False), np.float32)
     loaded = tf.saved_model.load(saved_model_dir)
-    features = module.parse(batch)
+    features = module.served(module.parse(batch))
     answers = {
         S.SERVING_DEFAULT: loaded.signatures[S.SERVING_DEFAULT](**features),
         S.PREDICT_EXAMPLES: loaded.signatures[S.PREDICT_EXAMPLES](inputs=batch),

@@ -27,6 +27,7 @@ class Plan:
     key: str
     ratios: SplitRatios
     max_text_bytes: int = IngestConfig.max_text_bytes
+    list_delimiter: str = IngestConfig.list_delimiter
 
     @property
     def dropped(self) -> tuple[str, ...]:
@@ -58,7 +59,8 @@ class Written:
 
 
 def typed(batch: RawBatch, plan: Plan) -> conform.Typed:
-    return conform.conform(batch, plan.types, plan.label, plan.key, plan.dropped, plan.max_text_bytes)
+    return conform.conform(batch, plan.types, plan.label, plan.key, plan.dropped, plan.max_text_bytes,
+                           plan.list_delimiter)
 
 
 def process(batch: RawBatch, plan: Plan) -> Processed:

@@ -7,11 +7,16 @@ named. Nothing is coerced silently: a value that does not parse as its
 column's type, or does not fit it (an integer beyond int64, a float that is
 not finite as float32), rejects its row, with the column, the value and the
 expected type.
+
+A list column (Parquet or JSON lines lists, or CSV cells split by
+`ingest.list_delimiter`) is typed value by value the same way; a row with a
+list where its column holds single values, or the reverse, is rejected.
 """
 
 from __future__ import annotations
 
 import io as stdio
+import json
 import re
 from dataclasses import dataclass
 
@@ -19,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from components.common.schema import ImageShape
+from components.common.schema import LIST_PADDING, ImageShape
 from components.common.text import tokens
 from components.ingest.sources import RawBatch, rejection
 
@@ -36,6 +41,7 @@ TEXT_UNIQUE = 0.5
 TEXT_TOKENS = 5.0
 # What a value that reads as a number but does not fit was expected to be.
 RANGES = {"int": "an integer within int64", "float": "a finite number within float32"}
+INT_LIST_PADDING = LIST_PADDING["int"]  # no list value may be the padding of a served list
 
 
 @dataclass
@@ -50,23 +56,52 @@ class Typed:
 
 
 def infer_types(sample: pa.Table, overrides: dict[str, str], image_columns: set[str],
-                tolerance: float, label: str = "") -> dict[str, str]:
-    """int, float, string or text for each column, from the values in `sample`; `overrides` win.
+                tolerance: float, label: str = "", list_delimiter: str = "") -> dict[str, str]:
+    """int, float, string, text or a list of one of the first three for each column, from the values in
+    `sample`; `overrides` win.
 
     A column is numeric when at most `tolerance` of its values fail to parse as
     numbers: those rows are then rejected by name rather than the whole column
     silently becoming text. Of the rest, a column is text when it reads as prose
-    (`_is_prose`); never the label, which is a class.
+    (`_is_prose`); never the label, which is a class. A column of lists, or of
+    text holding `list_delimiter` and not prose, is a list of what its values are.
     """
     types = {}
     for name in sample.column_names:
+        col = sample.column(name)
         if name in overrides:
             types[name] = overrides[name]
         elif name in image_columns:
             types[name] = "image"
+        elif _is_list(col.type):
+            types[name] = _infer_column(pc.list_flatten(col), tolerance, text_allowed=False) + "_list"
+        elif name != label and _is_delimited(col, list_delimiter):
+            types[name] = _infer_column(_split(col, list_delimiter)[0], tolerance, text_allowed=False) + "_list"
         else:
-            types[name] = _infer_column(sample.column(name), tolerance, text_allowed=name != label)
+            types[name] = _infer_column(col, tolerance, text_allowed=name != label)
     return types
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _is_delimited(col: pa.ChunkedArray, delimiter: str) -> bool:
+    """Text in which some value holds `delimiter`, and which is not prose (a sentence may hold a `;`)."""
+    if not delimiter or not (pa.types.is_binary(col.type) or pa.types.is_string(col.type)):
+        return False
+    text = _as_text(col.drop_null())
+    if text is None or len(text) == 0 or not pc.any(pc.match_substring(text, delimiter)).as_py():
+        return False
+    return not _is_prose(text)
+
+
+def _split(col, delimiter: str) -> tuple[pa.Array, pa.Array]:
+    """A text column's cells split at `delimiter`, each value trimmed: (every value, the list of each cell)."""
+    text, _ = _text(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
+    lists = pc.split_pattern(text, delimiter)
+    values = pc.utf8_trim_whitespace(pc.list_flatten(lists))
+    return values, pa.ListArray.from_arrays(lists.offsets, values, mask=lists.is_null())
 
 
 def _infer_column(col: pa.ChunkedArray, tolerance: float, text_allowed: bool) -> str:
@@ -113,7 +148,7 @@ def image_shape(png: bytes) -> ImageShape:
 
 
 def conform(batch: RawBatch, types: dict[str, str], label: str, key: str, drop: tuple[str, ...],
-            max_text_bytes: int) -> Typed:
+            max_text_bytes: int, list_delimiter: str = "") -> Typed:
     """Types every column of `batch`; rows with a bad value, a text over `max_text_bytes` or no label are rejected."""
     table = batch.table
     n = table.num_rows
@@ -123,7 +158,13 @@ def conform(batch: RawBatch, types: dict[str, str], label: str, key: str, drop: 
     for name, ftype in types.items():
         if name in drop:
             continue
-        values, invalid, why = _convert(table.column(name), ftype)
+        col = table.column(name).combine_chunks()
+        if ftype.endswith("_list"):
+            values, invalid, why = _convert_list(col, ftype.removesuffix("_list"), list_delimiter)
+        elif _is_list(col.type):
+            values, invalid, why = _wrong_shape(col, ARROW_TYPES[ftype], "expected a single value, found a list")
+        else:
+            values, invalid, why = _convert(col, ftype)
         if ftype == "text":
             invalid, why = _within(values, max_text_bytes, invalid, why)
         if invalid is not None:
@@ -150,15 +191,66 @@ def conform(batch: RawBatch, types: dict[str, str], label: str, key: str, drop: 
     return Typed(typed, lines, keys, rejected)
 
 
-def _convert(col: pa.ChunkedArray, ftype: str):
+def _convert(col: pa.Array, ftype: str):
     """Returns (typed column, invalid mask or None, reason for row i)."""
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if ftype in ("int", "float"):
         return _convert_number(col, ftype)
     if ftype == "image" or pa.types.is_string(col.type):
         return pc.cast(col, ARROW_TYPES[ftype]), None, None
     text, not_utf8 = _text(col)
     return text.cast(pa.binary()), not_utf8, lambda i: "value is not valid UTF-8"
+
+
+def _wrong_shape(col: pa.Array, target: pa.DataType, reason: str):
+    """A list where single values are expected, or the reverse: every row holding a value is rejected."""
+    invalid = col.is_valid().to_numpy(zero_copy_only=False)
+    return pa.nulls(len(col), target), invalid if invalid.any() else None, lambda i: reason
+
+
+def _convert_list(col: pa.Array, element: str, delimiter: str):
+    """A column of lists of `element` values; returns (typed lists, invalid mask or None, reason for row i).
+
+    A row is rejected for its first bad value (named by its place in the list), for a null or empty value in
+    the list, or for holding a single value where a list is expected (text with no `delimiter` to split it).
+    """
+    not_utf8 = None
+    if _is_list(col.type):
+        lists = col.cast(pa.list_(col.type.value_type)) if not pa.types.is_list(col.type) else col
+        values = pc.list_flatten(lists)
+    elif delimiter:
+        _, not_utf8 = _text(col)
+        values, lists = _split(col, delimiter)
+    else:
+        return _wrong_shape(col, pa.list_(ARROW_TYPES[element]),
+                            "expected a list, found a single value (set ingest.list_delimiter to split text cells)")
+    typed, invalid, why = _convert(values, element)
+    bad_value = np.zeros(len(values), dtype=bool) if invalid is None else invalid
+    empty = values.is_null().to_numpy(zero_copy_only=False)
+    if element == "string":
+        empty |= pc.fill_null(pc.equal(pc.binary_length(typed), 0), False).to_numpy(zero_copy_only=False)
+    padding = pc.fill_null(pc.equal(typed, INT_LIST_PADDING), False).to_numpy(zero_copy_only=False) \
+        if element == "int" else np.zeros(len(values), dtype=bool)
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    out = pa.ListArray.from_arrays(pa.array(offsets), typed, mask=lists.is_null())
+    failed = bad_value | empty | padding
+    rows = np.zeros(len(col), dtype=bool) if not_utf8 is None else not_utf8.copy()
+    if not failed.any() and not rows.any():
+        return out, None, None
+    first = {}  # the first bad value of each row, by its index among all values
+    for j in np.flatnonzero(failed)[::-1]:
+        first[int(np.searchsorted(offsets, j, side="right") - 1)] = int(j)
+    rows[list(first)] = True
+
+    def reason(i: int) -> str:
+        if not_utf8 is not None and not_utf8[i]:
+            return "value is not valid UTF-8"
+        j = first[i]
+        what = f"{INT_LIST_PADDING} marks padding in a served list" if padding[j] else why(j) if bad_value[j] \
+            else "null" if values[j].as_py() is None else "empty"
+        return f"list value {j - offsets[i] + 1}: {what}"
+
+    return out, rows, reason
 
 
 def _within(values: pa.Array, max_bytes: int, invalid: np.ndarray | None, why):
@@ -263,9 +355,14 @@ def _is_utf8(v: bytes) -> bool:
         return False
 
 
+def _readable(value) -> str | int | float | None:
+    return value.decode("utf8", "backslashreplace")[:200] if isinstance(value, bytes) else value
+
+
 def _split_keys(table: pa.Table, key: str) -> pa.Array:
     """The text that decides a row's split: the key column, or every value of the row joined."""
     cols = [table.column(key)] if key else [table.column(n) for n in table.column_names]
+    cols = [pc.binary_join(pc.cast(c, pa.list_(pa.string())), "\x1e") if _is_list(c.type) else c for c in cols]
     text = [c if pa.types.is_binary(c.type) else pc.cast(pc.cast(c, pa.string()), pa.binary()) for c in cols]
     text = [pc.fill_null(c, b"") for c in text]
     if len(text) == 1:
@@ -277,8 +374,10 @@ def _raw_rows(table: pa.Table) -> list[str]:
     """Each row as readable text, for rejected.jsonl."""
     cols = []
     for c in table.columns:
-        if pa.types.is_binary(c.type):
-            cols.append([None if v is None else v.decode("utf8", "backslashreplace")[:200] for v in c.to_pylist()])
+        if _is_list(c.type):
+            cols.append([None if v is None else json.dumps([_readable(x) for x in v]) for v in c.to_pylist()])
+        elif pa.types.is_binary(c.type):
+            cols.append([None if v is None else _readable(v) for v in c.to_pylist()])
         else:
             cols.append([None if v is None else str(v) for v in c.to_pylist()])
     return [",".join("" if v is None else v for v in row) for row in zip(*cols)]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -28,6 +29,7 @@ _LISTS = {
     "text": ("bytes_list", "tensorflow.BytesList", "string"),
     "image": ("bytes_list", "tensorflow.BytesList", "string"),
 }
+_LISTS.update({f"{t}_list": _LISTS[t] for t in ("int", "float", "string")})
 
 
 def _encode(message: str, fields: list[str], values: list[tf.Tensor], sizes: tf.Tensor) -> tf.Tensor:
@@ -36,16 +38,23 @@ def _encode(message: str, fields: list[str], values: list[tf.Tensor], sizes: tf.
     return tf.io.encode_proto(sizes=sizes, values=values, field_names=fields, message_type=message)
 
 
-def _column(values: pa.Array, ftype: str) -> tuple[tf.Tensor, np.ndarray]:
-    """A dense [n, 1] tensor of a column (nulls filled) and its presence mask."""
+def _column(values: pa.Array, ftype: str) -> tuple[tf.Tensor, tf.Tensor, np.ndarray]:
+    """A dense [n, values] tensor of a column (nulls filled, lists padded), the values each row holds [n, 1], and
+    which rows hold any."""
     import tensorflow as tf
 
+    if ftype.endswith("_list"):
+        lengths = pc.fill_null(pc.list_value_length(values), 0).to_numpy(zero_copy_only=False)
+        flat, _, _ = _column(pc.list_flatten(values), ftype.removesuffix("_list"))
+        ragged = tf.RaggedTensor.from_row_lengths(tf.reshape(flat, [-1]), lengths)
+        return ragged.to_tensor(), tf.reshape(tf.constant(lengths, tf.int32), [-1, 1]), lengths > 0
     present = ~np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     if ftype in ("int", "float"):
         dense = values.fill_null(0).to_numpy(zero_copy_only=False)
     else:
         dense = np.asarray(values.fill_null(b"").to_numpy(zero_copy_only=False), dtype=object)
-    return tf.reshape(tf.constant(dense, dtype=_LISTS[ftype][2]), [-1, 1]), present
+    return tf.reshape(tf.constant(dense, dtype=_LISTS[ftype][2]), [-1, 1]), tf.ones([len(values), 1], tf.int32), \
+        present
 
 
 def serialize(table: pa.Table, types: dict[str, str]) -> np.ndarray:
@@ -60,8 +69,8 @@ def serialize(table: pa.Table, types: dict[str, str]) -> np.ndarray:
     for name in table.column_names:
         ftype = types[name]
         field, list_message, _ = _LISTS[ftype]
-        dense, present = _column(table.column(name).combine_chunks(), ftype)
-        value_list = _encode(list_message, ["value"], [dense], one)
+        dense, sizes, present = _column(table.column(name).combine_chunks(), ftype)
+        value_list = _encode(list_message, ["value"], [dense], sizes)
         feature = _encode("tensorflow.Feature", [field], [tf.reshape(value_list, [n, 1])], one)
         entry = _encode(
             "tensorflow.Features.FeatureEntry",

@@ -30,6 +30,7 @@ def render(schema: Schema, summary: dict) -> str:
         section("String features", _string_table(schema), "The data has no string or image columns."),
         *([section("Text features", _text_table(schema))] if any(f.type == "text" for f in schema.features)
           else []),
+        *([section("List features", _list_table(schema))] if schema.has_lists else []),
     ])
 
 
@@ -97,6 +98,26 @@ def _text_table(schema: Schema) -> list[str]:
     return [f"<table>{head}{''.join(rows)}</table>"]
 
 
+def _list_table(schema: Schema) -> list[str]:
+    """Per list column: values per row (mean and histogram), and its values as a column of their type shows them."""
+    rows = []
+    for f in schema.features:
+        if not f.is_list:
+            continue
+        s, length = f.stats, f.stats["length"]
+        per_row = _histogram(f, length["equal_width"], "values per row", True) if length.get("count") else ""
+        shape = f"<td>{length['mean']:.4g}</td><td>{per_row}</td>" if per_row else "<td></td><td></td>"
+        values = "" if not s["values"] else _bars(s["top"][:10], 300) if f.element_type == "string" \
+            else f"{s['min']:.4g} to {s['max']:.4g}, mean {s['mean']:.4g}<br>{_histogram(f, s['equal_width'], 'value')}"
+        rows.append(
+            f"<tr><td>{_e(f.name)}</td><td>{f.type}</td><td>{s['count']:,}</td><td>{s['missing']:,}</td>"
+            f"<td>{s['values']:,}</td>{shape}<td style='text-align:left;white-space:nowrap'>{values}</td></tr>"
+        )
+    head = "<tr><th>feature</th><th>type</th><th>rows</th><th>missing</th><th>values</th><th>mean length</th>" \
+           "<th>values per row</th><th>values</th></tr>"
+    return [f"<table>{head}{''.join(rows)}</table>"]
+
+
 def _most_frequent(stats: dict, count: int = 10) -> list[tuple[str, int]]:
     """The most frequent values; missing ones (absent, or the empty string the model reads them as) as one."""
     counts: dict[str, int] = {MISSING: stats["missing"]} if stats["missing"] else {}
@@ -105,13 +126,14 @@ def _most_frequent(stats: dict, count: int = 10) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: -item[1])[:count]
 
 
-def _histogram(feature: Feature, bins: dict, axis: str = "") -> str:
+def _histogram(feature: Feature, bins: dict, axis: str = "", integer: bool = False) -> str:
     """Bars of equal width, a bar's height the rows in its bin; value axis below (named `axis`, or the
-    feature), row axis on the left. A text feature's bins count whole bytes or tokens."""
+    feature), row axis on the left. Integers' bins (and a text feature's, of bytes or tokens) count whole
+    values."""
     edges, counts = bins["edges"], bins["counts"]
     if not counts:
         return ""
-    integer = feature.type in ("int", "text")
+    integer = integer or feature.element_type in ("int", "text")
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     peak = max(counts)
 

@@ -254,14 +254,20 @@ def _read_parquet(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:
 
 
 def _read_jsonl(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:
-    """JSON lines, one object per line; values become text so that typing is the same as for CSV."""
+    """JSON lines, one object per line; values become text so that typing is the same as for CSV.
+
+    A column holds lists or single values as its first non-null value in the file does; a row with the other
+    is rejected here, naming the column and the line that set it.
+    """
     names: list[str] | None = None
     columns: dict[str, list] = {}
+    shapes: dict[str, tuple[bool, int]] = {}  # column -> (holds lists, the line that said so)
     lines: list[int] = []
     rejected: list[dict] = []
 
     def flush() -> RawBatch:
-        table = pa.table({n: pa.array(columns[n], pa.binary()) for n in names or []})
+        table = pa.table({n: pa.array(columns[n], pa.list_(pa.binary()) if shapes.get(n, (False,))[0]
+                                      else pa.binary()) for n in names or []})
         out = RawBatch(path, np.asarray(lines, np.int64), table, list(rejected))
         for values in columns.values():
             values.clear()
@@ -274,6 +280,8 @@ def _read_jsonl(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:
             if not raw.strip():
                 continue
             row, reason = _json_row(raw, names)
+            if not reason:
+                reason = _shape_mismatch(row, shapes, number)
             if reason:
                 rejected.append(rejection(path, number, raw.decode("utf8", "replace").rstrip("\n"), reason))
                 continue
@@ -289,8 +297,21 @@ def _read_jsonl(path: str, cfg: IngestConfig) -> Iterator[RawBatch]:
         yield flush()
 
 
+def _shape_mismatch(row: dict, shapes: dict[str, tuple[bool, int]], number: int) -> str:
+    """Why `row` cannot join its columns (a list where they hold single values, or the reverse), or ""."""
+    for key, value in row.items():
+        if value is None:
+            continue
+        is_list = isinstance(value, list)
+        holds_lists, since = shapes.setdefault(key, (is_list, number))
+        if is_list != holds_lists:
+            shapes_ = ("a single value", "a list")
+            return f"column {key!r}: expected {shapes_[holds_lists]} (as from line {since}), found {shapes_[is_list]}"
+    return ""
+
+
 def _json_row(raw: bytes, names: list[str] | None) -> tuple[dict, str]:
-    """One line's object, numbers kept as the text they were written as.
+    """One line's object, numbers kept as the text they were written as; a list as a list of such values.
 
     Typing then reads them as it reads CSV text, and a number no type can
     hold (`1e999999`, `NaN`, an integer beyond int64) is named as written.
@@ -309,15 +330,18 @@ def _json_row(raw: bytes, names: list[str] | None) -> tuple[dict, str]:
             return {}, f"unexpected keys {extra}; the first row has {names}"
     row = {}
     for key, value in obj.items():
-        if isinstance(value, (dict, list)):
-            return {}, f"column {key!r}: expected a single value, found a JSON {type(value).__name__}"
-        if value is None:
-            row[key] = None
-        elif isinstance(value, str):
-            row[key] = value.encode()
-        else:
-            row[key] = json.dumps(value).encode()
+        nested = next((v for v in value if isinstance(v, (dict, list))), None) if isinstance(value, list) else None
+        if isinstance(value, dict) or nested is not None:
+            found = f"a JSON {type(nested).__name__} in a list" if nested is not None else "a JSON dict"
+            return {}, f"column {key!r}: expected a single value or a list of them, found {found}"
+        row[key] = [_json_text(v) for v in value] if isinstance(value, list) else _json_text(value)
     return row, ""
+
+
+def _json_text(value) -> bytes | None:
+    if value is None:
+        return None
+    return value.encode() if isinstance(value, str) else json.dumps(value).encode()
 
 
 def _read_images(source: Source, cfg: IngestConfig) -> Iterator[RawBatch]:

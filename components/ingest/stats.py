@@ -10,6 +10,8 @@ far more distinct values than the report keeps.
 Text: its length in UTF-8 bytes and its count of tokens, each as numbers are
 (the same histograms), and counts of each token as strings count values, with
 the tokens the model's TextVectorization makes (`common.text`).
+Lists: their values as a column of their type, and their lengths (values per
+row) as numbers.
 
 Every accumulator also merges with another of its kind, so that Beam can
 gather them in parallel (`merge`). Bins are fixed before the first batch and
@@ -292,6 +294,35 @@ def _measure(col: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
 
 
 @dataclass
+class ListStats:
+    """A list column: its values as one column of the element type, and the number each row holds as integers."""
+
+    values: NumericStats | StringStats
+    length: NumericStats = field(default_factory=lambda: NumericStats(integer=True))
+
+    def fit(self, col: pa.Array) -> None:
+        self.length.fit(pc.list_value_length(col))
+        if isinstance(self.values, NumericStats):
+            self.values.fit(pc.list_flatten(col))
+
+    def update(self, col: pa.Array) -> None:
+        self.length.update(pc.list_value_length(col))
+        self.values.update(pc.list_flatten(col))
+
+    def merge(self, other: ListStats) -> None:
+        self.length.merge(other.length)
+        self.values.merge(other.values)
+
+    def to_dict(self) -> dict:
+        """count and missing count rows (an empty list is not missing); `values` counts values in all, and the
+        rest describes them as a column of their type does."""
+        values = self.values.to_dict()
+        values.pop("missing")
+        return {**values, "count": self.length.count, "missing": self.length.missing, "values": values["count"],
+                "length": self.length.to_dict()}
+
+
+@dataclass
 class ImageStats:
     count: int = 0
     missing: int = 0
@@ -321,7 +352,9 @@ def _text(value: bytes) -> str:
     return value.decode("utf8", "backslashreplace") if isinstance(value, bytes) else str(value)
 
 
-def _column_stats(ftype: str, top_n: int) -> NumericStats | StringStats | TextStats | ImageStats:
+def _column_stats(ftype: str, top_n: int) -> NumericStats | StringStats | TextStats | ImageStats | ListStats:
+    if ftype.endswith("_list"):
+        return ListStats(_column_stats(ftype.removesuffix("_list"), top_n))
     if ftype in ("int", "float"):
         return NumericStats(integer=ftype == "int")
     if ftype == "text":
@@ -343,7 +376,7 @@ class Statistics:
         self.split_rows: Counter = Counter()
         self.split_labels: dict[str, Counter] = {}
         for name, stats in self.columns.items():
-            if sample is not None and isinstance(stats, NumericStats | TextStats):
+            if sample is not None and isinstance(stats, NumericStats | TextStats | ListStats):
                 stats.fit(sample.column(name).combine_chunks())
 
     def update(self, table: pa.Table, splits: np.ndarray, names: tuple[str, ...]) -> None:

@@ -77,7 +77,7 @@ def _ingest(cfg: IngestConfig, beam: BeamConfig, source: sources.Source, batches
     types = _column_types(sample, source, cfg)
     start += _load_tensorflow()
     plan = batch.Plan(types, {n: t for n, t in types.items() if n not in _dropped(cfg, source)}, cfg.label,
-                      cfg.key, cfg.split, cfg.max_text_bytes)
+                      cfg.key, cfg.split, cfg.max_text_bytes, cfg.list_delimiter)
     typed_sample = batch.typed(sources.RawBatch("", np.arange(1, sample.num_rows + 1), sample), plan).table
     stats = Statistics(plan.kept, cfg.label, cfg.vocab_top_n, typed_sample)
     progress = Progress("ingest", log)
@@ -162,15 +162,24 @@ def _column_types(sample: pa.Table, source: sources.Source, cfg: IngestConfig) -
             raise IngestError(f"{what}: column(s) {missing} not in {where}; columns are {columns}")
     if cfg.label in cfg.drop:
         raise IngestError(f"ingest.drop: cannot drop the label column {cfg.label!r}")
-    if cfg.types.get(cfg.label) == "text":
-        raise IngestError(f"ingest.types.{cfg.label}: the label is a class or a number, not text; use string")
+    if cfg.types.get(cfg.label, "").endswith(("text", "_list")):
+        raise IngestError(f"ingest.types.{cfg.label}: the label is one class or number per row, not "
+                          f"{cfg.types[cfg.label]}; use string, int or float")
     overrides = dict(cfg.types)
     image_columns = set()
     if source.format == "images":
         # Class folder names are names, even when they look like numbers.
         overrides.setdefault(cfg.label, "string")
         image_columns.add("image")
-    return conform.infer_types(sample, overrides, image_columns, cfg.max_rejected_fraction, cfg.label)
+    types = conform.infer_types(sample, overrides, image_columns, cfg.max_rejected_fraction, cfg.label,
+                                cfg.list_delimiter)
+    if cfg.key and types[cfg.key].endswith("_list"):
+        raise IngestError(f"ingest.key: column {cfg.key!r} holds lists ({types[cfg.key]}); a key is one value "
+                          f"per row")
+    if types[cfg.label].endswith("_list"):
+        raise IngestError(f"ingest.label: column {cfg.label!r} holds lists ({types[cfg.label]}); a label is one "
+                          f"class or number per row")
+    return types
 
 
 def _check_counts(good: int, bad: int, cfg: IngestConfig, rejected_file: str) -> None:
@@ -204,5 +213,7 @@ def _schema(kept: dict[str, str], stats: Statistics, sample: pa.Table, source, c
         label=cfg.label,
         key=cfg.key,
         splits={s: stats.split_rows.get(s, 0) for s in split.SPLITS},
-        source={**source.describe(), "config_source": cfg.source},
+        # The delimiter travels with the schema: scoring a source later splits its cells as these were split.
+        source={**source.describe(), "config_source": cfg.source,
+                **({"list_delimiter": cfg.list_delimiter} if cfg.list_delimiter else {})},
     )

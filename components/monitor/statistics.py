@@ -5,6 +5,7 @@ documents and ingest writes (numbers: count, missing, min, max, mean, std and
 a histogram over quantile edges; strings: count, missing, unique and the most
 frequent values; text: its tokens counted as strings' values are, with the
 tokens the model looks up (`common.text`), and its bytes and tokens per value
+as numbers; lists: their values as a column of their type, and their lengths
 as numbers; images: count and missing), computed here over the window's
 values, which all fit in memory. `DataMetadata.from_ingest` then turns them
 into the same `schema.pbtxt` + `stats.pb` as a training data set's, so a
@@ -51,6 +52,8 @@ def metadata(schema: Schema, task: Task, traffic: Traffic) -> DataMetadata:
 
 
 def feature_stats(kind: str, values: list, missing: int) -> dict:
+    if kind.endswith("_list"):
+        return list_stats(kind.removesuffix("_list"), values, missing)
     if kind in ("int", "float"):
         return numeric_stats(np.asarray(values, dtype=np.float64), missing)
     if kind == "string":
@@ -72,6 +75,15 @@ def text_stats(values: list[str], missing: int) -> dict:
     return {"count": len(values), "missing": missing, "unique": counted["unique"], "top": counted["top"],
             "tokens": counted["count"], "length": numeric_stats(lengths.astype(np.float64), missing),
             "token_count": numeric_stats(per_value.astype(np.float64), missing)}
+
+
+def list_stats(kind: str, lists: list[list], missing: int) -> dict:
+    """Ingest's list statistics: `values` counts them in all and the rest describes them as a column of `kind`;
+    `length` is each list's, as numbers."""
+    values = feature_stats(kind, [v for one in lists for v in one], 0)
+    lengths = np.array([len(one) for one in lists], dtype=np.float64)
+    return {**values, "count": len(lists), "missing": missing, "values": values["count"],
+            "length": numeric_stats(lengths, missing)}
 
 
 def numeric_stats(values: np.ndarray, missing: int) -> dict:

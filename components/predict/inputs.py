@@ -37,6 +37,7 @@ FILE, LINE = "file", "line"  # where a row came from, when the schema has no key
 # conform rejects a row without a label; scoring needs none, so it is given this always-present one.
 _PRESENT = "__tfpipe_predict_present"
 ARROW = {"int": pa.int64(), "float": pa.float32(), "string": pa.string(), "text": pa.string(), "image": pa.binary()}
+ARROW.update({f"{t}_list": pa.list_(ARROW[t]) for t in ("int", "float", "string")})
 
 
 class InputError(TfpipeError):
@@ -122,6 +123,7 @@ class SourcePlan:
     types: dict[str, str]  # every column read, as conform takes them
     inputs: dict[str, str]  # the model's inputs, as the encoder takes them
     max_text_bytes: int
+    list_delimiter: str  # the ingest section's, else the one the model's training data was split with
 
 
 def source_plan(plan: Plan, columns: list[str], ingest: IngestConfig) -> SourcePlan:
@@ -136,7 +138,8 @@ def source_plan(plan: Plan, columns: list[str], ingest: IngestConfig) -> SourceP
             raise InputError(f"{plan.where}: {what} {missing} not among its columns {columns}")
     known = {f.name: f.type for f in schema.features}
     kept = {name: known.get(name, "string") for name in plan.beside if name not in (FILE, LINE)}
-    return SourcePlan(plan, {**inputs, **kept, _PRESENT: "string"}, inputs, ingest.max_text_bytes)
+    return SourcePlan(plan, {**inputs, **kept, _PRESENT: "string"}, inputs, ingest.max_text_bytes,
+                      ingest.list_delimiter or schema.source.get("list_delimiter", ""))
 
 
 def source_rows(batches: Iterator[RawBatch], typing: SourcePlan) -> Iterator[Rows]:
@@ -146,7 +149,8 @@ def source_rows(batches: Iterator[RawBatch], typing: SourcePlan) -> Iterator[Row
         for raw in batches:
             always = pa.repeat(b"", raw.table.num_rows)
             present = RawBatch(raw.file, raw.lines, raw.table.append_column(_PRESENT, always), raw.rejected)
-            typed = conform.conform(present, typing.types, _PRESENT, _PRESENT, (), typing.max_text_bytes)
+            typed = conform.conform(present, typing.types, _PRESENT, _PRESENT, (), typing.max_text_bytes,
+                                    typing.list_delimiter)
             table = typed.table
             columns = {FILE: pa.repeat(raw.file, table.num_rows), LINE: pa.array(typed.lines, pa.int64())} \
                 | {name: table.column(name) for name in table.column_names}

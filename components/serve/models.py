@@ -36,7 +36,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from components.common import io
 from components.common.registry import LABELS_FILE
-from components.common.schema import Schema
+from components.common.schema import LIST_PADDING, Feature, Schema
 from components.common.signatures import DTYPES
 from components.serve.errors import NotFound, RequestError
 
@@ -55,6 +55,8 @@ class Signature:
     function: object = field(repr=False)
     # what a null, or an input left out, reads as (Feature.default_value); empty without a schema
     defaults: dict[str, object] = field(default_factory=dict)
+    # the list inputs (`[batch, longest]`) and what pads their rows (schema.LIST_PADDING); empty without a schema
+    lists: dict[str, object] = field(default_factory=dict)
 
 
 class Servable:
@@ -70,16 +72,32 @@ class Servable:
         self.signatures = {}
         for name, function in self.loaded.signatures.items():
             _, inputs = function.structured_input_signature
+            lists = self._lists(inputs)
             self.signatures[name] = Signature(name, self.signature_defs[name].method_name, dict(inputs),
-                                              dict(function.structured_outputs), function, self._defaults(inputs))
+                                              dict(function.structured_outputs), function,
+                                              self._defaults(inputs), lists)
 
-    def _defaults(self, inputs: dict[str, tf.TensorSpec]) -> dict[str, object]:
-        """The schema's missing-value defaults of the inputs that take one value per example of the feature's type."""
+    def _fits(self, inputs: dict[str, tf.TensorSpec]) -> dict[str, Feature]:
+        """The schema's features that `inputs` takes as raw features: one value per example of the feature's
+        type, or a list per example as `[batch, longest]`."""
         if self.schema is None:
             return {}
-        types = {f.name: f.type for f in self.schema.inputs}
-        return {name: value for name, value in self.schema.serving_defaults().items()
-                if name in inputs and inputs[name].shape.rank == 1 and inputs[name].dtype == DTYPES[types[name]]}
+        return {f.name: f for f in self.schema.inputs
+                if f.name in inputs and inputs[f.name].shape.rank == (2 if f.is_list else 1)
+                and inputs[f.name].dtype == DTYPES[f.type]}
+
+    def _lists(self, inputs: dict[str, tf.TensorSpec]) -> dict[str, object]:
+        return {name: LIST_PADDING[f.element_type] for name, f in self._fits(inputs).items() if f.is_list}
+
+    def _defaults(self, inputs: dict[str, tf.TensorSpec]) -> dict[str, object]:
+        """The schema's missing-value defaults of the inputs that take raw features (a list's is empty)."""
+        fits = self._fits(inputs)
+        return {name: value for name, value in self.schema.serving_defaults().items() if name in fits} if fits else {}
+
+    @property
+    def key(self) -> str:
+        """The examples' key column (`ingest.key`) the version was trained with; "" when it names none."""
+        return self.schema.key if self.schema is not None else ""
 
     def signature(self, name: str) -> Signature:
         name = name or "serving_default"
@@ -181,6 +199,7 @@ class ModelManager:
         self._absent: dict[int, VersionState] = {}  # states of versions not on disk that a label names
         self._failures: dict[int, _Failure] = {}
         self._seen: dict[int, tuple] | None = None  # each unloaded version's fingerprint at the previous poll
+        self.polls = 0  # the watcher's passes so far: what waiting for the next one waits on
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -348,6 +367,7 @@ class ModelManager:
                 self.poll()
             except Exception:  # the watcher outlives any one bad pass
                 log.exception("serve: polling %s failed", self.base)
+            self.polls += 1
 
     def stop(self) -> None:
         self._stop.set()

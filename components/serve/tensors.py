@@ -64,7 +64,9 @@ def predict_inputs(body: dict, signature: Signature, allow_non_finite: bool) -> 
         else:
             raise RequestError(f"inputs: expected an object with the inputs {sorted(specs)}")
         row_format = False
-    arrays = {name: from_json(columns[name], specs[name], name, defaults.get(name, NO_DEFAULT), allow_non_finite)
+    arrays = {name: lists_from_json(columns[name], specs[name], name, signature.lists[name], allow_non_finite)
+              if name in signature.lists else
+              from_json(columns[name], specs[name], name, defaults.get(name, NO_DEFAULT), allow_non_finite)
               for name in specs}
     _check_batch(arrays)
     return arrays, row_format
@@ -125,6 +127,29 @@ def from_json(value, spec: tf.TensorSpec, name: str, default=NO_DEFAULT, allow_n
                            f"{_shape(spec)}") from None
     check_shape(raw, spec, name)
     return values_lib.cast(raw, spec.dtype.as_numpy_dtype, name, allow_non_finite)
+
+
+def lists_from_json(value, spec: tf.TensorSpec, name: str, padding, allow_non_finite: bool = False) -> np.ndarray:
+    """A list input from its JSON value, a list of values per example (`null`: an empty one), as the
+    `[batch, longest]` tensor the signature takes: each value checked as `from_json` checks one, then every row
+    padded out to the longest with `padding`."""
+    if not isinstance(value, list):
+        raise RequestError(f"input {name!r}: expected a list of values for each example, got {_sample(value)}")
+    rows = [[] if row is None else row for row in value]
+    for i, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise RequestError(f"input {name!r}: example {i}: expected a list of values, got {_sample(row)}")
+    flat = from_json([v for row in rows for v in row], tf.TensorSpec([None], spec.dtype), name,
+                     allow_non_finite=allow_non_finite)
+    return padded(flat, np.fromiter((len(row) for row in rows), np.int64, len(rows)), padding)
+
+
+def padded(values: np.ndarray, lengths: np.ndarray, padding) -> np.ndarray:
+    """Rows of a list, given as all their values in order and each row's length, as the `[batch, longest]`
+    array a signature takes, shorter rows padded with `padding` (`schema.LIST_PADDING` of the values' type)."""
+    out = np.full((len(lengths), int(lengths.max(initial=0))), padding, dtype=values.dtype)
+    out[np.arange(out.shape[1]) < lengths[:, None]] = values
+    return out
 
 
 def _nesting(value, limit: int) -> int:
@@ -204,8 +229,9 @@ def predict_response(outputs: dict[str, np.ndarray], row_format: bool) -> dict:
 def examples_from_json(body: dict, allow_non_finite: bool) -> list[bytes]:
     """Serialized `tf.train.Example`s from a REST classify / regress body (`examples`, optional `context`).
 
-    A `null` feature is written as no value, as ingest writes a missing cell, so the model's example parsing
-    reads it as the schema's missing value.
+    A `null` feature, or an empty list, is written as no value, as ingest writes a missing cell or an empty
+    list, so the model's example parsing reads it as the schema's missing value (or an empty list) whatever
+    its type.
     """
     if not isinstance(body, dict) or not isinstance(body.get("examples"), list) or not body["examples"]:
         raise RequestError("request body: expected 'examples', a non-empty list of feature objects")
@@ -217,7 +243,7 @@ def examples_from_json(body: dict, allow_non_finite: bool) -> list[bytes]:
         if not isinstance(example, dict):
             raise RequestError(f"examples[{i}]: expected an object of features")
         features = {name: _feature(value, f"examples[{i}].{name}", allow_non_finite)
-                    for name, value in {**context, **example}.items() if value is not None}
+                    for name, value in {**context, **example}.items() if value is not None and value != []}
         serialized.append(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
     return serialized
 
@@ -226,7 +252,7 @@ def _feature(value, where: str, allow_non_finite: bool) -> tf.train.Feature:
     if isinstance(value, np.ndarray):
         value = value.tolist()
     values = value if isinstance(value, list) else [value]
-    if all(isinstance(v, bool) for v in values) or not values:
+    if all(isinstance(v, bool) for v in values):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         checked = values_lib.cast(np.asarray(values), np.dtype(np.int64), where, allow_non_finite)
@@ -272,8 +298,9 @@ _FIELDS = {types_pb2.DT_FLOAT: "float_val", types_pb2.DT_DOUBLE: "double_val", t
 
 
 def from_proto(proto: tensor_pb2.TensorProto, spec: tf.TensorSpec, name: str, allow_non_finite: bool,
-               max_bytes: int) -> np.ndarray:
+               max_bytes: int, padded: bool = False) -> np.ndarray:
     """One input from its TensorProto, checked as `from_json` checks JSON: shape, count, range, finiteness.
+    A `padded` list of floats holds NaN where a row ends (`schema.LIST_PADDING`); only infinities are refused.
 
     The shape is checked against the values given before anything is allocated: a proto may declare any
     shape, and TensorFlow's own conversion pads a short list of values out to it.
@@ -305,5 +332,5 @@ def from_proto(proto: tensor_pb2.TensorProto, spec: tf.TensorSpec, name: str, al
         raise RequestError(f"input {name!r}: unreadable tensor ({e})") from None
     check_shape(array, spec, name)
     if array.dtype.kind == "f":
-        values_lib.cast(array, array.dtype, name, allow_non_finite)
+        values_lib.cast(array[~np.isnan(array)] if padded else array, array.dtype, name, allow_non_finite)
     return array

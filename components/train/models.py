@@ -75,7 +75,9 @@ def model_input(feature: Feature) -> keras.KerasTensor:
     if feature.type == "image":
         shape = (feature.image.height, feature.image.width, feature.image.channels)
         return keras.Input(shape, dtype="uint8", name=feature.name)
-    dtype = {"int": "int64", "float": "float32", "string": "string", "text": "string"}[feature.type]
+    dtype = {"int": "int64", "float": "float32", "string": "string", "text": "string"}[feature.element_type]
+    if feature.is_list:
+        return keras.Input((None,), dtype=dtype, ragged=True, name=feature.name)
     return keras.Input((1,), dtype=dtype, name=feature.name)
 
 
@@ -115,7 +117,8 @@ def subclass(schema: Schema, task: Task, cfg: ModelConfig) -> keras.Model:
 
     model = SchemaModel(schema.to_json(), {"kind": task.kind, "classes": list(task.classes)}, to_plain(cfg),
                         name="subclass")
-    model({f.name: keras.ops.convert_to_tensor(_example_value(f)) for f in schema.inputs})
+    model({f.name: _example_value(f) if f.is_list else keras.ops.convert_to_tensor(_example_value(f))
+           for f in schema.inputs})
     return model
 
 
@@ -125,6 +128,9 @@ def _example_value(feature: Feature):
 
     if feature.type == "image":
         return np.zeros((1, feature.image.height, feature.image.width, feature.image.channels), np.uint8)
+    if feature.is_list:
+        dtype = {"int": tf.int64, "float": tf.float32, "string": tf.string}[feature.element_type]
+        return tf.RaggedTensor.from_row_lengths(tf.zeros([0], dtype), [0])
     if feature.type == "string":
         return tf.constant([[""]])
     return np.zeros((1, 1), np.int64 if feature.type == "int" else np.float32)

@@ -1,6 +1,6 @@
-"""What-If: slices, partial dependence, counterfactuals, thresholds and saliency, as a report."""
+"""What-If: slices, partial dependence, counterfactuals, thresholds and saliency, as a report; two models compared."""
 
 from components.whatif.document import WhatIfDocument
-from components.whatif.step import WhatIfResult, run
+from components.whatif.step import Compared, WhatIfResult, registry_baseline, run
 
-__all__ = ["WhatIfDocument", "WhatIfResult", "run"]
+__all__ = ["Compared", "WhatIfDocument", "WhatIfResult", "registry_baseline", "run"]

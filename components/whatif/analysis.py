@@ -74,16 +74,24 @@ def nearest_counterfactual(features: dict[str, np.ndarray], numeric: list[str], 
             spread = column.std() or 1.0
             distance += np.abs(column[others] - column[index]) / spread
         else:
-            distance += values[others] != values[index]
+            distance += [_differs(v, values[index]) for v in values[others]]
     best = int(others[np.argmin(distance)])
-    values = tuple(FeatureValues(name, _text(column[index]), _text(column[best]), bool(column[best] != column[index]))
-                   for name, column in features.items())
+    values = tuple(FeatureValues(name, shown_value(column[index]), shown_value(column[best]),
+                                 _differs(column[best], column[index])) for name, column in features.items())
     return Counterfactual(index, classes[predicted[index]], best, classes[predicted[best]], float(distance.min()),
                           values)
 
 
-def _text(value) -> str:
-    """A feature value for people: numbers to 6 significant digits (no float32 noise), strings as `shown`."""
+def _differs(a, b) -> bool:
+    """Whether two values of a feature differ; a list's value is the whole list."""
+    return not np.array_equal(a, b) if isinstance(a, np.ndarray) else bool(a != b)
+
+
+def shown_value(value) -> str:
+    """A feature value for people: numbers to 6 significant digits (no float32 noise), strings as `shown`, a
+    list as its values in brackets."""
+    if isinstance(value, np.ndarray):
+        return "[" + ", ".join(shown_value(v) for v in value) + "]"
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.6g}"
     return shown(value.item() if isinstance(value, np.generic) else value)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from components.common import io
 from components.common.config import ConfigError, from_plain, to_plain
 from components.common.errors import TfpipeError
+from components.common.evaluation_records import SliceMetrics
 from components.common.page import MISSING
 
 
@@ -28,14 +29,6 @@ class WhatIfError(TfpipeError):
 def nested(values: list) -> tuple:
     """Nested lists (an array's `tolist()`) as the nested tuples the records hold."""
     return tuple(nested(v) if isinstance(v, list) else v for v in values)
-
-
-@dataclass(frozen=True)
-class SliceMetrics:
-    feature: str
-    slice: str
-    count: int
-    metrics: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -122,6 +115,90 @@ class WhyEmpty:
 
 
 @dataclass(frozen=True)
+class Difference:
+    """One metric of both models on the same rows: the candidate minus the baseline, and the 95% interval of
+    that difference over bootstrap resamples of the rows (both models scored on each resample). `better` names
+    the model the interval favours; "neither" when it holds 0 (the difference is within noise)."""
+
+    metric: str
+    candidate: float
+    baseline: float
+    difference: float
+    low: float
+    high: float
+    better: Literal["candidate", "baseline", "neither"]
+
+
+@dataclass(frozen=True)
+class SliceDifferences:
+    feature: str
+    slice: str
+    count: int
+    differences: tuple[Difference, ...]
+    disagreements: int = 0  # rows whose predicted class differs between the models
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A difference beyond noise, and where: "overall" or "<feature> = <slice>"."""
+
+    where: str
+    difference: Difference
+
+
+@dataclass(frozen=True)
+class Value:
+    feature: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A test row the two models put in different classes, with each one's confidence and the row's features."""
+
+    example: int
+    true: str
+    candidate: str
+    candidate_confidence: float
+    baseline: str
+    baseline_confidence: float
+    values: tuple[Value, ...]
+    image: tuple[tuple[tuple[int, ...], ...], ...] = ()  # an image model's input, [row][column][channel]
+
+
+@dataclass(frozen=True)
+class CalibrationBin:
+    low: float
+    high: float
+    count: int
+    confidence: float  # mean top-class probability of the bin's rows
+    accuracy: float  # how often that class is right
+
+
+@dataclass(frozen=True)
+class Calibration:
+    ece: float  # expected calibration error
+    bins: tuple[CalibrationBin, ...]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The candidate (the document's model) against a baseline on the same test rows."""
+
+    candidate: str  # where each model was loaded from
+    baseline: str
+    resamples: int  # bootstrap resamples behind every interval
+    overall: tuple[Difference, ...]
+    findings: tuple[Finding, ...]  # every difference beyond noise, overall first: the verdict
+    slices: tuple[SliceDifferences, ...] = ()
+    disagreements: int = 0
+    most_confident: tuple[Disagreement, ...] = ()  # disagreements where the models are surest, surest first
+    calibration: tuple[Calibration, ...] = ()  # (candidate, baseline); classification only
+    partial_dependence: tuple[PartialDependence, ...] = ()  # the baseline's, on the candidate's grids
+    why_no_disagreements: str = ""  # regression: there are no classes to disagree on
+
+
+@dataclass(frozen=True)
 class WhatIfDocument:
     """whatif.json: every analysis of one model on its test split."""
 
@@ -137,6 +214,7 @@ class WhatIfDocument:
     thresholds: Thresholds | None = None
     images: tuple[SaliencyExample, ...] = ()
     why_empty: WhyEmpty = WhyEmpty()
+    comparison: Comparison | None = None  # `--compare`, or the pipeline's baseline: both models side by side
 
     def to_json(self) -> str:
         return json.dumps(to_plain(self))
@@ -168,17 +246,32 @@ class EditorFeature:
     vocabulary: tuple[str, ...] = ()  # string features: the choices offered ("" stands for missing)
     grid: tuple[float, ...] = ()  # numbers: where partial dependence is evaluated
     text: bool = False  # free text: edited in a text area, never swept by partial dependence
+    list: str = ""  # a list's values' type (int, float, string): edited as values separated by commas, never swept
+    image: tuple[int, ...] = ()  # images: (height, width, channels); rows hold them as PNG data URLs
+
+
+@dataclass(frozen=True)
+class PageModel:
+    """One model version the page asks for predictions, through the model server's REST API."""
+
+    role: Literal["candidate", "baseline"]
+    version: int
+    shown: str  # how the page names it: "version 3 (candidate)", "production (version 2)"
+    predict: str  # the REST path: /v1/models/<name>/versions/<version>:predict
 
 
 @dataclass(frozen=True)
 class PageDocument:
-    """What the page's script gets from /api/examples: the test examples and how to edit them."""
+    """What the page's script gets from /api/examples: the test examples, how to edit them, the models."""
 
     model: str
     label: str
     classes: tuple[str, ...]
     features: tuple[EditorFeature, ...]
     rows: tuple[dict[str, Any], ...]  # one per test example: each input's value, and "_label"
+    models: tuple[PageModel, ...] = ()  # the candidate, then the baseline when comparing
+    production: int | None = None  # the version the registry's production alias points at
+    promote: bool = False  # whether the page may promote the candidate (not with --read-only)
     missing: str = MISSING  # how the page shows a missing value
 
     def feature(self, name: str) -> EditorFeature:

@@ -27,10 +27,11 @@ def penguins_examples(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def reviews_examples(tmp_path_factory):
-    """1,500 generated product reviews: an id, a product, a count, the review (text), the sentiment."""
+    """1,500 generated product reviews: an id, a product, a count, the review (text), the sentiment, and two
+    lists: the order's tags (strings) and the reviewer's past ratings (ints)."""
     root = tmp_path_factory.mktemp("reviews")
     run(IngestConfig(source=str(reviews.write(root / "reviews.csv", count=1500)), label="sentiment",
-                     key="review_id"), str(root / "examples"))
+                     key="review_id", list_delimiter=reviews.LIST_DELIMITER), str(root / "examples"))
     return str(root / "examples")
 
 
@@ -60,17 +61,22 @@ def digits_model(tmp_path_factory, digits_examples):
     return trained(tmp_path_factory, digits_examples, "sequential", 2)
 
 
-@pytest.fixture(scope="session")
-def other_penguins_model(tmp_path_factory, penguins_model):
-    """The penguins model with noise added to every trainable weight: another model taking the same features,
-    whose answers differ from the penguins model's."""
-    model = load_model(penguins_model)
+def with_noise(tmp_path_factory, model_dir: str, scale: float) -> str:
+    """A copy of the model with normal noise of `scale` added to every trainable weight: another model taking
+    the same features, whose answers differ."""
+    model = load_model(model_dir)
     noise = np.random.default_rng(0)
     for weight in model.trainable_weights:
-        weight.assign(weight + noise.normal(0.0, 0.5, weight.shape).astype("float32"))
+        weight.assign(weight + noise.normal(0.0, scale, weight.shape).astype("float32"))
     out = tmp_path_factory.mktemp("model-other")
     model.save(out / "model.keras")
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def other_penguins_model(tmp_path_factory, penguins_model):
+    """The penguins model with noise on its weights."""
+    return with_noise(tmp_path_factory, penguins_model, 0.5)
 
 
 @pytest.fixture(scope="session")

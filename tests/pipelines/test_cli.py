@@ -106,6 +106,16 @@ def step_commands_on(examples, model, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "What-If report on" in done.stdout
     assert_whatif_report_shows(tmp_path / "whatif")
+    done = call(TFPIPE, "whatif", "report", "--model", str(model), "--examples", str(examples),
+                "--out", str(tmp_path / "itself"), "--compare", str(model))
+    assert done.returncode == 0, done.stderr
+    assert "<b>No difference beyond noise</b>" in (tmp_path / "itself" / "report.html").read_text()
+    done = call(TFPIPE, "whatif", "report", "--model", str(model), "--examples", str(examples),
+                "--out", str(tmp_path / "none"), "--compare", str(tmp_path / "nowhere"))
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith(f"{tmp_path / 'nowhere'}/model.keras: no model to compare with here; "
+                                        "expected the train step's model.keras")
+    assert not (tmp_path / "none").exists()
 
 
 def assert_tensorboard_serves(path, runs: set[str]):

@@ -11,7 +11,7 @@ from components.common import config as config_lib
 from components.common.registry import Registry
 from components.data import write_penguins
 from pipelines import summary, training
-from pipelines.records import EvaluateRecord, ExportRecord
+from pipelines.records import EvaluateRecord, ExportRecord, WhatIfRecord
 from pipelines.targets import local
 from pipelines.targets.local import PipelineError
 from tests.conftest import ROOT
@@ -162,6 +162,9 @@ def test_one_step_alone_on_an_earlier_run(penguins_cfg):
     again = local.run(cfg, step="whatif", after=str(first))
     assert again.name.startswith("tfpipe-penguins-whatif-")
     assert (again / "whatif" / "report").read_text().startswith("<!doctype html>")
+    # The first run exported a blessed version: the step now holds the model beside it, as evaluate would.
+    assert WhatIfRecord.read(again).compared_with == f"{Registry(cfg.model_home).baseline().why}, version 1"
+    assert "<h2>Verdict</h2>" in (again / "whatif" / "report").read_text()
     assert not (again / "train").exists()
     assert not (again / "ingest").exists()
     evaluated = local.run(cfg, step="evaluate", after=str(first))

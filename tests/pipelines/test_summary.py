@@ -34,7 +34,8 @@ def test_a_blessed_run(tmp_path):
                    TrainRecord(6.0, {"loss": 0.1}),
                    EvaluateRecord(2.0, True, "blessed", {"accuracy": 0.98, "count": 186}, "accuracy 0.9800", "/e",
                                   "/m"),
-                   WhatIfRecord(1.0), ExportRecord(1.0, "/serving/digits/1", 1, ("serving_default",)),
+                   WhatIfRecord(1.0, "production, version 1"),
+                   ExportRecord(1.0, "/serving/digits/1", 1, ("serving_default",)),
                    ServeRecord(1.0, True)):
         leave(run, record)
     (run / "serve" / "deployment").mkdir()
@@ -47,6 +48,7 @@ def test_a_blessed_run(tmp_path):
     assert f"dataflow  job 2026-12-01_03_00_00-17: {job}" in lines
     assert "test      accuracy 0.9800 (186 examples)" in lines
     assert "blessed   yes" in lines
+    assert "compared  with the baseline (production, version 1): the what-if report opens with the verdict" in lines
     assert "serving   /serving/digits/1 (version 1)" in lines
     assert "model     /m/model.keras" in lines
     assert "deployed  /serving/digits/1; serve it with: tfpipe serve --model-base /serving/digits" in lines

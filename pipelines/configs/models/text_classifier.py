@@ -20,7 +20,7 @@ def build_model(inputs, encoded, schema, task, params, train_data):
                                                ngrams=int(params.get("ngrams", 2)), output_mode="tf_idf",
                                                name="vectorize")
     vectorize.adapt(train_data.map(lambda features, _: features[name]))
-    parts = [vectorize(inputs[name])]
+    parts = [keras.layers.Flatten(name="tf_idf")(vectorize(inputs[name]))]  # [batch, 1, tokens] -> [batch, tokens]
     used = {name: inputs[name]}
     if params.get("other_features", False):
         others = [n for n in encoded if n != name and n != schema.key]

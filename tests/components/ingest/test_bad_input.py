@@ -109,7 +109,7 @@ def test_bad_json_lines(tmp_path):
     reasons = {r["line"]: r["reason"] for r in rejected(out)}
     assert reasons[2].startswith("not valid JSON")
     assert reasons[3] == "expected a JSON object, found list"
-    assert reasons[4] == "column 'x': expected a single value, found a JSON dict"
+    assert reasons[4] == "column 'x': expected a single value or a list of them, found a JSON dict"
     assert reasons[5].startswith("unexpected keys ['y']")
     assert reasons[6].startswith("not valid UTF-8")
 

@@ -37,8 +37,10 @@ def ingested(corpus):
 
 
 def test_prose_is_text_and_categories_ids_and_labels_stay_strings(ingested, tmp_path):
+    # Without ingest.list_delimiter the two lists are single values: the `|`-joined text of each cell.
     assert types_of(ingested) == {"review_id": "string", "product": "string", "helpful_votes": "int",
-                                  "review": "text", "sentiment": "string"}
+                                  "review": "text", "sentiment": "string", "tags": "string",
+                                  "past_ratings": "string"}
     run(IngestConfig(source=str(write_penguins(tmp_path / "p.csv")), label="species"), str(tmp_path / "p"))
     assert {n: t for n, t in types_of(tmp_path / "p").items() if t in ("string", "text")} == \
         {"species": "string", "island": "string", "sex": "string"}
@@ -52,7 +54,8 @@ def test_text_can_be_forced_but_not_on_the_label(corpus, tmp_path):
     source, _ = corpus
     run(IngestConfig(source=str(source), label="sentiment", types={"product": "text"}), str(tmp_path / "out"))
     assert types_of(tmp_path / "out")["product"] == "text"
-    with pytest.raises(IngestError, match=r"ingest.types.sentiment: the label is a class or a number, not text"):
+    with pytest.raises(IngestError, match=r"ingest.types.sentiment: the label is one class or number per row, "
+                                          r"not text"):
         run(IngestConfig(source=str(source), label="sentiment", types={"sentiment": "text"}), str(tmp_path / "no"))
     assert not (tmp_path / "no").exists()
 

@@ -1,7 +1,6 @@
 """End to end: a served model's logged requests, first from the training distribution, then from a shifted one."""
 
 import random
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -10,12 +9,14 @@ from components import monitor
 from components.common import reader
 from components.common.config import MonitorConfig, RequestLogConfig
 from components.common.metadata import DataMetadata
-from components.common.schema import Schema
+from components.common.schema import LIST_PADDING, Schema
 from components.serve.client import GrpcClient, RestClient
 from components.serve.server import running
+from components.serve.tensors import padded
 from tests.components.serve.conftest import config
 
-WINDOW = 4  # seconds: each batch of requests is sent within one window
+WINDOW = 4  # seconds: each batch of requests is stamped within one window
+START = 1_800_000_000.0  # the first window's start: a multiple of WINDOW, as monitor's windows are aligned
 SHIFTED = {"body_mass_g", "flipper_length_mm", "island"}
 
 
@@ -26,8 +27,14 @@ def training_rows(examples: str) -> list[dict]:
     batch = next(iter(tf.data.TFRecordDataset(reader.files_of(examples, "train"), compression_type="GZIP")
                       .batch(100_000)))
     parsed = tf.io.parse_example(batch, spec)
-    return [{k: v[i].numpy().decode() if v.dtype == tf.string else v[i].numpy().item() for k, v in parsed.items()}
-            for i in range(len(batch))]
+    return [{k: plain(v[i].numpy()) for k, v in parsed.items()} for i in range(len(batch))]
+
+
+def plain(value):
+    """A parsed value as JSON holds it: text for bytes, a list for a list feature's values."""
+    if isinstance(value, np.ndarray):
+        return [plain(v) for v in value]
+    return value.decode() if isinstance(value, bytes) else value.item()
 
 
 def shift(row: dict) -> dict:
@@ -38,11 +45,14 @@ def shift(row: dict) -> dict:
 
 def example(row: dict) -> tf.train.Example:
     def feature(value):
-        if isinstance(value, str):
-            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
-        if isinstance(value, int):
-            return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-        return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+        values = value if isinstance(value, list) else [value]
+        if not values:  # an empty list: no value, as ingest writes it
+            return tf.train.Feature()
+        if isinstance(values[0], str):
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode() for v in values]))
+        if isinstance(values[0], int):
+            return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
 
     return tf.train.Example(features=tf.train.Features(feature={k: feature(v) for k, v in row.items()}))
 
@@ -54,8 +64,7 @@ def send(rest: RestClient, grpc: GrpcClient, rows: list[dict]) -> int:
         if i % 4 == 0:
             rest.predict(instances=chunk)
         elif i % 4 == 1:
-            grpc.predict({k: np.array([r[k] for r in chunk], dtype=object if isinstance(v, str) else
-                                      np.int64 if isinstance(v, int) else np.float32) for k, v in chunk[0].items()})
+            grpc.predict({k: tensor([r[k] for r in chunk]) for k in chunk[0]})
         elif i % 4 == 2:
             rest.classify(chunk)
         else:
@@ -63,24 +72,35 @@ def send(rest: RestClient, grpc: GrpcClient, rows: list[dict]) -> int:
     return len(chunks)
 
 
-def next_window() -> None:
-    time.sleep(WINDOW - time.time() % WINDOW + 0.05)
+def tensor(values: list) -> np.ndarray:
+    """One input's values as a gRPC tensor: a list per example padded to the longest, as the signature takes it."""
+    rows = values if isinstance(values[0], list) else None
+    flat = [v for row in rows for v in row] if rows is not None else values
+    kind = "string" if any(isinstance(v, str) for v in flat) else \
+        "float" if any(isinstance(v, float) for v in flat) else "int"
+    array = np.array(flat, dtype={"string": object, "float": np.float32, "int": np.int64}[kind])
+    if rows is None:
+        return array
+    padding = "" if kind == "string" else LIST_PADDING[kind]
+    return padded(array, np.array([len(row) for row in rows]), padding)
 
 
 def log_traffic(home, examples: str, logs) -> list[int]:
     """Serves `home` with every request logged into `logs`: 400 rows drawn from the training data in one window,
-    then 400 shifted ones in the next; the requests sent in each."""
+    then 400 shifted ones in the next; the requests sent in each. The server's clock is the test's: it reads the
+    start of a window while each batch is sent (each request is stamped before it is answered), however long the
+    sending takes."""
     rng = random.Random(0)
     rows = training_rows(examples)
     first, second = rng.choices(rows, k=400), [shift(r) for r in rng.choices(rows, k=400)]
-    with running(config(home, logging=RequestLogConfig(sampling_rate=1.0, dir=str(logs)))) as server:
+    now = [START]
+    logging = RequestLogConfig(sampling_rate=1.0, dir=str(logs))
+    with running(config(home, logging=logging), clock=lambda: now[0]) as server:
         rest, grpc = RestClient(server.rest_url, "penguins"), GrpcClient(server.grpc_target, "penguins")
         sent = []
-        for batch in (first, second):
-            next_window()
-            started = time.time()
+        for window, batch in enumerate((first, second)):
+            now[0] = START + window * WINDOW
             sent.append(send(rest, grpc, batch))
-            assert time.time() // WINDOW == started // WINDOW, "a batch took longer than its window"
         rest.close()
         grpc.close()
     return sent
@@ -89,7 +109,7 @@ def log_traffic(home, examples: str, logs) -> list[int]:
 def test_monitor_finds_no_skew_in_training_traffic_and_names_what_shifted(tmp_path, penguins_home, penguins_examples):
     logs = tmp_path / "logs"
     sent = log_traffic(penguins_home, penguins_examples, logs)
-    result = monitor.run(MonitorConfig(retrain_on="drift"), str(logs), penguins_examples, str(tmp_path / "out"),
+    result = monitor.run(MonitorConfig(retrain_on=("drift",)), str(logs), penguins_examples, str(tmp_path / "out"),
                          window=WINDOW)
     before, after = result.findings.windows
     assert (before.requests, before.rows, after.requests, after.rows) == (sent[0], 400, sent[1], 400)

@@ -80,7 +80,7 @@ def test_a_warm_start_needs_the_same_text_vocabulary(reviews_model, reviews_exam
     assert json.loads((tmp_path / "same" / "training.json").read_text())["warm_start"]["layers"] > 0
     other = tmp_path / "other"
     ingest(IngestConfig(source=str(reviews.write(tmp_path / "r.csv", count=300)), label="sentiment",
-                        key="review_id"), str(other))
+                        key="review_id", list_delimiter=reviews.LIST_DELIMITER), str(other))
     with pytest.raises(TrainError, match=r"text layer 'review_vectorize' was adapted on this train split to a "
                                          r"vocabulary that is not the warm-start model's"):
         train(same, str(other), str(tmp_path / "changed"))

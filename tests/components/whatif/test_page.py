@@ -2,7 +2,6 @@
 
 import pytest
 
-from components.common.errors import TfpipeError
 from components.whatif import page
 
 pytestmark = pytest.mark.browser
@@ -38,8 +37,3 @@ def test_edit_a_feature_and_see_the_prediction_change(browser, tmp_path, penguin
         tab.screenshot(path=str(tmp_path / "whatif.png"), full_page=True)
     assert (tmp_path / "whatif.png").stat().st_size > 10_000
 
-
-def test_image_models_are_sent_to_the_report(digits_examples):
-    with pytest.raises(TfpipeError, match=r": the datapoint editor edits tabular features; for image models use "
-                                          r"`tfpipe whatif report`$"):
-        page.examples_document(digits_examples, "digits")

@@ -17,7 +17,8 @@ def test_the_report_sweeps_and_slices_the_numbers_and_categories_and_reads_the_t
     assert document.overall["accuracy"] > 0.8
     assert document.thresholds is not None
     assert "Partial dependence" in (tmp_path / "w" / "report.html").read_text()
-    with pytest.raises(WhatIfError, match=r"whatif.features: \['review'\] are text; partial dependence sweeps"):
+    with pytest.raises(WhatIfError, match=r"whatif.features: \['review'\] are text or lists; partial dependence "
+                                          r"sweeps"):
         run(WhatIfConfig(features=("review",)), reviews_model, reviews_examples, str(tmp_path / "no"),
             EvaluateConfig())
     assert not (tmp_path / "no").exists()
@@ -49,3 +50,26 @@ def test_a_text_is_edited_in_a_text_area_and_its_words_move_the_prediction(brows
             tab.dispatch_event("#editor", "change")
             tab.wait_for_selector("#prediction:not(.stale)")
             assert tab.inner_text("#predicted-class") == sentiment
+
+
+@pytest.mark.browser
+def test_a_list_is_edited_as_values_separated_by_commas(browser, reviews_home, reviews_examples):
+    document = page.examples_document(reviews_examples, "reviews")
+    features = {f.name: f for f in document.features}
+    assert (features["tags"].list, features["past_ratings"].list) == ("string", "int")
+    assert all(isinstance(row["tags"], list) for row in document.rows)
+    with page.running(str(reviews_home), reviews_examples) as url:
+        tab = browser.new_page()
+        tab.goto(url)
+        tab.click("#examples tbody tr >> nth=0")
+        tab.wait_for_selector("#predicted-class")
+        assert not {"tags", "past_ratings"} & set(tab.locator("#pd-feature option").all_inner_texts())
+        tab.fill("input[name=tags]", "gift, repeat_buyer")
+        tab.fill("input[name=past_ratings]", "5, 4, 5")
+        tab.dispatch_event("#editor", "change")
+        tab.wait_for_selector("#prediction:not(.stale)")
+        assert tab.locator("#prediction-error").count() == 0
+        tab.fill("input[name=past_ratings]", "5, many")
+        tab.dispatch_event("#editor", "change")
+        tab.wait_for_selector("#prediction-error")
+        assert "past_ratings" in tab.inner_text("#prediction-error")
