@@ -97,3 +97,29 @@ def http_server(handler):
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory):
+    """Cloud Storage for the whole session: fake-gcs-server on 127.0.0.1 (see tests/gcs.py); each test makes its
+    own bucket."""
+    from tests.gcs import emulator
+
+    with emulator(tmp_path_factory.mktemp("gcs")) as running:
+        yield running
+
+
+@pytest.fixture
+def gcs_env(gcs, monkeypatch):
+    """This process pointed at the emulator for one test, through every client (TensorFlow's gs:// included)."""
+    for name, value in gcs.environment().items():
+        monkeypatch.setenv(name, value)
+    return gcs
+
+
+@pytest.fixture
+def bucket_name(request) -> str:
+    """A bucket name of this test's own (Cloud Storage's rules: lower case, digits, dashes)."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:50] + f"-{os.getpid()}"

@@ -28,6 +28,19 @@ def absolute(path: str) -> str:
     return path if not path or is_remote(path) else os.path.abspath(path)
 
 
+def same_place(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file or folder: URIs as written (pathlib would fold gs:// into gs:/), local
+    paths once resolved."""
+    if is_remote(a) or is_remote(b):
+        return str(a).rstrip("/") == str(b).rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def parent(path: str) -> str:
+    """The folder `path` is in, for a local path or a URI alike."""
+    return path.rstrip("/").rsplit("/", 1)[0] if is_remote(path) else str(Path(path).parent)
+
+
 def gfile():
     """tf.io.gfile, imported late: TensorFlow takes seconds to import and local-only tools need not wait."""
     import tensorflow as tf
@@ -45,8 +58,52 @@ def file_errors(path: str | os.PathLike) -> tuple[type[BaseException], ...]:
     return OSError, tf.errors.OpError
 
 
+def arrow_filesystem(uri: str):
+    """Arrow's file system for a remote `uri` and the path inside it.
+
+    For gs:// it honours `STORAGE_EMULATOR_HOST` as google-cloud-storage and Beam do (Arrow itself does not
+    read it), so that a Cloud Storage emulator serves every client alike.
+    """
+    import pyarrow.fs as pafs
+
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
+    if uri.startswith("gs://") and emulator:
+        scheme, _, host = emulator.rpartition("://")
+        return pafs.GcsFileSystem(anonymous=True, endpoint_override=host, scheme=scheme or "http"), uri[len("gs://"):]
+    return pafs.FileSystem.from_uri(uri)
+
+
 def exists(path: str | os.PathLike) -> bool:
     return os.path.exists(path) if not is_remote(path) else gfile().exists(str(path))
+
+
+def isdir(path: str | os.PathLike) -> bool:
+    return os.path.isdir(path) if not is_remote(path) else gfile().isdir(str(path))
+
+
+def listdir(path: str | os.PathLike) -> list[str]:
+    """The names in a folder (remote sub-folders without gfile's trailing slash)."""
+    return os.listdir(path) if not is_remote(path) else [n.rstrip("/") for n in gfile().listdir(str(path))]
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    with open_binary(path) as f:
+        return f.read()
+
+
+def files_under(folder: str | os.PathLike) -> list[tuple[str, int, int]]:
+    """(path relative to `folder`, size, modification time in ns) of every file under `folder`."""
+    folder_s = str(folder).rstrip("/")
+    walk, stat = (os.walk, os.stat) if not is_remote(folder_s) else (gfile().walk, gfile().stat)
+    entries = []
+    for root, _, files in walk(folder_s):
+        for name in files:
+            path = f"{root.rstrip('/')}/{name}"
+            info = stat(path)
+            size, mtime = ((info.st_size, info.st_mtime_ns) if not is_remote(folder_s)
+                           else (info.length, info.mtime_nsec))
+            entries.append((path[len(folder_s) + 1:], size, mtime))
+    return entries
 
 
 def makedirs(path: str | os.PathLike) -> None:
@@ -73,7 +130,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path | str:
         tmp = f"{path_s}.tmp-{uuid.uuid4().hex}"
         with gfile().GFile(tmp, "wb") as f:
             f.write(data)
-        gfile().rename(tmp, path_s, overwrite=True)
+        replace(tmp, path_s)
         return path_s
     target = Path(path_s)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +144,14 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path | str:
             os.unlink(tmp)
         raise
     return target
+
+
+def replace(source: str, target: str) -> None:
+    """Renames `source` over `target`: at once on a local disk; on Cloud Storage a copy, whole, then a delete."""
+    if is_remote(target):
+        gfile().rename(source, target, overwrite=True)
+    else:
+        os.replace(source, target)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path | str:
@@ -156,6 +221,7 @@ def _running(pid: int) -> bool:
 def _publish_remote(stage: str, final: str) -> None:
     g = gfile()
     for root, _, files in g.walk(stage):
+        root = root.rstrip("/")  # on gs://, gfile names sub-folders with a trailing slash
         rel = root[len(stage):].lstrip("/")
         for name in files:
             dest = "/".join(p for p in (final, rel, name) if p)

@@ -19,7 +19,6 @@ from dataclasses import replace
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from components.common import io
@@ -149,7 +148,7 @@ def _open_native(path: str) -> pa.NativeFile:
     """
     try:
         if io.is_remote(path):
-            filesystem, inner = pafs.FileSystem.from_uri(path)
+            filesystem, inner = io.arrow_filesystem(path)
             return filesystem.open_input_file(inner)
         return pa.OSFile(path)
     except (OSError, pa.ArrowException) as e:

@@ -53,12 +53,12 @@ LABELS_POLL_SECONDS = 10  # how often KServe's TF Serving re-reads the registry'
 
 def local(version_dir: str, name: str, version: int, base: str) -> str:
     """Places `version_dir` as `<base>/<name>/<version>`; a no-op when it is there already."""
-    target = Path(base) / name / str(version)
-    if target.resolve() == Path(version_dir).resolve():
-        return str(target)
-    with io.staged_dir(str(target)) as stage:
+    target = f"{str(base).rstrip('/')}/{name}/{version}"
+    if io.same_place(target, version_dir):
+        return target
+    with io.staged_dir(target) as stage:
         shutil.copytree(version_dir, stage, dirs_exist_ok=True)
-    return str(target)
+    return target
 
 
 def kserve_manifest(cfg: DeployConfig, name: str, request_logging: RequestLogConfig = NO_LOGGING) -> dict:

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -51,11 +50,11 @@ class InfraResult:
 
 def check(home: str, version: int, examples: str, out: str, timeout_seconds: float = 180) -> InfraResult:
     """Serves `<home>/<version>` in a subprocess and checks it; writes `<out>/infra_blessing.json`."""
-    name = Path(home).name
+    name = home.rstrip("/").rsplit("/", 1)[-1]
     result = InfraResult(False, "", version)
     serialized = _canaries(examples)
     try:
-        expected = _expected(Path(home) / str(version), serialized)
+        expected = _expected(f"{home}/{version}", serialized)
     except (OSError, ValueError, IndexError, tf.errors.OpError) as e:  # IndexError: truncated variables
         result.reason = f"{home}/{version}: the SavedModel does not load or run: {str(e).splitlines()[0][:300]}"
         return _write(result, out)
@@ -92,8 +91,8 @@ def _canaries(examples: str) -> list[bytes]:
     return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(CANARIES)]
 
 
-def _expected(version_dir: Path, serialized: list[bytes]) -> dict[str, np.ndarray]:
-    loaded = tf.saved_model.load(str(version_dir))
+def _expected(version_dir: str, serialized: list[bytes]) -> dict[str, np.ndarray]:
+    loaded = tf.saved_model.load(version_dir)
     outputs = loaded.signatures["predict_examples"](inputs=tf.constant(serialized))
     return {k: v.numpy() for k, v in outputs.items()}
 

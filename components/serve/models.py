@@ -22,12 +22,10 @@ such a change, and the refusal is logged and shown in the model's status.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -36,6 +34,7 @@ import yaml
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from components.common import io
 from components.common.registry import LABELS_FILE
 from components.common.schema import LIST_PADDING, Feature, Schema
 from components.common.signatures import DTYPES
@@ -63,13 +62,13 @@ class Signature:
 class Servable:
     """One loaded version of a model, and the schema it was trained on when the version carries one."""
 
-    def __init__(self, path: Path, version: int):
+    def __init__(self, path: str, version: int):
         self.path, self.version = path, version
-        self.loaded = tf.saved_model.load(str(path))
+        self.loaded = tf.saved_model.load(path)
         proto = saved_model_pb2.SavedModel()
-        proto.ParseFromString((path / "saved_model.pb").read_bytes())
+        proto.ParseFromString(io.read_bytes(f"{path}/saved_model.pb"))
         self.signature_defs = next(m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags).signature_def
-        self.schema = Schema.read(str(path / SCHEMA)) if (path / SCHEMA).exists() else None
+        self.schema = Schema.read(f"{path}/{SCHEMA}") if io.exists(f"{path}/{SCHEMA}") else None
         self.signatures = {}
         for name, function in self.loaded.signatures.items():
             _, inputs = function.structured_input_signature
@@ -117,11 +116,11 @@ class Servable:
 
     def warm_up(self) -> int:
         """Replays the export's warmup PredictionLogs, so the first real request finds the graphs ready."""
-        path = self.path / WARMUP
-        if not path.exists():
+        path = f"{self.path}/{WARMUP}"
+        if not io.exists(path):
             return 0
         count = 0
-        for record in tf.data.TFRecordDataset(str(path)):
+        for record in tf.data.TFRecordDataset(path):
             request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
             signature = self.signature(request.model_spec.signature_name)
             self.run(signature, {k: tf.make_ndarray(v) for k, v in request.inputs.items()})
@@ -165,15 +164,9 @@ class _Failure:
     retry_at: float
 
 
-def fingerprint(folder: Path) -> tuple:
+def fingerprint(folder: str) -> tuple:
     """Every file's (path, size, mtime) under `folder`: a copy still in progress changes it, a finished one not."""
-    entries = []
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = Path(root) / name
-            stat = path.stat()
-            entries.append((str(path.relative_to(folder)), stat.st_size, stat.st_mtime_ns))
-    return tuple(sorted(entries))
+    return tuple(sorted(io.files_under(folder)))
 
 
 class ModelManager:
@@ -193,11 +186,11 @@ class ModelManager:
 
     def __init__(self, base: str, name: str = "", policy: str = "latest", versions: tuple[int, ...] = (),
                  labels_file: str = "", poll_seconds: float = 1.0):
-        self.base = Path(base)
-        self.name = name or self.base.name
+        self.base = str(base).rstrip("/")  # a local folder or a gs:// one, as TF Serving's model base
+        self.name = name or self.base.rsplit("/", 1)[-1]
         self.policy, self.versions = policy, tuple(versions)
         # the registry's labels, unless another file is named; that one must exist, the registry's may not yet
-        self.labels_file, self.labels_required = Path(labels_file or self.base / LABELS_FILE), bool(labels_file)
+        self.labels_file, self.labels_required = str(labels_file or f"{self.base}/{LABELS_FILE}"), bool(labels_file)
         self.poll_seconds = poll_seconds
         self.servables: dict[int, Servable] = {}
         self.labels: dict[str, int] = {}
@@ -212,12 +205,12 @@ class ModelManager:
 
     def on_disk(self) -> list[int]:
         """Every version folder with a SavedModel, whatever the policy: a label may name any of them."""
-        return sorted(int(p.name) for p in self.base.iterdir() if re.fullmatch(r"\d+", p.name) and
-                      (p / "saved_model.pb").exists())
+        return sorted(int(name) for name in io.listdir(self.base) if re.fullmatch(r"\d+", name) and
+                      io.exists(f"{self.base}/{name}/saved_model.pb"))
 
     def poll(self) -> None:
         """One pass of the watcher: load what the policy wants and can load, swap, unload what it no longer wants."""
-        if not self.base.is_dir():  # gone for a moment (a remount, a slow disk): keep serving what is loaded
+        if not io.isdir(self.base):  # gone for a moment (a remount, a slow disk): keep serving what is loaded
             log.error("serve: %s is not a folder now; keeping versions %s", self.base, sorted(self.servables))
             return
         on_disk = self.on_disk()
@@ -225,8 +218,8 @@ class ModelManager:
         for version in on_disk:
             if version not in self.servables:
                 try:
-                    seen[version] = fingerprint(self.base / str(version))
-                except OSError:  # a file vanished while we looked: still changing
+                    seen[version] = fingerprint(f"{self.base}/{version}")
+                except io.file_errors(self.base):  # a file vanished while we looked: still changing
                     seen[version] = ()
         settled = {v for v, f in seen.items() if f and (first or self._seen.get(v) == f)}
         self._seen = seen
@@ -263,7 +256,7 @@ class ModelManager:
             return False
         self.states[version] = VersionState("LOADING")
         try:
-            servable = Servable(self.base / str(version), version)
+            servable = Servable(f"{self.base}/{version}", version)
             warmed = servable.warm_up()
         except Exception as e:  # a broken version must not take the server down; it is reported instead
             failures = failure.failures + 1 if failure else 1
@@ -282,12 +275,12 @@ class ModelManager:
 
     def _read_labels(self) -> dict[str, int]:
         """{label: version} as the labels file says now; the previous labels when it cannot be read."""
-        if not self.labels_required and not self.labels_file.exists():
+        if not self.labels_required and not io.exists(self.labels_file):
             return {}  # a registry without aliases yet
         try:
-            labels = yaml.safe_load(self.labels_file.read_text()) or {}
+            labels = yaml.safe_load(io.read_bytes(self.labels_file)) or {}
             return {str(k): int(v) for k, v in labels.items()}
-        except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError) as e:
+        except (*io.file_errors(self.labels_file), yaml.YAMLError, AttributeError, TypeError, ValueError) as e:
             log.error("serve: labels file %s unreadable (%s); keeping the previous labels", self.labels_file, e)
             return self.labels
 
@@ -363,7 +356,7 @@ class ModelManager:
 
     def start(self) -> None:
         log.info("serve: %s follows the labels in %s%s", self.name, self.labels_file,
-                 "" if self.labels_required or self.labels_file.exists() else " once the registry writes them")
+                 "" if self.labels_required or io.exists(self.labels_file) else " once the registry writes them")
         self.poll()
         self._thread = threading.Thread(target=self._watch, name="model-watcher", daemon=True)
         self._thread.start()

@@ -29,12 +29,12 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 
 import uvloop
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from components.common import io
 from components.common.config import ServeConfig
 from components.common.errors import TfpipeError
 from components.serve import grpc_service, rest
@@ -68,7 +68,7 @@ class ModelServer:
     def __init__(self, cfg: ServeConfig, clock: Callable[[], float] = time.time,
                  delay: Callable[[float], Awaitable[None]] = asyncio.sleep):
         cfg.validate()
-        if not cfg.model_base or not Path(cfg.model_base).is_dir():
+        if not cfg.model_base or not io.isdir(cfg.model_base):
             raise StartError(f"serve.model_base {cfg.model_base or '(empty)'}: no such folder; expected the "
                              "model's folder of numbered versions (<base>/<name>)")
         if cfg.logging.sampling_rate > 0 and not cfg.logging.dir:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 
 from components.common import io
 from components.common.config import DeployConfig, MonitorConfig, RequestLogConfig
@@ -34,7 +33,7 @@ def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str,
     """
     cfg.validate()
     request_logging.validate()
-    name = Path(home).name
+    name = home.rstrip("/").rsplit("/", 1)[-1]
     if cfg.infra_check:
         checked = infra.check(home, version, examples, out, cfg.infra_timeout_seconds)
         if not checked.blessed:
@@ -43,10 +42,10 @@ def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str,
             log.warning("serve: not deployed: %s", record.reason)
             return record
     if cfg.target == "local":
-        where = deploy.local(f"{home}/{version}", name, version, cfg.local_base or str(Path(home).parent))
-        served = Path(where).parent
+        where = deploy.local(f"{home}/{version}", name, version, cfg.local_base or io.parent(home))
+        served = io.parent(where)
         # Served from a copy elsewhere: the registry's labels still live (and change) in `home`.
-        labels = "" if served.resolve() == Path(home).resolve() else f" --set serve.labels_file={home}/labels.json"
+        labels = "" if io.same_place(served, home) else f" --set serve.labels_file={home}/labels.json"
         record = Deployment(True, "local", path=where, serve=f"tfpipe serve --model-base {served}{labels}")
     elif cfg.target == "kserve":
         record = deploy.kserve(cfg, home, out, request_logging=request_logging)

@@ -177,6 +177,17 @@ def log_graph(logdir: str, model: keras.Model, data: tf.data.Dataset) -> None:
         writer.close()
 
 
+class CSVLogger(keras.callbacks.CSVLogger):
+    """Keras's CSV log on any file system: at the end Keras asks its file whether it is `closed`, which the files
+    of tf.io.gfile (gs://) cannot say, so a run on Cloud Storage failed after its last epoch."""
+
+    def on_train_end(self, logs=None):
+        if self.csv_file is not None:
+            self.csv_file.close()
+            self.csv_file = None
+        self.writer = None
+
+
 def build(cfg: TrainConfig, out: TrainPaths, task: Task, validation_metrics: list[keras.metrics.Metric],
           extra: Sequence[keras.callbacks.Callback] = ()) -> list:
     """The callbacks, given the metric objects the validation pass updates; `extra` ones go before the backup."""
@@ -186,7 +197,7 @@ def build(cfg: TrainConfig, out: TrainPaths, task: Task, validation_metrics: lis
         TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(f"{out.checkpoints}/epoch-{{epoch:03d}}.weights.h5",
                                         save_weights_only=True),
-        keras.callbacks.CSVLogger(out.csv, append=True),
+        CSVLogger(out.csv, append=True),
     ]
     if cfg.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(patience=cfg.early_stopping_patience,

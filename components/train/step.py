@@ -197,7 +197,7 @@ def _save(model: keras.Model, out: str, csv_log: str, metrics: dict) -> None:
     """
     tmp = f"{out}/.model-{os.getpid()}.keras"
     model.save(tmp)
-    os.replace(tmp, f"{out}/model.keras")
+    io.replace(tmp, f"{out}/model.keras")
     with io.open_binary(csv_log) as f:
         rows = list(csv.DictReader(f.read().decode().splitlines()))
     by_epoch = {int(row["epoch"]): row for row in rows}  # an epoch replayed after a kill: its last record

@@ -162,6 +162,8 @@ def runs(root: Path, name: str) -> set[Path]:
 
 
 def _docker_runner(cfg: RunConfig):
+    """kfp.local's DockerRunner: the steps as the invoking user, a local source mounted read-only, no network;
+    a run that reads or writes Cloud Storage gets the host's network and the Google clients' settings."""
     from docker.types import Mount
     from kfp import local
 
@@ -172,5 +174,25 @@ def _docker_runner(cfg: RunConfig):
         data = Path(cfg.ingest.source.split("{")[0].split("*")[0]).resolve()
         data = data if data.is_dir() else data.parent
         mounts.append(Mount(str(data), str(data), type="bind", read_only=True))
-    return local.DockerRunner(network_mode="none", mounts=mounts, user=f"{os.getuid()}:{os.getgid()}",
-                              environment={"HOME": "/tmp"})
+    environment = {"HOME": "/tmp"}
+    remote = any(io_lib.is_remote(p) for p in (cfg.ingest.source, cfg.export.base, cfg.deploy.local_base))
+    if remote:
+        google = google_environment()
+        environment |= google
+        files = sorted({google[name] for name in GOOGLE_FILES if name in google})
+        mounts += [Mount(path, path, type="bind", read_only=True) for path in files]
+    return local.DockerRunner(network_mode="host" if remote else "none", mounts=mounts,
+                              user=f"{os.getuid()}:{os.getgid()}", environment=environment)
+
+
+# What Google's clients read from the environment: credentials and project, and where Cloud Storage is (an
+# emulator's address, a proxy and the certificates it is trusted by; TensorFlow's gs:// goes through libcurl).
+GOOGLE_VARIABLES = ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "STORAGE_EMULATOR_HOST",
+                    "GOOGLE_AUTH_TOKEN_FOR_TESTING", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE",
+                    "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY")
+GOOGLE_FILES = ("GOOGLE_APPLICATION_CREDENTIALS", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")  # mounted at their paths
+
+
+def google_environment() -> dict[str, str]:
+    """This process's settings for Google's clients, which a step container on Cloud Storage needs as well."""
+    return {name: os.environ[name] for name in GOOGLE_VARIABLES if os.environ.get(name)}

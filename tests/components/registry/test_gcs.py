@@ -1,145 +1,85 @@
-"""The registry on gs://, against a stand-in Cloud Storage JSON API on 127.0.0.1 that keeps object generations:
-every write is conditional on the generation read, a write that lost the race is applied again, none is lost."""
+"""The registry on gs://, against Cloud Storage's emulator (fake-gcs-server), which keeps object generations and
+refuses a write conditional on a generation that is no longer current: every change is such a write, a change
+that lost the race is applied again to the newer record, none is lost."""
 
-import email
 import json
 import threading
 
 import pytest
-from aiohttp import web
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
 
 from components.common.registry import Registry
 from tests.components.registry.conftest import blessed
-from tests.conftest import http_server
-
-HOME = "gs://models/serving/penguins"
-
-
-class Bucket:
-    """Objects with generations, answered as Cloud Storage's JSON API does (the parts the client uses here)."""
-
-    def __init__(self):
-        self.objects: dict[str, tuple[bytes, int]] = {}
-        self.generations = 0
-        self.uploads: list[tuple[str, str | None, int]] = []  # (object, ifGenerationMatch, status)
-        self.interfere = None  # called with the stored registry.json before the next upload of it is answered
-
-    def store(self, name: str, data: bytes) -> int:
-        self.generations += 1
-        self.objects[name] = (data, self.generations)
-        return self.generations
-
-    async def handle(self, request: web.Request) -> web.Response:
-        path = request.path
-        if path.startswith("/download/storage/v1/b/models/o/"):
-            name = path.split("/o/", 1)[1]
-            if name not in self.objects:
-                return _error(404)
-            data, generation = self.objects[name]
-            return web.Response(body=data, headers={"x-goog-generation": str(generation),
-                                                    "x-goog-metageneration": "1"})
-        if path.startswith("/upload/storage/v1/b/models/o"):
-            return self.upload(request, await request.read())
-        if path == "/storage/v1/b/models/o":  # list: the version "folders" under a prefix
-            prefix = request.query["prefix"]
-            below = {n[len(prefix):].split("/", 1)[0] + "/" for n in self.objects
-                     if n.startswith(prefix) and "/" in n[len(prefix):]}
-            return web.json_response({"kind": "storage#objects", "prefixes": sorted(prefix + b for b in below)})
-        if path.startswith("/storage/v1/b/models/o/"):
-            name = path.split("/o/", 1)[1]
-            if name not in self.objects:
-                return _error(404)
-            return web.json_response({"name": name, "bucket": "models", "generation": str(self.objects[name][1])})
-        if path == "/storage/v1/b/models":
-            return web.json_response({"name": "models"})
-        return _error(400)
-
-    def upload(self, request: web.Request, body: bytes) -> web.Response:
-        message = email.message_from_bytes(f"Content-Type: {request.headers['Content-Type']}\r\n\r\n".encode()
-                                           + body)
-        metadata, media = message.get_payload()
-        name = json.loads(metadata.get_payload())["name"]
-        if name.endswith("registry.json") and self.interfere is not None and name in self.objects:
-            interfere, self.interfere = self.interfere, None
-            self.store(name, interfere(self.objects[name][0]))
-        wanted = request.query.get("ifGenerationMatch")
-        current = self.objects.get(name, (b"", 0))[1]
-        if wanted is not None and int(wanted) != current:
-            self.uploads.append((name, wanted, 412))
-            return _error(412)
-        generation = self.store(name, media.get_payload(decode=True))
-        self.uploads.append((name, wanted, 200))
-        return web.json_response({"name": name, "bucket": "models", "generation": str(generation)})
-
-
-def _error(code: int) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": f"stand-in {code}"}}, status=code)
 
 
 @pytest.fixture
-def bucket():
-    bucket = Bucket()
+def home(gcs, bucket_name) -> str:
+    """`gs://<bucket>/serving/penguins` with versions 1, 2 and 3 (a placeholder saved_model.pb each)."""
+    bucket = gcs.bucket(bucket_name)
     for version in (1, 2, 3):
-        bucket.store(f"serving/penguins/{version}/saved_model.pb", b"placeholder")
-        bucket.store(f"serving/penguins/{version}/variables/variables.index", b"placeholder")
-    with http_server(bucket.handle) as url:
-        bucket.client = storage.Client(project="p", credentials=AnonymousCredentials(),
-                                       client_options={"api_endpoint": url})
-        yield bucket
+        bucket.blob(f"serving/penguins/{version}/saved_model.pb").upload_from_string(b"placeholder")
+        bucket.blob(f"serving/penguins/{version}/variables/variables.index").upload_from_string(b"placeholder")
+    return f"gs://{bucket_name}/serving/penguins"
 
 
-def registry_of(bucket: Bucket) -> Registry:
-    return Registry(HOME, storage_client=bucket.client)
+def registry_of(gcs, home: str) -> Registry:
+    return Registry(home, storage_client=gcs.client())
 
 
-def stored_json(bucket: Bucket, name: str):
-    return json.loads(bucket.objects[f"serving/penguins/{name}"][0])
+def stored_json(gcs, home: str, name: str):
+    return json.loads(gcs.read(f"{home}/{name}"))
 
 
-def test_changes_on_gcs_are_writes_conditional_on_the_generation_read(bucket):
-    registry = registry_of(bucket)
+def generation(gcs, uri: str) -> int:
+    bucket, _, name = uri[len("gs://"):].partition("/")
+    return gcs.client().bucket(bucket).get_blob(name).generation
+
+
+def test_the_registry_on_gcs_keeps_versions_aliases_and_history(gcs, home):
+    registry = registry_of(gcs, home)
     assert [v.version for v in registry.read().versions] == [1, 2, 3]  # the migration lists the version folders
     registry.register(1, blessed(0.9))
     registry.register(2, blessed(0.95))
     registry.promote(1, "production")
+    first = generation(gcs, f"{home}/registry.json")
     registry.promote(2, "production")
+    assert generation(gcs, f"{home}/registry.json") != first  # each change is a new generation of the object
     assert registry.rollback("production").version == 1
-    assert stored_json(bucket, "labels.json") == {"production": 1}
-    assert stored_json(bucket, "registry.json")["aliases"]["production"]["history"][-1]["action"] == "rollback"
-    writes = [(wanted, status) for name, wanted, status in bucket.uploads if name.endswith("registry.json")]
-    assert writes[0] == ("0", 200)  # the first write: only if there is no registry.json yet
-    assert all(wanted not in (None, "0") and status == 200 for wanted, status in writes[1:])
-    assert [name.rsplit("/", 1)[1] for name, wanted, _ in bucket.uploads if wanted is None] == ["labels.json"] * 5
+    assert stored_json(gcs, home, "labels.json") == {"production": 1}
+    history = stored_json(gcs, home, "registry.json")["aliases"]["production"]["history"]
+    assert [(h["version"], h["action"]) for h in history] == [(1, "promote"), (2, "promote"), (1, "rollback")]
+    assert registry_of(gcs, home).labels() == {"production": 1}  # a new reader sees what the first wrote
 
 
-def test_a_write_that_lost_the_race_is_applied_again_to_the_newer_record(bucket):
-    registry = registry_of(bucket)
+def test_a_write_that_lost_the_race_is_applied_again_to_the_newer_record(gcs, home):
+    registry = registry_of(gcs, home)
     registry.register(1, blessed(0.9))
     registry.register(2, blessed(0.9))
+    store = registry.store
+    read, raced = store._read, []
 
-    def someone_else_promotes(data: bytes) -> bytes:
-        plain = json.loads(data)
-        plain["aliases"]["shadow"] = {"history": [{"version": 2, "action": "promote", "at": ""}]}
-        return json.dumps(plain).encode()
+    def read_then_someone_else_promotes(path: str):
+        found = read(path)
+        if not raced and path == store.path:  # between this read and its write, another writer changes it
+            raced.append(found[1])
+            registry_of(gcs, home).promote(2, "shadow")
+        return found
 
-    bucket.interfere = someone_else_promotes
+    store._read = read_then_someone_else_promotes
     registry.promote(1, "production")
-    assert [status for name, _, status in bucket.uploads if name.endswith("registry.json")][-2:] == [412, 200]
+    assert raced  # the emulator refused the write conditional on the old generation, so it was read again
     assert registry.labels() == {"production": 1, "shadow": 2}
-    assert stored_json(bucket, "labels.json") == {"production": 1, "shadow": 2}
+    assert stored_json(gcs, home, "labels.json") == {"production": 1, "shadow": 2}
 
 
-def test_threads_promoting_on_gcs_at_once_lose_nothing(bucket):
-    registry = registry_of(bucket)
+def test_threads_promoting_on_gcs_at_once_lose_nothing(gcs, home):
+    registry = registry_of(gcs, home)
     registry.register(1, blessed(0.9))
     registry.register(2, blessed(0.9))
     errors = []
 
     def promote(alias: str) -> None:
         try:
-            own = Registry(HOME, storage_client=bucket.client)
+            own = registry_of(gcs, home)
             for i in range(8):
                 own.promote(1 + i % 2, alias)
         except Exception as e:  # noqa: BLE001 (reported by the assertion below)
@@ -153,4 +93,4 @@ def test_threads_promoting_on_gcs_at_once_lose_nothing(bucket):
     assert not errors
     record = registry.read()
     assert all(len(record.alias(f"t{i}").history) == 8 for i in range(3))
-    assert stored_json(bucket, "labels.json") == {"t0": 2, "t1": 2, "t2": 2}
+    assert stored_json(gcs, home, "labels.json") == {"t0": 2, "t1": 2, "t2": 2}
