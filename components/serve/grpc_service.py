@@ -110,7 +110,7 @@ def _predict_response(request, servable, signature, outputs: dict, _cancelled=No
     for key in wanted:
         if key not in outputs:
             raise RequestError(f"output_filter: no output {key!r}; outputs are {sorted(outputs)}")
-        response.outputs[key].CopyFrom(tensors.to_proto(outputs[key]))
+        tensors.to_proto(outputs[key], response.outputs[key])
     return response
 
 
