@@ -61,6 +61,7 @@ bench: setup ## run the benchmarks (they print ratios against a baseline run in 
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/serve_health.py
 	$(BIN)/python benchmarks/validate.py
 	$(BIN)/python benchmarks/warm_start.py
 	$(BIN)/python benchmarks/evaluate.py

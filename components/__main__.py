@@ -148,17 +148,22 @@ def add_step_commands(commands) -> None:
                        help="log this fraction of requests as PredictionLogs (serve.logging.sampling_rate)")
     serve.add_argument("--log-dir", help="folder of the request log files (serve.logging.dir)")
 
-    monitor = commands.add_parser("monitor", help="request logs + training examples -> skew, drift, report; "
-                                                  "exit 1 when a threshold is crossed")
+    monitor = commands.add_parser("monitor", help="request logs + training examples (+ labels) -> skew, drift, "
+                                                  "quality, report; exit 1 when a threshold is crossed")
     add_config_arguments(monitor)
     monitor.add_argument("--log", "--logs", dest="logs",
                          help="the server's request log folder (default: serve.logging.dir)")
+    monitor.add_argument("--predictions", help="instead of request logs: batch predictions, a predict step's output "
+                                               "folder ({YYYY}-{MM}-{DD} for every day present), for their quality")
     monitor.add_argument("--examples", help="the training data, an ingest step's output folder (default: the "
                                             "examples the registry's production model was trained on)")
     monitor.add_argument("--out", required=True, help="output folder for findings.json, report.html, windows/")
     monitor.add_argument("--window", "--window-seconds", dest="window", type=duration,
                          help="window length: 3600, 3600s, 90m, 1h or 1d (default: monitor.window_seconds)")
     monitor.add_argument("--since", type=int, default=0, help="only requests logged from this time (epoch seconds)")
+    monitor.add_argument("--labels", help="the labels that arrived since: a file, folder, glob or bq:// table of "
+                                          "key, label and optionally the time it became known, {YYYY}-{MM}-{DD} "
+                                          "for every day present (default: monitor.labels.source)")
     monitor.set_defaults(handler=monitor_command)
     serve.set_defaults(handler=serve_command)
 
@@ -343,10 +348,19 @@ def monitor_command(args: argparse.Namespace) -> int:
     from components import monitor
 
     logs = args.logs or cfg.serve.logging.dir
-    if not logs:
-        raise config_lib.ConfigError("--log: expected the server's request log folder (or serve.logging.dir)")
-    examples = args.examples or monitor.production_examples(cfg.model_home)
-    result = monitor.run(cfg.monitor, logs, examples, args.out, window=args.window, since=args.since)
+    if args.predictions and args.logs:
+        raise config_lib.ConfigError("--predictions and --log: expected one of them")
+    if not logs and not args.predictions:
+        raise config_lib.ConfigError("--log: expected the server's request log folder (or serve.logging.dir), or "
+                                     "--predictions")
+    examples = args.examples or monitor.production(cfg.model_home).examples
+    labels = args.labels or ""
+    blessed = monitor.blessed(cfg.model_home) if labels or cfg.monitor.labels.source else {}
+    if args.predictions:
+        result = monitor.batch(cfg.monitor, args.predictions, examples, args.out, labels, blessed, args.window)
+    else:
+        result = monitor.run(cfg.monitor, logs, examples, args.out, window=args.window, since=args.since,
+                             labels=labels, blessed=blessed)
     print(f"{result.findings.headline()} -> {args.out}/report.html")
     return 1 if result.crossed else 0
 

@@ -2,7 +2,8 @@
 
     1. monitor   the server's request logs (serve.logging.dir), the last `monitor.lookback_windows`
                  complete windows, against the examples the registry's production model was trained
-                 on: skew and drift per feature and of the predictions (findings, HTML report)
+                 on: skew and drift per feature and of the predictions; with `monitor.labels`, the
+                 predictions' quality against production's blessed evaluation (findings, HTML report)
     2. retrain   only when a threshold of the kind `monitor.retrain_on` names was crossed: starts the
                  training pipeline where this pipeline runs (its `target` parameter; locally a `tfpipe run`)
     3. summary   always (an exit handler): the run's final state

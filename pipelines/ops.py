@@ -136,13 +136,13 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
 
     A single unnamed output: kfp.local resolves `dsl.If` conditions on `Output` but not on named outputs.
     """
-    import json
     import shutil
     import time
 
     from components import evaluate
     from components.common import beam
     from components.common.config import RunConfig
+    from components.common.evaluation_records import MetricsDocument
     from components.evaluate import artifacts
     from components.evaluate.metrics import headline
     from pipelines.records import EvaluateRecord
@@ -153,7 +153,7 @@ def evaluate(config: str, examples: Input[Dataset], model: Input[Model], scalars
     dataflow = beam.on_dataflow(cfg.evaluate.engine, cfg.beam)
     result = evaluate.run(cfg.evaluate, model.uri if dataflow else model.path,
                           examples.uri if dataflow else examples.path, evaluation.path, cfg.model_home, cfg.beam)
-    document = json.loads(open(f"{evaluation.path}/metrics.json").read())
+    document = MetricsDocument.from_json(open(f"{evaluation.path}/metrics.json").read())
     for name, value in artifacts.scalars(document).items():
         scalars.log_metric(name, value)
     matrix = artifacts.confusion_matrix(document)

@@ -35,11 +35,15 @@ from components.common.config_data import (  # noqa: F401 (the sections, importa
     ValidateConfig,
 )
 from components.common.config_serving import (  # noqa: F401 (the sections, importable from here as before)
+    CLASSIFICATION_QUALITY,
+    EXAMPLE_KEY_HEADER,
+    REGRESSION_QUALITY,
     BatchingConfig,
     DeployConfig,
     DeployTarget,
     ExportConfig,
     KServeLoggerMode,
+    LabelsConfig,
     MonitorConfig,
     PredictConfig,
     RequestLogConfig,
@@ -139,13 +143,15 @@ class RunConfig:
         return self
 
     def with_absolute_paths(self) -> RunConfig:
-        """The config with its local paths (runs root, source, export base) made absolute: the same folders
-        from any working folder, and inside containers that mount them at their own paths."""
+        """The config with its local paths (runs root, source, export base, labels) made absolute: the same
+        folders from any working folder, and inside containers that mount them at their own paths."""
         from components.common.io import absolute
 
+        labels = dataclasses.replace(self.monitor.labels, source=absolute(self.monitor.labels.source))
         return dataclasses.replace(self, runs_root=absolute(self.runs_root),
                                    ingest=dataclasses.replace(self.ingest, source=absolute(self.ingest.source)),
-                                   export=dataclasses.replace(self.export, base=absolute(self.export.base)))
+                                   export=dataclasses.replace(self.export, base=absolute(self.export.base)),
+                                   monitor=dataclasses.replace(self.monitor, labels=labels))
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON of the whole config; `indent=None` gives one line (KFP comments parameter defaults line by line)."""

@@ -4,10 +4,11 @@ they are deployed (deploy), what watches them (monitor), what explains them (wha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from components.common.config_data import DriftThresholds, Engine
+from components.common.config_data import BigQueryOptions, DriftThresholds, Engine, SourceFormat
+from components.common.config_training import Threshold
 from components.common.errors import ConfigError
 
 
@@ -128,21 +129,51 @@ class ServeConfig:
                               f"the request log), with shutdown_delay_seconds >= 0; got "
                               f"{self.shutdown_grace_seconds:g} and {self.shutdown_delay_seconds:g}")
 
-RetrainOn = Literal["skew", "drift", "never"]
+RetrainOn = Literal["skew", "drift", "quality", "never"]
+# what monitor.quality may bound: a classifier's (calibration, `ece`, of a binary one) and a regressor's
+CLASSIFICATION_QUALITY = ("accuracy", "balanced_accuracy", "auc", "ece")
+REGRESSION_QUALITY = ("rmse", "mae")
+EXAMPLE_KEY_HEADER = "X-Example-Key"  # a request's example keys, comma-separated, when its instances lack ingest.key
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    """The labels that arrive after the predictions (components.monitor.labels): one row per example key, read
+    with ingest's readers. `source` is a file, folder, glob or bq:// table as `ingest.source`; with
+    {YYYY}-{MM}-{DD} or {SPAN} every span present is read (labels accumulate, unlike a training span)."""
+
+    source: str = ""
+    format: SourceFormat = "auto"
+    key: str = ""  # the column of example keys; empty: the training data's ingest.key
+    label: str = ""  # the column of labels; empty: the training label's name
+    # the column of when each label became known (epoch seconds, or an ISO 8601 date or time); empty: `known_at`
+    # when a file has it, else the labels have no time and none is late
+    known_at: str = ""
+    bigquery: BigQueryOptions = BigQueryOptions()  # a bq:// source: the project billed, the endpoint
 
 
 @dataclass(frozen=True)
 class MonitorConfig:
-    """Skew and drift of served traffic (components.monitor): each window of logged requests against the
-    training statistics (skew) and against the window before it (drift). The label's name in `features` sets
-    the threshold of the model's predictions."""
+    """Skew, drift and quality of served traffic (components.monitor): each window of logged requests against
+    the training statistics (skew), against the window before it (drift) and, once labels arrive, the
+    predictions against them (quality). The label's name in `features` sets the threshold of the model's
+    predictions."""
 
     skew: DriftThresholds = DriftThresholds()
     drift: DriftThresholds = DriftThresholds()
     window_seconds: int = 3600  # windows start at multiples of this since the epoch (UTC)
-    retrain_on: RetrainOn = "never"  # which crossed threshold starts a training run
+    # which crossed thresholds start a training run: skew, drift, quality, a list of them, or never
+    retrain_on: tuple[RetrainOn, ...] = ("never",)
     # the monitoring pipeline reads the last this many complete windows (the one under way waits for the next run)
     lookback_windows: int = 2
+    labels: LabelsConfig = LabelsConfig()
+    # metric (accuracy, balanced_accuracy, auc, ece; rmse, mae) -> bounds per window and slice: at_least /
+    # at_most its value, or max_worse / max_worse_relative than the production model's blessed evaluation
+    quality: dict[str, Threshold] = field(default_factory=dict)
+    min_labels: int = 100  # a window (or slice) with fewer labelled predictions is inconclusive, never passed
+    # a label known more than this long after its window ended is late: counted and shown, not scored
+    max_label_delay_seconds: int = 30 * 86400
+    slices: tuple[str, ...] = ()  # string features whose values slice quality; empty: every string feature
     # deploy.target vertex: a Vertex Model Monitoring job watches the endpoint with these thresholds, every
     # window_seconds (Vertex's least is an hour), on the requests serve.logging.sampling_rate samples
     vertex_job: bool = False
@@ -161,6 +192,20 @@ class MonitorConfig:
                               f"years), got {self.window_seconds:,}")
         if self.lookback_windows < 1:
             raise ConfigError(f"{where}.lookback_windows: expected at least 1, got {self.lookback_windows}")
+        if not self.retrain_on or ("never" in self.retrain_on and len(self.retrain_on) > 1):
+            raise ConfigError(f"{where}.retrain_on: expected never, or skew, drift, quality or a list of them, got "
+                              f"{list(self.retrain_on)}")
+        if "quality" in self.retrain_on and not self.quality:
+            raise ConfigError(f"{where}.retrain_on: quality needs thresholds in {where}.quality, e.g. "
+                              "accuracy: {max_worse: 0.05}")
+        for name, t in self.quality.items():
+            if name not in CLASSIFICATION_QUALITY + REGRESSION_QUALITY:
+                raise ConfigError(f"{where}.quality.{name}: not a quality metric; expected one of "
+                                  f"{', '.join(CLASSIFICATION_QUALITY + REGRESSION_QUALITY)}")
+            t.validate(f"{where}.quality.{name}")
+        if self.min_labels < 1 or self.max_label_delay_seconds < 0:
+            raise ConfigError(f"{where}.min_labels >= 1 and {where}.max_label_delay_seconds >= 0 expected, got "
+                              f"{self.min_labels} and {self.max_label_delay_seconds}")
 
 DeployTarget = Literal["local", "kserve", "vertex"]
 

@@ -142,6 +142,14 @@ class Threshold:
     max_worse: float | None = None
     max_worse_relative: float | None = None
 
+    def validate(self, where: str) -> None:
+        if all(v is None for v in (self.at_least, self.at_most, self.max_worse, self.max_worse_relative)):
+            raise ConfigError(f"{where}: expected at least one of at_least, at_most (its value), max_worse, "
+                              "max_worse_relative (against the baseline's)")
+        for key in ("max_worse", "max_worse_relative"):
+            if (getattr(self, key) or 0) < 0:
+                raise ConfigError(f"{where}.{key}: expected a number >= 0")
+
 
 @dataclass(frozen=True)
 class EvaluateConfig:
@@ -160,12 +168,7 @@ class EvaluateConfig:
         if self.numeric_bins < 1 or self.batch_size < 1:
             raise ConfigError(f"{where}.numeric_bins and {where}.batch_size: expected integers >= 1")
         for name, t in self.thresholds.items():
-            if all(v is None for v in (t.at_least, t.at_most, t.max_worse, t.max_worse_relative)):
-                raise ConfigError(f"{where}.thresholds.{name}: expected at least one of at_least, at_most, "
-                                  "max_worse, max_worse_relative")
-            for key in ("max_worse", "max_worse_relative"):
-                if (getattr(t, key) or 0) < 0:
-                    raise ConfigError(f"{where}.thresholds.{name}.{key}: expected a number >= 0")
+            t.validate(f"{where}.thresholds.{name}")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ One model's folder, `<base>/<name>/` (TF Serving's layout), holds:
     1/ 2/ 3/ ...          the versions export writes (`<version>/saved_model.pb`)
     registry.json         this registry: versions, aliases with their history, the blessing record it replaced
     labels.json           {alias: version}, what a server of this folder follows (re-read on every poll)
+    models.config         once a deployment asks for it: the same labels as TF Serving's model config
     registry.lock         local folders only: the lock every writer holds
 
 Every change is a read-modify-write of `registry.json` that re-reads the file
@@ -51,13 +52,13 @@ from dataclasses import dataclass, replace
 
 import yaml
 
+from components.common import tf_serving_config
+from components.common.evaluation_records import NOT_BLESSED, UNCHECKED
 from components.common.registry_records import (  # noqa: F401 (the registry's API: what its users import)
     CANDIDATE,
     LABELS_FILE,
-    NOT_BLESSED,
     PRODUCTION,
     PROMOTE,
-    UNCHECKED,
     Alias,
     AliasChange,
     Baseline,
@@ -88,6 +89,7 @@ class Registry:
         self.name = self.home.rsplit("/", 1)[-1]
         self.path = f"{self.home}/registry.json"
         self.labels_file = labels_file or f"{self.home}/{LABELS_FILE}"
+        self.tf_serving_config = f"{self.home}/{tf_serving_config.FILE}"
         self.store = store_for(self.path, storage_client)
 
     # reading
@@ -218,6 +220,15 @@ class Registry:
 
         return self._update(change).moved(alias)
 
+    def follow_in_tf_serving(self, base_path: str) -> str:
+        """Writes TF Serving's model config for this model (components.common.tf_serving_config) at `base_path`,
+        this folder as the server sees it, with the aliases as labels; every later change of an alias renders
+        it again. Returns its path."""
+        self.check_home()
+        self.store.put(self.tf_serving_config, tf_serving_config.render(self.name, base_path.rstrip("/"), {}))
+        self._update(lambda record: None)  # renders it with the aliases as they are under the lock
+        return self.tf_serving_config
+
     def set_vertex_model(self, version: int, resource: str) -> VersionRecord:
         """Records where the version lives in Vertex Model Registry (`.../models/<id>@<version id>`)."""
 
@@ -242,7 +253,13 @@ class Registry:
             return changed.to_bytes() if changed is not None else None
 
         def after(final: bytes) -> None:
-            self.store.put(self.labels_file, _labels_bytes(self._parse(final)))
+            record = self._parse(final)
+            self.store.put(self.labels_file, _labels_bytes(record))
+            config = self.store.read(self.tf_serving_config)
+            base_path = tf_serving_config.base_path_of(config) if config is not None else None
+            if base_path is not None:  # a deployment follows the labels through TF Serving's config
+                self.store.put(self.tf_serving_config, tf_serving_config.render(self.name, base_path,
+                                                                                 record.labels()))
 
         self.store.update(apply, after)
         return done[0]

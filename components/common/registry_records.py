@@ -11,17 +11,18 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from components.common import io
 from components.common.errors import TfpipeError
+from components.common.evaluation_records import BLESSED, BaselineRef, Blessing, MetricsDocument, Verdict
 
 FORMAT = 1
 PRODUCTION, CANDIDATE = "production", "candidate"
 LABELS_FILE = "labels.json"  # beside registry.json: what a server of the folder follows (components.serve.models)
 # The evaluate step's verdicts, and "unknown" for versions registered without one.
-BLESSED, NOT_BLESSED, UNCHECKED, UNKNOWN = "blessed", "not blessed", "unchecked", "unknown"
-VERDICTS = (BLESSED, NOT_BLESSED, UNCHECKED, UNKNOWN)
+UNKNOWN = "unknown"
+VERDICTS = (*get_args(Verdict), UNKNOWN)
 PROMOTE, ROLLBACK = "promote", "rollback"
 ALIAS_NAME = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]")
 GCS_ATTEMPTS = 20
@@ -84,18 +85,13 @@ class Evaluation:
         """From the evaluate step's output folder: `metrics.json` and `blessing.json`."""
         folder = folder.rstrip("/")
         try:
-            metrics, blessing = io.read_json(f"{folder}/metrics.json"), io.read_json(f"{folder}/blessing.json")
-            overall = metrics["overall"]
-            verdict = blessing.get("verdict") or (BLESSED if blessing["blessed"] else NOT_BLESSED)
-            if verdict not in VERDICTS:
-                raise ValueError(f"verdict {verdict!r} is none of {', '.join(VERDICTS)}")
-            return cls(verdict=verdict, model=str(metrics.get("model", "")), task=str(metrics.get("task", "")),
-                       metrics={k: float(v) for k, v in overall.items()
-                                if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "count"},
-                       folder=folder)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            metrics = MetricsDocument.from_dict(io.read_json(f"{folder}/metrics.json"), f"{folder}/metrics.json")
+            blessing = Blessing.from_dict(io.read_json(f"{folder}/blessing.json"), f"{folder}/blessing.json")
+        except (OSError, ValueError) as e:  # RecordError and JSONDecodeError are ValueErrors
             raise RegistryError(f"{folder}: not an evaluate step's output ({type(e).__name__}: {e}); expected "
                                 "metrics.json with 'overall' and blessing.json with 'verdict'") from None
+        return cls(verdict=blessing.verdict, model=metrics.model, task=metrics.task, folder=folder,
+                   metrics={k: float(v) for k, v in metrics.overall.values.items() if v is not None})
 
     def to_json(self) -> dict:
         return {"verdict": self.verdict, "metrics": dict(self.metrics), "model": self.model, "task": self.task,
@@ -295,9 +291,9 @@ class Baseline:
     # its training data's schema and statistics, kept with the version: what new data is validated against
     examples: str = ""
 
-    def to_json(self) -> dict:
-        return {"model": self.model, "version": self.version, "why": self.why, "blessed_at": self.blessed_at,
-                "examples": self.examples}
+    def ref(self) -> BaselineRef:
+        """What a blessing records of it."""
+        return BaselineRef(self.model, self.version, self.why, self.blessed_at, self.examples)
 
 
 @dataclass(frozen=True)

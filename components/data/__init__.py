@@ -11,7 +11,8 @@
   packaged as `palmerpenguins`. Stored here as `penguins.csv`.
 - retraining: a subscription-churn table generated reproducibly (`churn.py`),
   one folder a day: two days of one distribution, then a day whose data
-  shifted (the example of a retraining run that validation stops).
+  shifted (the example of a retraining run that validation stops); and the
+  labels of days 2 and 3, one file a day, each known the day after.
 - reviews: short product reviews labelled positive or negative, generated
   reproducibly (`reviews.py`): the text-classification example.
 """
@@ -59,11 +60,14 @@ RETRAINING_DAYS = (datetime.date(2026, 11, 1), datetime.date(2026, 11, 2), datet
 
 
 def write_retraining(root: str | os.PathLike) -> Path:
-    """`<root>/<YYYY-MM-DD>/churn.csv` for the three example days; the last one has shifted."""
+    """`<root>/<YYYY-MM-DD>/churn.csv` for the three example days, the last one shifted; and the labels of the
+    days served after the first, each known a day later: `<root>/labels/<YYYY-MM-DD>.csv`."""
     from components.data import churn
 
     for day in RETRAINING_DAYS:
         churn.write_day(root, day, shift=day == RETRAINING_DAYS[-1])
+    for day in RETRAINING_DAYS[1:]:
+        churn.write_labels(Path(root) / "labels", day, shift=day == RETRAINING_DAYS[-1])
     return Path(root)
 
 

@@ -8,24 +8,24 @@ to its `log_roc_curve`.
 
 from __future__ import annotations
 
-from components.evaluate.metrics import scalars as _scalars
+from components.common.evaluation_records import MetricsDocument
 
 
-def scalars(document: dict) -> dict[str, float]:
+def scalars(document: MetricsDocument) -> dict[str, float]:
     """The overall scalar metrics (per-class precision / recall / F1 included)."""
-    return _scalars(document["overall"])
+    return document.overall.scalars()
 
 
-def confusion_matrix(document: dict) -> tuple[list[str], list[list[int]]] | None:
-    if document["task"] != "classification":
+def confusion_matrix(document: MetricsDocument) -> tuple[list[str], list[list[int]]] | None:
+    if document.task != "classification":
         return None
-    return list(document["classes"]), document["overall"]["confusion_matrix"]
+    return list(document.classes), [list(row) for row in document.overall.confusion_matrix]
 
 
-def roc_curve(document: dict) -> tuple[list[float], list[float], list[float]] | None:
+def roc_curve(document: MetricsDocument) -> tuple[list[float], list[float], list[float]] | None:
     """(fpr, tpr, thresholds): the positive class's curve for a binary label, else the micro average."""
-    if document["task"] != "classification":
+    if document.task != "classification":
         return None
-    curves = document["overall"]["roc"]
+    curves = document.overall.roc
     curve = curves.get("micro") or next(iter(curves.values()))
-    return curve["fpr"], curve["tpr"], curve["thresholds"]
+    return list(curve.fpr), list(curve.tpr), list(curve.thresholds)

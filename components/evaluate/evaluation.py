@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components.common.evaluation_records import SliceMetrics
 from components.common.task import Task
 from components.evaluate import metrics as metrics_lib
 from components.evaluate.accumulators import Accumulator, Classification, Regression
@@ -50,9 +51,9 @@ class Evaluation:
             self.baseline.merge(other.baseline)
         return self
 
-    def slices(self) -> list[dict]:
-        """One row per slice that holds examples: feature, slice, count and its scalar metrics."""
-        return [{"feature": feature.name, "slice": label, "count": int(accumulator.count[i]),
-                 "metrics": metrics_lib.scalars(accumulator.result(i, curves=False))}
-                for feature, accumulator in zip(self.slicing, self.by_feature)
-                for i, label in enumerate(feature.labels) if accumulator.count[i]]
+    def slices(self) -> tuple[SliceMetrics, ...]:
+        """Each slice that holds examples, with its scalar metrics."""
+        return tuple(SliceMetrics(feature.name, label, int(accumulator.count[i]),
+                                  metrics_lib.scalars(accumulator.result(i, curves=False)))
+                     for feature, accumulator in zip(self.slicing, self.by_feature)
+                     for i, label in enumerate(feature.labels) if accumulator.count[i])

@@ -15,11 +15,18 @@ the same test split, so both numbers describe the same examples.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal
-
 from components.common.config import Threshold
 from components.common.errors import TfpipeError
+from components.common.evaluation_records import (
+    BLESSED,
+    NOT_BLESSED,
+    UNCHECKED,
+    BaselineRef,
+    Blessing,
+    Check,
+    CheckKind,
+    Verdict,
+)
 from components.evaluate.metrics import LOWER_IS_BETTER
 
 
@@ -27,42 +34,31 @@ class EvaluateError(TfpipeError):
     """The model, data or baseline cannot be evaluated as asked."""
 
 
-BLESSED, NOT_BLESSED, UNCHECKED = "blessed", "not blessed", "unchecked"
 UNCHECKED_NOTE = ("no thresholds configured (evaluate.thresholds), so nothing was checked: the model is not "
                   "blessed and will not be exported; set thresholds such as accuracy: {at_least: 0.9}")
-
-
-@dataclass(frozen=True)
-class Check:
-    metric: str
-    check: str  # at_least, at_most, max_worse, max_worse_relative
-    threshold: float
-    value: float | None
-    baseline: float | None
-    verdict: Literal["pass", "fail", "skipped"]
-    reason: str
+KINDS: tuple[CheckKind, ...] = ("at_least", "at_most", "max_worse", "max_worse_relative")
 
 
 def decide(thresholds: dict[str, Threshold], current: dict[str, float],
-           baseline: dict[str, float] | None) -> tuple[str, list[Check]]:
+           baseline: dict[str, float] | None) -> tuple[Verdict, tuple[Check, ...]]:
     """(verdict, every check): BLESSED when no check fails, UNCHECKED when there is nothing to check."""
     if not thresholds:
-        return UNCHECKED, []
+        return UNCHECKED, ()
     checks = []
     for metric, t in sorted(thresholds.items()):
         if metric not in current:
             raise EvaluateError(f"evaluate.thresholds.{metric}: no such metric; the evaluation has "
                                 f"{', '.join(sorted(current))}")
         value = current[metric]
-        for kind in ("at_least", "at_most", "max_worse", "max_worse_relative"):
+        for kind in KINDS:
             threshold = getattr(t, kind)
             if threshold is not None:
                 checks.append(_check(metric, kind, threshold, value, (baseline or {}).get(metric),
                                      has_baseline=baseline is not None))
-    return (BLESSED if all(c.verdict != "fail" for c in checks) else NOT_BLESSED), checks
+    return (BLESSED if all(c.verdict != "fail" for c in checks) else NOT_BLESSED), tuple(checks)
 
 
-def _check(metric: str, kind: str, threshold: float, value: float | None, base: float | None,
+def _check(metric: str, kind: CheckKind, threshold: float, value: float | None, base: float | None,
            has_baseline: bool) -> Check:
     def verdict(ok: bool, reason: str) -> Check:
         return Check(metric, kind, threshold, value, base, "pass" if ok else "fail", reason)
@@ -85,19 +81,16 @@ def _check(metric: str, kind: str, threshold: float, value: float | None, base: 
                                      f"(allowed {allowed:.6g})")
 
 
-def blessing_json(verdict: str, checks: list[Check], baseline: dict | None) -> dict:
-    """blessing.json: `blessed` stays the one boolean readers branch on; `verdict` says which of the three."""
-    return {"blessed": verdict == BLESSED, "verdict": verdict,
-            "baseline": baseline,
-            "note": _note(verdict, baseline), "checks": [asdict(c) for c in checks]}
+def blessing(verdict: Verdict, checks: tuple[Check, ...], baseline: BaselineRef | None) -> Blessing:
+    return Blessing(verdict, baseline, _note(verdict, baseline), checks)
 
 
-def _note(verdict: str, baseline: dict | None) -> str | None:
+def _note(verdict: Verdict, baseline: BaselineRef | None) -> str | None:
     if verdict == UNCHECKED:
         return UNCHECKED_NOTE
     return None if baseline else "first run: no blessed baseline yet, so only value thresholds apply"
 
 
-def describe(checks: list[Check]) -> str:
+def describe(checks: tuple[Check, ...]) -> str:
     return "; ".join(f"{c.verdict}: {c.reason}" for c in checks) or UNCHECKED_NOTE
 

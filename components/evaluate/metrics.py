@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from components.common.evaluation_records import Overall
 from components.evaluate.accumulators import Classification, Regression
 
 # Metrics where lower is better; every other metric is better higher.
@@ -42,12 +43,8 @@ def calibration(labels: np.ndarray, probabilities: np.ndarray) -> dict:
 
 
 def scalars(result: dict) -> dict[str, float]:
-    """The single numbers of a result, flat, for gates, KFP `Metrics` and TensorBoard scalars."""
-    out = {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
-    for name, values in result.get("per_class", {}).items():
-        for key in ("precision", "recall", "f1"):
-            out[f"{key}/{name}"] = values[key]
-    return out
+    """The single numbers of an accumulator's result, flat (`Overall.scalars`)."""
+    return Overall.from_dict(result, "metrics").scalars()
 
 
 def headline(values: dict[str, float]) -> str:

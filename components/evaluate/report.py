@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.pr_curve import summary as pr_summary
 
+from components.common.evaluation_records import Blessing, Calibration, MetricsDocument
 from components.common.page import colour_bar, escape, figure, legend, page, section, table
 
 PR_THRESHOLDS = 101
@@ -23,42 +24,43 @@ SLICE_METRICS = {"classification": ("accuracy", "loss", "auc"), "regression": ("
 VERDICTS = {"blessed": ("BLESSED", "ok"), "not blessed": ("NOT BLESSED", "warn"), "unchecked": ("UNCHECKED", "warn")}
 
 
-def html(document: dict, blessing: dict) -> str:
-    overall = document["overall"]
-    verdict, style = VERDICTS[blessing["verdict"]]
+def html(document: MetricsDocument, blessing: Blessing) -> str:
+    overall = document.overall
+    verdict, style = VERDICTS[blessing.verdict]
     parts = [
         "<h1>Evaluation</h1>",
-        f"<p>Model <code>{escape(document['model'])}</code> on {overall['count']:,} test examples of "
-        f"<code>{escape(document['examples'])}</code>.</p>",
+        f"<p>Model <code>{escape(document.model)}</code> on {overall.count:,} test examples of "
+        f"<code>{escape(document.examples)}</code>.</p>",
         f"<h2 id='verdict' class='{style}'>{verdict}</h2>",
-        f"<p class='{style}'>{escape(blessing['note'])}</p>" if blessing["note"] else "",
+        f"<p class='{style}'>{escape(blessing.note)}</p>" if blessing.note else "",
         section("Checks", [table(["metric", "check", "threshold", "value", "baseline", "verdict", "reason"],
-                                 [[c["metric"], c["check"], c["threshold"], c["value"], c["baseline"], c["verdict"],
-                                   c["reason"]] for c in blessing["checks"]])] if blessing["checks"] else [],
+                                 [[c.metric, c.check, c.threshold, c.value, c.baseline, c.verdict, c.reason]
+                                  for c in blessing.checks])] if blessing.checks else [],
                 why_empty="No checks ran: evaluate.thresholds is empty."),
         "<h2>Metrics</h2>",
         table(["metric", "value", "baseline"],
-              [[k, v, (document["baseline"] or {}).get(k)] for k, v in overall.items()
-               if isinstance(v, (int, float))]),
+              [[k, v, (document.baseline or {}).get(k)] for k, v in {"count": overall.count, **overall.values}.items()
+               if v is not None]),
     ]
-    if document["task"] == "classification":
-        parts += ["<h2>Plots</h2>", figure(_confusion, overall, document["classes"], size=(4.8, 3.6)),
-                  figure(_curves, overall["roc"], "fpr", "tpr", "ROC", "false positive rate", "true positive rate"),
-                  figure(_curves, overall["pr"], "recall", "precision", "precision-recall", "recall", "precision"),
-                  figure(_reliability, overall["calibration"]),
+    if document.task == "classification":
+        parts += ["<h2>Plots</h2>", figure(_confusion, overall.confusion_matrix, document.classes, size=(4.8, 3.6)),
+                  figure(_curves, {name: (c.fpr, c.tpr, c.auc) for name, c in overall.roc.items()}, "ROC",
+                         "false positive rate", "true positive rate"),
+                  figure(_curves, {name: (c.recall, c.precision, c.auc) for name, c in overall.pr.items()},
+                         "precision-recall", "recall", "precision"),
+                  figure(_reliability, overall.calibration),
                   "<h2>Per class</h2>",
                   table(["class", "precision", "recall", "f1", "support"],
-                        [[c, v["precision"], v["recall"], v["f1"], v["support"]]
-                         for c, v in overall["per_class"].items()])]
-    keys = SLICE_METRICS[document["task"]]
-    rows = [[s["feature"], s["slice"], s["count"], *(s["metrics"].get(k) for k in keys)] for s in document["slices"]]
+                        [[c, v.precision, v.recall, v.f1, v.support] for c, v in overall.per_class.items()])]
+    keys = SLICE_METRICS[document.task]
+    rows = [[s.feature, s.slice, s.count, *(s.metrics.get(k) for k in keys)] for s in document.slices]
     parts.append(section("Slices", [table(["feature", "slice", "count", *keys], rows)] if rows else [],
-                         why_empty=document["slices_note"]))
+                         why_empty=document.slices_note))
     return page("tfpipe evaluation", parts)
 
 
-def _confusion(ax, overall: dict, classes: list[str]) -> None:
-    matrix = np.array(overall["confusion_matrix"])
+def _confusion(ax, confusion: tuple[tuple[int, ...], ...], classes: tuple[str, ...]) -> None:
+    matrix = np.array(confusion)
     colour_bar(ax, ax.imshow(matrix, cmap="Blues"), "test examples")
     ax.set_xticks(range(len(classes)), classes, rotation=45)
     ax.set_yticks(range(len(classes)), classes)
@@ -68,21 +70,22 @@ def _confusion(ax, overall: dict, classes: list[str]) -> None:
     ax.set(title="confusion matrix", xlabel="predicted", ylabel="true")
 
 
-def _curves(ax, curves: dict, x: str, y: str, title: str, xlabel: str, ylabel: str) -> None:
-    drawn = [ax.plot(curve[x], curve[y], label=f"{name} (area {curve['auc']:.3f})")
-             for name, curve in curves.items() if curve.get(x)]
+def _curves(ax, curves: dict[str, tuple[tuple[float, ...], tuple[float, ...], float | None]], title: str,
+            xlabel: str, ylabel: str) -> None:
+    """Each named curve's (x, y, area); an undefined one (a single outcome) has no points."""
+    drawn = [ax.plot(x, y, label=f"{name} (area {auc:.3f})") for name, (x, y, auc) in curves.items() if x]
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1.02))
     if drawn:
-        legend(ax, loc="lower right" if x == "fpr" else "lower left")
+        legend(ax, loc="lower right" if title == "ROC" else "lower left")
     else:
         ax.text(0.5, 0.5, "undefined: the test split\nholds only one outcome", ha="center", va="center")
 
 
-def _reliability(ax, calibration: dict) -> None:
-    bins = calibration["bins"]
+def _reliability(ax, calibration: Calibration) -> None:
+    bins = calibration.bins
     ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="perfectly calibrated")
-    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", label="model")
-    ax.set(title=f"reliability (ECE {calibration['ece']:.3f})", xlabel="confidence", ylabel="accuracy",
+    ax.plot([b.confidence for b in bins], [b.accuracy for b in bins], marker="o", label="model")
+    ax.set(title=f"reliability (ECE {calibration.ece:.3f})", xlabel="confidence", ylabel="accuracy",
            xlim=(0, 1), ylim=(0, 1.02))
     legend(ax, loc="upper left")
 

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from components.common import beam as beam_options, io, reader
 from components.common.config import BeamConfig, EvaluateConfig
+from components.common.evaluation_records import BLESSED, UNCHECKED, Check, MetricsDocument, Overall, Verdict
 from components.common.model_loading import load_model, model_file
 from components.common.registry import Registry
 from components.common.schema import Schema
@@ -46,14 +47,14 @@ log = logging.getLogger("tfpipe.evaluate")
 @dataclass(frozen=True)
 class EvaluateResult:
     out: str
-    verdict: str  # gate.BLESSED, gate.NOT_BLESSED or gate.UNCHECKED
+    verdict: Verdict
     metrics: dict[str, float]
-    checks: list[gate.Check]
+    checks: tuple[Check, ...]
 
     @property
     def blessed(self) -> bool:
         """What the pipeline's If(blessed) branches on: an unchecked model is not blessed."""
-        return self.verdict == gate.BLESSED
+        return self.verdict == BLESSED
 
 
 @dataclass(frozen=True)
@@ -90,24 +91,23 @@ def run(cfg: EvaluateConfig, model_dir: str, examples: str, out: str, home: str,
     evaluation = _combine(cfg, beam, stream.Reader(examples, schema, task, names, tuple(models)),
                           partial(Evaluation.empty, task, slicing, baseline_of is not None), list(models.values()),
                           "metrics")
-    overall = evaluation.overall.result()
+    overall = Overall.from_dict(evaluation.overall.result(), "metrics")
     by_slice = evaluation.slices()
-    current = metrics_lib.scalars(overall)
+    current = overall.scalars()
     baseline = metrics_lib.scalars(evaluation.baseline.result(curves=False)) if evaluation.baseline else None
     verdict, checks = gate.decide(cfg.thresholds, current, baseline)
-    if verdict == gate.UNCHECKED:
+    if verdict == UNCHECKED:
         log.warning("evaluate: %s", gate.UNCHECKED_NOTE)
-    document = {"model": model_file(model_dir), "examples": examples, "split": "test", "task": task.kind,
-                "classes": list(task.classes), "overall": overall, "slices": by_slice,
-                "slices_note": "" if by_slice else slices.why_none(schema), "baseline": baseline}
-    blessing = gate.blessing_json(verdict, checks, baseline_of and baseline_of.to_json())
+    document = MetricsDocument(model_file(model_dir), task.kind, overall, examples, "test", task.classes, by_slice,
+                               "" if by_slice else slices.why_none(schema), baseline)
+    blessing = gate.blessing(verdict, checks, baseline_of and baseline_of.ref())
     curves = evaluation.overall.histograms() if task.kind == "classification" else {}
     with io.staged_dir(out) as stage:
-        io.write_json(f"{stage}/metrics.json", document)
-        io.write_json(f"{stage}/blessing.json", blessing)
+        io.write_json(f"{stage}/metrics.json", document.to_json())
+        io.write_json(f"{stage}/blessing.json", blessing.to_json())
         io.write_text(f"{stage}/report.html", report.html(document, blessing))
         report.tensorboard(f"{stage}/logs", current, curves)
-    log.info("evaluate: %s on %d test examples (%s engine); %s; %s", metrics_lib.headline(current), overall["count"],
+    log.info("evaluate: %s on %d test examples (%s engine); %s; %s", metrics_lib.headline(current), overall.count,
              cfg.engine, verdict.upper(), gate.describe(checks))
     return EvaluateResult(out, verdict, current, checks)
 

@@ -18,9 +18,10 @@ and BIGNUMERIC as float64 (stored as float32 like every float, so a value
 beyond float32 rejects its row, as any number that does not fit does); STRING
 and BYTES as bytes, a string feature even when the values look like numbers;
 DATE, DATETIME, TIMESTAMP and TIME as ISO 8601 text, or as int64 seconds (since
-the epoch, TIME since midnight) with `ingest.bigquery.timestamps: seconds`. An
-example's feature holds one value, so a REPEATED, STRUCT, GEOGRAPHY, JSON,
-INTERVAL or RANGE column is an error that names it and the way out.
+the epoch, TIME since midnight) with `ingest.bigquery.timestamps: seconds`. A
+REPEATED column of one of these is a list feature of them (an ARRAY arrives as
+an Arrow list). A STRUCT, GEOGRAPHY, JSON, INTERVAL or RANGE column is an
+error that names it and the way out.
 
 A set `ingest.bigquery.endpoint` is an emulator or stand-in: plain-text gRPC and
 no credentials; the REST API then goes where google-cloud-bigquery sends it
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import decimal
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -64,15 +64,6 @@ CONVERSIONS = {"GEOGRAPHY": "ST_ASTEXT({0})", "JSON": "TO_JSON_STRING({0})", "ST
                "RANGE": "RANGE_START({0})", "INTERVAL": "CAST({0} AS STRING)"}
 # DATETIME and TIMESTAMP as text: ISO 8601 with microseconds.
 TEXT_FORMATS = {"DATETIME": "%Y-%m-%dT%H:%M:%S", "TIMESTAMP": "%Y-%m-%dT%H:%M:%SZ"}
-# Text values, as Beam's JSON exports give them, read as the Python values Arrow takes for each type.
-PARSERS = {
-    "INT64": int, "FLOAT64": float, "NUMERIC": decimal.Decimal, "BIGNUMERIC": decimal.Decimal,
-    "BOOL": lambda v: v.lower() == "true", "DATE": datetime.date.fromisoformat,
-    "DATETIME": datetime.datetime.fromisoformat, "TIME": datetime.time.fromisoformat,
-    "TIMESTAMP": lambda v: datetime.datetime.fromisoformat(v.replace(" UTC", "+00:00")),
-}
-
-
 class BigQueryError(TfpipeError):
     """A BigQuery source that cannot be read: a bad table name, an unsupported column, a failed request."""
 
@@ -266,16 +257,12 @@ def _projection(columns: list[Column], cfg: IngestConfig, where: str) -> tuple[l
 
 
 def _check(column: Column, where: str) -> None:
-    if column.mode == "REPEATED":
-        raise BigQueryError(
-            f"{where}: column {column.name!r} is REPEATED {column.type} (an array), and a feature holds one value "
-            f"per example; add it to ingest.drop, or select one value per row in ingest.query (e.g. "
-            f"{column.name}[SAFE_OFFSET(0)] or ARRAY_TO_STRING({column.name}, ' '))")
     if column.type not in ARROW_TYPES:
         how = CONVERSIONS.get(column.type, "CAST({0} AS STRING)").format(column.name)
+        repeated = "REPEATED " if column.mode == "REPEATED" else ""
         raise BigQueryError(
-            f"{where}: column {column.name!r} is {column.type}; ingest reads {', '.join(ARROW_TYPES)}; add it "
-            f"to ingest.drop, or convert it in ingest.query (e.g. {how})")
+            f"{where}: column {column.name!r} is {repeated}{column.type}; ingest reads {', '.join(ARROW_TYPES)} "
+            f"(and arrays of them); add it to ingest.drop, or convert it in ingest.query (e.g. {how})")
 
 
 def _partition_filter(table: Table, meta, columns: list[Column]) -> str:
@@ -378,9 +365,19 @@ def _rebatched(messages, schema: pa.Schema, rows: int) -> Iterator[pa.Table]:
 
 def _raw_table(table: pa.Table, columns: Sequence[Column], dropped: Sequence[str], timestamps: str) -> pa.Table:
     """Each column as conform takes it as typed; a dropped column as nulls, so that the step finds what it drops."""
-    arrays = {c.name: _raw_column(table.column(c.name), c.type, timestamps) for c in columns}
+    arrays = {c.name: _raw_list(table.column(c.name), c.type, timestamps) if c.mode == "REPEATED"
+              else _raw_column(table.column(c.name), c.type, timestamps) for c in columns}
     arrays.update({name: pa.nulls(table.num_rows) for name in dropped})
     return pa.table(arrays)
+
+
+def _raw_list(values: pa.ChunkedArray, kind: str, timestamps: str) -> pa.Array:
+    """An ARRAY column: its values as `_raw_column` makes a column of `kind`, in the same lists."""
+    lists = values.combine_chunks()
+    items = _raw_column(pc.list_flatten(lists), kind, timestamps)
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    return pa.ListArray.from_arrays(offsets, items, mask=lists.is_null())
 
 
 def _raw_column(values: pa.ChunkedArray, kind: str, timestamps: str) -> pa.ChunkedArray:

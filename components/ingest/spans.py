@@ -35,6 +35,18 @@ def resolve(source: str, date: str = "") -> str:
         if is_templated(resolved):
             raise SpanError(f"ingest.source {source!r}: a date fills {{YYYY}}-{{MM}}-{{DD}}, not {{SPAN}}")
         return resolved
+    return max(_present(source))[1]
+
+
+def every(source: str) -> list[str]:
+    """Every span or date present, oldest first: for data that accumulates (labels), not a training span."""
+    if not is_templated(source):
+        return [source]
+    return [path for _, path in sorted(_present(source))]
+
+
+def _present(source: str) -> list[tuple[tuple[int, ...], str]]:
+    """(the span's numbers, the source with its placeholders filled) for each span or date present."""
     # The part of the pattern up to the last placeholder's folder decides the span; list what exists there.
     head = source[:max(source.rfind(p) for p in PARTS if p in source)]
     head = head[:head.rfind("/") + 1] if "/" in head else ""
@@ -51,8 +63,7 @@ def resolve(source: str, date: str = "") -> str:
         match = regex.match(path.rstrip("/")[len(head):])
         if match:
             key = tuple(int(v) for v in match.groupdict().values())
-            candidates.append((key, path.rstrip("/")))
+            candidates.append((key, path.rstrip("/") + ("/" + tail[1] if len(tail) > 1 else "")))
     if not candidates:
         raise SpanError(f"ingest.source {source!r}: nothing matches {glob}")
-    newest = max(candidates)[1]
-    return newest + ("/" + tail[1] if len(tail) > 1 else "")
+    return candidates

@@ -16,6 +16,12 @@ count. Nothing a log holds raises; the decoder remembers, over every window,
 which features the requests carried and whether any predicted class was the
 model's, so that a log of another model is told apart (`mismatch`) from one
 whose requests drifted.
+
+For quality once labels arrive, each row answered with scores (a predict's
+`probabilities` or `predictions`, a classify's scores by class, a regress's
+value) is kept in the window's `Scored` with its example key: the input
+tensor, or the example's feature, named by the training data's `ingest.key`
+(components.serve.example_keys), and the values of the sliced features.
 """
 
 from __future__ import annotations
@@ -36,6 +42,26 @@ EXAMPLES_INPUTS = ("inputs", "examples")  # what a signature of serialized examp
 
 
 @dataclass
+class Scored:
+    """The rows answered with scores, for quality once labels arrive: each one's example key ("" when the
+    request carried none), its scores (a classifier's probabilities in the task's class order, a regressor's
+    value) and the sliced features' values (None where the request lacked one)."""
+
+    keys: list[str] = field(default_factory=list)
+    scores: list = field(default_factory=list)
+    slices: dict[str, list] = field(default_factory=dict)
+    unscored: int = 0  # rows answered without scores (an output_filter that left them out)
+
+
+@dataclass
+class RowFacts:
+    """One record's rows: their example keys and sliced values, as the decoder meets them."""
+
+    keys: list[str] | None = None
+    slices: dict[str, list] = field(default_factory=dict)
+
+
+@dataclass
 class Traffic:
     """One window's requests as columns: each feature's values, how many rows lacked it, and what did not fit."""
 
@@ -46,12 +72,15 @@ class Traffic:
     predictions: list = field(default_factory=list)
     anomalies: Counter = field(default_factory=Counter)  # (kind, feature) -> requests
     messages: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, feature) -> the first one's problem
+    scored: Scored = field(default_factory=Scored)
 
 
 class Decoder:
-    def __init__(self, schema: Schema, task: Task):
+    def __init__(self, schema: Schema, task: Task, sliced: tuple[str, ...] = ()):
+        """`sliced`: the features whose values each scored row keeps, for quality by slice."""
         self.features = {f.name: f for f in schema.inputs}
-        self.label, self.task = schema.label, task
+        self.label, self.task, self.sliced = schema.label, task, sliced
+        self.key = schema.key if schema.key not in self.features else ""  # the example key, never a feature
         self.to_label = float if task.kind == "regression" else int if schema.label_feature.type == "int" else str
         self.classes = frozenset(task.classes)
         self.carried: set[str] = set()  # every input name the requests carried, over all windows
@@ -72,12 +101,15 @@ class Decoder:
     def add(self, record: prediction_log_pb2.PredictionLog, into: Traffic) -> None:
         """Adds one logged request's rows, predictions and anomalies to `into`."""
         seen: dict[tuple[str, str], str] = {}
+        facts = RowFacts()
         kind = record.WhichOneof("log_type")
         if kind == "predict_log":
-            rows = self._predict(record, into, seen)
+            rows = self._predict(record, into, seen, facts)
+            self._scored(self._predict_scores(record.predict_log.response, rows), rows, facts, into)
         elif kind in ("classify_log", "regress_log"):
-            rows = self._examples(_examples(getattr(record, kind).request.input), into, seen)
+            rows = self._examples(_examples(getattr(record, kind).request.input), into, seen, facts)
             self._answers(record, kind, rows, into, seen)
+            self._scored(self._result_scores(getattr(record, kind).response.result, kind), rows, facts, into)
         else:
             rows = 0
             seen[("unreadable", "")] = f"a {kind or 'empty'} log: only predict, classify and regress are read"
@@ -87,13 +119,15 @@ class Decoder:
             into.anomalies[key] += 1
             into.messages.setdefault(key, problem)
 
-    def _predict(self, record, into: Traffic, seen: dict) -> int:
+    def _predict(self, record, into: Traffic, seen: dict, facts: RowFacts) -> int:
         request, response = record.predict_log.request, record.predict_log.response
         try:
             arrays = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
         except (ValueError, TypeError) as e:
             seen[("unreadable", "")] = f"a tensor does not decode: {e}"
             return 0
+        if self.key in arrays:
+            facts.keys = [_text(k) for k in arrays.pop(self.key).reshape(-1)]
         signature = record.log_metadata.model_spec.signature_name or request.model_spec.signature_name
         if _holds_examples(arrays, signature, self.features):
             serialized = next(iter(arrays.values())).reshape(-1)
@@ -103,21 +137,23 @@ class Decoder:
                     parsed.append(tf.train.Example.FromString(raw))
                 except message.DecodeError:
                     seen[("unreadable", "")] = f"example {i} does not decode as a tf.train.Example"
-            rows = self._examples(parsed, into, seen)
+            given = facts.keys
+            rows = self._examples(parsed, into, seen, facts)
+            facts.keys = given or facts.keys  # keys sent beside the examples are the request's
         else:
-            rows = self._columns(arrays, into, seen)
+            rows = self._columns(arrays, into, seen, facts)
         output = OutputName.CLASSES if self.task.kind == "classification" else OutputName.PREDICTIONS
         predicted = tf.make_ndarray(response.outputs[output]).reshape(-1) if output in response.outputs else None
         self._predicted(None if predicted is None else list(predicted), rows, output, into, seen)
         return rows
 
-    def _columns(self, arrays: dict[str, np.ndarray], into: Traffic, seen: dict) -> int:
+    def _columns(self, arrays: dict[str, np.ndarray], into: Traffic, seen: dict, facts: RowFacts) -> int:
         sizes = {name: a.shape[0] if a.ndim else 1 for name, a in arrays.items()}
         if len(set(sizes.values())) > 1:
             seen[("batch_mismatch", "")] = f"inputs of different batch sizes: {sizes}"
             return 0
         rows = next(iter(sizes.values()), 0)
-        self.carried.update(arrays.keys() - {self.label})
+        self.carried.update(arrays.keys() - {self.label})  # the key was taken out by _predict
         for name, array in arrays.items():
             if name not in self.features:
                 if name != self.label:
@@ -126,6 +162,8 @@ class Decoder:
             values = self._column(name, array, seen)
             if values is not None:
                 into.values.setdefault(name, []).extend(values)
+                if name in self.sliced:
+                    facts.slices[name] = values
         for name in self.features.keys() - arrays.keys():
             into.missing[name] += rows
         return rows
@@ -154,17 +192,22 @@ class Decoder:
             return [_plain(row[keep], feature.element_type) for row, keep in zip(array, kept, strict=True)]
         return _plain(array, feature.type)
 
-    def _examples(self, examples: list, into: Traffic, seen: dict) -> int:
+    def _examples(self, examples: list, into: Traffic, seen: dict, facts: RowFacts) -> int:
+        facts.keys = []
         for example in examples:
             given = example.features.feature
-            self.carried.update(given.keys() - {self.label})
+            self.carried.update(given.keys() - {self.label, self.key})
+            row = {}
             for name, feature in given.items():
                 if name in self.features:
-                    value = self._value(name, feature, seen)
+                    row[name] = value = self._value(name, feature, seen)
                     if value is not None:
                         into.values.setdefault(name, []).append(value)
-                elif name != self.label:
+                elif name not in (self.label, self.key):
                     seen[("unknown_feature", name)] = f"feature {name!r} is not a feature of the schema"
+            facts.keys.append(_first(given[self.key]) if self.key and self.key in given else "")
+            for name in self.sliced:
+                facts.slices.setdefault(name, []).append(row.get(name))
             for name in self.features:
                 if name not in given or not _count(given[name]):
                     into.missing[name] += 1
@@ -193,6 +236,45 @@ class Decoder:
         if wanted == "image":
             return True
         return values[0].decode("utf-8", "replace") if wanted in ("string", "text") else float(values[0])
+
+    def _predict_scores(self, response, rows: int) -> np.ndarray | None:
+        name = OutputName.PROBABILITIES if self.task.kind == "classification" else OutputName.PREDICTIONS
+        if name not in response.outputs:
+            return None
+        try:
+            scores = tf.make_ndarray(response.outputs[name]).astype(np.float64)
+        except (ValueError, TypeError):
+            return None
+        if self.task.kind == "regression":
+            return scores.reshape(-1)
+        return scores.reshape(rows, -1) if rows and scores.size % rows == 0 else None
+
+    def _result_scores(self, result, kind: str) -> np.ndarray:
+        if kind == "regress_log":
+            return np.array([r.value for r in result.regressions], np.float64)
+        order = {c: i for i, c in enumerate(self.task.classes)}
+        scores = np.zeros((len(result.classifications), len(order)))
+        for row, classification in enumerate(result.classifications):
+            for c in classification.classes:
+                if c.label in order:
+                    scores[row, order[c.label]] = c.score
+        return scores
+
+    def _scored(self, scores: np.ndarray | None, rows: int, facts: RowFacts, into: Traffic) -> None:
+        """Adds the record's rows with their scores to `into.scored`; rows without them are counted."""
+        shaped = self.task.kind == "regression" or (scores is not None and scores.ndim == 2 and
+                                                    scores.shape[1] == len(self.task.classes))
+        if not rows or scores is None or len(scores) != rows or not shaped:
+            into.scored.unscored += rows
+            return
+        scored = into.scored
+        keys = facts.keys if facts.keys is not None and len(facts.keys) == rows else [""] * rows
+        scored.keys.extend(keys)
+        scored.scores.extend(scores)
+        for name in self.sliced:
+            given = facts.slices.get(name)
+            scored.slices.setdefault(name, []).extend(given if given is not None and len(given) == rows
+                                                      else [None] * rows)
 
     def _answers(self, record, kind: str, rows: int, into: Traffic, seen: dict) -> None:
         result = getattr(record, kind).response.result
@@ -260,6 +342,17 @@ def _examples(request_input) -> list:
         one.MergeFrom(example)
         merged.append(one)
     return merged
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _first(feature: tf.train.Feature) -> str:
+    """A feature's first value as text, whatever its kind ("" without one): an example's key."""
+    kind = feature.WhichOneof("kind")
+    values = getattr(feature, kind).value if kind else []
+    return _text(values[0]) if values else ""
 
 
 def _few(names, shown: int = 8) -> str:

@@ -8,6 +8,15 @@ before it. A measurement crosses when its distance is above its threshold.
 Requests that no longer fit the schema are `Anomaly`s, counted by kind and
 feature. Runs of windows without a request are one `Window` with no requests,
 so that a gap says so plainly.
+
+With labels (components.monitor.labels), each window's predictions joined to
+their labels by example key give its `Quality` measurements, overall and per
+slice, beside the production model's blessed evaluation; `LabelCounts` says
+what could not be joined and why (no label yet, a late label, no key, a key
+predicted again), and a window with fewer labels than `monitor.min_labels`
+is inconclusive, never passed. `LabelsRead` counts what the labels source
+held that no window used: incomplete rows, keys given twice, and keys no
+logged prediction had.
 """
 
 from __future__ import annotations
@@ -22,6 +31,11 @@ from components.common.config import RetrainOn
 from components.monitor.errors import MonitorError
 
 MeasurementKind = Literal["skew", "drift"]
+CrossedKind = Literal["skew", "drift", "quality"]
+# crossed: a bound crossed; passed: every bound held; inconclusive: too few labels to say (monitor.min_labels);
+# unchecked: no bound is set for the metric
+Verdict = Literal["crossed", "passed", "inconclusive", "unchecked"]
+ReadKind = Literal["request logs", "batch predictions"]
 # unknown_feature: a feature the schema lacks; type_mismatch: values of another type than the schema's;
 # shape_mismatch: more than one value per example; batch_mismatch: inputs of different batch sizes;
 # unreadable: a tensor or example that does not decode; no_prediction: an answer without the predicted value;
@@ -60,6 +74,55 @@ class Anomaly:
 
 
 @dataclass(frozen=True)
+class Quality:
+    """One metric of one window's labelled predictions, overall (no feature) or of one slice."""
+
+    metric: str  # accuracy, balanced_accuracy, auc, ece (a binary classifier's calibration); rmse, mae
+    value: float | None  # None: undefined (an AUC of labels of one class)
+    labels: int  # the labelled predictions it was measured on
+    blessed: float | None  # the production model's blessed evaluation's figure
+    verdict: Verdict
+    reason: str = ""  # the bound crossed (or held), in words
+    feature: str = ""
+    slice: str = ""
+
+    @property
+    def crossed(self) -> bool:
+        return self.verdict == "crossed"
+
+    @property
+    def subject(self) -> str:
+        return f"{self.metric} of {self.feature}={self.slice}" if self.feature else self.metric
+
+
+@dataclass(frozen=True)
+class LabelCounts:
+    """A window's predictions against the labels: what was joined, and each reason a prediction was not."""
+
+    predictions: int  # rows answered with scores
+    labelled: int  # joined with a label in time: what quality is measured on
+    unlabelled: int  # a key no label has (yet)
+    late: int  # a label known more than monitor.max_label_delay_seconds after the window ended
+    no_key: int  # the request carried no example key
+    duplicated: int  # a key predicted again later: the last prediction is the one joined
+    unscored: int  # rows answered without scores
+    inconclusive: bool  # fewer labelled than monitor.min_labels
+
+
+@dataclass(frozen=True)
+class LabelsRead:
+    source: str
+    files: int
+    rows: int
+    used: int  # labels joined to a prediction in some window
+    duplicated: int  # rows whose key an earlier row had (the label known last is kept)
+    incomplete: int  # rows without a key or a label
+    unreadable: int  # rows the reader could not read
+    without_prediction: int  # keys no logged prediction of the windows read had
+    examples_without_prediction: tuple[str, ...] = ()  # a few of those keys
+
+
+@dataclass(frozen=True)
 class Window:
     start: int  # epoch seconds, UTC
     end: int  # exclusive
@@ -69,6 +132,8 @@ class Window:
     anomalies: tuple[Anomaly, ...] = ()
     drift_against: int | None = None  # the start of the window drift was measured against; None: none before
     statistics: str = ""  # the folder (under the output) with this window's schema.pbtxt and stats.pb
+    quality: tuple[Quality, ...] = ()
+    labels: LabelCounts | None = None  # None: no labels were given
 
     @property
     def span(self) -> str:
@@ -76,6 +141,9 @@ class Window:
 
     def crossed(self, kind: MeasurementKind) -> tuple[Measurement, ...]:
         return tuple(m for m in self.measurements if m.kind == kind and m.crossed)
+
+    def crossed_quality(self) -> tuple[Quality, ...]:
+        return tuple(q for q in self.quality if q.crossed)
 
 
 @dataclass(frozen=True)
@@ -99,28 +167,32 @@ class Findings:
     log_dir: str
     training: str
     window_seconds: int
-    retrain_on: RetrainOn
+    retrain_on: tuple[RetrainOn, ...]
     windows: tuple[Window, ...] = ()
     files: int = 0  # log files read
     damaged_files: tuple[DamagedFile, ...] = ()
     unfinished_files: tuple[UnfinishedFile, ...] = ()
+    labels: LabelsRead | None = None
+    read: ReadKind = "request logs"  # or batch predictions: `log_dir` is then their folder, a row a "request"
 
     @property
     def requests(self) -> int:
         return sum(w.requests for w in self.windows)
 
-    def crossed_in(self, kind: MeasurementKind) -> bool:
+    def crossed_in(self, kind: CrossedKind) -> bool:
+        if kind == "quality":
+            return any(w.crossed_quality() for w in self.windows)
         return any(w.crossed(kind) for w in self.windows)
 
     @property
     def crossed(self) -> bool:
-        """A threshold was crossed: skew or drift, of a feature or of the predictions, in any window."""
-        return self.crossed_in("skew") or self.crossed_in("drift")
+        """A threshold was crossed: skew or drift, of a feature or of the predictions, or quality, in any window."""
+        return any(self.crossed_in(kind) for kind in get_args(CrossedKind))
 
     @property
     def retrain(self) -> bool:
         """What `monitor.retrain_on` asks for, given what was crossed."""
-        return self.retrain_on != "never" and self.crossed_in(self.retrain_on)
+        return any(self.crossed_in(kind) for kind in self.retrain_on if kind != "never")
 
     def headline(self) -> str:
         """One line: what was read, and what crossed where."""
@@ -128,7 +200,11 @@ class Findings:
             return f"no requests in the window asked for in {self.log_dir} ({self._files()}): nothing to compare"
         crossed = [f"{w.span}: {m.kind} of {m.subject} ({m.statistic} {m.measured:.3f} > {m.threshold:g})"
                    for w in self.windows for m in w.measurements if m.crossed]
+        crossed += [f"{w.span}: quality {q.subject} ({q.reason})" for w in self.windows for q in w.crossed_quality()]
         read = f"{self.requests:,} requests in {sum(1 for w in self.windows if w.requests)} windows ({self._files()})"
+        inconclusive = sum(1 for w in self.windows if w.labels is not None and w.labels.inconclusive)
+        if inconclusive:
+            read += f"; quality inconclusive in {inconclusive} windows (fewer labels than monitor.min_labels)"
         if not crossed:
             return f"no threshold crossed: {read}"
         shown = "; ".join(crossed[:5]) + (f"; and {len(crossed) - 5} more" if len(crossed) > 5 else "")
@@ -137,7 +213,8 @@ class Findings:
     def _files(self) -> str:
         damaged, unfinished = self.damaged_files, self.unfinished_files
         torn = sum(u.torn_bytes for u in unfinished)
-        return (f"{self.files} log files" + (f", {len(damaged)} damaged" if damaged else "") +
+        files = "log files" if self.read == "request logs" else "predictions files"
+        return (f"{self.files} {files}" + (f", {len(damaged)} damaged" if damaged else "") +
                 (f", {len(unfinished)} unfinished ({torn:,} bytes torn off)" if unfinished else ""))
 
     def to_json(self) -> str:
@@ -149,18 +226,26 @@ class Findings:
         try:
             plain = json.loads(text)
             windows = tuple(Window(**{**w, "measurements": tuple(Measurement(**m) for m in w["measurements"]),
-                                      "anomalies": tuple(Anomaly(**a) for a in w["anomalies"])})
+                                      "anomalies": tuple(Anomaly(**a) for a in w["anomalies"]),
+                                      "quality": tuple(Quality(**q) for q in w.get("quality", ())),
+                                      "labels": w.get("labels") and LabelCounts(**w["labels"])})
                             for w in plain["windows"])
+            labels, retrain_on = plain.get("labels"), plain["retrain_on"]  # one kind, as a string, before lists
             record = cls(log_dir=plain["log_dir"], training=plain["training"], window_seconds=plain["window_seconds"],
-                         retrain_on=plain["retrain_on"], windows=windows, files=plain["files"],
+                         retrain_on=(retrain_on,) if isinstance(retrain_on, str) else tuple(retrain_on),
+                         windows=windows, files=plain["files"],
                          damaged_files=tuple(DamagedFile(**d) for d in plain["damaged_files"]),
-                         unfinished_files=tuple(UnfinishedFile(**u) for u in plain.get("unfinished_files", ())))
+                         unfinished_files=tuple(UnfinishedFile(**u) for u in plain.get("unfinished_files", ())),
+                         labels=labels and LabelsRead(**{**labels, "examples_without_prediction": tuple(
+                             labels["examples_without_prediction"])}), read=plain.get("read", "request logs"))
         except (ValueError, KeyError, TypeError) as e:
             raise MonitorError(f"findings.json: not a monitor record: {e}") from None
         kinds = {m.kind for w in windows for m in w.measurements} - set(get_args(MeasurementKind))
         anomalies = {a.kind for w in windows for a in w.anomalies} - set(get_args(AnomalyKind))
-        if kinds or anomalies or record.retrain_on not in get_args(RetrainOn):
-            raise MonitorError(f"findings.json: unknown kinds {sorted(kinds | anomalies)} or retrain_on "
+        anomalies |= {q.verdict for w in windows for q in w.quality} - set(get_args(Verdict))
+        anomalies |= {record.read} - set(get_args(ReadKind))
+        if kinds or anomalies or not set(record.retrain_on) <= set(get_args(RetrainOn)):
+            raise MonitorError(f"findings.json: unknown kinds or verdicts {sorted(kinds | anomalies)} or retrain_on "
                                f"{record.retrain_on!r}")
         return record
 

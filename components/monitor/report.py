@@ -1,11 +1,12 @@
-"""report.html: every window's requests, what crossed, the distributions behind it side by side, the anomalies."""
+"""report.html: every window's requests, what crossed, the distributions behind it side by side, the anomalies,
+and with labels each window's quality beside the blessed evaluation and what the labels could not be joined to."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from components.common.page import escape, figure, page, section, table
-from components.monitor.findings import Findings, Window
+from components.common.page import Marked, escape, figure, page, section, table
+from components.monitor.findings import Findings, LabelsRead, Quality, Window
 from components.validate import plots
 from components.validate.profile import Profile
 
@@ -29,6 +30,7 @@ def html(findings: Findings, training: dict[str, Profile], windows: dict[int, di
                       "No request was logged in the time asked for."),
               section("Distributions of what crossed", _figures(findings, training, windows),
                       "No threshold was crossed."),
+              *_quality(findings),
               section("Requests that do not fit the schema", [_anomalies(findings)] if any(
                   w.anomalies for w in findings.windows) else [], "Every request fits the training schema."),
               section("Every measurement", [_measurements(findings)] if any(
@@ -37,10 +39,11 @@ def html(findings: Findings, training: dict[str, Profile], windows: dict[int, di
 
 
 def _sources(findings: Findings) -> str:
-    return (f"<p>Request logs <code>{escape(findings.log_dir)}</code> ({findings.files} files) against the training "
-            f"examples <code>{escape(findings.training)}</code>, in windows of {findings.window_seconds:g} s. "
+    return (f"<p>{escape(findings.read.capitalize())} <code>{escape(findings.log_dir)}</code> ({findings.files} "
+            f"files) against the training examples <code>{escape(findings.training)}</code>, in windows of "
+            f"{findings.window_seconds:g} s. "
             f"Skew: a window against training; drift: a window against the one with requests before it. "
-            f"Retrain on: {escape(findings.retrain_on)}.</p>")
+            f"Retrain on: {escape(', '.join(findings.retrain_on))}.</p>")
 
 
 def _windows(findings: Findings) -> str:
@@ -48,9 +51,44 @@ def _windows(findings: Findings) -> str:
         return ", ".join(m.subject for m in window.crossed(kind))
 
     rows = [[w.span, w.requests, w.rows, names(w, "skew"), names(w, "drift"),
-             sum(a.requests for a in w.anomalies)] if w.requests else
-            [w.span, 0, 0, "no requests in this window", "", ""] for w in findings.windows]
-    return table(["window", "requests", "rows", "skew crossed", "drift crossed", "requests not fitting"], rows)
+             ", ".join(q.subject for q in w.crossed_quality()), sum(a.requests for a in w.anomalies)]
+            if w.requests else [w.span, 0, 0, "no requests in this window", "", "", ""] for w in findings.windows]
+    return table(["window", "requests", "rows", "skew crossed", "drift crossed", "quality crossed",
+                  "requests not fitting"], rows)
+
+
+def _quality(findings: Findings) -> list[str]:
+    """Each window's quality (overall, then by slice) and its labels' counts; nothing without labels."""
+    if findings.labels is None:
+        return []
+    labelled = [w for w in findings.windows if w.labels is not None]
+    counts = table(["window", "predictions", "labelled", "no label (yet)", "late label", "no example key",
+                    "key predicted again", "answered without scores", ""],
+                   [[w.span, c.predictions, c.labelled, c.unlabelled, c.late, c.no_key, c.duplicated, c.unscored,
+                     Marked("inconclusive: too few labels") if c.inconclusive else ""]
+                    for w in labelled for c in (w.labels,)])
+    overall = [[w.span, *_quality_row(q)] for w in labelled for q in w.quality if not q.feature]
+    sliced = [[w.span, q.feature, q.slice, *_quality_row(q)] for w in labelled for q in w.quality if q.feature]
+    header = ["metric", "value", "blessed evaluation", "labels", "verdict", "why"]
+    return [section("Quality once labels arrived", [_labels_read(findings.labels), table(["window", *header], overall),
+                                                    counts]),
+            section("Quality by slice", [table(["window", "feature", "slice", *header], sliced)] if sliced else [],
+                    "No slice: no labelled prediction, or no feature to slice by (monitor.slices).")]
+
+
+def _quality_row(q: Quality) -> list:
+    verdict = Marked(q.verdict.upper()) if q.crossed else q.verdict
+    return [q.metric, "undefined" if q.value is None else q.value, "" if q.blessed is None else q.blessed, q.labels,
+            verdict, q.reason]
+
+
+def _labels_read(labels: LabelsRead) -> str:
+    unseen = (f" (e.g. {', '.join(labels.examples_without_prediction)})" if labels.examples_without_prediction
+              else "")
+    return (f"<p>Labels <code>{escape(labels.source)}</code>: {labels.rows:,} rows in {labels.files} files, "
+            f"{labels.used:,} joined to a prediction; {labels.without_prediction:,} keys no logged prediction had"
+            f"{escape(unseen)}; {labels.duplicated:,} rows repeated a key (the label known last is kept); "
+            f"{labels.incomplete:,} rows without a key or label; {labels.unreadable:,} rows unreadable.</p>")
 
 
 def _anomalies(findings: Findings) -> str:

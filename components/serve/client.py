@@ -29,6 +29,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from components.common.config import EXAMPLE_KEY_HEADER
 from components.common.errors import TfpipeError
 from components.serve.tensors import to_proto
 
@@ -49,7 +50,7 @@ class RestClient:
         suffix = f"/versions/{version}" if version is not None else f"/labels/{label}" if label else ""
         return f"/v1/models/{self.model}{suffix}"
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> dict:
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> dict:
         """One request on the kept connection; the decoded JSON answer.
 
         A kept connection the server closed while it was idle fails the next request: that one is sent again, once,
@@ -58,7 +59,8 @@ class RestClient:
         for attempt in range(2):
             kept = self.connection.sock is not None
             try:
-                self.connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+                self.connection.request(method, path, body=body,
+                                        headers={"Content-Type": "application/json", **(headers or {})})
                 response = self.connection.getresponse()
                 data = response.read()
                 break
@@ -75,16 +77,19 @@ class RestClient:
         return json.loads(data)
 
     def predict(self, instances: list | None = None, inputs=None, signature: str = "", version: int | None = None,
-                label: str | None = None) -> dict:
+                label: str | None = None, example_keys: list[str] | None = None) -> dict:
+        """`example_keys`: the examples' keys, sent in the X-Example-Key header for the request log."""
         body = {"instances": instances} if instances is not None else {"inputs": inputs}
         if signature:
             body["signature_name"] = signature
-        return self.request("POST", f"{self._path(version, label)}:predict", json.dumps(body).encode())
+        return self.request("POST", f"{self._path(version, label)}:predict", json.dumps(body).encode(),
+                            _key_header(example_keys))
 
     def classify(self, examples: list[dict], context: dict | None = None, signature: str = "classification",
-                 version: int | None = None) -> list:
+                 version: int | None = None, example_keys: list[str] | None = None) -> list:
         body = {"signature_name": signature, "examples": examples, **({"context": context} if context else {})}
-        return self.request("POST", f"{self._path(version, None)}:classify", json.dumps(body).encode())["results"]
+        return self.request("POST", f"{self._path(version, None)}:classify", json.dumps(body).encode(),
+                            _key_header(example_keys))["results"]
 
     def regress(self, examples: list[dict], signature: str = "regression", version: int | None = None) -> list:
         body = {"signature_name": signature, "examples": examples}
@@ -116,29 +121,32 @@ class GrpcClient:
         elif label:
             spec.version_label = label
 
-    def _call(self, method, request):
+    def _call(self, method, request, metadata=None):
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as e:
             raise ServeError(e.code().name, e.details()) from None
 
     def predict(self, inputs: dict[str, np.ndarray], signature: str = "serving_default", version: int | None = None,
-                label: str | None = None, proto=to_proto) -> dict[str, np.ndarray]:
+                label: str | None = None, proto=to_proto, example_keys: list[str] | None = None
+                ) -> dict[str, np.ndarray]:
+        """`example_keys`: the examples' keys, sent as x-example-key metadata for the request log."""
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, signature, version, label)
         for name, value in inputs.items():
             request.inputs[name].CopyFrom(proto(np.asarray(value)))
-        response = self._call(self.predictions.Predict, request)
+        response = self._call(self.predictions.Predict, request, _key_metadata(example_keys))
         return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
 
     def _input(self, examples: list) -> input_pb2.Input:
         parsed = [tf.train.Example.FromString(e) if isinstance(e, bytes) else e for e in examples]
         return input_pb2.Input(example_list=input_pb2.ExampleList(examples=parsed))
 
-    def classify(self, examples: list, signature: str = "classification", version: int | None = None) -> list:
+    def classify(self, examples: list, signature: str = "classification", version: int | None = None,
+                 example_keys: list[str] | None = None) -> list:
         request = classification_pb2.ClassificationRequest(input=self._input(examples))
         self._spec(request.model_spec, signature, version)
-        response = self._call(self.predictions.Classify, request)
+        response = self._call(self.predictions.Classify, request, _key_metadata(example_keys))
         return [[(c.label, c.score) for c in row.classes] for row in response.result.classifications]
 
     def regress(self, examples: list, signature: str = "regression", version: int | None = None) -> list[float]:
@@ -161,3 +169,13 @@ class GrpcClient:
 
     def close(self) -> None:
         self.channel.close()
+
+
+def _key_header(keys: list[str] | None) -> dict | None:
+    """The examples' keys for the server's request log (components.serve.example_keys), as REST sends them."""
+    return {EXAMPLE_KEY_HEADER: ",".join(keys)} if keys is not None else None
+
+
+def _key_metadata(keys: list[str] | None) -> list | None:
+    """The same as gRPC metadata."""
+    return [(EXAMPLE_KEY_HEADER.lower(), ",".join(keys))] if keys is not None else None

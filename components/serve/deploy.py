@@ -11,6 +11,10 @@
   preStop pause of serve.shutdown_delay_seconds (the pod leaves its Service's
   endpoints asynchronously, and TF Serving has no delay of its own), and a
   termination grace covering that pause and serve.shutdown_grace_seconds.
+  TF Serving there follows the registry's aliases: the registry writes its
+  model config (`models.config`: the labelled versions loaded, the aliases
+  as version labels) in the model base and renders it again on every
+  promotion and rollback, and the server polls it (`--model_config_file`).
 - vertex: `UploadModelRequest` with Vertex's prebuilt TF serving image, then
   an endpoint (created unless one is named) and `DeployModelRequest` with a
   traffic split, sent with the google-cloud-aiplatform GAPIC clients.
@@ -35,14 +39,16 @@ from pathlib import Path
 
 import yaml
 
-from components.common import io
+from components.common import io, tf_serving_config
 from components.common.config import DeployConfig, RequestLogConfig, ServeConfig
+from components.common.registry import Registry
 from components.serve.deployment import Deployment
 
 KSERVE = {"group": "serving.kserve.io", "version": "v1beta1", "plural": "inferenceservices"}
 NO_LOGGING = RequestLogConfig()  # serve.logging's defaults: requests are not logged
 SHUTDOWN = ServeConfig()  # serve's defaults: how long a stopping server keeps answering, then drains
 KSERVE_REST_PORT = 8080  # KServe's TF Serving runtime serves REST here
+LABELS_POLL_SECONDS = 10  # how often KServe's TF Serving re-reads the registry's labels
 
 
 def local(version_dir: str, name: str, version: int, base: str) -> str:
@@ -62,6 +68,10 @@ def kserve_manifest(cfg: DeployConfig, name: str, request_logging: RequestLogCon
         "model": {
             "modelFormat": {"name": "tensorflow"},
             "storageUri": cfg.storage_uri,
+            # The registry's aliases as TF Serving's version labels, re-read as promotions change them (its
+            # --model_name and --model_base_path are then ignored).
+            "args": [f"--model_config_file={cfg.storage_uri.rstrip('/')}/{tf_serving_config.FILE}",
+                     f"--model_config_file_poll_wait_seconds={LABELS_POLL_SECONDS}"],
             "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
             "readinessProbe": {"httpGet": {"path": f"/v1/models/{name}", "port": KSERVE_REST_PORT},
                                "periodSeconds": 5},
@@ -80,9 +90,12 @@ def kserve_manifest(cfg: DeployConfig, name: str, request_logging: RequestLogCon
     }
 
 
-def kserve(cfg: DeployConfig, name: str, out: str, api_client=None,
+def kserve(cfg: DeployConfig, home: str, out: str, api_client=None,
            request_logging: RequestLogConfig = NO_LOGGING) -> Deployment:
-    """Writes `<out>/inferenceservice.yaml`; with `cfg.apply`, creates (or replaces) it in the cluster."""
+    """Has the registry in `home` (the folder `cfg.storage_uri` names) write TF Serving's model config with its
+    labels, writes `<out>/inferenceservice.yaml`; with `cfg.apply`, creates (or replaces) it in the cluster."""
+    name = Path(home).name
+    Registry(home).follow_in_tf_serving(cfg.storage_uri)
     manifest = kserve_manifest(cfg, name, request_logging)
     io.write_text(f"{out}/inferenceservice.yaml", yaml.safe_dump(manifest, sort_keys=False))
     deployment = Deployment(True, "kserve", manifest=f"{out}/inferenceservice.yaml")

@@ -40,7 +40,7 @@ from tensorflow_serving.apis import (
 
 from components.common.config import ServeConfig
 from components.common.signatures import CLASSIFY_METHOD, REGRESS_METHOD
-from components.serve import answers, request_log, service as service_lib, tensors, values
+from components.serve import answers, example_keys, request_log, service as service_lib, tensors, values
 from components.serve.errors import RequestError, ServingError
 from components.serve.service import Service
 
@@ -90,25 +90,35 @@ def _examples(request_input, allow_non_finite: bool, _cancelled=None) -> list[by
     return [e.SerializeToString() for e in examples]
 
 
-def _inputs(request, signature, service: Service, _cancelled=None) -> dict[str, np.ndarray]:
-    """The request's tensors, checked; inputs left out that have a default read as it, one per example."""
-    left_out = sorted(set(signature.inputs) - set(request.inputs))
+def _inputs(request, signature, service: Service, key: str, _cancelled=None) -> dict[str, np.ndarray]:
+    """The request's tensors, checked; inputs left out that have a default read as it, one per example. The
+    example key's tensor (`key`, components.serve.example_keys) is logged with the request, not given to the
+    model."""
+    given = set(request.inputs) - {key}
+    left_out = sorted(set(signature.inputs) - given)
     missing = [name for name in left_out if name not in signature.defaults]
-    unknown = sorted(set(request.inputs) - set(signature.inputs))
-    if missing or unknown or (left_out and not request.inputs):
+    unknown = sorted(given - set(signature.inputs))
+    if missing or unknown or (left_out and not given):
         raise RequestError(f"inputs: missing {missing or left_out}, unknown {unknown}; the signature takes "
                            f"{sorted(signature.inputs)}" + (f" ({sorted(signature.defaults)} may be left out when "
                                                            "another input gives the batch size)"
                                                            if signature.defaults else ""))
     arrays = {k: tensors.from_proto(v, signature.inputs[k], k, service.allow_non_finite, service.max_request_bytes,
                                     padded=k in signature.lists)
-              for k, v in request.inputs.items()}
+              for k, v in request.inputs.items() if k in given}
     batch = next(iter(arrays.values())).shape[:1] or (1,)
     for name in left_out:
         dtype = signature.inputs[name].dtype.as_numpy_dtype
         arrays[name] = np.zeros((*batch, 0), dtype) if name in signature.lists \
             else np.full(batch, signature.defaults[name], dtype=dtype)
     return arrays
+
+
+def _keys(context, key: str, rows: int, version: int) -> request_log.Keys:
+    """The example keys sent as `x-example-key` metadata, with their name (components.serve.example_keys)."""
+    keys = example_keys.checked(key, None, dict(context.invocation_metadata() or ()).get(example_keys.GRPC_METADATA),
+                                rows, version)
+    return None if keys is None else (key, keys)
 
 
 def _size(request) -> int:
@@ -131,9 +141,9 @@ class _Handler:
     def __init__(self, service: Service):
         self.service = service
 
-    def _log(self, build, request, response) -> None:
+    def _log(self, build, request, response, *keys) -> None:
         if self.service.request_log is not None:
-            self.service.request_log.offer(build, request, response)
+            self.service.request_log.offer(build, request, response, *keys)
 
     async def _answer(self, api: str, context, work):
         started = time.perf_counter()
@@ -158,11 +168,14 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
         async def work():
             servable, signature = self.service.resolve(*_spec(request.model_spec), request.model_spec.signature_name)
             service = self.service
-            arrays = await service.work(_size(request) > LARGE_VALUES, _inputs, request, signature, service)
+            key = servable.key if servable.key not in signature.inputs else ""
+            arrays = await service.work(_size(request) > LARGE_VALUES, _inputs, request, signature, service, key)
+            first = next(iter(arrays.values()))
+            keys = _keys(context, key, first.shape[0] if first.ndim else 1, servable.version)
             outputs = await service.run(servable, signature, arrays)
             large = sum(v.size for v in outputs.values()) > LARGE_VALUES
             response = await service.work(large, _predict_response, request, servable, signature, outputs)
-            self._log(request_log.predict_protos, request, response)
+            self._log(request_log.predict_protos, request, response, keys)
             return response
         return await self._answer("predict", context, work)
 
@@ -172,10 +185,11 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
                                                        request.model_spec.signature_name, CLASSIFY_METHOD)
             examples = await self.service.work(self._many(request), _examples, request.input,
                                                self.service.allow_non_finite)
+            keys = _keys(context, servable.key, len(examples), servable.version)
             outputs = await self.service.run_examples(servable, signature, examples)
             response = classification_pb2.ClassificationResponse(result=answers.classification_result(outputs))
             _answered_by(response, request, servable, signature)
-            self._log(request_log.classify_protos, request, response)
+            self._log(request_log.classify_protos, request, response, keys)
             return response
         return await self._answer("classify", context, work)
 
@@ -185,10 +199,11 @@ class PredictionService(_Handler, prediction_service_pb2_grpc.PredictionServiceS
                                                        request.model_spec.signature_name, REGRESS_METHOD)
             examples = await self.service.work(self._many(request), _examples, request.input,
                                                self.service.allow_non_finite)
+            keys = _keys(context, servable.key, len(examples), servable.version)
             outputs = await self.service.run_examples(servable, signature, examples)
             response = regression_pb2.RegressionResponse(result=answers.regression_result(outputs))
             _answered_by(response, request, servable, signature)
-            self._log(request_log.regress_protos, request, response)
+            self._log(request_log.regress_protos, request, response, keys)
             return response
         return await self._answer("regress", context, work)
 

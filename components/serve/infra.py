@@ -18,35 +18,35 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from components.common import agreement, io, reader
+from components.common.evaluation_records import Check, CheckKind
 from components.serve import announce
 from components.serve.client import GrpcClient, RestClient, ServeError
 
 CANARIES = 8
 
 
-@dataclass(frozen=True)
-class InfraCheck:
-    """One thing the infra check tried: the version's status, or a canary on one protocol."""
-
-    check: str
-    passed: bool
-    detail: str
-
-
 @dataclass
 class InfraResult:
+    """infra_blessing.json. Each check is the gate's (components.common.evaluation_records.Check): the version's
+    status ("available"), each canary's largest difference from the SavedModel's answer against the tolerance
+    ("max_difference"), or canaries that were not answered ("answered")."""
+
     blessed: bool
     reason: str
     version: int
-    checks: list[InfraCheck] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     latency_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"blessed": self.blessed, "reason": self.reason, "version": self.version,
+                "checks": [c.to_json() for c in self.checks], "latency_ms": dict(self.latency_ms)}
 
 
 def check(home: str, version: int, examples: str, out: str, timeout_seconds: float = 180) -> InfraResult:
@@ -83,7 +83,7 @@ def check(home: str, version: int, examples: str, out: str, timeout_seconds: flo
 
 def _write(result: InfraResult, out: str) -> InfraResult:
     io.makedirs(out)
-    io.write_json(f"{out}/infra_blessing.json", asdict(result))
+    io.write_json(f"{out}/infra_blessing.json", result.to_json())
     return result
 
 
@@ -106,8 +106,8 @@ def _run_canaries(result: InfraResult, name: str, listening: announce.Listening,
         # The version under check, by number: the server also loads the versions the registry's labels name.
         version = result.version
         state = rest.status(version=version)["model_version_status"][0]
-        result.checks.append(InfraCheck("status", state["state"] == "AVAILABLE",
-                                        f"version {state['version']} {state['state']}"))
+        result.checks.append(_outcome("status", "available", state["state"] == "AVAILABLE",
+                                      f"version {state['version']} {state['state']}"))
         classifier = "probabilities" in expected
         reference = expected["probabilities" if classifier else "predictions"]
         for i, example in enumerate(serialized):
@@ -125,7 +125,7 @@ def _run_canaries(result: InfraResult, name: str, listening: announce.Listening,
             timings["grpc"].append(time.perf_counter() - started)
             _compare(result, f"grpc {'classify' if classifier else 'regress'} canary {i}", got, reference[i])
     except (ServeError, OSError, KeyError, json.JSONDecodeError) as e:
-        result.checks.append(InfraCheck("canary requests", False, str(e)))
+        result.checks.append(_outcome("canary requests", "answered", False, str(e)))
     finally:
         rest.close()
         grpc_client.close()
@@ -135,13 +135,18 @@ def _run_canaries(result: InfraResult, name: str, listening: announce.Listening,
     failed = [c for c in result.checks if not c.passed]
     result.blessed = not failed and len(result.checks) > 1
     result.reason = "every canary answered as the SavedModel does" if result.blessed else \
-        "; ".join(f"{c.check}: {c.detail}" for c in failed[:3])
+        "; ".join(f"{c.metric}: {c.reason}" for c in failed[:3])
+
+
+def _outcome(what: str, kind: CheckKind, passed: bool, reason: str) -> Check:
+    return Check(what, kind, None, None, None, "pass" if passed else "fail", reason)
 
 
 def _compare(result: InfraResult, what: str, got: np.ndarray, want: np.ndarray) -> None:
     difference = agreement.max_difference(got, want)
-    result.checks.append(InfraCheck(what, agreement.agrees(difference),
-                                    f"max difference {difference:.2g} (tolerance {agreement.TOLERANCE})"))
+    result.checks.append(Check(what, "max_difference", agreement.TOLERANCE, difference, None,
+                               "pass" if agreement.agrees(difference) else "fail",
+                               f"max difference {difference:.2g} (tolerance {agreement.TOLERANCE})"))
 
 
 def _tail(lines: list[str]) -> str:

@@ -95,6 +95,11 @@ class Servable:
         fits = self._fits(inputs)
         return {name: value for name, value in self.schema.serving_defaults().items() if name in fits} if fits else {}
 
+    @property
+    def key(self) -> str:
+        """The examples' key column (`ingest.key`) the version was trained with; "" when it names none."""
+        return self.schema.key if self.schema is not None else ""
+
     def signature(self, name: str) -> Signature:
         name = name or "serving_default"
         if name not in self.signatures:
@@ -201,6 +206,7 @@ class ModelManager:
         self._absent: dict[int, VersionState] = {}  # states of versions not on disk that a label names
         self._failures: dict[int, _Failure] = {}
         self._seen: dict[int, tuple] | None = None  # each unloaded version's fingerprint at the previous poll
+        self.polls = 0  # the watcher's passes so far: what waiting for the next one waits on
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -368,6 +374,7 @@ class ModelManager:
                 self.poll()
             except Exception:  # the watcher outlives any one bad pass
                 log.exception("serve: polling %s failed", self.base)
+            self.polls += 1
 
     def stop(self) -> None:
         self._stop.set()

@@ -6,7 +6,8 @@ each with its request and its answer, and `log_metadata` with the model spec
 that answered (name, version, signature), the sampling rate and the time. A
 REST request is logged as the equivalent gRPC request, as TF Serving logs
 it: a predict body as a `PredictRequest` of its decoded inputs, classify and
-regress bodies as their `Example`s.
+regress bodies as their `Example`s. Each request's example keys, when it sends them
+(components.serve.example_keys), are logged as its examples carry them.
 
 Logging never delays or fails a request. The request path only draws the
 sample and appends the request's own objects to a bounded queue, a few
@@ -43,6 +44,7 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -62,8 +64,11 @@ RECORD_OVERHEAD = 16  # TFRecord framing: length, its CRC, the data's CRC
 
 
 class RequestLog:
-    def __init__(self, cfg: RequestLogConfig, registry: CollectorRegistry):
-        self.rate = cfg.sampling_rate
+    """`clock` stamps each record (`log_metadata.timestamp_secs`, by which `tfpipe monitor` assigns windows): the
+    wall clock, or one a caller sets to place requests in the windows it means."""
+
+    def __init__(self, cfg: RequestLogConfig, registry: CollectorRegistry, clock: Callable[[], float] = time.time):
+        self.rate, self.clock = cfg.sampling_rate, clock
         self.files = LogFiles(cfg.dir, cfg.max_file_bytes, cfg.max_files)
         self.offered: collections.deque = collections.deque()  # (build, args, time): what `offer` queued
         self.pending: collections.deque = collections.deque()  # encoded records, for the writer
@@ -88,7 +93,7 @@ class RequestLog:
         if len(self.offered) + len(self.pending) >= QUEUE_LIMIT:
             self._queue_full.inc()
             return
-        self.offered.append((build, args, time.time()))
+        self.offered.append((build, args, self.clock()))
         if not self._encoding:
             try:
                 asyncio.get_running_loop().call_soon(self._encode_offered)
@@ -204,34 +209,44 @@ class LogFiles:
             tf.io.gfile.remove(f"{self.folder}/{name}")
 
 
-# What the front ends queue: builders of one record each, run on the writer thread. Each returns the record
-# without its log_metadata, and the model spec that answered, both as wire-format bytes (components.serve.wire).
+# What the front ends queue: builders of one record each, run after the answer on the event loop (or on the
+# writer thread, without a loop). Each returns the record without its log_metadata, and the model spec that
+# answered, both as wire-format bytes (components.serve.wire).
+# `keys`, when the request's example keys came beside its examples (components.serve.example_keys), is the
+# key's name and the keys, logged as the examples would have carried them.
+
+Keys = tuple[str, np.ndarray] | None
+
 
 def predict_arrays(model: tuple[str, int | None, str | None], signature: str, version: int,
-                   inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
-    """A REST predict: its decoded inputs as a PredictRequest, its answer as a PredictResponse. `model` is
-    (name, version, label) as the client asked; `version` the one that answered."""
+                   inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], keys: Keys = None
+                   ) -> tuple[bytes, bytes]:
+    """A REST predict: its decoded inputs (and keys) as a PredictRequest, its answer as a PredictResponse.
+    `model` is (name, version, label) as the client asked; `version` the one that answered."""
     answered = wire.model_spec(model[0], version, None, signature)
     request = wire.field(wire.REQUEST_SPEC, wire.model_spec(*model, signature)) + wire.tensors(wire.INPUTS, inputs)
     response = wire.tensors(wire.OUTPUTS, outputs) + wire.field(wire.RESPONSE_SPEC, answered)
-    return wire.log(wire.PREDICT_LOG, request, response), answered
+    return wire.log(wire.PREDICT_LOG, request + _key_tensor(keys), response), answered
 
 
 def classify_examples(model: tuple, signature: str, version: int, examples: list[bytes],
-                      outputs: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
+                      outputs: dict[str, np.ndarray], keys: Keys = None) -> tuple[bytes, bytes]:
     """A REST classify: its examples as a ClassificationRequest, its answer as the Classify API's."""
     return _examples_log(wire.CLASSIFY_LOG, model, signature, version, examples,
-                         answers.classification_result(outputs))
+                         answers.classification_result(outputs), keys)
 
 
 def regress_examples(model: tuple, signature: str, version: int, examples: list[bytes],
-                     outputs: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
+                     outputs: dict[str, np.ndarray], keys: Keys = None) -> tuple[bytes, bytes]:
     return _examples_log(wire.REGRESS_LOG, model, signature, version, examples,
-                         answers.regression_result(outputs))
+                         answers.regression_result(outputs), keys)
 
 
-def _examples_log(kind: int, model: tuple, signature: str, version: int, examples: list[bytes], result):
+def _examples_log(kind: int, model: tuple, signature: str, version: int, examples: list[bytes], result,
+                  keys: Keys):
     answered = wire.model_spec(model[0], version, None, signature)
+    if keys is not None:
+        examples = [wire.with_feature(e, keys[0], k) for e, k in zip(examples, keys[1], strict=True)]
     listed = b"".join(wire.field(wire.EXAMPLES, e) for e in examples)
     request = wire.field(wire.REQUEST_SPEC, wire.model_spec(*model, signature)) + \
         wire.field(wire.INPUT, wire.field(wire.EXAMPLE_LIST, listed))
@@ -239,19 +254,36 @@ def _examples_log(kind: int, model: tuple, signature: str, version: int, example
     return wire.log(kind, request, response), answered
 
 
-def predict_protos(request, response) -> tuple[bytes, bytes]:
-    """A gRPC predict, logged as it came and as it was answered."""
-    return _protos_log(wire.PREDICT_LOG, request, response)
+def predict_protos(request, response, keys: Keys = None) -> tuple[bytes, bytes]:
+    """A gRPC predict, logged as it came (with the keys sent in its metadata) and as it was answered."""
+    return _protos_log(wire.PREDICT_LOG, request, response, keys)
 
 
-def classify_protos(request, response) -> tuple[bytes, bytes]:
-    return _protos_log(wire.CLASSIFY_LOG, request, response)
+def classify_protos(request, response, keys: Keys = None) -> tuple[bytes, bytes]:
+    return _protos_log(wire.CLASSIFY_LOG, _keyed_examples(request, keys), response)
 
 
-def regress_protos(request, response) -> tuple[bytes, bytes]:
-    return _protos_log(wire.REGRESS_LOG, request, response)
+def regress_protos(request, response, keys: Keys = None) -> tuple[bytes, bytes]:
+    return _protos_log(wire.REGRESS_LOG, _keyed_examples(request, keys), response)
 
 
-def _protos_log(kind: int, request, response) -> tuple[bytes, bytes]:
-    return wire.log(kind, request.SerializeToString(), response.SerializeToString()), \
+def _protos_log(kind: int, request, response, keys: Keys = None) -> tuple[bytes, bytes]:
+    return wire.log(kind, request.SerializeToString() + _key_tensor(keys), response.SerializeToString()), \
         response.model_spec.SerializeToString()
+
+
+def _keyed_examples(request, keys: Keys):
+    """A Classify or Regress request whose examples carry the keys as a feature (a copy: the answer is sent)."""
+    if keys is None:
+        return request
+    keyed = type(request)()
+    keyed.CopyFrom(request)
+    examples = getattr(keyed.input, keyed.input.WhichOneof("kind")).examples
+    for example, key in zip(examples, keys[1], strict=True):
+        example.features.feature[keys[0]].bytes_list.value[:] = [key.encode()]
+    return keyed
+
+
+def _key_tensor(keys: Keys) -> bytes:
+    """The keys as one more input of a PredictRequest (a map entry appended: the last of a name wins)."""
+    return b"" if keys is None else wire.tensors(wire.INPUTS, {keys[0]: keys[1]})

@@ -31,8 +31,17 @@ from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tensorflow_serving.apis import get_model_metadata_pb2
 
+from components.common.config import EXAMPLE_KEY_HEADER
 from components.common.signatures import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD
-from components.serve import answers, connections, json_body, request_log, service as service_lib, tensors
+from components.serve import (
+    answers,
+    connections,
+    example_keys,
+    json_body,
+    request_log,
+    service as service_lib,
+    tensors,
+)
 from components.serve.errors import NotFound, RequestError, ServingError, TooLarge
 from components.serve.service import Service
 
@@ -117,7 +126,8 @@ async def _model(request: web.Request) -> web.Response:
         else:
             raw = await _body(service, request)
             async with service.deadline():
-                answer = await _infer(service, api, name, version, label, raw)
+                answer = await _infer(service, api, name, version, label, raw,
+                                      request.headers.get(EXAMPLE_KEY_HEADER))
         service.observe("rest", api, "200", started)
         return web.Response(body=answer, content_type="application/json")
     except ServingError as e:
@@ -135,11 +145,11 @@ async def _body(service: Service, request: web.Request) -> bytes:
         return await request.read()
 
 
-async def _infer(service: Service, api: str, name: str, version, label, raw: bytes) -> bytes:
+async def _infer(service: Service, api: str, name: str, version, label, raw: bytes, header: str | None) -> bytes:
     """Decode and check (offloaded when large), run, and write the answer (offloaded when large)."""
     method = {"predict": PREDICT_METHOD, "classify": CLASSIFY_METHOD, "regress": REGRESS_METHOD}[api]
-    servable, signature, inputs = await service.work(len(raw) > json_body.INLINE_BYTES, _decode, service, raw,
-                                                     (name, version, label), method)
+    servable, signature, inputs, keys = await service.work(len(raw) > json_body.INLINE_BYTES, _decode, service, raw,
+                                                           (name, version, label), method, header)
     model = (name, version, label)
     if api == "predict":
         arrays, row_format = inputs
@@ -148,26 +158,35 @@ async def _infer(service: Service, api: str, name: str, version, label, raw: byt
                                     outputs, row_format)
         if service.request_log is not None:
             service.request_log.offer(request_log.predict_arrays, model, signature.name, servable.version, arrays,
-                                      outputs)
+                                      outputs, keys)
         return answer
     outputs = await service.run_examples(servable, signature, inputs)
     answer = await service.work(len(inputs) > LARGE_ANSWER_ROWS, _examples_answer, api, outputs)
     if service.request_log is not None:
         build = request_log.classify_examples if api == "classify" else request_log.regress_examples
-        service.request_log.offer(build, model, signature.name, servable.version, inputs, outputs)
+        service.request_log.offer(build, model, signature.name, servable.version, inputs, outputs, keys)
     return answer
 
 
-def _decode(service: Service, raw: bytes, model: tuple, method: str, cancelled):
-    """(servable, signature, inputs): the body parsed once, its signature found, every input checked."""
+def _decode(service: Service, raw: bytes, model: tuple, method: str, header: str | None, cancelled):
+    """(servable, signature, inputs, keys): the body parsed once, its signature found, every input checked, and
+    the example keys to log (components.serve.example_keys) as (their name, the keys) when it has them."""
     body = json_body.parse_large(raw, cancelled) if len(raw) > json_body.INLINE_BYTES else json_body.parse(raw)
     signature_name = body.get("signature_name", "") if isinstance(body, dict) else ""
     if not isinstance(signature_name, str):
         raise RequestError("signature_name: expected a string")
     servable, signature = service.resolve(*model, signature_name, method)
+    key = servable.key if servable.key not in signature.inputs else ""
     if method == PREDICT_METHOD:
-        return servable, signature, tensors.predict_inputs(body, signature, service.allow_non_finite)
-    return servable, signature, tensors.examples_from_json(body, service.allow_non_finite)
+        body, given = example_keys.split(body, key)
+        inputs = tensors.predict_inputs(body, signature, service.allow_non_finite)
+        first = next(iter(inputs[0].values()))
+        rows = first.shape[0] if first.ndim else 1
+    else:
+        inputs, given = tensors.examples_from_json(body, service.allow_non_finite), None
+        rows = len(inputs)
+    keys = example_keys.checked(key, given, header, rows, servable.version)
+    return servable, signature, inputs, None if keys is None else (key, keys)
 
 
 def _predict_answer(outputs: dict, row_format: bool, _cancelled) -> bytes:

@@ -27,7 +27,8 @@ import os
 import resource
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import uvloop
@@ -60,7 +61,12 @@ class StartError(TfpipeError):
 
 
 class ModelServer:
-    def __init__(self, cfg: ServeConfig):
+    """`clock` stamps the request log's records (components.serve.request_log); `delay(seconds)` waits out
+    serve.shutdown_delay_seconds. Both are the real clock's unless a caller (a test ordering requests by its own
+    events rather than by time) hands in its own."""
+
+    def __init__(self, cfg: ServeConfig, clock: Callable[[], float] = time.time,
+                 delay: Callable[[float], Awaitable[None]] = asyncio.sleep):
         cfg.validate()
         if not cfg.model_base or not Path(cfg.model_base).is_dir():
             raise StartError(f"serve.model_base {cfg.model_base or '(empty)'}: no such folder; expected the "
@@ -68,7 +74,7 @@ class ModelServer:
         if cfg.logging.sampling_rate > 0 and not cfg.logging.dir:
             raise StartError(f"serve.logging.dir: needed to log requests (serve.logging.sampling_rate is "
                              f"{cfg.logging.sampling_rate:g}); expected the folder the log files go to")
-        self.cfg = cfg
+        self.cfg, self.clock, self.delay = cfg, clock, delay
         self.manager = ModelManager(cfg.model_base, cfg.model_name, cfg.version_policy, cfg.versions,
                                     cfg.labels_file, cfg.poll_seconds)
         self.max_connections = connection_limit(cfg.max_connections)
@@ -98,7 +104,8 @@ class ModelServer:
         gc.freeze()
         self._batcher = Batcher(self.cfg.batching)
         registry = CollectorRegistry()
-        self._request_log = RequestLog(self.cfg.logging, registry) if self.cfg.logging.sampling_rate > 0 else None
+        logging_on = self.cfg.logging.sampling_rate > 0
+        self._request_log = RequestLog(self.cfg.logging, registry, self.clock) if logging_on else None
         self._service = service = Service(self.manager, self._batcher, self.cfg.request_timeout_seconds, registry,
                                           self.cfg.allow_non_finite, self.cfg.max_request_bytes, self._request_log,
                                           self.cfg.body_timeout_seconds)
@@ -144,7 +151,7 @@ class ModelServer:
         log.info("serve: stopping: readiness answers 503; new requests are taken for %g s, and those in flight "
                  "have until %g s from now to finish", cfg.shutdown_delay_seconds,
                  cfg.shutdown_grace_seconds - cfg.SHUTDOWN_RESERVE_SECONDS)
-        await asyncio.sleep(cfg.shutdown_delay_seconds)
+        await self.delay(cfg.shutdown_delay_seconds)
         self._listener.close()
         # gRPC's own grace ends after ours, so that RPCs still running are answered UNAVAILABLE, never cancelled.
         grace = drained_by - loop.time() + cfg.SHUTDOWN_RESERVE_SECONDS / 2
@@ -226,9 +233,9 @@ def connection_limit(configured: int) -> int:
 
 
 @contextlib.contextmanager
-def running(cfg: ServeConfig) -> Iterator[ModelServer]:
+def running(cfg: ServeConfig, clock: Callable[[], float] = time.time) -> Iterator[ModelServer]:
     """A server on a background thread, stopped when the block ends."""
-    server = ModelServer(cfg)
+    server = ModelServer(cfg, clock)
     loop = uvloop.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="model-server", daemon=True)
     thread.start()

@@ -49,7 +49,7 @@ def run(cfg: DeployConfig, home: str, version: int, examples: str, out: str,
         labels = "" if served.resolve() == Path(home).resolve() else f" --set serve.labels_file={home}/labels.json"
         record = Deployment(True, "local", path=where, serve=f"tfpipe serve --model-base {served}{labels}")
     elif cfg.target == "kserve":
-        record = deploy.kserve(cfg, name, out, request_logging=request_logging)
+        record = deploy.kserve(cfg, home, out, request_logging=request_logging)
     else:
         record = deploy.vertex(cfg, name, version, request_logging)
         if monitoring.vertex_job:

@@ -18,6 +18,7 @@ import math
 import struct
 
 import numpy as np
+from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -55,6 +56,9 @@ MAP_KEY, MAP_VALUE = 1, 2  # every protobuf map entry
 INPUT, RESULT = number(classification_pb2.ClassificationRequest, "input"), \
     number(classification_pb2.ClassificationResponse, "result")
 EXAMPLE_LIST, EXAMPLES = number(input_pb2.Input, "example_list"), number(input_pb2.ExampleList, "examples")
+# Example.features, Features.feature (a map), Feature.bytes_list, BytesList.value
+FEATURES, FEATURE = number(example_pb2.Example, "features"), number(feature_pb2.Features, "feature")
+BYTES_LIST, BYTES = number(feature_pb2.Feature, "bytes_list"), number(feature_pb2.BytesList, "value")
 # TensorProto
 DTYPE, SHAPE = number(tensor_pb2.TensorProto, "dtype"), number(tensor_pb2.TensorProto, "tensor_shape")
 CONTENT, STRINGS = number(tensor_pb2.TensorProto, "tensor_content"), number(tensor_pb2.TensorProto, "string_val")
@@ -118,6 +122,13 @@ def _numbers_entry(number: int, name: str, dtype: np.dtype, shape: tuple[int, ..
     header = _tensor_header(_DTYPES[dtype], shape) + _TAGS[CONTENT] + varint(size)
     entry = field(MAP_KEY, name.encode()) + _TAGS[MAP_VALUE] + varint(len(header) + size) + header
     return _TAGS[number] + varint(len(entry) + size) + entry
+
+
+def with_feature(example: bytes, name: str, value: str) -> bytes:
+    """A serialized Example with the string feature `name` set to `value`: a map entry appended to its features,
+    which a parser merges in (the last entry of a name wins)."""
+    feature = field(BYTES_LIST, field(BYTES, value.encode()))
+    return example + field(FEATURES, field(FEATURE, field(MAP_KEY, name.encode()) + field(MAP_VALUE, feature)))
 
 
 @functools.lru_cache(maxsize=256)

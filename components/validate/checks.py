@@ -15,7 +15,8 @@ from components.validate.anomalies import Finding, Verdict
 from components.validate.profile import Profile
 
 SHOWN_VALUES = 5  # unseen values a sentence names
-TEXT_DRIFT = "jensen_shannon_divergence_"  # + bytes_per_value or tokens_per_value: a text's length drift
+# + bytes_per_value or tokens_per_value: a text's length drift; + values_per_row: a list's
+TEXT_DRIFT = "jensen_shannon_divergence_"
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,8 @@ def _numeric_drift(judge: _Judge, base: Profile, new: Profile) -> Finding:
 
 
 def _text_drift(judge: _Judge, base: Profile, new: Profile, what: str) -> Finding:
-    """A text's length, in bytes or tokens per value, drifts as a number does (its tokens drift as categories)."""
+    """A text's length, in bytes or tokens per value, drifts as a number does (its tokens drift as categories);
+    so does a list's length, its values per row (its values drift as their type's do)."""
     value = distance.histogram_jensen_shannon(base.distributions[what], new.distributions[what])
     threshold = judge.drift_threshold(base.name)
     return judge.measure("drift", base.name, f"{TEXT_DRIFT}{what}", value, threshold,

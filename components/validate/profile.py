@@ -34,7 +34,7 @@ class Profile:
     values: dict[str, float] | None = None
     # categorical: the values the data set allows (its schema's domain), None when it sets none
     domain: tuple[str, ...] | None = None
-    # text: QUANTILES histograms of bytes_per_value and tokens_per_value
+    # text: QUANTILES histograms of bytes_per_value and tokens_per_value; a list: of values_per_row
     distributions: dict[str, Histogram] | None = None
 
     @property
@@ -74,9 +74,15 @@ def profiles(meta: DataMetadata) -> dict[str, Profile]:
             histogram=quantiles_histogram(s) if has_range else None,
             values=counts,
             domain=_domain(meta, feature, s.string_stats.unique, counts),
-            distributions=text_distributions(s) or None,
+            distributions={**text_distributions(s), **_per_row(common)} or None,
         )
     return out
+
+
+def _per_row(common) -> dict[str, Histogram]:
+    """A list's values per row (TFDV's num_values_histogram), which drifts as a text's length does; a single value
+    per row has none written."""
+    return {"values_per_row": common.num_values_histogram} if common.num_values_histogram.buckets else {}
 
 
 def _type(feature: schema_pb2.Feature) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from components.common import io
 from components.common.config import ConfigError, from_plain, to_plain
 from components.common.errors import TfpipeError
+from components.common.evaluation_records import SliceMetrics
 from components.common.page import MISSING
 
 
@@ -28,14 +29,6 @@ class WhatIfError(TfpipeError):
 def nested(values: list) -> tuple:
     """Nested lists (an array's `tolist()`) as the nested tuples the records hold."""
     return tuple(nested(v) if isinstance(v, list) else v for v in values)
-
-
-@dataclass(frozen=True)
-class SliceMetrics:
-    feature: str
-    slice: str
-    count: int
-    metrics: dict[str, float]
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ def test_the_monitoring_pipeline_is_scheduled_to_retrain_where_it_runs(kfp_api, 
     assert recurring["trigger"]["cron_schedule"]["cron"] == "0 0 * * * *"
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert cluster.Target.from_json(parameters["target"]["defaultValue"]) == cluster.Target(kfp_host=host)
-    assert json.loads(parameters["config"]["defaultValue"])["monitor"]["retrain_on"] == "drift"
+    assert json.loads(parameters["config"]["defaultValue"])["monitor"]["retrain_on"] == ["drift"]
     assert set(spec["root"]["dag"]["tasks"]) == {"exit-handler-1", "summary"}
 
 

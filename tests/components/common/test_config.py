@@ -103,3 +103,28 @@ def test_only_a_search_needs_a_space():
     assert cfg.tune.space == {}
     with pytest.raises(ConfigError, match="tune.space: expected at least one train key"):
         cfg.tune.validate(searching=True)
+
+
+@pytest.mark.parametrize(("override", "retrain_on"), [
+    ("monitor.retrain_on=drift", ("drift",)),
+    ("monitor.retrain_on=[skew, quality]", ("skew", "quality")),
+    ("monitor.retrain_on=never", ("never",)),
+])
+def test_retrain_on_takes_one_kind_or_several(override, retrain_on):
+    cfg = config.load(None, ["ingest.source=x.csv", "monitor.quality={auc: {at_least: 0.7}}", override])
+    assert cfg.monitor.retrain_on == retrain_on
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["monitor.retrain_on=[never, skew]"], r"monitor.retrain_on: expected never, or skew, drift, quality or a list"),
+    (["monitor.retrain_on=quality"], r"monitor.retrain_on: quality needs thresholds in monitor.quality"),
+    (["monitor.quality={f1: {at_least: 0.5}}"], r"monitor.quality.f1: not a quality metric; expected one of "
+                                                  r"accuracy, balanced_accuracy, auc, ece, rmse, mae"),
+    (["monitor.quality={auc: {}}"], r"monitor.quality.auc: expected at least one of at_least, at_most"),
+    (["monitor.quality={auc: {max_worse: -1}}"], r"monitor.quality.auc.max_worse: expected a number >= 0"),
+    (["monitor.min_labels=0"], r"monitor.min_labels >= 1"),
+    (["monitor.labels={key: id, column: x}"], r"monitor.labels.column: unknown key"),
+])
+def test_monitor_quality_settings_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        config.load(None, ["ingest.source=x.csv", *overrides])

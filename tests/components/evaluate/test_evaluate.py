@@ -8,6 +8,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator as ea
 
 from components.common.config import EvaluateConfig, ExportConfig, IngestConfig, SplitRatios, Threshold
+from components.common.evaluation_records import Blessing, MetricsDocument
 from components.common.model_loading import ModelError
 from components.common.registry import RegistryError
 from components.data import write_penguins
@@ -57,8 +58,15 @@ def test_penguins_metrics_slices_report_and_logs(tmp_path, penguins_model, pengu
     assert {"accuracy", "loss", "auc"} <= set(logs.Tags()["tensors"])
     assert set(logs.PluginTagToContent("pr_curves")) == {f"{c}/pr_curves" for c in PENGUIN_CLASSES}
 
-    assert artifacts.scalars(document)["accuracy"] == overall["accuracy"]
-    fpr, tpr, thresholds = artifacts.roc_curve(document)
+    text = (tmp_path / "eval" / "metrics.json").read_text()
+    record = MetricsDocument.from_json(text)
+    assert json.dumps(record.to_json(), indent=2) + "\n" == text  # read and written again byte for byte
+    text = (tmp_path / "eval" / "blessing.json").read_text()
+    assert json.dumps(Blessing.from_json(text).to_json(), indent=2) + "\n" == text
+    assert artifacts.scalars(record)["accuracy"] == overall["accuracy"]
+    assert artifacts.scalars(record)["f1/Gentoo"] == overall["per_class"]["Gentoo"]["f1"]
+    fpr, tpr, thresholds = artifacts.roc_curve(record)
+    assert fpr == overall["roc"]["micro"]["fpr"]
     assert len(fpr) == len(tpr) == len(thresholds) > 2
 
 

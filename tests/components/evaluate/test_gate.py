@@ -8,7 +8,7 @@ from components.evaluate.gate import (
     NOT_BLESSED,
     UNCHECKED,
     EvaluateError,
-    blessing_json,
+    blessing,
     decide,
 )
 
@@ -65,9 +65,9 @@ def test_undefined_metric_fails_and_unknown_metric_is_an_error():
 def test_no_thresholds_is_unchecked_never_blessed():
     verdict, checks = decide({}, {"accuracy": 0.99}, {"accuracy": 0.5})
     assert verdict == UNCHECKED
-    assert checks == []
-    blessing = blessing_json(verdict, checks, None)
-    assert blessing["blessed"] is False
-    assert blessing["verdict"] == "unchecked"
-    assert "nothing was checked" in blessing["note"]
-    assert "will not be exported" in blessing["note"]
+    assert checks == ()
+    written = blessing(verdict, checks, None).to_json()
+    assert written["blessed"] is False
+    assert written["verdict"] == "unchecked"
+    assert "nothing was checked" in written["note"]
+    assert "will not be exported" in written["note"]

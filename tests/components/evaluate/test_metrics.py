@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from components.common.evaluation_records import MetricsDocument
 from components.evaluate import artifacts, metrics
 
 # Binary: true labels and the probability of class "yes"; predicted = [0, 1, 1, 0, 1, 0].
@@ -53,8 +54,8 @@ def test_several_classes_one_vs_rest():
     # Class c against the rest: scores of c's examples 0.6, 0.4; of the others 0.1, 0.3 -> every pair right.
     assert r["roc"]["c"]["auc"] == 1.0
     assert r["macro_auc"] == pytest.approx(np.mean([r["roc"][c]["auc"] for c in "abc"]))
-    categories, matrix = artifacts.confusion_matrix({"task": "classification", "classes": ["a", "b", "c"],
-                                                     "overall": r})
+    categories, matrix = artifacts.confusion_matrix(MetricsDocument.from_dict(
+        {"model": "m", "task": "classification", "classes": ["a", "b", "c"], "overall": r}))
     assert categories == ["a", "b", "c"]
     assert matrix == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
 

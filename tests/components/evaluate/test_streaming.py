@@ -131,13 +131,13 @@ def test_slices_streamed_in_parts_equal_those_computed_in_memory():
     streamed = evaluation.slices()
     in_memory = slices.compute(SCHEMA, cfg, batch.columns, lambda mask: metrics.scalars(metrics.classification(
         batch.labels[mask], batch.outputs[0][mask], list(CLASSES), curves=False)))
-    assert [(r["feature"], r["slice"], r["count"]) for r in streamed] == \
+    assert [(r.feature, r.slice, r.count) for r in streamed] == \
            [(r["feature"], r["slice"], r["count"]) for r in in_memory]
-    assert {r["slice"] for r in streamed if r["feature"] == "colour"} == {"red", "green", "blue", "(missing)"}
+    assert {r.slice for r in streamed if r.feature == "colour"} == {"red", "green", "blue", "(missing)"}
     edges = np.quantile(batch.columns["size"], np.linspace(0, 1, 5))
-    assert [r["slice"] for r in streamed if r["feature"] == "size"][0] == f"[{edges[0]:.4g}, {edges[1]:.4g})"
+    assert [r.slice for r in streamed if r.feature == "size"][0] == f"[{edges[0]:.4g}, {edges[1]:.4g})"
     for s, m in zip(streamed, in_memory):
-        assert s["metrics"] == pytest.approx(m["metrics"], rel=1e-9)
+        assert s.metrics == pytest.approx(m["metrics"], rel=1e-9)
 
 
 def test_a_profile_stays_bounded_on_large_splits():

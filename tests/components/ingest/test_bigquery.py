@@ -28,6 +28,7 @@ from components.common.config import BeamConfig, BigQueryOptions, IngestConfig
 from components.ingest import run, sources
 from components.ingest.bigquery import BigQueryError
 from components.ingest.spans import SpanError
+from tests.components.ingest.test_lists import stored_rows
 from tests.conftest import all_rows, http_server, read_examples
 
 SERVICE = "google.cloud.bigquery.storage.v1.BigQueryRead"
@@ -184,6 +185,29 @@ def test_every_type_reaches_the_examples_with_the_schema_types(bigquery, tmp_pat
     assert (row["ts"], row["t"]) == (b"2026-11-01T00:00:09.500000Z", b"08:00:09.000000")
 
 
+def test_arrays_are_lists_of_their_type(bigquery, tmp_path):
+    schema, rows = every_type()
+    tags = [["gift", "sale", "bundle"][:i % 4] for i in range(N)]
+    scores = [list(range(i % 3)) for i in range(N)]
+    days = [[datetime.date(2026, 11, 1 + i % 28)] * (i % 2) for i in range(N)]
+    schema += [{"name": "tags", "type": "STRING", "mode": "REPEATED"},
+               {"name": "scores", "type": "INTEGER", "mode": "REPEATED"},
+               {"name": "days", "type": "DATE", "mode": "REPEATED"}]
+    rows = rows.append_column("tags", pa.array(tags, pa.list_(pa.string()))) \
+        .append_column("scores", pa.array(scores, pa.list_(pa.int64()))) \
+        .append_column("days", pa.array(days, pa.list_(pa.date32())))
+    bigquery.add("orders", schema, rows)
+    out = tmp_path / "out"
+    run(config(bigquery, batch_rows=16, max_rejected_fraction=0.05), str(out))
+    features = {f["name"]: f["type"] for f in json.loads((out / "schema.json").read_text())["features"]}
+    assert (features["tags"], features["scores"], features["days"]) == ("string_list", "int_list", "string_list")
+    stored = stored_rows(out)
+    for i in (1, 2, 3, 9, 12):
+        assert [t.decode() for t in stored[i].get("tags", [])] == tags[i]
+        assert stored[i].get("scores", []) == scores[i]
+        assert [d.decode() for d in stored[i].get("days", [])] == [d.isoformat() for d in days[i]]
+
+
 def read_all(cfg: IngestConfig) -> list[sources.RawBatch]:
     with contextlib.closing(sources.read(sources.resolve(cfg), cfg)) as batches:
         return list(batches)
@@ -256,8 +280,8 @@ def test_a_query_runs_into_its_result_table_which_is_read_like_a_table(bigquery,
     ({"name": "span", "type": "RANGE", "rangeElementType": {"type": "DATE"}}, "column 'span' is RANGE",
      "RANGE_START(span)"),
     ({"name": "wait", "type": "INTERVAL"}, "column 'wait' is INTERVAL", "CAST(wait AS STRING)"),
-    ({"name": "tags", "type": "STRING", "mode": "REPEATED"}, "column 'tags' is REPEATED STRING (an array)",
-     "tags[SAFE_OFFSET(0)]"),
+    ({"name": "spots", "type": "GEOGRAPHY", "mode": "REPEATED"}, "column 'spots' is REPEATED GEOGRAPHY",
+     "ST_ASTEXT(spots)"),
 ])
 def test_a_column_no_feature_can_hold_is_named_with_the_way_out(bigquery, tmp_path, field, named, way_out):
     schema, rows = every_type()

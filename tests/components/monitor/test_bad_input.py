@@ -1,6 +1,7 @@
 """Monitor on what log folders really hold: files cut short, a budget that ate the oldest files, requests the
 schema no longer fits, gaps without a request, nothing at all. Logs are real TFRecord files of PredictionLogs."""
 
+import json
 import logging
 
 import numpy as np
@@ -142,6 +143,8 @@ def test_findings_read_back_and_refuse_what_is_not_a_record(tmp_path, penguins_e
     result = run(tmp_path, penguins_examples)
     text = (tmp_path / "out" / "findings.json").read_text()
     assert Findings.from_json(text) == result.findings
+    written_before_lists = {**json.loads(text), "retrain_on": "never"}
+    assert Findings.from_json(json.dumps(written_before_lists)) == result.findings
     with pytest.raises(MonitorError, match="findings.json: unknown kinds"):
         Findings.from_json(text.replace('"kind": "drift"', '"kind": "wobble"'))
     with pytest.raises(MonitorError, match="findings.json: not a monitor record"):

@@ -40,7 +40,7 @@ def test_drifted_predictions_start_a_training_run(tmp_path, penguins_home, pengu
         export=ExportConfig(base=str(home.parent), model_name="penguins"),
         serve=ServeConfig(logging=RequestLogConfig(sampling_rate=1.0, dir=str(logs))),
         deploy=DeployConfig(infra_check=False),
-        monitor=MonitorConfig(window_seconds=WINDOW, lookback_windows=100, retrain_on="drift"))
+        monitor=MonitorConfig(window_seconds=WINDOW, lookback_windows=100, retrain_on=("drift",)))
 
     run_dir = local.run(cfg, pipeline="monitoring")
 

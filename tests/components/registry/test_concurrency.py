@@ -1,20 +1,17 @@
 """Concurrent changes, from several processes and from several threads: none is lost, the file is always whole."""
 
 import json
-import subprocess
-import sys
 import threading
 
 from components.common.registry import Registry
-from tests.components.registry.conftest import blessed
-from tests.conftest import ROOT
+from tests.components.registry.conftest import GATE, at_once, blessed
 
-PROMOTER = """
-import sys, time
+PROMOTER = f"""
+import sys
 from components.common.registry import Registry
-home, alias, count, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-time.sleep(max(0.0, start - time.time()))
+home, alias, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 registry = Registry(home)
+{GATE}
 for i in range(count):
     registry.promote(1 + i % 2, alias)
 """
@@ -29,12 +26,7 @@ def test_processes_promoting_at_once_lose_no_promotion(home):
     registry.register(1, blessed(0.9))
     registry.register(2, blessed(0.9))
     count, aliases = 40, ["one", "two", "three"]
-    import time
-
-    start = str(time.time() + 1.0)  # every process starts promoting at the same moment
-    processes = [subprocess.Popen([sys.executable, "-c", PROMOTER, str(home), alias, str(count), start], cwd=ROOT)
-                 for alias in aliases]
-    assert [p.wait(timeout=120) for p in processes] == [0, 0, 0]
+    at_once(PROMOTER, [[str(home), alias, str(count)] for alias in aliases])  # every process promotes at once
     for alias in aliases:
         assert history(home, alias) == [1 + i % 2 for i in range(count)]
     assert json.loads((home / "labels.json").read_text()) == {alias: 2 for alias in aliases}

@@ -5,11 +5,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from components.common.registry import Registry
-from tests.components.registry.conftest import blessed
+from tests.components.registry.conftest import GATE, at_once, blessed
 from tests.conftest import ROOT
 
 TFPIPE = str(Path(sys.executable).with_name("tfpipe"))
@@ -62,10 +61,8 @@ def test_a_base_that_is_not_there_is_refused_and_nothing_is_created(tmp_path):
 def test_promotions_at_once_each_report_where_the_alias_was_under_the_lock(home):
     registry = Registry(str(home))
     registry.register(1, blessed(0.9))
-    start = time.time() + 1.0  # every process promotes at the same moment
-    script = ("import sys, time; from components.common.registry_commands import promote_model; "
-              "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); print(promote_model(sys.argv[1], 1, 'live'))")
-    processes = [subprocess.Popen([sys.executable, "-c", script, str(home), str(start)], cwd=ROOT, text=True,
-                                  stdout=subprocess.PIPE) for _ in range(8)]
-    said = sorted(p.communicate(timeout=120)[0].split(" (")[1].split(")")[0] for p in processes)
+    script = ("import sys; from components.common.registry_commands import promote_model; "
+              f"{GATE}; print(promote_model(sys.argv[1], 1, 'live'))")
+    outputs = at_once(script, [[str(home)]] * 8)  # every process promotes at the same moment
+    said = sorted(output.split(" (")[1].split(")")[0] for output in outputs)
     assert said == ["already"] * 7 + ["new alias"]

@@ -200,13 +200,20 @@ def test_a_corrupt_blessing_record_is_an_error_not_an_empty_registry(home):
 def test_evaluation_read_from_the_evaluate_steps_output(tmp_path):
     out = tmp_path / "evaluate"
     out.mkdir()
+    # As an early evaluate step wrote them: no examples, split or slices yet, a blessing without its verdict.
     (out / "metrics.json").write_text(json.dumps({
         "model": "/runs/1/model.keras", "task": "classification",
-        "overall": {"count": 50, "accuracy": 0.9, "auc": 0.97, "r2": None, "per_class": {"a": {"f1": 1.0}}}}))
-    (out / "blessing.json").write_text(json.dumps({"blessed": True, "verdict": "blessed", "checks": []}))
+        "overall": {"count": 50, "accuracy": 0.9, "auc": 0.97, "r2": None,
+                    "per_class": {"a": {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 50}}}}))
+    (out / "blessing.json").write_text(json.dumps({"blessed": True, "checks": []}))
     evaluation = Evaluation.read(str(out))
     assert evaluation == Evaluation("blessed", {"accuracy": 0.9, "auc": 0.97}, "/runs/1/model.keras",
                                     "classification", str(out))
+    (out / "blessing.json").write_text(json.dumps({"blessed": True, "verdict": "blesed", "checks": []}))
+    with pytest.raises(RegistryError, match=r"evaluate: not an evaluate step's output \(RecordError: .*blessing.json"
+                                            r"\.verdict: expected one of 'blessed', 'not blessed', 'unchecked', "
+                                            r"got 'blesed'\)"):
+        Evaluation.read(str(out))
     (out / "blessing.json").unlink()
     with pytest.raises(RegistryError, match="evaluate: not an evaluate step's output"):
         Evaluation.read(str(out))

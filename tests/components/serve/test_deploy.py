@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 import yaml
 from aiohttp import web
+from google.protobuf import text_format
 from kubernetes import client as kube
+from tensorflow_serving.config import model_server_config_pb2
 
 from components.common.config import ConfigError, DeployConfig, ExportConfig, RequestLogConfig, ServeConfig
 from components.common.errors import TfpipeError
+from components.common.evaluation_records import Check
 from components.common.registry import Registry
 from components.export import run as export
 from components.serve import deploy, infra, step
@@ -37,7 +40,12 @@ def test_infra_check_passes_and_local_deploy_reaches_a_running_server(tmp_path, 
         blessing = json.loads((tmp_path / "out" / "infra_blessing.json").read_text())
         assert blessing["blessed"]
         assert blessing["reason"] == "every canary answered as the SavedModel does"
-        assert len(blessing["checks"]) == 1 + 2 * infra.CANARIES
+        status, *canaries = [Check.from_dict(c, "infra_blessing.json") for c in blessing["checks"]]
+        assert (status.metric, status.check, status.verdict, status.reason) == \
+            ("status", "available", "pass", "version 1 AVAILABLE")
+        assert len(canaries) == 2 * infra.CANARIES
+        assert {(c.check, c.threshold, c.verdict) for c in canaries} == {("max_difference", 1e-05, "pass")}
+        assert all(c.value <= c.threshold for c in canaries)
         assert set(blessing["latency_ms"]) == {"rest_p50", "rest_max", "grpc_p50", "grpc_max"}
         deadline = time.monotonic() + 30
         while not server.manager.ready and time.monotonic() < deadline:
@@ -104,10 +112,11 @@ def recording_cluster():
         yield kube.ApiClient(kube.Configuration(host=url)), seen
 
 
-def test_kserve_manifest_and_the_request_that_applies_it(tmp_path, recording_cluster):
+def test_kserve_manifest_and_the_request_that_applies_it(tmp_path, penguins_home, recording_cluster):
     api_client, seen = recording_cluster
     cfg = DeployConfig(target="kserve", storage_uri="gs://models/serving/penguins", namespace="ml", apply=True)
-    result = deploy.kserve(cfg, "penguins", str(tmp_path), api_client=api_client)
+    home = shutil.copytree(penguins_home, tmp_path / "serving" / "penguins")
+    result = deploy.kserve(cfg, str(home), str(tmp_path), api_client=api_client)
     manifest = yaml.safe_load((tmp_path / "inferenceservice.yaml").read_text())
     assert result == Deployment(True, "kserve", manifest=str(tmp_path / "inferenceservice.yaml"), applied=True)
     assert manifest["kind"] == "InferenceService"
@@ -125,6 +134,52 @@ def test_kserve_manifest_and_the_request_that_applies_it(tmp_path, recording_clu
     assert body == manifest
 
 
+def served_config(home) -> model_server_config_pb2.ModelServerConfig:
+    """The registry's TF Serving model config, parsed as TF Serving parses it."""
+    return text_format.Parse((home / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+
+
+def test_kserve_follows_the_registrys_labels_through_tf_servings_model_config(tmp_path, penguins_home):
+    """The InferenceService's TF Serving reads the registry's model config (in the model base it serves) and
+    polls it; every promotion and rollback renders it again, so the server's labels follow the registry's."""
+    cfg = DeployConfig(target="kserve", storage_uri="gs://models/serving/penguins/")
+    home = shutil.copytree(penguins_home, tmp_path / "serving" / "penguins")
+    shutil.copytree(home / "1", home / "2")
+    deploy.kserve(cfg, str(home), str(tmp_path / "out"))
+    model = yaml.safe_load((tmp_path / "out" / "inferenceservice.yaml").read_text())["spec"]["predictor"]["model"]
+    assert model["args"] == ["--model_config_file=gs://models/serving/penguins/models.config",
+                             f"--model_config_file_poll_wait_seconds={deploy.LABELS_POLL_SECONDS}"]
+    [config] = served_config(home).model_config_list.config
+    assert (config.name, config.base_path, config.model_platform) == ("penguins", "gs://models/serving/penguins",
+                                                                      "tensorflow")
+    assert config.model_version_policy.WhichOneof("policy_choice") == "latest"  # no alias yet
+    assert dict(config.version_labels) == {}
+
+    registry = Registry(str(home))
+    registry.register(2)
+    registry.promote(1, "production", force=True)
+    registry.promote(2, "canary", force=True)
+    [config] = served_config(home).model_config_list.config
+    assert list(config.model_version_policy.specific.versions) == [1, 2]
+    assert dict(config.version_labels) == {"canary": 2, "production": 1}
+    registry.promote(2, "production", force=True)
+    registry.rollback("production")
+    [config] = served_config(home).model_config_list.config
+    assert dict(config.version_labels) == {"canary": 2, "production": 1}
+    assert config.base_path == "gs://models/serving/penguins"  # kept through every change
+
+
+def test_a_model_config_is_written_once_a_deployment_asks_with_the_aliases_there(tmp_path, penguins_home):
+    home = shutil.copytree(penguins_home, tmp_path / "serving" / "penguins")
+    Registry(str(home)).promote(1, "production", force=True)
+    assert json.loads((home / "labels.json").read_text()) == {"production": 1}
+    assert not (home / "models.config").exists()
+    Registry(str(home)).follow_in_tf_serving("gs://models/serving/penguins")  # the aliases it has already
+    [config] = served_config(home).model_config_list.config
+    assert (dict(config.version_labels), list(config.model_version_policy.specific.versions)) == ({"production": 1},
+                                                                                                  [1])
+
+
 def test_vertex_requests():
     cfg = DeployConfig(target="vertex", project="acme", region="europe-west4", storage_uri="gs://m/serving/digits",
                        traffic_percent=10)
@@ -140,12 +195,13 @@ def test_vertex_requests():
         DeployConfig(target="vertex").validate()
 
 
-def test_kserve_and_vertex_carry_request_logging(tmp_path, recording_cluster):
+def test_kserve_and_vertex_carry_request_logging(tmp_path, penguins_home, recording_cluster):
     api_client, seen = recording_cluster
     logging = RequestLogConfig(sampling_rate=0.2, kserve_url="http://broker.ml/logs", kserve_mode="request",
                                bigquery_destination="bq://acme.serving_logs")
     cfg = DeployConfig(target="kserve", storage_uri="gs://models/serving/penguins", apply=True)
-    deploy.kserve(cfg, "penguins", str(tmp_path), api_client=api_client, request_logging=logging)
+    home = shutil.copytree(penguins_home, tmp_path / "serving" / "penguins")
+    deploy.kserve(cfg, str(home), str(tmp_path), api_client=api_client, request_logging=logging)
     predictor = yaml.safe_load((tmp_path / "inferenceservice.yaml").read_text())["spec"]["predictor"]
     assert predictor["logger"] == {"mode": "request", "url": "http://broker.ml/logs"}
     assert seen[0][2]["spec"]["predictor"]["logger"] == predictor["logger"]

@@ -19,6 +19,7 @@ from components.serve.tensors import to_proto
 from tests.components.serve.conftest import config
 from tests.components.serve.test_grpc import columns
 from tests.components.serve.test_rest import VALID, reference
+from tests.components.serve.test_versions import wait_until
 
 ROWS = [VALID, {**VALID, "island": "Biscoe", "flipper_length_mm": 225, "body_mass_g": 5600},
         {**VALID, "bill_length_mm": 50.0, "bill_depth_mm": 19.0, "flipper_length_mm": 198}]
@@ -103,43 +104,43 @@ def test_a_full_queue_refuses_at_once(penguins_home):
 
 
 def test_a_new_version_swaps_in_under_load_with_no_failed_request(tmp_path, penguins_home):
+    """Every client has an answer from version 1 before version 2 appears, and goes on until it has one from
+    version 2: the swap happens under load whatever the pace of the machine."""
     home = tmp_path / "penguins"
     shutil.copytree(penguins_home / "1", home / "1")
     stop = threading.Event()
+    seen: list[list[int]] = [[] for _ in range(4)]
     with running(config(home)) as server:
-        def client_work(_):
+        def client_work(i):
             client = GrpcClient(server.grpc_target, "penguins")
             request = predict_pb2.PredictRequest()
             request.model_spec.name = "penguins"
             for name, value in columns(ROWS).items():
                 request.inputs[name].CopyFrom(to_proto(value))
-            seen, failures = [], 0
+            failures = 0
             while not stop.is_set():
                 try:
-                    seen.append(client.predictions.Predict(request, timeout=30).model_spec.version.value)
+                    seen[i].append(client.predictions.Predict(request, timeout=30).model_spec.version.value)
                 except Exception:  # any failure counts
                     failures += 1
             client.close()
-            return seen, failures
+            return failures
 
-        results = []
-        workers = threading.Thread(target=lambda: results.extend(in_threads(4, client_work)))
+        failures = []
+        workers = threading.Thread(target=lambda: failures.extend(in_threads(4, client_work)))
         workers.start()
-        time.sleep(1.0)
+        wait_until(lambda: all(seen))
         shutil.copytree(home / "1", tmp_path / "staging")
         os.rename(tmp_path / "staging", home / "2")  # a new version appears whole, as export publishes it
-        deadline = time.monotonic() + 60
-        while server.manager.servables.keys() != {2} and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1.0)
+        wait_until(lambda: all(2 in answers for answers in seen))
         stop.set()
         workers.join()
         assert {v.state for v in server.manager.states.values()} == {"END", "AVAILABLE"}
-    for seen, failures in results:
-        assert failures == 0
-        assert seen[0] == 1
-        assert seen[-1] == 2
-        assert 1 not in seen[seen.index(2):], "an answer from the old version came after one from the new"
+    assert failures == [0] * 4
+    for answers in seen:
+        assert answers[0] == 1
+        assert answers[-1] == 2
+        assert 1 not in answers[answers.index(2):], "an answer from the old version came after one from the new"
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from tests.components.serve.conftest import config
 from tests.components.serve.test_grpc import columns
 from tests.components.serve.test_rest import VALID
 
+STAMP = 1_800_000_123  # the time the server's clock says
 SECOND = {**VALID, "island": "Biscoe", "flipper_length_mm": 225, "body_mass_g": 5600}
 
 
@@ -51,8 +52,8 @@ def example(row: dict) -> bytes:
 
 def test_every_api_is_logged_as_tf_serving_logs_it(tmp_path, penguins_home):
     folder = tmp_path / "logs"
-    started = int(time.time())
-    with running(config(penguins_home, logging=RequestLogConfig(sampling_rate=1.0, dir=str(folder)))) as server:
+    logging = RequestLogConfig(sampling_rate=1.0, dir=str(folder))
+    with running(config(penguins_home, logging=logging), clock=lambda: STAMP + 0.75) as server:
         rest, grpc = RestClient(server.rest_url, "penguins"), GrpcClient(server.grpc_target, "penguins")
         predicted = rest.predict(instances=[VALID, SECOND])["predictions"]
         classified = rest.classify([VALID, SECOND])
@@ -80,7 +81,7 @@ def test_every_api_is_logged_as_tf_serving_logs_it(tmp_path, penguins_home):
     assert (metadata.model_spec.name, metadata.model_spec.version.value, metadata.model_spec.signature_name) == \
         ("penguins", 1, "serving_default")
     assert metadata.sampling_config.sampling_rate == 1.0
-    assert started <= metadata.timestamp_secs <= time.time()
+    assert metadata.timestamp_secs == STAMP  # whole seconds, as TF Serving writes them
 
     examples = rest_classify.classify_log.request.input.example_list.examples
     assert [e.features.feature["island"].bytes_list.value[0] for e in examples] == [b"Dream", b"Biscoe"]
@@ -131,18 +132,30 @@ def test_files_rotate_within_the_budget_oldest_first(tmp_path):
 
 
 def test_a_full_queue_drops_records_and_counts_them(tmp_path):
+    """The writer is held inside its first record's builder while the queue fills: exactly the records past
+    QUEUE_LIMIT are dropped, and nothing the queue held is lost."""
     registry = CollectorRegistry()
     log = RequestLog(RequestLogConfig(sampling_rate=1.0, dir=str(tmp_path)), registry)
-    offered = 2 * request_log.QUEUE_LIMIT
-    for i in range(offered):  # far faster than the writer builds records
-        log.offer(request_log.predict_arrays, ("m", None, None), "", 1, {"x": np.full(1, i, dtype=np.float32)},
+    taken, release = threading.Event(), threading.Event()
+
+    def held(*args):
+        taken.set()
+        assert release.wait(60)
+        return request_log.predict_arrays(*args)
+
+    def offer(build, i: int) -> None:
+        log.offer(build, ("m", None, None), "", 1, {"x": np.full(1, i, dtype=np.float32)},
                   {"y": np.zeros(1, dtype=np.float32)})
+
+    offer(held, -1)
+    assert taken.wait(60), "the writer never took the first record"
+    for i in range(request_log.QUEUE_LIMIT + 10):
+        offer(request_log.predict_arrays, i)
+    release.set()
     log.close()
-    written = registry.get_sample_value("tfpipe_serve_request_log_written_total")
-    dropped = registry.get_sample_value("tfpipe_serve_request_log_dropped_total", {"reason": "queue_full"})
-    assert dropped > 0
-    assert written + dropped == offered
-    assert len(read_logs(tmp_path)) == written
+    assert registry.get_sample_value("tfpipe_serve_request_log_dropped_total", {"reason": "queue_full"}) == 10
+    assert registry.get_sample_value("tfpipe_serve_request_log_written_total") == request_log.QUEUE_LIMIT + 1
+    assert [logged_rows(r)[0] for r in read_logs(tmp_path)] == list(range(-1, request_log.QUEUE_LIMIT))
 
 
 def test_sampling_logs_about_the_rate(tmp_path):

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -23,23 +24,30 @@ from components.serve.tensors import to_proto
 from tests.components.serve.test_grpc import columns
 from tests.components.serve.test_request_log import read_logs
 from tests.components.serve.test_rest import VALID
+from tests.conftest import ROOT
 
 HANG_GUARD = 120  # seconds; no step here comes near it
+PROBE = Path(__file__).with_name("shutdown_probe.py")
 PREDICT = "/v1/models/penguins:predict"
 BODY = json.dumps({"instances": [VALID]}).encode()
 
 
 class Server:
-    """`python -m components serve` in a subprocess with `settings` (serve.* keys), its announcement read."""
+    """`python -m components serve` in a subprocess with `settings` (serve.* keys), its announcement read. With
+    `delay_until_told`, the same server run by shutdown_probe.py: its shutdown delay lasts until `end_delay()`."""
 
-    def __init__(self, home, settings: dict, ignore_sigint: bool = False):
-        command = [sys.executable, "-m", "components", "serve", "--model-base", str(home), "--rest-port", "0",
-                   "--grpc-port", "0"]
-        for key, value in settings.items():
-            command += ["--set", f"serve.{key}={value}"]
+    def __init__(self, home, settings: dict, ignore_sigint: bool = False, delay_until_told: bool = False):
+        settings = {"model_base": home, "rest_port": 0, "grpc_port": 0, **settings}
+        if delay_until_told:
+            command = [sys.executable, str(PROBE), *[f"serve.{key}={value}" for key, value in settings.items()]]
+        else:
+            command = [sys.executable, "-m", "components", "serve"]
+            for key, value in settings.items():
+                command += ["--set", f"serve.{key}={value}"]
         # A job started with `&` from a script starts with SIGINT ignored.
         preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        stdin=subprocess.PIPE if delay_until_told else None, cwd=ROOT,
                                         preexec_fn=preexec, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         self.lines: list[str] = []
         self.listening = announce.wait_for(self.process, HANG_GUARD, self.lines)
@@ -49,6 +57,10 @@ class Server:
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
+
+    def end_delay(self) -> None:
+        self.process.stdin.write("go\n")
+        self.process.stdin.close()
 
     def wait(self) -> int:
         try:
@@ -99,9 +111,8 @@ def sent():
 @pytest.mark.parametrize("batching", ["true", "false"], ids=["batched", "unbatched"])
 def test_sigterm_under_load_cuts_no_request_and_every_answer_is_logged(tmp_path, penguins_home, sent, batching):
     logs = tmp_path / "logs"
-    server = Server(penguins_home, {"shutdown_delay_seconds": 3, "shutdown_grace_seconds": 20,
-                                    "batching.enabled": batching, "logging.sampling_rate": 1.0,
-                                    "logging.dir": str(logs)})
+    server = Server(penguins_home, {"shutdown_grace_seconds": HANG_GUARD, "batching.enabled": batching,
+                                    "logging.sampling_rate": 1.0, "logging.dir": str(logs)}, delay_until_told=True)
     removed = threading.Event()  # the load balancer has taken the server out: clients send nothing new
     outcomes: dict[str, list] = {"rest": [], "grpc": []}
     started = threading.Barrier(9)
@@ -150,6 +161,7 @@ def test_sigterm_under_load_cuts_no_request_and_every_answer_is_logged(tmp_path,
     removed.set()
     for client in clients:
         client.join(timeout=HANG_GUARD)
+    server.end_delay()
     assert server.wait() == 0, "".join(server.lines)
 
     assert late_rest == (200, "close")  # draining, answers end their connection
@@ -164,8 +176,10 @@ def test_sigterm_under_load_cuts_no_request_and_every_answer_is_logged(tmp_path,
 def test_what_runs_past_the_drain_is_answered_503_and_sigint_works_where_the_shell_ignored_it(penguins_home,
                                                                                                sent):
     # A 600 s batch timeout keeps a lone request waiting in its batch: in flight until the drain ends it.
+    # Client timeouts far past the test: the stalled connections are still being read when the drain ends.
     server = Server(penguins_home, {"shutdown_delay_seconds": 0.5, "shutdown_grace_seconds": 4,
-                                    "request_timeout_seconds": 600, "batching.enabled": "true",
+                                    "request_timeout_seconds": 600, "header_timeout_seconds": 600,
+                                    "body_timeout_seconds": 600, "batching.enabled": "true",
                                     "batching.batch_timeout_micros": 600_000_000}, ignore_sigint=True)
     answers: dict[str, object] = {}
 

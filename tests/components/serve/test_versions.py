@@ -40,7 +40,8 @@ def rest_states(client) -> dict[str, tuple[str, str]]:
             for s in client.status()["model_version_status"]}
 
 
-def test_a_version_that_fails_to_load_leaves_the_serving_one_and_loads_once_complete(tmp_path, penguins_home):
+def test_a_version_that_fails_to_load_leaves_the_serving_one_and_loads_once_complete(tmp_path, penguins_home,
+                                                                                      caplog):
     base = tmp_path / "penguins"
     copy_version(penguins_home, 1, base, 1)
     with running(config(base)) as server:
@@ -58,8 +59,12 @@ def test_a_version_that_fails_to_load_leaves_the_serving_one_and_loads_once_comp
         assert failed.status.error_code == 2
         assert failed.status.error_message == error
         grpc.close()
-        time.sleep(1.0)  # polls go by; the same folder is not tried again
+        polled = server.manager.polls
+        wait_until(lambda: server.manager.polls >= polled + 3)  # polls go by; the same folder is not tried again
         assert server.manager.servables.keys() == {1}
+        assert rest_states(client)["2"] == ("END", error)
+        assert [r.getMessage() for r in caplog.records if "version 2 failed to load" in r.getMessage()] == \
+            [f"serve: penguins version 2 {error} (attempt 1; tried again when its folder changes, not before 0.2 s)"]
         finish_copy(penguins_home, 1, base, 2)
         wait_until(lambda: server.manager.servables.keys() == {2})
         assert rest_states(client) == {"1": ("END", ""), "2": ("AVAILABLE", "")}
