@@ -1,7 +1,8 @@
 """Side by side: tfpipe's model server against what a user runs instead when the TF Serving binary is not at hand.
 
     make bench-peers   # makes each peer's venv (benchmarks/peers/<peer>/.venv), then runs this
-    .venv/bin/python benchmarks/peers.py [--seconds 5] [--concurrency 1,32,128] [--only tfpipe,kserve,pytriton]
+    .venv/bin/python benchmarks/peers.py [--rounds 5] [--seconds 3] [--concurrency 1,32,128]
+                                         [--only tfpipe,kserve,pytriton]
 
 One SavedModel (the chapter's CNN on the bundled digits, trained and exported
 as benchmarks/serve.py does), one load generator per protocol (wrk for REST,
@@ -18,14 +19,26 @@ cores, one server at a time:
   callable with Triton's dynamic batching (max 32, 3 ms): V2 infer over REST,
   ModelInfer over gRPC.
 
-For each protocol and concurrency it prints requests/s, p50 and p99 latency
-and the server's CPU seconds per request (its whole process tree, from
-/proc), then the in-process limit (the SavedModel called directly at 1 and at
-32 rows), and last, one line: every figure as one JSON object. Before load,
-every server's REST and gRPC answers are checked once (h2load sees HTTP
-statuses, not gRPC's); tfpipe's metrics must also show no failed request.
-The load generators share the cores with the server, so their cost is in
-every figure; so is anything else running on the machine.
+Every server is started first and stays up; then the load runs in
+interleaved rounds: in each round, for each concurrency, every server in
+turn (the order rotating from round to round) takes REST then gRPC load for
+`--seconds`. A machine shared with other work drifts by tens of percent
+within minutes, so every comparison is a ratio of two measurements taken
+seconds apart in the same round, and what is reported is the median over
+the rounds with its spread (lowest and highest round): a 10% difference
+is resolved when the spread of its ratio stays on one side of it.
+
+It prints each round's figures as they come (requests/s, p50 and p99
+latency, the server's CPU milliseconds per request: its whole process
+tree, from /proc), then per server, protocol and concurrency the medians,
+then the ratios against the targets (tfpipe's best configuration against
+each peer, gRPC against REST, request logging on against off), the
+in-process limit (the SavedModel called directly at 1 and at 32 rows), and
+last, one line: every figure as one JSON object. Before load, every
+server's REST and gRPC answers are checked once (h2load sees HTTP statuses,
+not gRPC's); tfpipe's metrics must also show no failed request. The load
+generators share the cores with the servers, so their cost is in every
+figure; so is anything else running on the machine.
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -223,36 +237,88 @@ def contenders(home: Path, image: np.ndarray, workdir: Path, only: set[str]) -> 
     return chosen
 
 
-def verdicts(results: dict, levels: list[int]) -> dict:
-    """tfpipe's best configuration against each peer, per protocol and concurrency; and what logging costs."""
-    found = {"against_peers": [], "logging_cost": {}}
-    tfpipe = [n for n in ("tfpipe", "tfpipe batched") if n in results]
-    peers = [n for n in results if not n.startswith("tfpipe")]
-    for protocol in ("rest", "grpc"):
-        for level in levels:
-            key = str(level)
-            ours = [(n, results[n][protocol][key]) for n in tfpipe if key in results[n].get(protocol, {})]
-            if not ours:
+FIGURES = ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request")
+# (peer, concurrency): the throughput ratio tfpipe must reach, and whether its p99 must be no worse
+TARGETS = {("kserve", 1): (1.0, False), ("pytriton", 32): (1.5, True), ("pytriton", 128): (1.5, True)}
+
+
+def medians(rounds: list[dict]) -> dict:
+    """Each figure's median over the rounds, and the lowest and highest requests/s."""
+    return {**{k: round(statistics.median(r[k] for r in rounds), 3) for k in FIGURES},
+            "rps_low": min(r["rps"] for r in rounds), "rps_high": max(r["rps"] for r in rounds)}
+
+
+def ratio(ours: list[dict], theirs: list[dict], figure: str = "rps") -> dict:
+    """`figure`'s ratio round by round (each pair measured seconds apart): median, lowest, highest."""
+    each = [a[figure] / b[figure] for a, b in zip(ours, theirs, strict=True) if b[figure]]
+    return {"median": round(statistics.median(each), 3), "low": round(min(each), 3), "high": round(max(each), 3)}
+
+
+def verdicts(rounds: dict, levels: list[int]) -> dict:
+    """tfpipe's best configuration (by median requests/s) against each peer, gRPC against REST, and what
+    logging costs, at every protocol and concurrency the run measured."""
+    found = {"against_peers": [], "grpc_vs_rest": [], "logging_cost": []}
+    ours = [n for n in ("tfpipe", "tfpipe batched") if n in rounds]
+    peers = [n for n in rounds if not n.startswith("tfpipe")]
+    for level in levels:
+        key = str(level)
+        for protocol in ("rest", "grpc"):
+            measured = [n for n in ours if rounds[n].get(protocol, {}).get(key)]
+            if not measured:
                 continue
-            name, best = max(ours, key=lambda item: item[1]["rps"])
+            best = max(measured, key=lambda n: statistics.median(r["rps"] for r in rounds[n][protocol][key]))
             for peer in peers:
-                theirs = results[peer].get(protocol, {}).get(key)
-                if theirs:
+                if rounds[peer].get(protocol, {}).get(key):
+                    a, b = rounds[best][protocol][key], rounds[peer][protocol][key]
+                    target, p99_too = TARGETS.get((peer, level), (None, False))
+                    throughput, p99 = ratio(a, b), ratio(a, b, "p99_ms")
                     found["against_peers"].append({
-                        "protocol": protocol, "concurrency": level, "tfpipe": name, "peer": peer,
-                        "throughput_ratio": round(best["rps"] / theirs["rps"], 2),
-                        "p99_ratio": round(best["p99_ms"] / theirs["p99_ms"], 2),
-                        "met": best["rps"] >= theirs["rps"] and best["p99_ms"] <= theirs["p99_ms"]})
-            logged = results.get("tfpipe batched, logging 1.0", {}).get(protocol, {}).get(key)
-            batched = results.get("tfpipe batched", {}).get(protocol, {}).get(key)
+                        "protocol": protocol, "concurrency": level, "tfpipe": best, "peer": peer, "target": target,
+                        "throughput_ratio": throughput, "p99_ratio": p99,
+                        "met": None if target is None else
+                        throughput["median"] >= target and (not p99_too or p99["median"] <= 1.0)})
+            logged = rounds.get("tfpipe batched, logging 1.0", {}).get(protocol, {}).get(key)
+            batched = rounds.get("tfpipe batched", {}).get(protocol, {}).get(key)
             if logged and batched:
-                found["logging_cost"][f"{protocol}@{level}"] = round(1 - logged["rps"] / batched["rps"], 3)
+                kept = ratio(logged, batched)
+                found["logging_cost"].append({"protocol": protocol, "concurrency": level,
+                                              "cost": {"median": round(1 - kept["median"], 3),
+                                                       "low": round(1 - kept["high"], 3),
+                                                       "high": round(1 - kept["low"], 3)},
+                                              "met": 1 - kept["median"] <= 0.10})
+        batched = rounds.get("tfpipe batched", {})
+        if batched.get("rest", {}).get(key) and batched.get("grpc", {}).get(key):
+            found["grpc_vs_rest"].append({"concurrency": level,
+                                          "throughput_ratio": ratio(batched["grpc"][key], batched["rest"][key]),
+                                          "met": ratio(batched["grpc"][key], batched["rest"][key])["median"] >= 1})
     return found
+
+
+def spread(r: dict) -> str:
+    return f"x{r['median']:.2f} [{r['low']:.2f}-{r['high']:.2f}]"
+
+
+def report(found: dict) -> None:
+    for v in found["against_peers"]:
+        verdict = "" if v["target"] is None else \
+            f" (target x{v['target']:g}{', p99 no worse' if TARGETS[v['peer'], v['concurrency']][1] else ''}: " \
+            f"{'met' if v['met'] else 'NOT met'})"
+        print(f"{v['protocol']:<4} c={v['concurrency']:<4} {v['tfpipe']} vs {v['peer']}: throughput "
+              f"{spread(v['throughput_ratio'])}, p99 {spread(v['p99_ratio'])}{verdict}")
+    for v in found["grpc_vs_rest"]:
+        print(f"c={v['concurrency']:<4} tfpipe batched, gRPC vs REST: throughput {spread(v['throughput_ratio'])} "
+              f"(target x1) {'(met)' if v['met'] else '(NOT met)'}")
+    for v in found["logging_cost"]:
+        cost = v["cost"]
+        print(f"{v['protocol']:<4} c={v['concurrency']:<4} logging at sampling rate 1.0 costs {cost['median']:.1%} "
+              f"[{cost['low']:.1%} to {cost['high']:.1%}] of the batched throughput (target <= 10%) "
+              f"{'(met)' if v['met'] else '(NOT met)'}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", default="1,32,128")
     parser.add_argument("--only", default="tfpipe,kserve,pytriton", help="which servers to run")
     args = parser.parse_args()
@@ -262,42 +328,63 @@ def main() -> int:
               "installs them (make bench-peers runs it)", file=sys.stderr)
         return 2
     levels = [int(c) for c in args.concurrency.split(",")]
-    results: dict[str, dict] = {}
+    rounds: dict[str, dict] = {}
     errors: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         home = bench.make_model(workdir)
         image = np.random.default_rng(0).integers(0, 255, (8, 8, 1)).astype(np.uint8)
-        for contender, start in contenders(home, image, workdir, set(args.only.split(","))):
-            try:
-                start()
-                check_answers(contender)
-                figures = results[contender.name] = {}
-                for protocol in ("rest", "grpc"):
-                    measure(contender, protocol, 4, 1.0, workdir)  # warm-up, not recorded
-                    for level in levels:
-                        r = figures.setdefault(protocol, {})[str(level)] = measure(
-                            contender, protocol, level, args.seconds, workdir)
-                        print(f"{contender.name:<28} {protocol:<4} c={level:<4} {r['rps']:8.0f} req/s  "
-                              f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
-                              f"{r['cpu_ms_per_request']:6.3f} CPU ms/request", flush=True)
-            except (RuntimeError, OSError, subprocess.CalledProcessError, grpc.RpcError, ValueError) as e:
-                errors[contender.name] = str(e)[:800]
-                print(f"{contender.name}: FAILED: {errors[contender.name]}", flush=True)
-            finally:
+        running: list[Contender] = []
+        try:
+            for contender, start in contenders(home, image, workdir, set(args.only.split(","))):
+                running.append(contender)
+                try:
+                    start()
+                    check_answers(contender)
+                    for protocol in ("rest", "grpc"):
+                        measure(contender, protocol, 4, 1.0, workdir)  # warm-up, not recorded
+                except (RuntimeError, OSError, subprocess.CalledProcessError, grpc.RpcError, ValueError) as e:
+                    errors[contender.name] = str(e)[:800]
+                    print(f"{contender.name}: FAILED: {errors[contender.name]}", flush=True)
+                    stop(contender)
+            ready = [c for c in running if c.name not in errors]
+            for turn in range(args.rounds):
+                for level in levels:
+                    for contender in ready[turn % len(ready):] + ready[:turn % len(ready)]:
+                        if contender.name in errors:
+                            continue
+                        try:
+                            for protocol in ("rest", "grpc"):
+                                r = measure(contender, protocol, level, args.seconds, workdir)
+                                rounds.setdefault(contender.name, {}).setdefault(protocol, {}).setdefault(
+                                    str(level), []).append(r)
+                                print(f"round {turn + 1} {contender.name:<28} {protocol:<4} c={level:<4} "
+                                      f"{r['rps']:8.0f} req/s  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
+                                      f"{r['cpu_ms_per_request']:6.3f} CPU ms/request", flush=True)
+                        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+                            errors[contender.name] = str(e)[:800]
+                            print(f"{contender.name}: FAILED: {errors[contender.name]}", flush=True)
+        finally:
+            for contender in running:
                 stop(contender)
         limit = {f"batch_{b}": round(bench.in_process_limit(home, b, image), 1) for b in (1, MAX_BATCH)}
+    rounds = {name: figures for name, figures in rounds.items() if name not in errors}
+    results = {name: {protocol: {level: medians(each) for level, each in by_level.items()}
+                      for protocol, by_level in figures.items()} for name, figures in rounds.items()}
+    print(f"medians of {args.rounds} rounds of {args.seconds:g} s (requests/s: lowest and highest round):")
+    for name, figures in results.items():
+        for protocol, by_level in figures.items():
+            for level, r in by_level.items():
+                print(f"{name:<28} {protocol:<4} c={level:<4} {r['rps']:8.0f} req/s [{r['rps_low']:.0f}-"
+                      f"{r['rps_high']:.0f}]  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
+                      f"{r['cpu_ms_per_request']:6.3f} CPU ms/request")
     print(f"in-process limit: {limit['batch_1']:,.0f} rows/s at 1 row per call, {limit[f'batch_{MAX_BATCH}']:,.0f} "
           f"at {MAX_BATCH}")
-    found = verdicts(results, levels)
-    for v in found["against_peers"]:
-        print(f"{v['protocol']:<4} c={v['concurrency']:<4} {v['tfpipe']} vs {v['peer']}: throughput x"
-              f"{v['throughput_ratio']}, p99 x{v['p99_ratio']} {'(met)' if v['met'] else '(NOT met)'}")
-    for point, cost in found["logging_cost"].items():
-        print(f"logging at sampling rate 1.0, {point}: {cost:.1%} of the batched throughput (target <= 10%)")
-    print(json.dumps({"seconds": args.seconds, "cores": os.cpu_count(), "batching": {
+    found = verdicts(rounds, levels)
+    report(found)
+    print(json.dumps({"rounds": args.rounds, "seconds": args.seconds, "cores": os.cpu_count(), "batching": {
         "max_batch_size": MAX_BATCH, "batch_timeout_micros": TIMEOUT_MICROS}, "results": results,
-        "in_process_rows_per_second": limit, "failed": errors, **found}))
+        "each_round": rounds, "in_process_rows_per_second": limit, "failed": errors, **found}))
     return 1 if errors else 0
 
 

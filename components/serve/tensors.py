@@ -275,17 +275,22 @@ _TYPED = {
 }
 
 
-def to_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """A TensorProto with the typed value fields filled, as TF Serving answers."""
-    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d)
-                                                   for d in array.shape])
+def to_proto(array: np.ndarray, proto: tensor_pb2.TensorProto | None = None) -> tensor_pb2.TensorProto:
+    """A TensorProto with the typed value fields filled, as TF Serving answers; filled in place when `proto` (a
+    response's map entry) is given. The values go in with one call, never one at a time."""
+    proto = tensor_pb2.TensorProto() if proto is None else proto
+    proto.tensor_shape.dim.extend([tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in array.shape])
+    values = array.reshape(-1).tolist()
     if array.dtype == object or array.dtype.kind == "S":
-        return tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=shape,
-                                      string_val=[v.encode() if isinstance(v, str) else bytes(v)
-                                                  for v in array.reshape(-1)])
-    dtype, field = _TYPED[array.dtype]
-    proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape)
-    getattr(proto, field).extend(array.reshape(-1).tolist())
+        proto.dtype = types_pb2.DT_STRING
+        try:
+            proto.string_val.extend(values)  # what a signature answers: bytes
+        except TypeError:  # text among them
+            del proto.string_val[:]
+            proto.string_val.extend([v.encode() if isinstance(v, str) else bytes(v) for v in values])
+        return proto
+    proto.dtype, field = _TYPED[array.dtype]
+    getattr(proto, field).extend(values)
     return proto
 
 
@@ -327,10 +332,33 @@ def from_proto(proto: tensor_pb2.TensorProto, spec: tf.TensorSpec, name: str, al
         if field == "int_val" and given:  # int32 on the wire; uint8, int8, ... would wrap
             values_lib.cast(np.asarray(given, dtype=np.int64), spec.dtype.as_numpy_dtype, name, allow_non_finite)
     try:
-        array = tf.make_ndarray(proto)
+        array = _ndarray(proto, dims, count, field, spec.dtype.as_numpy_dtype)
     except (ValueError, TypeError, OverflowError) as e:
         raise RequestError(f"input {name!r}: unreadable tensor ({e})") from None
     check_shape(array, spec, name)
     if array.dtype.kind == "f":
         values_lib.cast(array[~np.isnan(array)] if padded else array, array.dtype, name, allow_non_finite)
     return array
+
+
+# Typed fields numpy reads whole; the rest (half_val's bit patterns, ...) take TensorFlow's own conversion.
+_WHOLE = {"float_val", "double_val", "int64_val", "int_val", "bool_val", "uint32_val", "uint64_val"}
+
+
+def _ndarray(proto: tensor_pb2.TensorProto, dims: list[int], count: int, field: str | None,
+             dtype: np.dtype) -> np.ndarray:
+    """The proto's values as `tf.make_ndarray` reads them (fewer values than the shape holds: the last one
+    repeated; none: zeros), each field converted by numpy in one call. The raw `tensor_content` is not copied:
+    the array is a read-only view of the request's bytes."""
+    if proto.tensor_content:
+        return np.frombuffer(proto.tensor_content, dtype).reshape(dims)
+    if field == "string_val" and len(proto.string_val) == count:
+        return np.array(list(proto.string_val) if count else [], dtype=object).reshape(dims)
+    if field not in _WHOLE:
+        return tf.make_ndarray(proto)
+    values = np.asarray(getattr(proto, field), dtype=dtype)
+    if values.size == count:
+        return values.reshape(dims)
+    if not values.size:
+        return np.zeros(dims, dtype)
+    return np.pad(values, (0, count - values.size), "edge").reshape(dims)

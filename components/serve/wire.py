@@ -14,6 +14,7 @@ descriptors, not written here; the tests parse every record with the protos.
 from __future__ import annotations
 
 import functools
+import math
 import struct
 
 import numpy as np
@@ -101,15 +102,26 @@ def tensor(array: np.ndarray) -> bytes:
     as `string_val`."""
     if array.dtype == object or array.dtype.kind == "S":
         header = _tensor_header(types_pb2.DT_STRING, array.shape)
-        return header + b"".join(field(STRINGS, v.encode() if isinstance(v, str) else bytes(v))
-                                 for v in array.reshape(-1))
-    return _tensor_header(_DTYPES[array.dtype], array.shape) + field(CONTENT, np.ascontiguousarray(array).tobytes())
+        return header + b"".join([field(STRINGS, v.encode() if isinstance(v, str) else bytes(v))
+                                  for v in array.reshape(-1).tolist()])
+    return _tensor_header(_DTYPES[array.dtype], array.shape) + field(CONTENT, array.tobytes())
 
 
 def tensors(number: int, arrays: dict[str, np.ndarray]) -> bytes:
-    """A map<string, TensorProto> field."""
-    return b"".join(field(number, field(MAP_KEY, name.encode()) + field(MAP_VALUE, tensor(a)))
-                    for name, a in arrays.items())
+    """A map<string, TensorProto> field. An entry of numbers is its cached framing and numpy's bytes: every
+    length in it follows from the name, dtype and shape."""
+    return b"".join([_numbers_entry(number, name, a.dtype, a.shape) + a.tobytes() if a.dtype in _DTYPES else
+                     field(number, field(MAP_KEY, name.encode()) + field(MAP_VALUE, tensor(a)))
+                     for name, a in arrays.items()])
+
+
+@functools.lru_cache(maxsize=1024)
+def _numbers_entry(number: int, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """A map entry of numbers up to their bytes, which follow it."""
+    size = math.prod(shape) * dtype.itemsize
+    header = _tensor_header(_DTYPES[dtype], shape) + _TAGS[CONTENT] + varint(size)
+    entry = field(MAP_KEY, name.encode()) + _TAGS[MAP_VALUE] + varint(len(header) + size) + header
+    return _TAGS[number] + varint(len(entry) + size) + entry
 
 
 def with_feature(example: bytes, name: str, value: str) -> bytes:
@@ -129,8 +141,9 @@ def model_spec(name: str, version: int | None, label: str | None, signature: str
     return spec.SerializeToString()
 
 
+@functools.lru_cache(maxsize=256)
 def metadata(spec: bytes, sampling_rate: float, timestamp_secs: int) -> bytes:
-    """The LogMetadata field of a PredictionLog."""
+    """The LogMetadata field of a PredictionLog (the same for every record of a second)."""
     sampling = varint(RATE << 3 | FIXED64) + struct.pack("<d", sampling_rate)
     return field(LOG_METADATA, field(METADATA_SPEC, spec) + field(SAMPLING, sampling) +
                  varint(TIMESTAMP << 3 | VARINT) + varint(timestamp_secs))
