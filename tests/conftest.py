@@ -123,3 +123,14 @@ def bucket_name(request) -> str:
     import re
 
     return re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:50] + f"-{os.getpid()}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules holding a slow or docker test run first, each module kept whole (its fixtures are built once).
+
+    `make test` runs two workers, which take tests in collection order; a minute-long test collected last runs
+    alone at the end while the other worker idles. Started first, the long ones overlap the many short ones.
+    """
+    long = {item.module.__name__ for item in items
+            if item.get_closest_marker("slow") or item.get_closest_marker("docker")}
+    items.sort(key=lambda item: item.module.__name__ not in long)
