@@ -58,7 +58,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from components.common import io
 from components.common.errors import TfpipeError
-from components.common.schema import Feature, Schema
+from components.common.schema import Feature, Schema, with_lists
 from components.common.task import MAX_CLASSES
 
 SCHEMA_PBTXT = "schema.pbtxt"
@@ -72,12 +72,11 @@ NL_STATISTICS, TEXT_LENGTH = "nl_statistics", "text_length"  # a text feature's 
 Histogram = statistics_pb2.Histogram
 FeatureStats = statistics_pb2.FeatureNameStatistics
 
-_SCHEMA_TYPES = {"int": schema_pb2.INT, "float": schema_pb2.FLOAT, "string": schema_pb2.BYTES,
-                 "text": schema_pb2.BYTES, "image": schema_pb2.BYTES}
-_STATS_TYPES = {"int": FeatureStats.INT, "float": FeatureStats.FLOAT, "string": FeatureStats.STRING,
-                "text": FeatureStats.STRING, "image": FeatureStats.BYTES}
-for _t in ("int", "float", "string"):  # a list is described by its values' type, its lengths by value counts
-    _SCHEMA_TYPES[f"{_t}_list"], _STATS_TYPES[f"{_t}_list"] = _SCHEMA_TYPES[_t], _STATS_TYPES[_t]
+_SCHEMA_TYPES = with_lists({"int": schema_pb2.INT, "float": schema_pb2.FLOAT, "string": schema_pb2.BYTES,
+                 "text": schema_pb2.BYTES, "image": schema_pb2.BYTES})
+# A list is described by its values' type, its lengths by value counts.
+_STATS_TYPES = with_lists({"int": FeatureStats.INT, "float": FeatureStats.FLOAT, "string": FeatureStats.STRING,
+                           "text": FeatureStats.STRING, "image": FeatureStats.BYTES})
 
 
 class MetadataError(TfpipeError):

@@ -19,7 +19,7 @@ import math
 import tensorflow as tf
 
 from components.common.errors import ExamplesError
-from components.common.schema import Schema
+from components.common.schema import Schema, with_lists
 from components.common.task import Task
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -97,9 +97,8 @@ def dataset(examples: str, split: str, schema: Schema, task: Task, batch_size: i
     return ds.prefetch(AUTOTUNE).with_options(options)
 
 
-KINDS = {"int": "int64_list", "float": "float_list", "string": "bytes_list", "text": "bytes_list",
-         "image": "bytes_list"}
-KINDS.update({f"{t}_list": KINDS[t] for t in ("int", "float", "string")})
+KINDS = with_lists({"int": "int64_list", "float": "float_list", "string": "bytes_list", "text": "bytes_list",
+                    "image": "bytes_list"})
 
 
 def check_examples(examples: str, schema: Schema, task: Task, records: int = 64) -> None:

@@ -29,6 +29,12 @@ LIST_PADDING = {"int": -(2**63), "float": math.nan, "string": b""}
 FEATURE_TYPES = ("int", "float", "string", "text", "image", *LIST_TYPES)
 
 
+def with_lists(by_type: dict[str, Any], of=lambda value: value) -> dict[str, Any]:
+    """`by_type` (a table keyed by feature type) with each list type added, as its values' type maps (through
+    `of`): a list is stored, parsed and typed as its values are."""
+    return {**by_type, **{t: of(by_type[t.removesuffix("_list")]) for t in LIST_TYPES}}
+
+
 class SchemaError(TfpipeError):
     """schema.json is missing, malformed, or disagrees with the data."""
 

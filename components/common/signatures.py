@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from components.common.schema import LIST_PADDING, Schema
+from components.common.schema import LIST_PADDING, Schema, with_lists
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
-DTYPES = {"int": tf.int64, "float": tf.float32, "string": tf.string, "text": tf.string, "image": tf.uint8,
-          "int_list": tf.int64, "float_list": tf.float32, "string_list": tf.string}
+DTYPES = with_lists({"int": tf.int64, "float": tf.float32, "string": tf.string, "text": tf.string, "image": tf.uint8})
 
 
 class SignatureName:

@@ -45,7 +45,7 @@ from components.common.config import BigQueryOptions, IngestConfig
 from components.common.errors import TfpipeError
 from components.common.templates import is_templated
 from components.ingest import spans
-from components.ingest.raw import RawBatch, Source
+from components.ingest.raw import RawBatch, Source, relisted
 
 SCHEME = "bq://"
 FORMAT = "bigquery"
@@ -374,10 +374,7 @@ def _raw_table(table: pa.Table, columns: Sequence[Column], dropped: Sequence[str
 def _raw_list(values: pa.ChunkedArray, kind: str, timestamps: str) -> pa.Array:
     """An ARRAY column: its values as `_raw_column` makes a column of `kind`, in the same lists."""
     lists = values.combine_chunks()
-    items = _raw_column(pc.list_flatten(lists), kind, timestamps)
-    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
-    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
-    return pa.ListArray.from_arrays(offsets, items, mask=lists.is_null())
+    return relisted(lists, _raw_column(pc.list_flatten(lists), kind, timestamps))
 
 
 def _raw_column(values: pa.ChunkedArray, kind: str, timestamps: str) -> pa.ChunkedArray:

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from components.common.schema import LIST_PADDING, ImageShape
 from components.common.text import tokens
+from components.ingest.raw import relisted
 from components.ingest.sources import RawBatch, rejection
 
 INT_PATTERN = r"^[+-]?\d+$"
@@ -101,7 +102,7 @@ def _split(col, delimiter: str) -> tuple[pa.Array, pa.Array]:
     text, _ = _text(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
     lists = pc.split_pattern(text, delimiter)
     values = pc.utf8_trim_whitespace(pc.list_flatten(lists))
-    return values, pa.ListArray.from_arrays(lists.offsets, values, mask=lists.is_null())
+    return values, relisted(lists, values)
 
 
 def _infer_column(col: pa.ChunkedArray, tolerance: float, text_allowed: bool) -> str:
@@ -230,9 +231,8 @@ def _convert_list(col: pa.Array, element: str, delimiter: str):
         empty |= pc.fill_null(pc.equal(pc.binary_length(typed), 0), False).to_numpy(zero_copy_only=False)
     padding = pc.fill_null(pc.equal(typed, INT_LIST_PADDING), False).to_numpy(zero_copy_only=False) \
         if element == "int" else np.zeros(len(values), dtype=bool)
-    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    out = pa.ListArray.from_arrays(pa.array(offsets), typed, mask=lists.is_null())
+    out = relisted(lists, typed)
+    offsets = out.offsets.to_numpy()
     failed = bad_value | empty | padding
     rows = np.zeros(len(col), dtype=bool) if not_utf8 is None else not_utf8.copy()
     if not failed.any() and not rows.any():

@@ -18,18 +18,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from components.common.schema import with_lists
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
 # (Feature oneof field, list message, dtype) for each schema type.
-_LISTS = {
+_LISTS = with_lists({
     "int": ("int64_list", "tensorflow.Int64List", "int64"),
     "float": ("float_list", "tensorflow.FloatList", "float32"),
     "string": ("bytes_list", "tensorflow.BytesList", "string"),
     "text": ("bytes_list", "tensorflow.BytesList", "string"),
     "image": ("bytes_list", "tensorflow.BytesList", "string"),
-}
-_LISTS.update({f"{t}_list": _LISTS[t] for t in ("int", "float", "string")})
+})
 
 
 def _encode(message: str, fields: list[str], values: list[tf.Tensor], sizes: tf.Tensor) -> tf.Tensor:

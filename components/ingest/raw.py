@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 @dataclass
@@ -19,6 +20,14 @@ class RawBatch:
     lines: np.ndarray
     table: pa.Table
     rejected: list[dict] = field(default_factory=list)
+
+
+def relisted(lists: pa.Array, values: pa.Array) -> pa.ListArray:
+    """`values`, one for each value of `lists` in order, in the lists of `lists`: the same lengths, the same
+    null rows (`lists` may be a slice, whose offsets do not start at 0)."""
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    return pa.ListArray.from_arrays(offsets, values, mask=lists.is_null())
 
 
 def rejection(file: str, line: int | None, raw: str, reason: str) -> dict:

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from components.common.config import IngestConfig
 from components.common.errors import TfpipeError
-from components.common.schema import Schema
+from components.common.schema import Schema, with_lists
 from components.ingest import conform, examples as encoder
 from components.ingest.sources import RawBatch
 from components.predict import records
@@ -36,8 +36,8 @@ from components.predict import records
 FILE, LINE = "file", "line"  # where a row came from, when the schema has no key
 # conform rejects a row without a label; scoring needs none, so it is given this always-present one.
 _PRESENT = "__tfpipe_predict_present"
-ARROW = {"int": pa.int64(), "float": pa.float32(), "string": pa.string(), "text": pa.string(), "image": pa.binary()}
-ARROW.update({f"{t}_list": pa.list_(ARROW[t]) for t in ("int", "float", "string")})
+ARROW = with_lists({"int": pa.int64(), "float": pa.float32(), "string": pa.string(), "text": pa.string(),
+                    "image": pa.binary()}, pa.list_)
 
 
 class InputError(TfpipeError):
