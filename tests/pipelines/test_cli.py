@@ -1,6 +1,5 @@
 """The `tfpipe` and `python -m components` commands, run as a user runs them."""
 
-import csv
 import json
 import os
 import re
@@ -9,12 +8,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from components.common.registry import Registry
-from pipelines.targets.local_log import ANSI
 from tests.conftest import ROOT
-from tests.pages import assert_evaluation_report_shows, assert_whatif_report_shows
+from tests.pages import assert_whatif_report_shows
 
 TFPIPE = str(Path(sys.executable).with_name("tfpipe"))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -47,46 +43,6 @@ def test_module_entry_point_and_errors(tmp_path, people_csv):
     done = call(TFPIPE, "ingest", "--set", f"ingest.source={tmp_path}/nothing.csv", "--out", str(tmp_path / "out"))
     assert done.returncode == 2
     assert "nothing.csv does not exist" in done.stderr
-
-
-@pytest.mark.slow
-def test_example_data_then_run(tmp_path):
-    done = call(TFPIPE, "example-data", "--out", str(tmp_path / "data"))
-    assert done.returncode == 0, done.stderr
-    assert len(list((tmp_path / "data" / "digits").glob("*/*.png"))) == 1797
-    with open(tmp_path / "data" / "penguins" / "penguins.csv", newline="") as f:
-        penguins = list(csv.DictReader(f))
-    assert len(penguins) == 344
-    assert {p["species"] for p in penguins} == {"Adelie", "Chinstrap", "Gentoo"}
-    done = call(TFPIPE, "run", "--config", str(ROOT / "pipelines/configs/penguins.yaml"),
-                "--set", f"ingest.source={tmp_path}/data/penguins/penguins.csv", "--set", f"runs_root={tmp_path}/runs",
-                "--set", "runtime.workers=2", "--set", "train.epochs=5",
-                "--set", "evaluate.thresholds={accuracy: {at_least: 0}}")  # always blessed: export and serve run
-    assert done.returncode == 0, done.stderr
-    [run_dir] = (tmp_path / "runs").glob("tfpipe-penguins-*")
-    assert "[worker 1]" in (run_dir / "pipeline.log").read_text()
-    assert "[worker 1]" not in done.stdout
-    assert "Task 'train' finished with status SUCCESS" in ANSI.sub("", done.stdout)
-    examples, model = run_dir / "ingest" / "examples", run_dir / "train" / "model"
-    assert json.loads((run_dir / "config.json").read_text())["ingest"]["label"] == "species"
-    schema = json.loads((examples / "schema.json").read_text())
-    assert schema["splits"]["train"] + schema["splits"]["eval"] + schema["splits"]["test"] == 344
-    assert str(examples / "stats.html") in done.stdout
-    assert json.loads((model / "training.json").read_text())["workers"] == 2
-    assert "blessed   yes" in done.stdout
-    shown = assert_evaluation_report_shows(run_dir / "evaluate" / "evaluation", "BLESSED")
-    assert {r["feature"] for r in shown["Slices"]} == {"island", "sex", "body_mass_g"}  # the config's slices
-    assert (tmp_path / "runs" / "serving" / "penguins" / "1" / "saved_model.pb").exists()
-    registered = Registry(str(tmp_path / "runs" / "serving" / "penguins")).get(1)
-    assert registered.blessed
-    kept = tmp_path / "runs" / "serving" / "penguins" / "1" / "assets.extra" / "keras" / "model.keras"
-    assert registered.evaluation.model == str(kept.resolve())  # kept with the version, not in the run folder
-    assert kept.read_bytes() == (model / "model.keras").read_bytes()
-    assert json.loads((run_dir / "serve" / "deployment" / "infra_blessing.json").read_text())["blessed"]
-    step_commands_on(examples, model, tmp_path)
-    assert f"tfpipe tensorboard {run_dir}" in done.stdout
-    assert_tensorboard_serves(run_dir, {"train/train", "train/validation", "evaluate/evaluation"})
-    assert_tensorboard_serves(model / "logs", {"train", "validation"})
 
 
 def step_commands_on(examples, model, tmp_path):

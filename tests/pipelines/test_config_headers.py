@@ -28,7 +28,8 @@ from components.serve.server import running
 from pipelines import summary
 from pipelines.targets.local_log import ANSI
 from tests.conftest import ROOT
-from tests.pages import assert_whatif_report_shows
+from tests.pages import assert_evaluation_report_shows, assert_whatif_report_shows
+from tests.pipelines.test_cli import assert_tensorboard_serves, step_commands_on
 from tests.served import assert_served_as_keras
 
 CONFIGS = ROOT / "pipelines" / "configs"
@@ -125,6 +126,14 @@ def ran(config: str, example_data: Path, tmp_path: Path) -> Ran:
     return Ran(header(CONFIGS / config), tmp_path)
 
 
+def test_the_example_data_is_what_the_headers_read(example_data):
+    assert len(list((example_data / "digits").glob("*/*.png"))) == 1797
+    with open(example_data / "penguins" / "penguins.csv", newline="") as f:
+        penguins = list(csv.DictReader(f))
+    assert len(penguins) == 344
+    assert {p["species"] for p in penguins} == {"Adelie", "Chinstrap", "Gentoo"}
+
+
 def test_every_config_has_its_header_checked():
     assert {p.name for p in CONFIGS.glob("*.yaml")} == set(CHECKS)
     for name in CHECKS:
@@ -158,6 +167,18 @@ def check_penguins(done: Ran) -> None:
         assert feature.stats["missing"] == measured
         assert feature.default_value == pytest.approx(feature.stats["mean"], abs=0.5)  # integers round it
     assert_test_accuracy_as_claimed(done, first)
+    outputs = summary.outputs_of(first)
+    shown = assert_evaluation_report_shows(outputs.evaluation, "BLESSED")
+    assert {r["feature"] for r in shown["Slices"]} == {"island", "sex", "body_mass_g"}  # the config's slices
+    registered = Registry(str(done.folder / "runs" / "serving" / "penguins")).get(1)
+    assert registered.blessed
+    kept = done.folder / "runs" / "serving" / "penguins" / "1" / "assets.extra" / "keras" / "model.keras"
+    assert registered.evaluation.model == str(kept.relative_to(done.folder))  # with the version, as runs_root says
+    assert kept.read_bytes() == (outputs.model / "model.keras").read_bytes()
+    step_commands_on(outputs.examples, outputs.model, done.folder)
+    assert f"tfpipe tensorboard {first}" in done.outputs[commands(done.text)[0]]
+    assert_tensorboard_serves(first, {"train/train", "train/validation", "evaluate/evaluation"})
+    assert_tensorboard_serves(outputs.model / "logs", {"train", "validation"})
 
 
 def check_tuned(done: Ran) -> None:
@@ -167,6 +188,25 @@ def check_tuned(done: Ran) -> None:
     tune = next(o for c, o in done.outputs.items() if c.startswith("tfpipe tune"))
     trials = int(re.search(r"^(\d+) trials \(0 failed\); best ", tune, re.MULTILINE).group(1))
     assert trials == 4  # the config's space: two values of two keys
+
+
+def check_wide_deep(done: Ran) -> None:
+    """The wide & deep module (its own registered CrossLayer) from ingest to serving: tuned, and the best of its
+    values is what was trained, served on both protocols as Keras predicts."""
+    import keras
+
+    check_tuned(done)
+    [first] = done.runs
+    outputs = summary.outputs_of(first)
+    best = json.loads((outputs.model / "training.json").read_text())["params"]
+    assert best["cross_layers"] in (1, 2)
+    assert isinstance(best["cross_layers"], int)  # as the space wrote it
+    assert best["dropout"] in (0.0, 0.2)
+    crosses = [layer for layer in load_model(str(outputs.model)).layers if type(layer).__name__ == "CrossLayer"]
+    assert len(crosses) == best["cross_layers"]
+    assert keras.saving.get_registered_object("wide_deep>CrossLayer") is not None
+    assert_served_as_keras(str(done.folder / "runs" / "serving" / "penguins_wide_deep"), "penguins_wide_deep",
+                           str(outputs.examples), str(outputs.model))
 
 
 def check_reviews(done: Ran) -> None:
@@ -221,7 +261,7 @@ def check_retraining(done: Ran) -> None:
     assert len(answer["predictions"][0]["probabilities"]) == 2
 
 
-CHECKS = {"digits.yaml": check_digits, "penguins.yaml": check_penguins, "penguins_wide_deep.yaml": check_tuned,
+CHECKS = {"digits.yaml": check_digits, "penguins.yaml": check_penguins, "penguins_wide_deep.yaml": check_wide_deep,
           "retraining.yaml": check_retraining, "reviews_text.yaml": check_reviews}
 
 

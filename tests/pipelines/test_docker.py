@@ -1,4 +1,5 @@
-"""The component image: the whole DAG under kfp.local's DockerRunner, and one step alone with `docker run`.
+"""The component image: one step alone with `docker run`, and a compiled Vertex file under kfp.local's DockerRunner
+(the whole DAG in containers, on Cloud Storage: test_docker_gcs.py).
 
 `make test` starts a Docker engine and builds the image first (`make host`, tests/setup-host.sh); where
 either is missing these tests fail with the command to run, never skip.
@@ -10,7 +11,7 @@ import os
 import pytest
 
 from components.common import config as config_lib
-from components.data import write_digits, write_penguins
+from components.data import write_penguins
 from pipelines.targets import local
 from tests.conftest import ROOT
 
@@ -48,19 +49,6 @@ def test_one_step_alone_in_the_image(engine, tmp_path):
                  str(tmp_path / "out"): {"bind": str(tmp_path / "out"), "mode": "rw"}})
     assert "344 rows" in logs.decode()
     assert json.loads((tmp_path / "out" / "examples" / "schema.json").read_text())["label"] == "species"
-
-
-def test_the_whole_pipeline_in_containers(engine, tmp_path):
-    source = write_digits(tmp_path / "digits")
-    cfg = config_lib.load(ROOT / "pipelines/configs/digits.yaml", [
-        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=2",
-        "evaluate.thresholds={accuracy: {at_least: 0}}", f"pipeline.base_image={IMAGE}"])
-    run_dir = local.run(cfg, docker=True)
-    assert f"Found image '{IMAGE}'" in (run_dir / "pipeline.log").read_text()
-    assert (run_dir / "train" / "model" / "model.keras").exists()
-    deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
-    assert deploy["deployed"]
-    assert (tmp_path / "runs" / "serving" / "digits" / "1" / "saved_model.pb").exists()
 
 
 def test_a_compiled_vertex_file_runs_in_containers_with_its_worker_pools(engine, tmp_path):

@@ -15,7 +15,6 @@ from pipelines.records import EvaluateRecord, ExportRecord, WhatIfRecord
 from pipelines.targets import local
 from pipelines.targets.local import PipelineError
 from tests.conftest import ROOT
-from tests.served import assert_served_as_keras
 
 
 def test_compiled_pipeline(tmp_path):
@@ -156,9 +155,13 @@ def test_ingest_on_dataflow_gets_the_beam_section_with_the_component_image_for_i
 
 
 @pytest.mark.slow
-def test_one_step_alone_on_an_earlier_run(penguins_cfg):
-    cfg = penguins_cfg("deploy.infra_check=false")
+def test_one_step_alone_on_an_earlier_run(penguins_cfg, capfd):
+    cfg = penguins_cfg("runtime.workers=2")
     first = local.run(cfg)
+    assert "[worker 1]" in (first / "pipeline.log").read_text()  # the workers' lines are kept, not shown
+    assert "[worker 1]" not in capfd.readouterr().out
+    infra = json.loads((first / "serve" / "deployment" / "infra_blessing.json").read_text())
+    assert infra["blessed"], infra  # the exported version, served, answered as the Keras model does
     again = local.run(cfg, step="whatif", after=str(first))
     assert again.name.startswith("tfpipe-penguins-whatif-")
     assert (again / "whatif" / "report").read_text().startswith("<!doctype html>")
@@ -176,35 +179,6 @@ def test_one_step_alone_on_an_earlier_run(penguins_cfg):
     registered = Registry(cfg.model_home).get(exported.version)  # with the earlier run's evaluation
     assert registered.evaluation.folder == str(first / "evaluate" / "evaluation")
     assert registered.blessed == EvaluateRecord.read(first).blessed
-
-
-@pytest.mark.slow
-def test_a_teams_own_model_through_the_whole_dag_tuned_served_on_both_protocols(tmp_path):
-    """The wide & deep example (its own registered layer) from ingest to serving, tuned over two of its params."""
-    import keras
-    import tensorflow as tf
-
-    from components.common.model_loading import load_model
-
-    source = write_penguins(tmp_path / "penguins.csv")
-    cfg = config_lib.load(ROOT / "pipelines/configs/penguins_wide_deep.yaml", [
-        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=4", "deploy.infra_check=false",
-        "tune.space={model.params.cross_layers: {values: [1, 3]}, model.params.dropout: {values: [0.0, 0.3]}}",
-        "tune.algorithm=random", "tune.trials=2"])
-    run_dir = local.run(cfg)
-    outputs = summary.outputs_of(run_dir)
-    training_record = json.loads((outputs.model / "training.json").read_text())
-    best = training_record["params"]
-    assert best["cross_layers"] in (1, 3)
-    assert isinstance(best["cross_layers"], int)  # as the space wrote it
-    assert best["dropout"] in (0.0, 0.3)
-    crosses = [layer for layer in load_model(str(outputs.model)).layers if type(layer).__name__ == "CrossLayer"]
-    assert len(crosses) == best["cross_layers"]
-
-    assert_served_as_keras(str(tmp_path / "runs" / "serving" / "penguins_wide_deep"), "penguins_wide_deep",
-                           str(outputs.examples), str(outputs.model))
-    assert keras.saving.get_registered_object("wide_deep>CrossLayer") is not None
-    assert tf.io.gfile.exists(str(run_dir / "whatif"))
 
 
 @pytest.mark.parametrize("vertex", [False, True], ids=["kfp", "vertex"])

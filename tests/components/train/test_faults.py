@@ -87,31 +87,25 @@ def test_sigkill_mid_epoch_then_resume(tmp_path, digits_examples):
 
 
 @pytest.mark.slow
-def test_two_workers_one_killed_then_resumed(tmp_path, digits_examples):
-    """A real MultiWorkerMirroredStrategy run over 127.0.0.1, asked for fit mode."""
-    out, epochs = tmp_path / "out", 6
-    sets = [f"train.epochs={epochs}", "train.batch_size=32", "train.model.api=functional"]
+def test_a_worker_killed_stops_the_run_and_its_chief(tmp_path, digits_examples):
+    """A real MultiWorkerMirroredStrategy run over 127.0.0.1: SIGKILL (the OOM killer's, an operator's) is not a
+    crash to restart; the launcher stops the chief, which would otherwise wait on its dead peer forever, and exits
+    with the worker's status. Resuming a 2-worker run from its backup: test_worker_restart.py."""
+    out = tmp_path / "out"
+    sets = ["train.epochs=3", "train.batch_size=32", "train.model.api=functional"]
     launcher = start(digits_examples, out, sets, workers=2)
-    wait_for_epoch(out, 2, launcher)
+    wait_for_epoch(out, 1, launcher)
     pids = re.search(r"started 2 workers: pids (\d+), (\d+)", Path(f"{out}.log").read_text())
     chief, worker = int(pids[1]), int(pids[2])
     os.kill(worker, signal.SIGKILL)
     assert launcher.wait(timeout=60) == 128 + signal.SIGKILL
     log = Path(f"{out}.log").read_text()
     assert "worker 1 was killed by signal 9; stopping the others" in log
+    assert "restarting" not in log
     with pytest.raises(ProcessLookupError):
         os.kill(chief, 0)  # the chief was stopped and reaped, not left waiting on a dead peer
-    resumed_at = backup_epoch(out)
-    log = finish(start(digits_examples, out, sets, workers=2), out)
-    assert_resumed(out, digits_examples, epochs, resumed_at, log)
-    training = json.loads((out / "training.json").read_text())
-    assert training["workers"] == training["replicas"] == 2
-    assert training["global_batch_size"] == 64
-    assert training["loop"] == "custom"
-    assert "keras-team/keras#20585" in log
-    assert "[worker 0]" in log
-    assert "[worker 1]" in log
-    assert not list(out.glob(".train-worker-*")), "a worker's temporary outputs were left behind"
+    assert backup_epoch(out) >= 1, "the backup a rerun resumes from is gone"
+    assert not (out / "model.keras").exists()
 
 
 def edited(examples: str, tmp_path: Path, edit) -> str:

@@ -1,6 +1,7 @@
 """A worker of a 2-worker run that crashes mid-epoch: the launcher restarts the group, which resumes from the backup."""
 
 import contextlib
+import json
 import os
 import re
 import resource
@@ -43,6 +44,13 @@ def test_sigabrt_mid_epoch_restarts_both_workers_from_the_backup(tmp_path, digit
     resumed_at = int(re.search(r"resuming after epoch (\d+) ", log)[1])
     assert 1 <= resumed_at < epochs
     assert_resumed(out, digits_examples, epochs, resumed_at, log)
+    training = json.loads((out / "training.json").read_text())
+    assert training["workers"] == training["replicas"] == 2
+    assert training["global_batch_size"] == 64
+    assert training["loop"] == "custom"  # fit mode asked for, and why it is not used
+    assert "keras-team/keras#20585" in log
+    assert "[worker 0]" in log
+    assert "[worker 1]" in log
     assert not list(out.glob(".train-worker-*")), "the restarted worker's temporary outputs were left behind"
 
 
