@@ -14,10 +14,10 @@ and the `tfjob-port` (2222 by default); `task` is the replica's type and index;
 `environment` is "cloud". `tf_configs` writes it for a manifest.
 
 Where `tfpipe run --package` rehearses a compiled pipeline, the train step's
-container names the local operator in its environment (`OPERATOR=local`, set in
-the rehearsed file by `pipelines.targets.package`): the job `manifest` makes then
-runs on that machine (`components.train.launcher.run_tfjob`), not through the
-Kubernetes API.
+container names the local operator in its environment (`TFPIPE_TFJOB_OPERATOR=local`,
+set in the rehearsed file by `pipelines.targets.package`): the job `manifest`
+makes then runs on that machine (`components.train.launcher.run_tfjob`), not
+through the Kubernetes API.
 """
 
 from __future__ import annotations

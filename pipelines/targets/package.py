@@ -13,11 +13,11 @@ every lightweight step as it is. What only a cluster has is rehearsed:
   Kubeflow TFJob through the Kubernetes API (`components.train.tfjob`) and awaits it. Here the step's
   container gets one more environment variable, `TFPIPE_TFJOB_OPERATOR=local`, which the rehearsed file
   shows: the step writes the config beside its output and makes the same TFJob (`tfjob.manifest`), and the
-  local operator (`components.train.launcher.run_tfjob`) runs it, one process per replica of each replica
-  spec (Chief, Worker), in the step's process or container, each running the manifest's container command
-  with the `TF_CONFIG` the training operator sets (the replicas' service addresses mapped to free 127.0.0.1
-  ports), supervised as `--workers` is; a failed replica fails the step with a TrainError naming it, as
-  the awaited job's failure would.
+  local operator (`components.train.launcher.run_tfjob`) runs it: one child process of the step per replica
+  of each replica spec (Chief, Worker), in the step's container with `docker`, each running the manifest's
+  container command with the `TF_CONFIG` the training operator sets (the replicas' service addresses
+  mapped to free 127.0.0.1 ports), supervised as `--workers` is; a failed replica fails the step with a
+  TrainError naming it, as the awaited job's failure would.
 - With `docker`, the config's local paths are made absolute (the run folder and the data are mounted at
   their own paths), as `tfpipe run --docker` does; the parameters carry that config, nothing else changes.
 
@@ -84,14 +84,12 @@ class Package:
         ir = json.loads(json.dumps(self.ir))
         executors = ir["deploymentSpec"]["executors"]
         for component in ir["components"].values():
-            executor = executors.get(component.get("executorLabel", ""), {})
-            if CUSTOM_JOB_LAUNCHER in " ".join(executor.get("container", {}).get("command", [])):
+            container = executors.get(component.get("executorLabel", ""), {}).get("container", {})
+            args = container.get("args", [])
+            if CUSTOM_JOB_LAUNCHER in " ".join(container.get("command", [])):
                 executors[component["executorLabel"]] = {"container": _worker_pools(component)}
-        if self.config.runtime.launcher == "tfjob":
-            for executor in executors.values():
-                container = executor.get("container", {})
-                if TRAIN_STEP in zip(container.get("args", []), container.get("args", [])[1:]):
-                    container.setdefault("env", []).append({"name": tfjob.OPERATOR, "value": tfjob.LOCAL})
+            elif self.config.runtime.launcher == "tfjob" and TRAIN_STEP in zip(args, args[1:]):
+                container.setdefault("env", []).append({"name": tfjob.OPERATOR, "value": tfjob.LOCAL})
         return ir
 
     def component(self):
