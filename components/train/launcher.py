@@ -69,10 +69,14 @@ class Exit:
         """The exit status a shell reports for it: 128 + the signal's number for a signal."""
         return self.code if self.code >= 0 else 128 - self.code
 
-    def __str__(self) -> str:
+    @property
+    def ended(self) -> str:
         if self.code < 0:
-            return f"worker {self.worker} was killed by signal {-self.code}"
-        return f"worker {self.worker} exited with status {self.code}"
+            return f"was killed by signal {-self.code}"
+        return f"exited with status {self.code}"
+
+    def __str__(self) -> str:
+        return f"worker {self.worker} {self.ended}"
 
 
 def free_ports(count: int) -> list[int]:
@@ -126,6 +130,39 @@ def vertex_environments(replicas: list[int]) -> list[dict[str, str]]:
     return environments
 
 
+def tfjob_environments(job: dict) -> list[dict[str, str]]:
+    """Each replica's environment as the Kubeflow training operator sets it for this TFJob (`tfjob.tf_configs`),
+    the replicas' service addresses mapped to free 127.0.0.1 ports."""
+    from components.train import tfjob
+
+    addresses = [address for group in tfjob.cluster(job).values() for address in group]
+    here = [f"127.0.0.1:{port}" for port in free_ports(len(addresses))]
+    return tfjob.tf_configs(job, dict(zip(addresses, here)))
+
+
+def run_tfjob(job: dict) -> str:
+    """The local operator: a TFJob run on this machine as the training operator runs it, awaited as `tfjob.run`
+    awaits it on a cluster; "Succeeded", else a TrainError naming the replica that failed.
+
+    One process per replica of each replica spec, in the spec's order (the chief first), each with the TF_CONFIG
+    the operator sets (`tfjob_environments`) and the job's container command: tfpipe's replicas all run one
+    container, whose `python` is, here, the interpreter of this step (as kfp.local runs a step's `python3`).
+    `launch` supervises them: a crash restarts the group, as `restartPolicy: OnFailure` restarts a pod. The
+    replicas share this machine's files, so the job's paths need not be on gs://.
+    """
+    from components.train import tfjob
+    from components.train.errors import TrainError
+
+    replicas = tfjob.replicas(job)
+    program, *arguments = tfjob.command(job)
+    command = [sys.executable if program == "python" else program, *arguments]
+    failure = launch(command, len(replicas), environments=lambda _: tfjob_environments(job))
+    if failure:
+        raise TrainError(f"TFJob {tfjob.qualified_name(job)} failed: replica {replicas[failure.worker].name} "
+                         f"{failure.ended}")
+    return "Succeeded"
+
+
 def worker_command(examples: str, out: str, config: str | None, overrides: list[str]) -> list[str]:
     """The train step's command line for one worker."""
     command = [sys.executable, "-m", "components", "train", "--examples", examples, "--out", out]
@@ -138,8 +175,9 @@ def train(cfg, examples: str, out: str) -> dict[str, float]:
     """The train step, with the resolved config written beside its outputs; the eval metrics.
 
     In this process when one worker is asked for, or when TF_CONFIG says this process is already one
-    worker of a cluster (a Vertex CustomJob, a TFJob); as a TFJob with `runtime.launcher: tfjob`; else
-    in `cfg.runtime.workers` local processes.
+    worker of a cluster (a Vertex CustomJob, a TFJob); as a TFJob with `runtime.launcher: tfjob` (run by
+    the local operator, `run_tfjob`, where the step's container says so: `tfjob.operated_here`); else in
+    `cfg.runtime.workers` local processes.
     """
     from components.common import io
     from components.train import run, strategy, tfjob
@@ -147,7 +185,7 @@ def train(cfg, examples: str, out: str) -> dict[str, float]:
 
     cfg = resolve_warm_start(cfg)
     if cfg.runtime.launcher == "tfjob" and not os.environ.get("TF_CONFIG"):
-        return tfjob.train(cfg, examples, out)
+        return tfjob.train(cfg, examples, out, operator=run_tfjob if tfjob.operated_here() else None)
     if cfg.runtime.workers == 1 or os.environ.get("TF_CONFIG"):
         # A config that says where its data comes from also says its label: examples of another are an error.
         metrics = run(cfg.train, examples, out, label=cfg.ingest.label if cfg.ingest.source else "").metrics
@@ -156,9 +194,9 @@ def train(cfg, examples: str, out: str) -> dict[str, float]:
         return metrics
     io.makedirs(out)
     cfg.write(out)  # what every worker reads: the warm start already resolved, so all start from one model
-    code = launch(worker_command(examples, out, f"{out}/config.json", []), cfg.runtime.workers)
-    if code:
-        raise WorkersFailed(code)
+    failure = launch(worker_command(examples, out, f"{out}/config.json", []), cfg.runtime.workers)
+    if failure:
+        raise WorkersFailed(failure.status)
     return io.read_json(f"{out}/metrics.json")
 
 
@@ -178,9 +216,9 @@ def resolve_warm_start(cfg):
 
 
 def launch(command: list[str], workers: int, restarts: int = RESTARTS,
-           environments: Callable[[int], list[dict[str, str]]] = tf_configs) -> int:
+           environments: Callable[[int], list[dict[str, str]]] = tf_configs) -> Exit | None:
     """Runs `command` once per worker, each with its part of `environments(workers)` (fresh ports on every
-    attempt); 0 when all succeed, else the failed worker's exit status.
+    attempt); None when all succeed, else the failure that stopped the run.
 
     After a crash every worker starts again, up to `restarts` times (the module's docstring says why).
     """
@@ -188,16 +226,16 @@ def launch(command: list[str], workers: int, restarts: int = RESTARTS,
     while failure := run_group(command, environments(workers)):
         if not failure.crashed:
             print("the run stopped (run the same command again to resume)", file=sys.stderr, flush=True)
-            return failure.status
+            return failure
         crash = f"worker {failure.worker} crashed ({signal.Signals(-failure.code).name})"
         if restart == restarts:
             print(f"{crash} after {restarts} restarts; the run stopped (run the same command again to resume)",
                   file=sys.stderr, flush=True)
-            return failure.status
+            return failure
         restart += 1
         print(f"{crash}; restarting all {workers} workers from the last backup (restart {restart} of {restarts})",
               file=sys.stderr, flush=True)
-    return 0
+    return None
 
 
 def run_group(command: list[str], environments: list[dict[str, str]]) -> Exit | None:

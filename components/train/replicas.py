@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command or not replicas or replicas[0] != 1 or min(replicas) < 0:
         parser.error("expected --replicas with one replica in the first pool (the chief), then -- COMMAND")
-    return launcher.launch(command, sum(replicas), environments=lambda _: launcher.vertex_environments(replicas))
+    failure = launcher.launch(command, sum(replicas), environments=lambda _: launcher.vertex_environments(replicas))
+    return failure.status if failure else 0
 
 
 if __name__ == "__main__":

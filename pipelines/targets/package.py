@@ -9,11 +9,23 @@ every lightweight step as it is. What only a cluster has is rehearsed:
   component's own container command once per replica (`components.train.replicas`), with the
   `CLUSTER_SPEC` and `TF_CONFIG` Vertex sets, in the step's process or container. The job's
   `gcp_resources` output (the CustomJob's resource name on Vertex) is left unset: there is no job.
+- A KFP file whose config asks for `runtime.launcher: tfjob` has a train step that, on a cluster, creates a
+  Kubeflow TFJob through the Kubernetes API (`components.train.tfjob`) and awaits it. Here the step's
+  container gets one more environment variable, `TFPIPE_TFJOB_OPERATOR=local`, which the rehearsed file
+  shows: the step writes the config beside its output and makes the same TFJob (`tfjob.manifest`), and the
+  local operator (`components.train.launcher.run_tfjob`) runs it: one child process of the step per replica
+  of each replica spec (Chief, Worker), in the step's container with `docker`, each running the manifest's
+  container command with the `TF_CONFIG` the training operator sets (the replicas' service addresses
+  mapped to free 127.0.0.1 ports), supervised as `--workers` is; a failed replica fails the step with a
+  TrainError naming it, as the awaited job's failure would.
 - With `docker`, the config's local paths are made absolute (the run folder and the data are mounted at
   their own paths), as `tfpipe run --docker` does; the parameters carry that config, nothing else changes.
 
 What it cannot show is what only a live project or cluster has: IAM and service accounts, quotas,
-machine types and accelerators, Vertex's control plane and KFP's API server.
+machine types and accelerators, Vertex's control plane and KFP's API server; for a TFJob, the Kubernetes
+API and the training operator themselves (the job's creation, its pods, their services' DNS names and
+the image's `tfpipe-runner` service account), and pods that reach only gs://, where the local replicas
+share this machine's files.
 """
 
 from __future__ import annotations
@@ -27,9 +39,11 @@ import yaml
 
 from components.common.config import RunConfig
 from components.common.errors import TfpipeError
+from components.train import tfjob
 
 CUSTOM_JOB_LAUNCHER = "google_cloud_pipeline_components.container.v1.custom_job.launcher"
 REPLICAS = "components.train.replicas"
+TRAIN_STEP = ("--function_to_execute", "train")  # the train op's executor arguments
 
 
 class PackageError(TfpipeError):
@@ -65,13 +79,17 @@ class Package:
         return set(self.ir["root"]["inputDefinitions"]["parameters"])
 
     def rehearsed(self) -> dict:
-        """The IR with each CustomJob's executor replaced by its worker pools, launched here."""
+        """The IR with each CustomJob's executor replaced by its worker pools, launched here; with
+        `runtime.launcher: tfjob`, the train step's container told that the local operator runs its TFJob."""
         ir = json.loads(json.dumps(self.ir))
         executors = ir["deploymentSpec"]["executors"]
         for component in ir["components"].values():
-            executor = executors.get(component.get("executorLabel", ""), {})
-            if CUSTOM_JOB_LAUNCHER in " ".join(executor.get("container", {}).get("command", [])):
+            container = executors.get(component.get("executorLabel", ""), {}).get("container", {})
+            args = container.get("args", [])
+            if CUSTOM_JOB_LAUNCHER in " ".join(container.get("command", [])):
                 executors[component["executorLabel"]] = {"container": _worker_pools(component)}
+            elif self.config.runtime.launcher == "tfjob" and TRAIN_STEP in zip(args, args[1:]):
+                container.setdefault("env", []).append({"name": tfjob.OPERATOR, "value": tfjob.LOCAL})
         return ir
 
     def component(self):

@@ -1,4 +1,5 @@
-"""`tfpipe run --package FILE`: the compiled file itself runs here, a Vertex train job's worker pools as replicas."""
+"""`tfpipe run --package FILE`: the compiled file itself runs here, a Vertex train job's worker pools as replicas, a
+KFP file's TFJob as its Chief and Worker replicas."""
 
 import json
 import subprocess
@@ -11,7 +12,7 @@ from kfp import compiler
 from components.common import config as config_lib
 from components.common.model_loading import load_model
 from components.data import write_penguins
-from components.train import launcher
+from components.train import launcher, tfjob
 from pipelines import summary, training
 from pipelines.targets import local
 from pipelines.targets.package import Package, PackageError
@@ -73,6 +74,43 @@ def test_the_compiled_vertex_file_trains_on_the_worker_pools_as_replicas(tmp_pat
     assert not list((run_dir / "train" / "model").glob(".train-worker-*"))  # the other replica's copies are gone
     assert "blessed   yes" in done.stdout
     assert f"run {run_dir}" in done.stdout
+
+
+TFJOB = ("runtime.launcher=tfjob", "runtime.workers=2", "train.model.hidden_units=[8]")
+
+
+def test_the_rehearsal_names_the_local_operator_in_the_train_steps_container(tmp_path):
+    package = Package.read(compiled(tmp_path, False, *TFJOB))
+    executors = package.rehearsed()["deploymentSpec"]["executors"]
+    assert executors["exec-train"]["container"]["env"] == [{"name": tfjob.OPERATOR, "value": "local"}]
+    assert [name for name, e in executors.items() if "env" in e["container"]] == ["exec-train"]
+    assert "env" not in package.ir["deploymentSpec"]["executors"]["exec-train"]["container"]  # the file as compiled
+
+
+@pytest.mark.slow
+def test_the_compiled_kfp_file_trains_as_a_tfjob_of_chief_and_worker(tmp_path):
+    """No containers: the --docker rehearsal of replicas in the step's container is the Vertex file's
+    (tests/pipelines/test_docker.py)."""
+    path = compiled(tmp_path, False, *TFJOB)
+    done = subprocess.run([str(Path(sys.executable).with_name("tfpipe")), "run", "--package", str(path)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run_dir] = (tmp_path / "runs").glob("tfpipe-penguins-*")
+    model_dir = run_dir / "train" / "model"
+    # what every replica read, written by the step beside the output before the job started
+    written = config_lib.RunConfig.from_json((model_dir / "config.json").read_text())
+    assert (written.runtime.launcher, written.runtime.workers) == ("tfjob", 2)
+    training_record = json.loads((model_dir / "training.json").read_text())
+    assert training_record["workers"] == 2
+    assert training_record["strategy"] == "CollectiveAllReduceStrategy"
+    model = load_model(str(model_dir))
+    assert [layer.units for layer in model.layers if type(layer).__name__ == "Dense"][0] == 8
+    log = (run_dir / "pipeline.log").read_text()
+    assert "started 2 workers" in log
+    assert "[worker 1]" in log
+    assert not list(model_dir.glob(".train-worker-*"))
+    assert f"run {run_dir}" in done.stdout
+    assert any(line.strip().startswith("train ") for line in done.stdout.splitlines()), done.stdout
 
 
 def test_a_package_runs_as_it_is(tmp_path):
