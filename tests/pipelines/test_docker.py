@@ -11,6 +11,7 @@ import os
 import pytest
 
 from components.common import config as config_lib
+from components.common.model_loading import load_model
 from components.data import write_penguins
 from pipelines.targets import local
 from tests.conftest import ROOT
@@ -68,9 +69,16 @@ def test_a_compiled_vertex_file_runs_in_containers_with_its_worker_pools(engine,
     package = Package.read(tmp_path / "vertex.yaml")
     run_dir = local.run(package.config, docker=True, package=package)
     model = run_dir / "train" / "model"
-    assert json.loads((model / "training.json").read_text())["workers"] == 2
+    training_record = json.loads((model / "training.json").read_text())
+    assert training_record["workers"] == 2
+    assert training_record["strategy"] == "CollectiveAllReduceStrategy"
     assert json.loads((model / "model_module.json").read_text())["sha256"] == cfg.train.model.source.sha256
-    assert f"Found image '{IMAGE}'" in (run_dir / "pipeline.log").read_text()
+    assert {"CrossLayer", "HashedCrossing"} <= {type(layer).__name__ for layer in load_model(str(model)).layers}
+    log = (run_dir / "pipeline.log").read_text()
+    assert f"Found image '{IMAGE}'" in log
+    assert "started 2 workers" in log
+    assert "[worker 1]" in log
+    assert not list(model.glob(".train-worker-*"))  # the other replica's copies are gone
     assert json.loads((run_dir / "evaluate" / "evaluation" / "blessing.json").read_text())["blessed"]
     deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
     assert deploy["deployed"]

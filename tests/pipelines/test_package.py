@@ -1,5 +1,5 @@
-"""`tfpipe run --package FILE`: the compiled file itself runs here, a Vertex train job's worker pools as replicas, a
-KFP file's TFJob as its Chief and Worker replicas."""
+"""`tfpipe run --package FILE`: the compiled file itself runs here, a KFP file's TFJob as its Chief and Worker
+replicas (a Vertex file's train job as its worker pools' replicas, each step in the image: test_docker.py)."""
 
 import json
 import subprocess
@@ -51,29 +51,6 @@ def test_the_compiled_kfp_file_runs_as_compiled(tmp_path):
     lines = summary.lines(run_dir)
     assert any(line.strip().startswith("blessed   yes") for line in lines)
     assert (tmp_path / "serving" / "penguins" / "1" / "saved_model.pb").exists()
-
-
-@pytest.mark.slow
-def test_the_compiled_vertex_file_trains_on_the_worker_pools_as_replicas(tmp_path):
-    """A team's model (the wide & deep module, its own layer) on two replicas: the module reaches both in the
-    config, and every later step loads it from beside the model."""
-    path = compiled(tmp_path, True, "runtime.workers=2", "tune.space={}", config="penguins_wide_deep.yaml")
-    done = subprocess.run([str(Path(sys.executable).with_name("tfpipe")), "run", "--package", str(path)],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    [run_dir] = (tmp_path / "runs").glob("tfpipe-penguins-wide-deep-*")
-    training_record = json.loads((run_dir / "train" / "model" / "training.json").read_text())
-    assert training_record["workers"] == 2
-    assert training_record["strategy"] == "CollectiveAllReduceStrategy"
-    assert training_record["module"]["module"].endswith("pipelines/configs/models/wide_deep.py")
-    model = load_model(str(run_dir / "train" / "model"))
-    assert {"CrossLayer", "HashedCrossing"} <= {type(layer).__name__ for layer in model.layers}
-    log = (run_dir / "pipeline.log").read_text()
-    assert "started 2 workers" in log
-    assert "[worker 1]" in log
-    assert not list((run_dir / "train" / "model").glob(".train-worker-*"))  # the other replica's copies are gone
-    assert "blessed   yes" in done.stdout
-    assert f"run {run_dir}" in done.stdout
 
 
 TFJOB = ("runtime.launcher=tfjob", "runtime.workers=2", "train.model.hidden_units=[8]")
