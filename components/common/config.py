@@ -143,7 +143,7 @@ class RunConfig:
         return self
 
     def with_absolute_paths(self) -> RunConfig:
-        """The config with its local paths (runs root, source, export base, labels) made absolute: the same
+        """The config with its local paths (runs root, source, export and deploy bases, labels) made absolute: the same
         folders from any working folder, and inside containers that mount them at their own paths."""
         from components.common.io import absolute
 
@@ -151,6 +151,7 @@ class RunConfig:
         return dataclasses.replace(self, runs_root=absolute(self.runs_root),
                                    ingest=dataclasses.replace(self.ingest, source=absolute(self.ingest.source)),
                                    export=dataclasses.replace(self.export, base=absolute(self.export.base)),
+                                   deploy=dataclasses.replace(self.deploy, local_base=absolute(self.deploy.local_base)),
                                    monitor=dataclasses.replace(self.monitor, labels=labels))
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -68,7 +68,7 @@ def run(cfg: RunConfig, docker: bool = False, step: str = "", after: str = "", v
             name, (dag, arguments) = package.name, _package(package, cfg, docker)
         else:
             dag, arguments = _pipeline(cfg, step, after, pipeline)
-        runner = _docker_runner(cfg) if docker else local.SubprocessRunner(use_venv=False)
+        runner = _docker_runner(cfg, root) if docker else local.SubprocessRunner(use_venv=False)
         local.init(runner=runner, pipeline_root=str(root), enable_caching=cfg.pipeline.cache,
                    cache_root=str(root / ".kfp_cache"), raise_on_error=True)
         if server:
@@ -161,19 +161,28 @@ def runs(root: Path, name: str) -> set[Path]:
     return {p for p in root.glob(f"{name}-*") if re.fullmatch(rf"{re.escape(name)}-[\d-]+", p.name)}
 
 
-def _docker_runner(cfg: RunConfig):
-    """kfp.local's DockerRunner: the steps as the invoking user, a local source mounted read-only, no network;
-    a run that reads or writes Cloud Storage gets the host's network and the Google clients' settings."""
+def _docker_runner(cfg: RunConfig, root: Path):
+    """kfp.local's DockerRunner: the steps as the invoking user, no network; besides the runs root (kfp.local
+    mounts the pipeline root), the local sources (the data, the labels) are mounted read-only and the serving
+    bases (the model home, a deploy base) read-write, each at its own path, so that nothing a step writes stays
+    in its container. A run that reads or writes Cloud Storage gets the host's network and the Google clients'
+    settings."""
     from docker.types import Mount
     from kfp import local
 
     from components.common import io as io_lib
 
-    mounts = []
-    if cfg.ingest.source and not io_lib.is_remote(cfg.ingest.source):
-        data = Path(cfg.ingest.source.split("{")[0].split("*")[0]).resolve()
-        data = data if data.is_dir() else data.parent
-        mounts.append(Mount(str(data), str(data), type="bind", read_only=True))
+    def folder(path: str) -> Path:
+        found = Path(path.split("{")[0].split("*")[0]).resolve()
+        return found if found.is_dir() else found.parent
+
+    mounts = [Mount(str(folder(path)), str(folder(path)), type="bind", read_only=True)
+              for path in (cfg.ingest.source, cfg.monitor.labels.source) if path and not io_lib.is_remote(path)]
+    for base in dict.fromkeys(b for b in (cfg.serving_base, cfg.deploy.local_base) if b and not io_lib.is_remote(b)):
+        home = Path(base).resolve()
+        if not home.is_relative_to(root):
+            home.mkdir(parents=True, exist_ok=True)
+            mounts.append(Mount(str(home), str(home), type="bind"))
     environment = {"HOME": "/tmp"}
     remote = any(io_lib.is_remote(p) for p in (cfg.ingest.source, cfg.export.base, cfg.deploy.local_base))
     if remote:

@@ -12,6 +12,7 @@ import pytest
 
 from components.common import config as config_lib
 from components.common.model_loading import load_model
+from components.common.registry import Registry
 from components.data import write_penguins
 from pipelines.targets import local
 from tests.conftest import ROOT
@@ -55,7 +56,7 @@ def test_one_step_alone_in_the_image(engine, tmp_path):
 def test_a_compiled_vertex_file_runs_in_containers_with_its_worker_pools(engine, tmp_path):
     """`tfpipe run --package FILE --docker`: what Vertex would run, each step in the image, two train replicas,
     on a team's model: the module is in no image; it reaches the train containers in the config, later ones
-    beside the model."""
+    beside the model. The model home is outside the runs folder, as a team's shared one would be."""
     from kfp import compiler
 
     from pipelines import training
@@ -63,8 +64,8 @@ def test_a_compiled_vertex_file_runs_in_containers_with_its_worker_pools(engine,
 
     source = write_penguins(tmp_path / "data" / "penguins.csv")
     cfg = config_lib.load(ROOT / "pipelines/configs/penguins_wide_deep.yaml", [
-        f"ingest.source={source}", f"runs_root={tmp_path}/runs", "train.epochs=2", "runtime.workers=2",
-        "tune.space={}", "deploy.infra_check=false", f"pipeline.base_image={IMAGE}"])
+        f"ingest.source={source}", f"runs_root={tmp_path}/runs", f"export.base={tmp_path}/serving", "train.epochs=2",
+        "runtime.workers=2", "tune.space={}", "deploy.infra_check=false", f"pipeline.base_image={IMAGE}"])
     compiler.Compiler().compile(training.build(cfg, vertex=True), str(tmp_path / "vertex.yaml"))
     package = Package.read(tmp_path / "vertex.yaml")
     run_dir = local.run(package.config, docker=True, package=package)
@@ -82,4 +83,6 @@ def test_a_compiled_vertex_file_runs_in_containers_with_its_worker_pools(engine,
     assert json.loads((run_dir / "evaluate" / "evaluation" / "blessing.json").read_text())["blessed"]
     deploy = json.loads((run_dir / "serve" / "deployment" / "deploy.json").read_text())
     assert deploy["deployed"]
-    assert (tmp_path / "runs" / "serving" / "penguins_wide_deep" / "1" / "saved_model.pb").exists()
+    # The model home lies outside the runs folder: mounted at its own path, it holds what the containers wrote.
+    assert Registry(str(tmp_path / "serving" / "penguins_wide_deep")).get(1).blessed
+    assert (tmp_path / "serving" / "penguins_wide_deep" / "1" / "saved_model.pb").exists()
