@@ -11,6 +11,7 @@ line the header gives next to it. How long a header says a run takes is not chec
 
 import csv
 import json
+import math
 import re
 import shlex
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from components.common import config as config_lib
 from components.common.config import ServeConfig
 from components.common.model_loading import load_model
 from components.common.registry import Registry
@@ -182,12 +184,17 @@ def check_penguins(done: Ran) -> None:
 
 
 def check_tuned(done: Ran) -> None:
-    """A run and a tuning of its examples: the test accuracy the header gives, and trials ranked."""
+    """A run and a tuning of its examples: the test accuracy the header gives, and trials ranked: as many as the
+    header says the pipeline tried, which is every point of the config's grid."""
     [first] = done.runs
     assert_test_accuracy_as_claimed(done, first)
     tune = next(o for c, o in done.outputs.items() if c.startswith("tfpipe tune"))
     trials = int(re.search(r"^(\d+) trials \(0 failed\); best ", tune, re.MULTILINE).group(1))
-    assert trials == 4  # the config's space: two values of two keys
+    in_pipeline = re.search(r"tuned\s+best of (\d+) trials", done.outputs[commands(done.text)[0]]).group(1)
+    claimed = WORDS[claim(done.text, r"The whole pipeline, (\w+) tuning trials included")[0]]
+    assert trials == int(in_pipeline) == claimed
+    config = config_lib.load(done.folder / commands(done.text)[0].split("--config ")[1].split()[0])
+    assert claimed == math.prod(len(domain.values) for domain in config.tune.space.values())
 
 
 def check_wide_deep(done: Ran) -> None:
@@ -223,8 +230,6 @@ def check_reviews(done: Ran) -> None:
     assert_served_as_keras(str(done.folder / "runs" / "serving" / "reviews_text"), "reviews_text",
                            str(outputs.examples), str(outputs.model))
     assert_whatif_report_shows(first / "whatif" / "analysis")
-    trials = re.search(r"tuned\s+best of (\d+) trials", done.outputs[commands(done.text)[0]]).group(1)
-    assert int(trials) == WORDS[claim(done.text, r"The whole pipeline, (\w+) tuning trials included")[0]]
 
 
 def check_retraining(done: Ran) -> None:

@@ -85,6 +85,7 @@ def test_the_compiled_kfp_file_trains_as_a_tfjob_of_chief_and_worker(tmp_path):
     log = (run_dir / "pipeline.log").read_text()
     assert "started 2 workers" in log
     assert "[worker 1]" in log
+    assert "[worker 1]" not in done.stdout  # the workers' lines are kept in the log, not shown
     assert not list(model_dir.glob(".train-worker-*"))
     assert f"run {run_dir}" in done.stdout
     assert any(line.strip().startswith("train ") for line in done.stdout.splitlines()), done.stdout

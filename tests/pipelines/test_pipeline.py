@@ -155,13 +155,9 @@ def test_ingest_on_dataflow_gets_the_beam_section_with_the_component_image_for_i
 
 
 @pytest.mark.slow
-def test_one_step_alone_on_an_earlier_run(penguins_cfg, capfd):
-    cfg = penguins_cfg("runtime.workers=2")
+def test_one_step_alone_on_an_earlier_run(penguins_cfg):
+    cfg = penguins_cfg("deploy.infra_check=false")
     first = local.run(cfg)
-    assert "[worker 1]" in (first / "pipeline.log").read_text()  # the workers' lines are kept, not shown
-    assert "[worker 1]" not in capfd.readouterr().out
-    infra = json.loads((first / "serve" / "deployment" / "infra_blessing.json").read_text())
-    assert infra["blessed"], infra  # the exported version, served, answered as the Keras model does
     again = local.run(cfg, step="whatif", after=str(first))
     assert again.name.startswith("tfpipe-penguins-whatif-")
     assert (again / "whatif" / "report").read_text().startswith("<!doctype html>")
