@@ -12,7 +12,12 @@ busy without its rows crossing a shuffle (on the in-process runner that would
 hold the whole input in memory). An image folder is one unit: its reader
 decides the image mode and size from the first image, and decoding is its
 cost. Each unit writes its own GZIP part files; a shard is its units' parts
-one after another, which is itself a valid GZIP TFRecord file. Everything is
+one after another, which is itself a valid GZIP TFRecord file. A worker
+loads TensorFlow only for gs:// paths (its file system): loading it took each
+worker process of the local runner seconds (about 5 s of 13 for 200,000
+rows on 2 cores), so examples are encoded with Arrow (`examples`), splits
+hashed in numpy (`fingerprint`) and parts written with zlib (`tfrecord`),
+the same bytes TensorFlow gives. Everything is
 written under the step's staging folder (`io.staged_dir`), local or gs://,
 so a job that dies leaves nothing under the output's name.
 """
@@ -205,8 +210,8 @@ class Concatenate(beam.DoFn):
 
 def _end_now() -> None:
     """A worker process's last act once the runner has closed it: its outputs are written and closed, and
-    freeing TensorFlow's modules would take 1.3 s that the runner waits out worker by worker (a fifth of a
-    200,000-row ingest's time on 2 cores)."""
+    the interpreter's teardown (freeing Arrow's, Beam's and gRPC's modules) would take about 0.3 s that the
+    runner waits out worker by worker (a tenth of a 200,000-row ingest's time on 2 cores)."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
