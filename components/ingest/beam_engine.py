@@ -16,7 +16,7 @@ one after another, which is itself a valid GZIP TFRecord file. A worker
 loads TensorFlow only for gs:// paths (its file system): loading it took each
 worker process of the local runner seconds (about 5 s of 13 for 200,000
 rows on 2 cores), so examples are encoded with Arrow (`examples`), splits
-hashed in numpy (`fingerprint`) and parts written with zlib (`tfrecord`),
+hashed in numpy (`farmhash`) and parts written with zlib (`tfrecord`),
 the same bytes TensorFlow gives. Everything is
 written under the step's staging folder (`io.staged_dir`), local or gs://,
 so a job that dies leaves nothing under the output's name.

@@ -2,7 +2,7 @@
 
 The hash is FarmHash Fingerprint64, which TensorFlow documents as stable
 across platforms and releases (`tf.fingerprint`), computed here in numpy
-(`fingerprint.fingerprint64`, tested equal to TensorFlow's) so that no
+(`farmhash.fingerprint64`, tested equal to TensorFlow's) so that no
 process that ingests has to load TensorFlow for it. A row's split depends
 only on its key text and the ratios: not on the order of rows, the batch
 size, the number of shards or threads, or the machine.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from components.ingest.fingerprint import fingerprint64
+from components.ingest.farmhash import fingerprint64
 
 SPLITS = ("train", "eval", "test")
 BUCKETS = 10_000

@@ -5,7 +5,7 @@ import pyarrow as pa
 
 from components.common.config import IngestConfig, SplitRatios
 from components.ingest import run, split
-from components.ingest.fingerprint import fingerprint64
+from components.ingest.farmhash import fingerprint64
 from tests.conftest import all_rows, people_rows, read_examples, write_csv
 
 
@@ -45,8 +45,9 @@ def test_known_hash_values_do_not_change():
     assert split.assign(keys, SplitRatios()).tolist() == [0, 0, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
     import tensorflow as tf
 
-    # FarmHash Fingerprint64("hello"), the published value.
+    # FarmHash Fingerprint64("hello"), the published value, by TensorFlow and by the hash splits use.
     assert int(tf.fingerprint(tf.constant([b"hello"])).numpy().view("<u8")[0, 0]) == 13009744463427800296
+    assert fingerprint64(pa.array([b"hello"])).tolist() == [13009744463427800296]
 
 
 def test_fingerprint64_is_tensorflows_for_every_length_branch():
