@@ -3,7 +3,10 @@
 import dataclasses
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -16,7 +19,7 @@ from components.common.metadata import DataMetadata
 from components.ingest import IngestError, run
 from components.ingest.split import SPLITS
 from components.ingest.stats import Statistics
-from tests.conftest import people_rows, write_csv
+from tests.conftest import ROOT, people_rows, write_csv
 
 # Beam on threads in this process: its bundles, units and accumulator merges, without starting TensorFlow twice more.
 THREADS = BeamConfig(workers=2, options=("--direct_running_mode=multi_threading",))
@@ -149,6 +152,55 @@ def test_too_many_rejected_rows_fail_on_the_default_runner_and_leave_no_output(t
         kept[engine] = sorted((tmp_path / f"{engine}.rejected.jsonl").read_text().splitlines())
     assert kept["beam"] == kept["local"]
     assert len(kept["local"]) == 50
+
+
+# What a worker process of the multi-process runner runs: every unit through Ingest, the statistics' CombineFn,
+# every shard through Concatenate. It prints the rows gathered and the TensorFlow modules it loaded.
+WORKER = """
+import json, sys
+import apache_beam as beam
+from components.common.config import IngestConfig
+from components.ingest import batch, beam_engine, sources, split
+from components.ingest.stats import Statistics
+
+cfg = IngestConfig(source=sys.argv[1], key="id", batch_rows=64, shards=2)
+types = {"id": "int", "age": "int", "income": "float", "city": "string", "label": "int"}
+plan = batch.Plan(types, types, "label", "id", cfg.split)
+work = beam_engine.units(sources.resolve(cfg), 3, cfg)
+ingest = beam_engine.Ingest(sys.argv[2], plan, cfg)
+rows = [out.value for unit in work for out in ingest.process(unit) if isinstance(out, beam.pvalue.TaggedOutput)]
+gather = beam_engine.Gather(Statistics(types, "label", cfg.vocab_top_n, rows[0][0]))
+parts = [gather.add_input(gather.create_accumulator(), r) for r in rows]
+stats = gather.extract_output(gather.merge_accumulators(parts))
+concatenate = beam_engine.Concatenate(sys.argv[2], len(work), cfg.shards)
+for target in [(name, s) for name in split.SPLITS for s in range(cfg.shards)] + [(beam_engine.REJECTED, 0)]:
+    concatenate.process(target, [])
+print(json.dumps({"rows": stats.rows, "tensorflow": sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow")}))
+"""
+
+
+def test_a_worker_ingests_without_loading_tensorflow(tmp_path):
+    """Loading TensorFlow took each worker process seconds: typing, splitting, encoding, writing parts,
+    gathering statistics and concatenating shards need none of it."""
+    import tensorflow as tf
+
+    header, rows = people_rows(500)
+    source = write_csv(tmp_path / "people.csv", header, rows)
+    stage = tmp_path / "stage"
+    done = subprocess.run([sys.executable, "-c", WORKER, str(source), str(stage)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    printed = json.loads(done.stdout.splitlines()[-1])
+    assert printed == {"rows": 500, "tensorflow": []}
+    spec = {"id": tf.io.FixedLenFeature([], tf.int64), "city": tf.io.FixedLenFeature([], tf.string)}
+    back = {}
+    for name in SPLITS:
+        shards = sorted(str(p) for p in (stage / name).glob("data-*-of-00002.tfrecord.gz"))
+        assert len(shards) == 2
+        for record in tf.data.TFRecordDataset(shards, compression_type="GZIP").as_numpy_iterator():
+            parsed = tf.io.parse_single_example(record, spec)
+            back[int(parsed["id"])] = parsed["city"].numpy().decode()
+    assert back == {row[0]: row[3] for row in rows}
+    assert (stage / "rejected.jsonl").read_text() == ""
 
 
 def test_statistics_merged_in_any_order_equal_one_pass():

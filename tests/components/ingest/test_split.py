@@ -5,6 +5,7 @@ import pyarrow as pa
 
 from components.common.config import IngestConfig, SplitRatios
 from components.ingest import run, split
+from components.ingest.farmhash import fingerprint64
 from tests.conftest import all_rows, people_rows, read_examples, write_csv
 
 
@@ -44,5 +45,20 @@ def test_known_hash_values_do_not_change():
     assert split.assign(keys, SplitRatios()).tolist() == [0, 0, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
     import tensorflow as tf
 
-    # FarmHash Fingerprint64("hello"), the published value.
+    # FarmHash Fingerprint64("hello"), the published value, by TensorFlow and by the hash splits use.
     assert int(tf.fingerprint(tf.constant([b"hello"])).numpy().view("<u8")[0, 0]) == 13009744463427800296
+    assert fingerprint64(pa.array([b"hello"])).tolist() == [13009744463427800296]
+
+
+def test_fingerprint64_is_tensorflows_for_every_length_branch():
+    """Each length branch of FarmHash (0, 1-3, 4-7, 8-16, 17-32, 33-64, and one or more 64-byte blocks), on
+    random bytes and on text, and on an array that is a slice of a larger one (its offsets start past 0)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(5)
+    values = [rng.bytes(n) for n in range(300)] + [rng.bytes(int(n)) for n in rng.integers(0, 700, 500)]
+    values += ["é,\x1f{n}".encode() * n for n in range(40)]
+    strings = pa.array([b"pad"] + values, pa.binary()).slice(1)
+    expected = tf.fingerprint(tf.constant(np.asarray(values, dtype=object))).numpy().view("<u8").reshape(-1)
+    assert fingerprint64(strings).tolist() == expected.tolist()
+    assert fingerprint64(pa.array([], pa.binary())).tolist() == []
