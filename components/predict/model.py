@@ -80,15 +80,19 @@ class Scorer:
         self._task = task
         self._tf = tf
 
-    def __call__(self, serialized) -> pa.Table:
-        """Predictions for serialized examples: a tf.string tensor, or a numpy array of bytes."""
-        outputs = self._signature(inputs=self._tf.convert_to_tensor(serialized, self._tf.string))
+    def outputs(self, serialized) -> dict:
+        """The signature's outputs (tensors) for serialized examples: a tf.string tensor, or a numpy array of
+        bytes. Apart from `table`, so that one batch is scored while the one before is written."""
+        return self._signature(inputs=self._tf.convert_to_tensor(serialized, self._tf.string))
+
+    def table(self, outputs: dict) -> pa.Table:
+        """The signature's outputs as the prediction columns (`output_schema`)."""
         if self._task.kind == "regression":
             return pa.table({PREDICTED_VALUE: pa.array(outputs[O.PREDICTIONS].numpy(), pa.float32())})
         probabilities = outputs[O.PROBABILITIES].numpy().astype(np.float32)
-        classes = np.asarray(self._task.classes, dtype=object)[outputs[O.CLASS_IDS].numpy()]
+        classes = pa.array(self._task.classes, pa.string()).take(outputs[O.CLASS_IDS].numpy())
         offsets = np.arange(0, probabilities.size + 1, probabilities.shape[1], dtype=np.int32)
-        return pa.table({PREDICTED_CLASS: pa.array(classes, pa.string()),
+        return pa.table({PREDICTED_CLASS: classes,
                          PROBABILITIES: pa.ListArray.from_arrays(offsets, pa.array(probabilities.reshape(-1)))})
 
 

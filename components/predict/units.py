@@ -76,22 +76,27 @@ class Job:
 
 
 def score(unit: Unit, job: Job, scorer: Scorer) -> Done:
-    """Scores the unit's rows `job.batch_size` at a time into its Parquet files; its rejected rows beside them."""
+    """Scores the unit's rows `job.batch_size` at a time into its Parquet files; its rejected rows beside them.
+
+    Three stages, each on a thread of its own and one batch ahead of the next: reading (inflating and
+    framing records, or typing a source), scoring, and writing (Arrow columns, Parquet). TensorFlow, zlib and
+    Arrow let go of the GIL while they work, so the stages share the machine's cores."""
     writer = output.PartWriter(job.folder, unit.index, job.schema, job.rows_per_file)
     rows = rejected = 0
     with io.open_write(output.rejected_part(job.folder, unit.index)) as bad, \
             contextlib.closing(unit.rows(job.plan, job.typing, job.ingest, job.batch_size)) as batches, \
-            contextlib.closing(ahead(batches)) as read:
+            contextlib.closing(ahead(batches)) as read, \
+            contextlib.closing(ahead(_scored(read, scorer, job.batch_size))) as scored:
         bad.write("")
         try:
-            for batch in read:
-                bad.write("".join(json.dumps(row) + "\n" for row in batch.rejected))
-                rejected += len(batch.rejected)
-                for start in range(0, len(batch.serialized), job.batch_size):
-                    scored = scorer(batch.serialized[start:start + job.batch_size])
-                    beside = batch.beside.slice(start, job.batch_size)
-                    writer.write(pa.Table.from_arrays([*beside.columns, *scored.columns], schema=job.schema))
-                    rows += scored.num_rows
+            for piece in scored:
+                bad.write("".join(json.dumps(row) + "\n" for row in piece.rejected))
+                rejected += len(piece.rejected)
+                if piece.outputs is not None:
+                    predictions = scorer.table(piece.outputs)
+                    writer.write(pa.Table.from_arrays([*piece.beside.columns, *predictions.columns],
+                                                      schema=job.schema))
+                    rows += predictions.num_rows
         finally:
             writer.close()
     done = Done(rows, rejected, tuple(writer.files))
@@ -99,9 +104,26 @@ def score(unit: Unit, job: Job, scorer: Scorer) -> Done:
     return done
 
 
-def ahead(items: Iterator[inputs.Rows]) -> Iterator[inputs.Rows]:
-    """`items`, the next one read on a thread of its own while this one is scored and written (zlib, Arrow and
-    TensorFlow let go of the GIL while they work); at most one batch ahead, so memory stays one batch more."""
+@dataclass(frozen=True)
+class Scored:
+    """Up to `batch_size` rows of a batch with the model's outputs for them, on their way to the writer."""
+
+    beside: pa.Table
+    outputs: dict | None  # the signature's tensors; None for a batch whose every row was rejected
+    rejected: list[dict]  # the batch's rejected rows, with its first piece
+
+
+def _scored(batches: Iterator[inputs.Rows], scorer: Scorer, size: int) -> Iterator[Scored]:
+    for batch in batches:
+        rows = len(batch.serialized)
+        for start in range(0, max(rows, 1), size):
+            outputs = scorer.outputs(batch.serialized[start:start + size]) if rows else None
+            yield Scored(batch.beside.slice(start, size), outputs, batch.rejected if start == 0 else [])
+
+
+def ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """`items`, the next one made on a thread of its own while this one is used (zlib, Arrow and TensorFlow
+    let go of the GIL while they work); at most one ahead, so memory stays one item more."""
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(next, items, None)
         while (item := pending.result()) is not None:

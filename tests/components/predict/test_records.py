@@ -17,7 +17,8 @@ def written(path, values: list[bytes]) -> str:
 
 
 def test_a_shard_of_several_gzip_members_reads_as_tf_data_reads_it_in_batches(tmp_path, monkeypatch):
-    monkeypatch.setattr(records, "CHUNK", 1000)  # records and members straddle the pieces read
+    monkeypatch.setattr(records, "CHUNK", 1000)  # records and members straddle the chunks read
+    monkeypatch.setattr(records, "PIECE", 300)  # and the pieces inflated from them
     first = [f"record {i} ".encode() * (i % 7) for i in range(500)]
     second = [bytes(range(256)) * 3, b"", b"last"]
     shard = tmp_path / "data-00000-of-00001.tfrecord.gz"
