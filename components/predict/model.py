@@ -70,20 +70,28 @@ def resolve(home: str, version: int | None = None, alias: str = "") -> Version:
 
 
 class Scorer:
-    """The version's `predict_examples` signature, loaded once: serialized examples in, predictions as Arrow out."""
+    """The version's `predict_examples` signature, loaded once: serialized examples in, predictions as Arrow out.
+
+    Made before it loads (`load`), so that the thread that scores (components.predict.units) loads it while
+    the first batches are read."""
 
     def __init__(self, version: Version, task: Task):
-        import tensorflow as tf
+        self._version, self._task = version, task
+        self._loaded = None  # the loaded SavedModel, kept: its signature needs its variables alive
 
-        self._loaded = tf.saved_model.load(version.path)  # kept: the signature needs its variables alive
-        self._signature = self._loaded.signatures[S.PREDICT_EXAMPLES]
-        self._task = task
-        self._tf = tf
+    def load(self) -> None:
+        if self._loaded is None:
+            import tensorflow as tf
+
+            self._loaded = tf.saved_model.load(self._version.path)
 
     def outputs(self, serialized) -> dict:
         """The signature's outputs (tensors) for serialized examples: a tf.string tensor, or a numpy array of
         bytes. Apart from `table`, so that one batch is scored while the one before is written."""
-        return self._signature(inputs=self._tf.convert_to_tensor(serialized, self._tf.string))
+        import tensorflow as tf
+
+        self.load()
+        return self._loaded.signatures[S.PREDICT_EXAMPLES](inputs=tf.convert_to_tensor(serialized, tf.string))
 
     def table(self, outputs: dict) -> pa.Table:
         """The signature's outputs as the prediction columns (`output_schema`)."""

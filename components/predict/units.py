@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -40,6 +41,12 @@ class Unit:
             return inputs.examples_rows(self.examples_files, plan, batch_size)
         raw = self.part.batches(ingest) if self.part is not None else sources.read(self.source, ingest)
         return inputs.source_rows(raw, typing)
+
+    def read_ahead(self, ingest: IngestConfig, batch_size: int) -> int:
+        """How many batches are read ahead of scoring: as many as make one batch of a source (`ingest.batch_rows`),
+        the memory reading a source takes anyway, so that while the model loads the examples' first batches are
+        read."""
+        return max(1, ingest.batch_rows // batch_size) if self.examples_files else 1
 
 
 @dataclass(frozen=True)
@@ -78,15 +85,16 @@ class Job:
 def score(unit: Unit, job: Job, scorer: Scorer) -> Done:
     """Scores the unit's rows `job.batch_size` at a time into its Parquet files; its rejected rows beside them.
 
-    Three stages, each on a thread of its own and one batch ahead of the next: reading (inflating and
-    framing records, or typing a source), scoring, and writing (Arrow columns, Parquet). TensorFlow, zlib and
-    Arrow let go of the GIL while they work, so the stages share the machine's cores."""
+    Three stages, each on a thread of its own and ahead of the next: reading (inflating and framing records,
+    or typing a source), scoring (the model loaded first, while reading begins), and writing (Arrow columns,
+    Parquet). TensorFlow, zlib and Arrow let go of the GIL while they work, so the stages share the machine's
+    cores."""
     writer = output.PartWriter(job.folder, unit.index, job.schema, job.rows_per_file)
     rows = rejected = 0
     with io.open_write(output.rejected_part(job.folder, unit.index)) as bad, \
             contextlib.closing(unit.rows(job.plan, job.typing, job.ingest, job.batch_size)) as batches, \
-            contextlib.closing(ahead(batches)) as read, \
-            contextlib.closing(ahead(_scored(read, scorer, job.batch_size))) as scored:
+            contextlib.closing(Ahead(batches, unit.read_ahead(job.ingest, job.batch_size))) as read, \
+            contextlib.closing(Ahead(_scored(read, scorer, job.batch_size))) as scored:
         bad.write("")
         try:
             for piece in scored:
@@ -114,6 +122,7 @@ class Scored:
 
 
 def _scored(batches: Iterator[inputs.Rows], scorer: Scorer, size: int) -> Iterator[Scored]:
+    scorer.load()  # while the first batches are read
     for batch in batches:
         rows = len(batch.serialized)
         for start in range(0, max(rows, 1), size):
@@ -121,11 +130,25 @@ def _scored(batches: Iterator[inputs.Rows], scorer: Scorer, size: int) -> Iterat
             yield Scored(batch.beside.slice(start, size), outputs, batch.rejected if start == 0 else [])
 
 
-def ahead(items: Iterator[Any]) -> Iterator[Any]:
-    """`items`, the next one made on a thread of its own while this one is used (zlib, Arrow and TensorFlow
-    let go of the GIL while they work); at most one ahead, so memory stays one item more."""
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(next, items, None)
-        while (item := pending.result()) is not None:
-            pending = pool.submit(next, items, None)
-            yield item
+class Ahead(Iterator[Any]):
+    """`items`, made on a thread of its own from the moment this is made, up to `depth` ahead of the one in use
+    (zlib, Arrow and TensorFlow let go of the GIL while they work); memory stays `depth` items more."""
+
+    def __init__(self, items: Iterator[Any], depth: int = 1):
+        self._items = items
+        self._pool = ThreadPoolExecutor(1)
+        self._pending = deque(self._pool.submit(next, items, None) for _ in range(depth))
+
+    def __next__(self) -> Any:
+        item = self._pending.popleft().result() if self._pending else None
+        if item is None:
+            self.close()
+            raise StopIteration
+        self._pending.append(self._pool.submit(next, self._items, None))
+        return item
+
+    def close(self) -> None:
+        """Stops reading ahead: what is not begun is dropped, what is begun is finished."""
+        while self._pending:
+            self._pending.pop().cancel()
+        self._pool.shutdown()
