@@ -28,7 +28,6 @@ import pyarrow.parquet as pq
 
 from components.common import io
 from components.common.errors import TfpipeError
-from components.ingest import bigquery as bigquery_source
 
 BIGQUERY = "bq://"
 REJECTED = "_rejected.jsonl"
@@ -137,6 +136,8 @@ def is_bigquery(out: str) -> bool:
 def load(destination: Destination, files: list[str]) -> str:
     """Replaces the table with the Parquet `files` in one load job; returns the job's id."""
     from google.cloud import bigquery
+
+    from components.ingest import bigquery as bigquery_source
 
     config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET,
                                     write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,

@@ -17,15 +17,17 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from components.common import io
 from components.common.config import IngestConfig
-from components.ingest import sources
 from components.predict import inputs, output
 from components.predict.model import Scorer
+
+if TYPE_CHECKING:
+    from components.ingest import sources
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Unit:
              batch_size: int) -> Iterator[inputs.Rows]:
         if self.examples_files:
             return inputs.examples_rows(self.examples_files, plan, batch_size)
+        from components.ingest import sources
+
         raw = self.part.batches(ingest) if self.part is not None else sources.read(self.source, ingest)
         return inputs.source_rows(raw, typing)
 
