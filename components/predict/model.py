@@ -97,7 +97,7 @@ class Scorer:
         """The signature's outputs as the prediction columns (`output_schema`)."""
         if self._task.kind == "regression":
             return pa.table({PREDICTED_VALUE: pa.array(outputs[O.PREDICTIONS].numpy(), pa.float32())})
-        probabilities = outputs[O.PROBABILITIES].numpy().astype(np.float32)
+        probabilities = outputs[O.PROBABILITIES].numpy().astype(np.float32, copy=False)
         classes = pa.array(self._task.classes, pa.string()).take(outputs[O.CLASS_IDS].numpy())
         offsets = np.arange(0, probabilities.size + 1, probabilities.shape[1], dtype=np.int32)
         return pa.table({PREDICTED_CLASS: classes,

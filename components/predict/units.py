@@ -91,8 +91,8 @@ def score(unit: Unit, job: Job, scorer: Scorer) -> Done:
 
     Three stages, each on a thread of its own and ahead of the next: reading (inflating and framing records,
     or typing a source), scoring (the model loaded first, while reading begins), and writing (Arrow columns,
-    Parquet). TensorFlow, zlib and Arrow let go of the GIL while they work, so the stages share the machine's
-    cores."""
+    Parquet). TensorFlow and Arrow (inflating, Parquet) let go of the GIL while they work, so the stages share
+    the machine's cores."""
     writer = output.PartWriter(job.folder, unit.index, job.schema, job.rows_per_file)
     rows = rejected = 0
     with io.open_write(output.rejected_part(job.folder, unit.index)) as bad, \
@@ -135,8 +135,8 @@ def _scored(batches: Iterator[inputs.Rows], scorer: Scorer, size: int) -> Iterat
 
 
 class Ahead(Iterator[Any]):
-    """`items`, made on a thread of its own from the moment this is made, up to `depth` ahead of the one in use
-    (zlib, Arrow and TensorFlow let go of the GIL while they work); memory stays `depth` items more."""
+    """`items`, made on a thread of its own from the moment this is made, up to `depth` ahead of the one in use;
+    memory stays `depth` items more."""
 
     def __init__(self, items: Iterator[Any], depth: int = 1):
         self._items = items
