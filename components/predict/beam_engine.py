@@ -34,6 +34,7 @@ class Score(beam.DoFn):
 
     def setup(self) -> None:
         self.scorer = Scorer(self.version, self.task)
+        self.scorer.load()
 
     def process(self, unit: units.Unit):
         yield units.score(unit, self.job, self.scorer)

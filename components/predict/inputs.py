@@ -13,6 +13,10 @@ read only when `predict.keep` asks for it.
 Nothing is held beyond the batch being scored: a source's reader yields
 batches of `ingest.batch_rows`, and examples files are read a batch at a
 time.
+
+Ingest's modules are imported only where a source is read (here, and in
+the step and its units): scoring examples does without them, and without
+the twentieth of a second importing them takes.
 """
 
 from __future__ import annotations
@@ -20,18 +24,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from components.common.config import IngestConfig
 from components.common.errors import TfpipeError
 from components.common.schema import Schema, with_lists
-from components.ingest import conform, examples as encoder
-from components.ingest.sources import RawBatch
 from components.predict import records
+
+if TYPE_CHECKING:
+    from components.ingest.sources import RawBatch
 
 FILE, LINE = "file", "line"  # where a row came from, when the schema has no key
 # conform rejects a row without a label; scoring needs none, so it is given this always-present one.
@@ -144,6 +148,11 @@ def source_plan(plan: Plan, columns: list[str], ingest: IngestConfig) -> SourceP
 
 def source_rows(batches: Iterator[RawBatch], typing: SourcePlan) -> Iterator[Rows]:
     """Each raw batch typed as ingest types it, encoded as ingest encodes it; rejected rows set aside."""
+    import pyarrow.compute as pc
+
+    from components.ingest import conform, examples as encoder
+    from components.ingest.sources import RawBatch
+
     target = typing.plan.beside_schema(typing.types)
     with contextlib.closing(batches):  # the reader's files closed here, not whenever it is garbage
         for raw in batches:

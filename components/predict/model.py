@@ -70,25 +70,37 @@ def resolve(home: str, version: int | None = None, alias: str = "") -> Version:
 
 
 class Scorer:
-    """The version's `predict_examples` signature, loaded once: serialized examples in, predictions as Arrow out."""
+    """The version's `predict_examples` signature, loaded once: serialized examples in, predictions as Arrow out.
+
+    Made before it loads (`load`), so that the thread that scores (components.predict.units) loads it while
+    the first batches are read."""
 
     def __init__(self, version: Version, task: Task):
+        self._version, self._task = version, task
+        self._loaded = None  # the loaded SavedModel, kept: its signature needs its variables alive
+
+    def load(self) -> None:
+        if self._loaded is None:
+            import tensorflow as tf
+
+            self._loaded = tf.saved_model.load(self._version.path)
+
+    def outputs(self, serialized) -> dict:
+        """The signature's outputs (tensors) for serialized examples: a tf.string tensor, or a numpy array of
+        bytes. Apart from `table`, so that one batch is scored while the one before is written."""
         import tensorflow as tf
 
-        self._loaded = tf.saved_model.load(version.path)  # kept: the signature needs its variables alive
-        self._signature = self._loaded.signatures[S.PREDICT_EXAMPLES]
-        self._task = task
-        self._tf = tf
+        self.load()
+        return self._loaded.signatures[S.PREDICT_EXAMPLES](inputs=tf.convert_to_tensor(serialized, tf.string))
 
-    def __call__(self, serialized) -> pa.Table:
-        """Predictions for serialized examples: a tf.string tensor, or a numpy array of bytes."""
-        outputs = self._signature(inputs=self._tf.convert_to_tensor(serialized, self._tf.string))
+    def table(self, outputs: dict) -> pa.Table:
+        """The signature's outputs as the prediction columns (`output_schema`)."""
         if self._task.kind == "regression":
             return pa.table({PREDICTED_VALUE: pa.array(outputs[O.PREDICTIONS].numpy(), pa.float32())})
-        probabilities = outputs[O.PROBABILITIES].numpy().astype(np.float32)
-        classes = np.asarray(self._task.classes, dtype=object)[outputs[O.CLASS_IDS].numpy()]
+        probabilities = outputs[O.PROBABILITIES].numpy().astype(np.float32, copy=False)
+        classes = pa.array(self._task.classes, pa.string()).take(outputs[O.CLASS_IDS].numpy())
         offsets = np.arange(0, probabilities.size + 1, probabilities.shape[1], dtype=np.int32)
-        return pa.table({PREDICTED_CLASS: pa.array(classes, pa.string()),
+        return pa.table({PREDICTED_CLASS: classes,
                          PROBABILITIES: pa.ListArray.from_arrays(offsets, pa.array(probabilities.reshape(-1)))})
 
 

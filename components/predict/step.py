@@ -34,7 +34,6 @@ from components.common.config import BeamConfig, IngestConfig, PredictConfig
 from components.common.errors import TfpipeError
 from components.common.schema import Schema
 from components.common.task import Task, task_of
-from components.ingest import sources
 from components.predict import inputs, model as model_lib, output, units
 
 log = logging.getLogger("tfpipe.predict")
@@ -173,6 +172,8 @@ def _source(plan: inputs.Plan, ingest: IngestConfig, engine: str, beam: BeamConf
             ) -> tuple[list[units.Unit], inputs.SourcePlan]:
     """The source's units (the local engine: the whole source; beam: ingest's parts of it) and its typing, from
     the columns of its first batch."""
+    from components.ingest import sources
+
     source = sources.resolve(ingest)
     reader = sources.read(source, ingest)
     try:

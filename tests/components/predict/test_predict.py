@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import tensorflow as tf
 
 from components import predict
 from components.common.config import BeamConfig, IngestConfig, PredictConfig
+from components.common.errors import ExamplesError
 from components.common.schema import Schema
 from components.common.signatures import SignatureName
 from components.common.task import task_of
@@ -58,6 +60,19 @@ def test_examples_are_scored_as_the_server_scores_them_each_by_file_and_record(p
     metadata = pq.read_schema(next(out.glob("part-*.parquet"))).metadata
     assert json.loads(metadata[b"tfpipe.classes"]) == list(task_of(Schema.read(penguins_examples)).classes)
     assert predict.PredictResult.read(str(out)) == result
+
+
+def test_a_shard_cut_short_fails_the_run_naming_it_and_leaves_no_output(penguins_home, penguins_examples, tmp_path):
+    """Batches before the cut are read, scored and written on their threads while the error is met; it reaches
+    the caller, and the output folder is not left half-written."""
+    examples = shutil.copytree(penguins_examples, tmp_path / "examples")
+    shard = max(examples.glob("*/*.tfrecord.gz"), key=lambda p: p.stat().st_size)
+    shard.write_bytes(shard.read_bytes()[:-20])
+    out = tmp_path / "preds"
+    with pytest.raises(ExamplesError, match=f"{shard}: not a whole GZIP TFRecord file"):
+        predict.run(PredictConfig(batch_size=10), model.resolve(penguins_home, 1), str(out), examples=str(examples))
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["examples"]
 
 
 def reviews_csv(path: Path, count: int = 300) -> tuple[Path, list[list]]:

@@ -17,7 +17,7 @@ def written(path, values: list[bytes]) -> str:
 
 
 def test_a_shard_of_several_gzip_members_reads_as_tf_data_reads_it_in_batches(tmp_path, monkeypatch):
-    monkeypatch.setattr(records, "CHUNK", 1000)  # records and members straddle the pieces read
+    monkeypatch.setattr(records, "PIECE", 300)  # records and members straddle the pieces inflated
     first = [f"record {i} ".encode() * (i % 7) for i in range(500)]
     second = [bytes(range(256)) * 3, b"", b"last"]
     shard = tmp_path / "data-00000-of-00001.tfrecord.gz"
@@ -34,9 +34,9 @@ def test_a_shard_cut_short_or_not_gzip_is_named(tmp_path):
     whole = open(written(tmp_path / "whole", [b"x" * 5000] * 20), "rb").read()
     cut = tmp_path / "cut.tfrecord.gz"
     cut.write_bytes(whole[:len(whole) // 2])
-    with pytest.raises(ExamplesError, match="cut.tfrecord.gz: the GZIP stream ends early"):
+    with pytest.raises(ExamplesError, match=r"cut.tfrecord.gz: not a whole GZIP TFRecord file \(.*[Tt]runcated"):
         list(records.batches(str(cut), 8))
     plain = tmp_path / "plain.tfrecord.gz"
     plain.write_bytes(b"not gzip at all")
-    with pytest.raises(ExamplesError, match="plain.tfrecord.gz: not a GZIP TFRecord file"):
+    with pytest.raises(ExamplesError, match=r"plain.tfrecord.gz: not a whole GZIP TFRecord file \(.*header"):
         list(records.batches(str(plain), 8))
