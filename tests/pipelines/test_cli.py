@@ -58,13 +58,10 @@ def step_commands_on(examples, model, tmp_path):
     assert "version 1 (serving_default, predict_examples, classification)" in done.stdout
     assert Registry(str(tmp_path / "home")).get(1).evaluation.verdict == "not blessed"
     done = call(TFPIPE, "whatif", "report", "--model", str(model), "--examples", str(examples),
-                "--out", str(tmp_path / "whatif"))
-    assert done.returncode == 0, done.stderr
-    assert "What-If report on" in done.stdout
-    assert_whatif_report_shows(tmp_path / "whatif")
-    done = call(TFPIPE, "whatif", "report", "--model", str(model), "--examples", str(examples),
                 "--out", str(tmp_path / "itself"), "--compare", str(model))
     assert done.returncode == 0, done.stderr
+    assert "What-If report on" in done.stdout
+    assert_whatif_report_shows(tmp_path / "itself")
     assert "<b>No difference beyond noise</b>" in (tmp_path / "itself" / "report.html").read_text()
     done = call(TFPIPE, "whatif", "report", "--model", str(model), "--examples", str(examples),
                 "--out", str(tmp_path / "none"), "--compare", str(tmp_path / "nowhere"))

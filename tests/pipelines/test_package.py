@@ -13,8 +13,7 @@ from components.common import config as config_lib
 from components.common.model_loading import load_model
 from components.data import write_penguins
 from components.train import launcher, tfjob
-from pipelines import summary, training
-from pipelines.targets import local
+from pipelines import training
 from pipelines.targets.package import Package, PackageError
 from tests.conftest import ROOT
 
@@ -42,18 +41,8 @@ def test_vertex_sets_cluster_spec_and_tf_config_per_replica():
         {"type": "chief", "index": 0}, {"type": "worker", "index": 0}, {"type": "worker", "index": 1}]
 
 
-@pytest.mark.slow
-def test_the_compiled_kfp_file_runs_as_compiled(tmp_path):
-    path = compiled(tmp_path, vertex=False)
-    package = Package.read(path)
-    run_dir = local.run(package.config, package=package)
-    assert run_dir.name.startswith("tfpipe-penguins-")
-    lines = summary.lines(run_dir)
-    assert any(line.strip().startswith("blessed   yes") for line in lines)
-    assert (tmp_path / "serving" / "penguins" / "1" / "saved_model.pb").exists()
-
-
-TFJOB = ("runtime.launcher=tfjob", "runtime.workers=2", "train.model.hidden_units=[8]")
+TFJOB = ("runtime.launcher=tfjob", "runtime.workers=2", "train.model.hidden_units=[8]",
+         "evaluate.thresholds={accuracy: {at_least: 0}}")  # blessed: export and serve run too
 
 
 def test_the_rehearsal_names_the_local_operator_in_the_train_steps_container(tmp_path):
@@ -87,8 +76,10 @@ def test_the_compiled_kfp_file_trains_as_a_tfjob_of_chief_and_worker(tmp_path):
     assert "[worker 1]" in log
     assert "[worker 1]" not in done.stdout  # the workers' lines are kept in the log, not shown
     assert not list(model_dir.glob(".train-worker-*"))
-    assert f"run {run_dir}" in done.stdout
+    assert f"run {run_dir}" in done.stdout  # the summary of a `tfpipe run`, through to serving
     assert any(line.strip().startswith("train ") for line in done.stdout.splitlines()), done.stdout
+    assert "blessed   yes" in done.stdout
+    assert (tmp_path / "serving" / "penguins" / "1" / "saved_model.pb").exists()
 
 
 def test_a_package_runs_as_it_is(tmp_path):
