@@ -6,7 +6,8 @@ Generates churn-like data (benchmarks/evaluate.py's: 8 numbers, 3
 categories, a binary label; seed 0), ingests `--rows` and `--rows * --scale`
 rows, trains a tiny model (one hidden layer of 16) on the small set and
 exports it as version 1. Each measurement runs in a fresh process that
-reports rows/s (TensorFlow's import left out) and its peak RSS (VmHWM):
+reports rows/s (TensorFlow's and tfpipe's imports left out on both sides)
+and its peak RSS (VmHWM):
 the predict step over every split of the small and of the large examples
 (reading the GZIP TFRecords, scoring them with the SavedModel, writing
 Parquet), and the baseline, the Keras model's `model.predict` on the small
@@ -37,6 +38,7 @@ SPEED_TARGET, RSS_TARGET = 0.8, 1.3
 PREDICT = """
 from components.common.config import PredictConfig
 from components.predict import model, run
+started = time.perf_counter()  # imported, as the baseline's modules are: the run is timed, the model load included
 result = run(PredictConfig(batch_size=BATCH), model.resolve(HOME + "/churn", 1), OUT, examples=EXAMPLES)
 rows = result.rows
 """
