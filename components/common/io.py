@@ -118,6 +118,11 @@ def open_binary(path: str | os.PathLike):
     return open(path, "rb") if not is_remote(path) else gfile().GFile(str(path), "rb")
 
 
+def open_write_binary(path: str | os.PathLike):
+    """Opens a local or remote file for writing bytes; the caller owns atomicity (write inside a staged folder)."""
+    return open(path, "wb") if not is_remote(path) else gfile().GFile(str(path), "wb")
+
+
 def open_write(path: str | os.PathLike):
     """Opens a local or remote file for writing text; the caller owns atomicity (write inside a staged folder)."""
     return open(path, "w") if not is_remote(path) else gfile().GFile(str(path), "w")

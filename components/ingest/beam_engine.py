@@ -42,7 +42,7 @@ from apache_beam.runners.runner import PipelineState
 from components.common import beam as beam_options, io
 from components.common.config import BeamConfig, IngestConfig
 from components.common.errors import TfpipeError
-from components.ingest import batch, bigquery, sources, split, tfrecord
+from components.ingest import batch, bigquery, sources, split
 from components.ingest.stats import Statistics
 from components.ingest.tfrecord import GzipRecordWriter
 from components.ingest.writer import shard_name
@@ -200,7 +200,7 @@ class Concatenate(beam.DoFn):
             if not taken:
                 GzipRecordWriter(dest).close()
                 return
-        with tfrecord.open_write(dest) as out:
+        with io.open_write_binary(dest) as out:
             out.write(b"")  # a file that no part adds to must still exist, and GFile creates it on the first write
             for unit in taken:
                 with io.open_binary(part_path(self.stage, name, unit)) as part:

@@ -42,16 +42,11 @@ def framed(records: Iterable[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def open_write(path: str):
-    """Opens a local or remote file for writing bytes; the caller owns atomicity (write inside a staged folder)."""
-    return open(path, "wb") if not io.is_remote(path) else io.gfile().GFile(path, "wb")  # noqa: SIM115
-
-
 class GzipRecordWriter:
     """One GZIP TFRecord file, local or remote (gs:// through `tf.io.gfile`, loaded only then)."""
 
     def __init__(self, path: str):
-        self._file = open_write(path)
+        self._file = io.open_write_binary(path)
         self._zip = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, 16 + zlib.MAX_WBITS, 9)
 
     def write(self, records: Iterable[bytes]) -> None:

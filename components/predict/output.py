@@ -74,7 +74,7 @@ class PartWriter:
 
     def _open(self) -> None:
         path = f"{self.folder}/{part_name(self.unit, len(self.files))}"
-        self._sink = open(path, "wb") if not io.is_remote(path) else io.gfile().GFile(path, "wb")
+        self._sink = io.open_write_binary(path)
         self._writer = pq.ParquetWriter(self._sink, self.schema, use_dictionary=_repeating(self.schema))
         self.files.append(path)
         self._rows = 0

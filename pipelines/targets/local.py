@@ -176,15 +176,16 @@ def _docker_runner(cfg: RunConfig, root: Path):
         found = Path(path.split("{")[0].split("*")[0]).resolve()
         return found if found.is_dir() else found.parent
 
+    sources = [p for p in (cfg.ingest.source, cfg.monitor.labels.source) if p]
+    bases = [p for p in dict.fromkeys((cfg.serving_base, cfg.deploy.local_base)) if p]
     mounts = [Mount(str(folder(path)), str(folder(path)), type="bind", read_only=True)
-              for path in (cfg.ingest.source, cfg.monitor.labels.source) if path and not io_lib.is_remote(path)]
-    for base in dict.fromkeys(b for b in (cfg.serving_base, cfg.deploy.local_base) if b and not io_lib.is_remote(b)):
-        home = Path(base).resolve()
+              for path in sources if not io_lib.is_remote(path)]
+    for home in (Path(base).resolve() for base in bases if not io_lib.is_remote(base)):
         if not home.is_relative_to(root):
             home.mkdir(parents=True, exist_ok=True)
             mounts.append(Mount(str(home), str(home), type="bind"))
     environment = {"HOME": "/tmp"}
-    remote = any(io_lib.is_remote(p) for p in (cfg.ingest.source, cfg.export.base, cfg.deploy.local_base))
+    remote = any(io_lib.is_remote(p) for p in (*sources, *bases))
     if remote:
         google = google_environment()
         environment |= google
