@@ -9,7 +9,9 @@ to (FnApiRunner), because DirectRunner first tries Prism, a binary it fetches
 from GitHub on first use. With `runner: DataflowRunner` the options carry the project, region,
 temp and staging folders and the component image as the workers' SDK
 container, so Dataflow runs the step's own code; `options` are passed
-through after these and so can override any of them.
+through after these and so can override any of them. A step may start the
+local runner's workers before it builds its pipeline (`warm_workers`,
+components.common.beam_workers) and build it with them (`pipeline`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from __future__ import annotations
 import os
 import re
 
+from components.common.beam_workers import Warm
 from components.common.config import BeamConfig
 
 DATAFLOW = "DataflowRunner"
 DEFAULT = BeamConfig()  # the beam section's defaults: Beam's multi-process runner on this machine's cores
 IN_PROCESS = "apache_beam.runners.portability.fn_api_runner.fn_runner.FnApiRunner"
+MULTI_PROCESSING = "--direct_running_mode=multi_processing"
 
 
 def on_dataflow(engine: str, cfg: BeamConfig) -> bool:
@@ -31,11 +35,10 @@ def on_dataflow(engine: str, cfg: BeamConfig) -> bool:
 
 def arguments(cfg: BeamConfig, job_name: str) -> list[str]:
     """The Beam pipeline arguments for `cfg`, as a command line would give them."""
-    direct = cfg.runner in ("DirectRunner", "direct")
+    direct = _direct(cfg)
     args = [f"--runner={IN_PROCESS if direct else cfg.runner}", f"--job_name={job_name_for(job_name)}"]
     if direct:
-        args += [f"--direct_num_workers={cfg.workers or os.cpu_count() or 1}",
-                 "--direct_running_mode=multi_processing"]
+        args += [f"--direct_num_workers={_workers(cfg)}", MULTI_PROCESSING]
     if cfg.runner == DATAFLOW:
         args += [f"--project={cfg.project}", f"--region={cfg.region}", f"--temp_location={cfg.temp_location}",
                  f"--staging_location={cfg.staging_location or cfg.temp_location}",
@@ -53,6 +56,34 @@ def of(cfg: BeamConfig, job_name: str):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     return PipelineOptions(arguments(cfg, job_name))
+
+
+def warm_workers(cfg: BeamConfig, modules: tuple[str, ...]) -> Warm | None:
+    """The local multi-process runner's workers, started now with `modules` imported; None for any other runner,
+    or where `options` choose another running mode or environment."""
+    if not _direct(cfg) or any(o.startswith(("--direct_running_mode", "--environment_")) for o in cfg.options):
+        return None
+    return Warm(_workers(cfg), modules)
+
+
+def pipeline(cfg: BeamConfig, job_name: str, warm: Warm | None = None):
+    """A `beam.Pipeline` for `cfg`, on `warm`'s workers when given (their runner then starts no others)."""
+    import apache_beam as beam
+
+    if warm is None:
+        return beam.Pipeline(options=of(cfg, job_name))
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    args = [a for a in arguments(cfg, job_name) if a != MULTI_PROCESSING]  # that mode would start its own
+    return beam.Pipeline(runner=warm.runner(), options=PipelineOptions(args))
+
+
+def _direct(cfg: BeamConfig) -> bool:
+    return cfg.runner in ("DirectRunner", "direct")
+
+
+def _workers(cfg: BeamConfig) -> int:
+    return cfg.workers or os.cpu_count() or 1
 
 
 def job_name_for(name: str) -> str:

@@ -40,6 +40,7 @@ import apache_beam as beam
 from apache_beam.runners.runner import PipelineState
 
 from components.common import beam as beam_options, io
+from components.common.beam_workers import SDK_WORKER, Warm
 from components.common.config import BeamConfig, IngestConfig
 from components.common.errors import TfpipeError
 from components.ingest import batch, bigquery, sources, split
@@ -50,7 +51,6 @@ from components.ingest.writer import shard_name
 log = logging.getLogger("tfpipe.ingest")
 WORK = "_work"  # under the staging folder: part files and the gathered statistics, removed before publishing
 REJECTED = "rejected"
-SDK_WORKER = "apache_beam.runners.worker.sdk_worker_main"  # the main module of the local runner's worker processes
 CONSOLE = "https://console.cloud.google.com/dataflow/jobs/{region}/{job_id}?project={project}"
 
 
@@ -93,11 +93,12 @@ def units(source: sources.Source, workers: int, cfg: IngestConfig) -> list[Unit]
 
 
 def write(stage: str, source: sources.Source, plan: batch.Plan, stats: Statistics, cfg: IngestConfig,
-          beam_cfg: BeamConfig, out: str) -> batch.Written:
-    """Runs the pipeline into `stage` and waits for it; `stats` is the empty accumulator every one starts from."""
+          beam_cfg: BeamConfig, out: str, warm: Warm | None = None) -> batch.Written:
+    """Runs the pipeline into `stage` (on `warm`'s workers, when given) and waits for it; `stats` is the empty
+    accumulator every one starts from."""
     folder = os.path.basename(out.rstrip("/"))
     name = beam_options.job_name_for(f"tfpipe-ingest-{folder}-{time.strftime('%Y%m%d-%H%M%S')}")
-    result = pipeline(stage, source, plan, stats, cfg, beam_cfg, name).run()
+    result = pipeline(stage, source, plan, stats, cfg, beam_cfg, name, warm).run()
     job_id, job_url = _console(result, beam_cfg)
     if job_id:
         log.info("Dataflow job %s: %s", job_id, job_url)
@@ -112,9 +113,9 @@ def write(stage: str, source: sources.Source, plan: batch.Plan, stats: Statistic
 
 
 def pipeline(stage: str, source: sources.Source, plan: batch.Plan, stats: Statistics, cfg: IngestConfig,
-             beam_cfg: BeamConfig, job_name: str) -> beam.Pipeline:
+             beam_cfg: BeamConfig, job_name: str, warm: Warm | None = None) -> beam.Pipeline:
     """The ingest pipeline, built and not yet run."""
-    p = beam.Pipeline(options=beam_options.of(beam_cfg, job_name))
+    p = beam_options.pipeline(beam_cfg, job_name, warm)
     work = units(source, beam_cfg.workers or os.cpu_count() or 1, cfg)
     ingested = (p | "Units" >> beam.Create(work)
                 | "Ingest" >> beam.ParDo(Ingest(stage, plan, cfg)).with_outputs(Ingest.ROWS, main="rejected"))

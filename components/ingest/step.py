@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from components.common import beam as beam_options, io
+from components.common.beam_workers import Warm
 from components.common.config import BeamConfig, IngestConfig
 from components.common.errors import TfpipeError
 from components.common.metadata import DataMetadata
@@ -31,6 +32,7 @@ from components.common.schema import Feature, Schema
 from components.ingest import batch, conform, local, report, sources, split
 from components.ingest.stats import Statistics
 
+BEAM_ENGINE = "components.ingest.beam_engine"  # imported by the Beam engine's workers before their first unit
 log = logging.getLogger("tfpipe.ingest")
 
 
@@ -65,17 +67,21 @@ def run(cfg: IngestConfig, out: str, beam: BeamConfig = beam_options.DEFAULT) ->
     if cfg.engine == "beam":
         beam.validate()
     start = time.perf_counter()
-    source = sources.resolve(cfg)
-    with contextlib.closing(sources.read(source, cfg)) as reader:
-        return _ingest(cfg, beam, source, reader, out, start)
+    # the local runner's workers import Beam and the engine while this process samples, plans and imports them
+    warm = beam_options.warm_workers(beam, (BEAM_ENGINE,)) if cfg.engine == "beam" else None
+    with warm or contextlib.nullcontext():
+        source = sources.resolve(cfg)
+        with contextlib.closing(sources.read(source, cfg)) as reader:
+            return _ingest(cfg, beam, source, reader, out, start, warm)
 
 
 def _ingest(cfg: IngestConfig, beam: BeamConfig, source: sources.Source, batches: Iterator[sources.RawBatch],
-            out: str, start: float) -> IngestResult:
+            out: str, start: float, warm: Warm | None) -> IngestResult:
     """Plans from the sample, writes on the configured engine, then checks and describes what was written."""
     sample, batches = _peek(batches, cfg.infer_rows)
     types = _column_types(sample, source, cfg)
-    start += _load_tensorflow()
+    if cfg.engine != "beam":  # the Beam engine encodes and writes without it (loaded only for gs:// paths)
+        start += _load_tensorflow()
     plan = batch.Plan(types, {n: t for n, t in types.items() if n not in _dropped(cfg, source)}, cfg.label,
                       cfg.key, cfg.split, cfg.max_text_bytes, cfg.list_delimiter)
     typed_sample = batch.typed(sources.RawBatch("", np.arange(1, sample.num_rows + 1), sample), plan).table
@@ -86,7 +92,7 @@ def _ingest(cfg: IngestConfig, beam: BeamConfig, source: sources.Source, batches
         if cfg.engine == "beam":
             from components.ingest import beam_engine  # Beam takes a second to import; the local engine never needs it
 
-            written = beam_engine.write(stage, source, plan, stats, cfg, beam, out)
+            written = beam_engine.write(stage, source, plan, stats, cfg, beam, out, warm)
         else:
             written = local.write(stage, batches, plan, stats, cfg, progress)
         stats, good, bad = written.stats, written.stats.rows, written.rejected
@@ -116,7 +122,7 @@ def _ingest(cfg: IngestConfig, beam: BeamConfig, source: sources.Source, batches
 
 
 def _load_tensorflow() -> float:
-    """Imports TensorFlow, which encoding and writing need, and returns the seconds that took.
+    """Imports TensorFlow, which the local engine's writer needs, and returns the seconds that took.
 
     Here rather than at import, so that a wrong source or column is reported
     in about a second instead of after TensorFlow has loaded; the seconds are
