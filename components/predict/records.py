@@ -10,9 +10,10 @@ would. A shard may be several GZIP members one after another (ingest's Beam
 engine writes a shard as its units' parts, one after another): each is read
 in turn.
 
-The bytes are inflated by Arrow's GZIP input stream: a fifth faster here than
-Python's `zlib` (300 MB from 1,000,000 records: 0.27 s against 0.33 s), and it
-lets go of the GIL while it reads and inflates, so scoring goes on meanwhile.
+The bytes are inflated by Intel's ISA-L (`isal.igzip`): 300 MB from
+1,000,000 records in 0.14 s here, against 0.27-0.37 s with Arrow's GZIP
+stream and 0.51 s with Python's `zlib`; it lets go of the GIL while it
+inflates, so framing and scoring go on meanwhile.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-import pyarrow as pa
+from isal import igzip, isal_zlib
 
 from components.common import io
 from components.common.errors import ExamplesError
@@ -58,11 +59,11 @@ def batches(path: str, size: int) -> Iterator[list[bytes]]:
 
 def _inflated(path: str) -> Iterator[bytes]:
     """The decompressed bytes of every GZIP member of the file, `PIECE` bytes at a time."""
-    with io.open_binary(path) as f, pa.input_stream(f, compression="gzip") as stream:
+    with io.open_binary(path) as f, igzip.IGzipFile(fileobj=f) as stream:
         while True:
             try:
                 piece = stream.read(PIECE)
-            except OSError as e:  # Arrow's words for a damaged, cut or other file ("Truncated compressed stream")
+            except (OSError, EOFError, isal_zlib.error) as e:  # a damaged, cut or other file
                 raise ExamplesError(f"{path}: not a whole GZIP TFRecord file ({e}); ingest again") from None
             if not piece:
                 return

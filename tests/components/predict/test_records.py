@@ -34,9 +34,10 @@ def test_a_shard_cut_short_or_not_gzip_is_named(tmp_path):
     whole = open(written(tmp_path / "whole", [b"x" * 5000] * 20), "rb").read()
     cut = tmp_path / "cut.tfrecord.gz"
     cut.write_bytes(whole[:len(whole) // 2])
-    with pytest.raises(ExamplesError, match=r"cut.tfrecord.gz: not a whole GZIP TFRecord file \(.*[Tt]runcated"):
+    with pytest.raises(ExamplesError, match=r"cut.tfrecord.gz: not a whole GZIP TFRecord file "
+                                            r"\(Compressed file ended before the end-of-stream"):
         list(records.batches(str(cut), 8))
     plain = tmp_path / "plain.tfrecord.gz"
     plain.write_bytes(b"not gzip at all")
-    with pytest.raises(ExamplesError, match=r"plain.tfrecord.gz: not a whole GZIP TFRecord file \(.*header"):
+    with pytest.raises(ExamplesError, match=r"plain.tfrecord.gz: not a whole GZIP TFRecord file \(Not a gzipped"):
         list(records.batches(str(plain), 8))
