@@ -70,7 +70,7 @@ def run(cfg: ExportConfig, model_dir: str, examples: str, home: str, evaluation:
     evaluated = Evaluation.read(evaluation) if evaluation else Evaluation()  # its model: the copy kept below
     version = registry.next_version()
     final = f"{home}/{version}"
-    with io.staged_dir(final) as stage:
+    with io.staged_dir(final, local=True) as stage:  # on gs://: written and checked here, then uploaded
         tf.saved_model.save(module, stage, signatures=signatures)
         set_method_names(stage)
         _write_warmup(stage, cfg, module, serialized[:cfg.warmup_examples])

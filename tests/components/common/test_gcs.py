@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from components.common import io
 from components.common.config import (
@@ -81,3 +82,32 @@ def test_training_writes_its_model_checkpoints_logs_and_history_to_gcs(gcs_env, 
     assert len(json.loads(gcs_env.read(f"{out}/history.json"))["loss"]) == 2
     assert json.loads(gcs_env.read(f"{out}/metrics.json"))["accuracy"] == metrics["accuracy"]
     assert load_model(out).count_params() > 0
+
+
+def test_a_folder_staged_here_is_uploaded_whole_its_top_files_last(gcs_env, bucket_name, tmp_path):
+    """`staged_dir(..., local=True)`: written on this machine, uploaded once it is whole (the deepest files
+    first, so `saved_model.pb` comes after its variables); a failure uploads nothing and leaves no stage."""
+    bucket = gcs_env.bucket(bucket_name)
+    final = f"gs://{bucket_name}/serving/m/1"
+    with io.staged_dir(final, local=True) as stage:
+        assert not io.is_remote(stage)
+        Path(stage, "variables").mkdir()
+        Path(stage, "variables", "variables.index").write_bytes(b"index")
+        Path(stage, "saved_model.pb").write_bytes(b"graph")
+    assert not Path(stage).exists()
+    blobs = {b.name.removeprefix("serving/m/1/"): b for b in bucket.list_blobs(prefix="serving/m/1/")
+             if not b.name.endswith("/")}  # TensorFlow's file system marks each folder with an empty object
+    assert set(blobs) == {"saved_model.pb", "variables/variables.index"}
+    assert blobs["saved_model.pb"].generation > blobs["variables/variables.index"].generation
+    staged = []
+
+    def failing_export() -> None:
+        with io.staged_dir(f"gs://{bucket_name}/serving/m/2", local=True) as stage:
+            staged.append(stage)
+            Path(stage, "saved_model.pb").write_bytes(b"graph")
+            raise RuntimeError("the export failed")
+
+    with pytest.raises(RuntimeError):
+        failing_export()
+    assert not Path(staged[0]).exists()
+    assert not list(bucket.list_blobs(prefix="serving/m/2"))
