@@ -58,18 +58,19 @@ BATCH = 64
 def make_images(folder: Path, count: int, size: int, seed: int = 0) -> Path:
     """PNG class folders of digits, upsampled to size x size, shifted and noised so no two are alike."""
     from PIL import Image
-    from sklearn.datasets import load_digits
 
-    digits = load_digits()
+    from components.data import digits
+
+    images, targets = digits()
     rng = np.random.default_rng(seed)
     for label in range(10):
         (folder / str(label)).mkdir(parents=True, exist_ok=True)
     for i in range(count):
-        j = i % len(digits.images)
-        small = Image.fromarray((digits.images[j] * (255 / 16)).astype(np.uint8))
+        j = i % len(images)
+        small = Image.fromarray((images[j] * (255 / 16)).astype(np.uint8))
         big = np.asarray(small.resize((size, size), Image.BILINEAR), dtype=np.float64)
         big = np.roll(big, rng.integers(-2, 3, size=2), axis=(0, 1)) + rng.normal(0, 12, big.shape)
-        Image.fromarray(big.clip(0, 255).astype(np.uint8)).save(folder / str(digits.target[j]) / f"{i:06d}.png")
+        Image.fromarray(big.clip(0, 255).astype(np.uint8)).save(folder / str(targets[j]) / f"{i:06d}.png")
     return folder
 
 

@@ -1,6 +1,6 @@
 """A process that does the steps' slow imports once and forks a ready process for each step (local runs only).
 
-Importing TensorFlow, Keras and scikit-learn takes a new process about 5 s on
+Importing TensorFlow and Keras takes a new process about 3 s on
 2 cores, and a local run starts six steps that each need them. `tfpipe run`
 starts one `Server` while it builds the pipeline: it imports the steps' modules
 and nothing more (no TensorFlow runtime, no threads of ours), then waits. Each

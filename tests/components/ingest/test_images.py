@@ -8,7 +8,7 @@ from PIL import Image
 
 from components.common.config import ImageOptions, IngestConfig
 from components.common.schema import Schema
-from components.data import write_digits
+from components.data import digits, write_digits
 from components.ingest import run
 from tests.conftest import read_examples
 
@@ -34,11 +34,14 @@ def test_digits_folder_round_trip(tmp_path):
     decoded = tf.io.decode_png(first["image"][0]).numpy()
     assert decoded.shape == (8, 8, 1)
     # Pixels are the files' pixels.
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # the file tfpipe ships is scikit-learn's copy
 
-    digits = load_digits()
+    images, targets = digits()
+    reference = load_digits()
+    assert (images == reference.images).all()
+    assert (targets == reference.target).all()
     label = int(first["label"][0])
-    candidates = np.round(digits.images[digits.target == label] * 255 / 16).astype(np.uint8)
+    candidates = np.round(images[targets == label] * 255 / 16).astype(np.uint8)
     assert any((c == decoded[..., 0]).all() for c in candidates)
 
 

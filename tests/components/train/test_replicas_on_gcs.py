@@ -15,7 +15,7 @@ from pipelines.targets.local import GOOGLE_FILES, google_environment
 from tests.components.common.test_gcs import copy_up
 
 IMAGE = os.environ.get("TFPIPE_IMAGE", "tfpipe-components:latest")
-EPOCHS = 4
+EPOCHS = 3
 
 pytestmark = pytest.mark.docker
 
