@@ -38,7 +38,7 @@ def arguments(cfg: BeamConfig, job_name: str) -> list[str]:
     direct = _direct(cfg)
     args = [f"--runner={IN_PROCESS if direct else cfg.runner}", f"--job_name={job_name_for(job_name)}"]
     if direct:
-        args += [f"--direct_num_workers={_workers(cfg)}", MULTI_PROCESSING]
+        args += [f"--direct_num_workers={workers(cfg)}", MULTI_PROCESSING]
     if cfg.runner == DATAFLOW:
         args += [f"--project={cfg.project}", f"--region={cfg.region}", f"--temp_location={cfg.temp_location}",
                  f"--staging_location={cfg.staging_location or cfg.temp_location}",
@@ -63,7 +63,7 @@ def warm_workers(cfg: BeamConfig, modules: tuple[str, ...]) -> Warm | None:
     or where `options` choose another running mode or environment."""
     if not _direct(cfg) or any(o.startswith(("--direct_running_mode", "--environment_")) for o in cfg.options):
         return None
-    return Warm(_workers(cfg), modules)
+    return Warm(workers(cfg), modules)
 
 
 def pipeline(cfg: BeamConfig, job_name: str, warm: Warm | None = None):
@@ -82,7 +82,8 @@ def _direct(cfg: BeamConfig) -> bool:
     return cfg.runner in ("DirectRunner", "direct")
 
 
-def _workers(cfg: BeamConfig) -> int:
+def workers(cfg: BeamConfig) -> int:
+    """`beam.workers`, or one per core of this machine where it is 0."""
     return cfg.workers or os.cpu_count() or 1
 
 

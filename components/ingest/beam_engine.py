@@ -116,7 +116,7 @@ def pipeline(stage: str, source: sources.Source, plan: batch.Plan, stats: Statis
              beam_cfg: BeamConfig, job_name: str, warm: Warm | None = None) -> beam.Pipeline:
     """The ingest pipeline, built and not yet run."""
     p = beam_options.pipeline(beam_cfg, job_name, warm)
-    work = units(source, beam_cfg.workers or os.cpu_count() or 1, cfg)
+    work = units(source, beam_options.workers(beam_cfg), cfg)
     ingested = (p | "Units" >> beam.Create(work)
                 | "Ingest" >> beam.ParDo(Ingest(stage, plan, cfg)).with_outputs(Ingest.ROWS, main="rejected"))
     rejected = ingested.rejected | "CountRejected" >> beam.CombineGlobally(sum)

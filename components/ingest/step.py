@@ -67,10 +67,10 @@ def run(cfg: IngestConfig, out: str, beam: BeamConfig = beam_options.DEFAULT) ->
     if cfg.engine == "beam":
         beam.validate()
     start = time.perf_counter()
+    source = sources.resolve(cfg)  # a source that is not there is named before any worker starts
     # the local runner's workers import Beam and the engine while this process samples, plans and imports them
     warm = beam_options.warm_workers(beam, (BEAM_ENGINE,)) if cfg.engine == "beam" else None
     with warm or contextlib.nullcontext():
-        source = sources.resolve(cfg)
         with contextlib.closing(sources.read(source, cfg)) as reader:
             return _ingest(cfg, beam, source, reader, out, start, warm)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -187,7 +186,7 @@ def _source(plan: inputs.Plan, ingest: IngestConfig, engine: str, beam: BeamConf
         return [units.Unit(0, source=source)], typing
     from components.ingest import beam_engine
 
-    parts = beam_engine.units(source, beam.workers or os.cpu_count() or 1, ingest)
+    parts = beam_engine.units(source, beam_options.workers(beam), ingest)
     return [units.Unit(p.index, part=p) for p in parts], typing
 
 
