@@ -25,7 +25,6 @@ from components.common.config import BeamConfig
 DATAFLOW = "DataflowRunner"
 DEFAULT = BeamConfig()  # the beam section's defaults: Beam's multi-process runner on this machine's cores
 IN_PROCESS = "apache_beam.runners.portability.fn_api_runner.fn_runner.FnApiRunner"
-MULTI_PROCESSING = "--direct_running_mode=multi_processing"
 
 
 def on_dataflow(engine: str, cfg: BeamConfig) -> bool:
@@ -33,12 +32,15 @@ def on_dataflow(engine: str, cfg: BeamConfig) -> bool:
     return engine == "beam" and cfg.runner == DATAFLOW
 
 
-def arguments(cfg: BeamConfig, job_name: str) -> list[str]:
-    """The Beam pipeline arguments for `cfg`, as a command line would give them."""
+def arguments(cfg: BeamConfig, job_name: str, own_workers: bool = True) -> list[str]:
+    """The Beam pipeline arguments for `cfg`, as a command line would give them; without `own_workers`, the local
+    runner is not told to start worker processes of its own (it is handed warm ones)."""
     direct = _direct(cfg)
     args = [f"--runner={IN_PROCESS if direct else cfg.runner}", f"--job_name={job_name_for(job_name)}"]
     if direct:
-        args += [f"--direct_num_workers={workers(cfg)}", MULTI_PROCESSING]
+        args.append(f"--direct_num_workers={workers(cfg)}")
+        if own_workers:
+            args.append("--direct_running_mode=multi_processing")
     if cfg.runner == DATAFLOW:
         args += [f"--project={cfg.project}", f"--region={cfg.region}", f"--temp_location={cfg.temp_location}",
                  f"--staging_location={cfg.staging_location or cfg.temp_location}",
@@ -51,11 +53,11 @@ def arguments(cfg: BeamConfig, job_name: str) -> list[str]:
     return args + list(cfg.options)
 
 
-def of(cfg: BeamConfig, job_name: str):
+def of(cfg: BeamConfig, job_name: str, own_workers: bool = True):
     """`PipelineOptions` for `cfg` (apache_beam imported here: it takes a second and most steps never need it)."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    return PipelineOptions(arguments(cfg, job_name))
+    return PipelineOptions(arguments(cfg, job_name, own_workers))
 
 
 def warm_workers(cfg: BeamConfig, modules: tuple[str, ...]) -> Warm | None:
@@ -70,12 +72,7 @@ def pipeline(cfg: BeamConfig, job_name: str, warm: Warm | None = None):
     """A `beam.Pipeline` for `cfg`, on `warm`'s workers when given (their runner then starts no others)."""
     import apache_beam as beam
 
-    if warm is None:
-        return beam.Pipeline(options=of(cfg, job_name))
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    args = [a for a in arguments(cfg, job_name) if a != MULTI_PROCESSING]  # that mode would start its own
-    return beam.Pipeline(runner=warm.runner(), options=PipelineOptions(args))
+    return beam.Pipeline(runner=warm.runner() if warm else None, options=of(cfg, job_name, own_workers=warm is None))
 
 
 def _direct(cfg: BeamConfig) -> bool:
