@@ -16,12 +16,12 @@ that each load the model. What bounds it is grpc.aio's own work per call on
 the loop's thread: it starts the core's batches of operations holding the
 interpreter lock, so the answer's `sendmsg` and the wakeup of the core's
 poller are paid there, and a handler that answers nothing already costs
-about 0.14 ms of CPU per call (REST: a whole predict about 0.2 ms): 0.088 ms
-on the loop's thread and 0.06 ms on the core's poller and event engine
-threads, at 6,000-7,000 calls/s from h2load at 32 and 128 connections.
-grpclib (gRPC on asyncio with the pure-Python `h2`), the other maintained
-server, measured slower with the same empty handler: 0.19-0.24 ms on the
-loop's thread, 3,600-4,500 calls/s.
+about 0.14 ms of CPU per call (REST: a whole predict about 0.2 ms): 0.083-0.096
+ms on the loop's thread and 0.05-0.08 ms on the core's poller and event
+engine threads, at 5,900-7,200 calls/s from h2load at 32 and 128
+connections. grpclib (gRPC on asyncio with the pure-Python `h2`), the other
+maintained server, measured slower with the same empty handler: 0.19-0.25 ms
+on the loop's thread, 3,500-4,500 calls/s.
 """
 
 from __future__ import annotations
